@@ -30,6 +30,13 @@ export interface ListOptions {
   limit?: number
 }
 
+/** Finished jobs since the store was created; eviction does not lower them. */
+export interface JobCounters {
+  served: number
+  succeeded: number
+  failed: number
+}
+
 export interface JobStore extends Startable {
   /** Writes a pending or running job (kept apart from completed ones). */
   putActive(job: JobRecord): Promise<void>
@@ -42,4 +49,6 @@ export interface JobStore extends Startable {
   list(opts?: ListOptions): Promise<JobRecord[]>
   /** Number of completed jobs held. */
   completedCount(): Promise<number>
+  /** Counters kept by complete() in the same write, so they survive restarts and eviction. */
+  counters(): Promise<JobCounters>
 }

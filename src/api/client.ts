@@ -1,0 +1,102 @@
+import * as grpc from '@grpc/grpc-js'
+import { CONTROL_SERVICE, NODE_SERVICE, serviceConstructor } from './proto.ts'
+import type {
+  WireJob, WireJobEvent, WireJobState, WireJobSummary, WireNodeEvent, WireNodeInfo, WireNodeStatus,
+  WireContainerInfo, WireSubmitJobResponse
+} from './wire.ts'
+
+/** Client-side default: long enough for a cold model run, short enough that nothing waits forever. */
+const DEFAULT_CALL_TIMEOUT_MS = 30_000
+
+export interface CallOptions { timeoutMs?: number, signal?: AbortSignal }
+
+export interface NodeClient {
+  getInfo(opts?: CallOptions): Promise<WireNodeInfo>
+  submitJob(req: { containerId: string, input: Uint8Array, deadlineMs?: number, jobId?: string }, opts?: CallOptions): Promise<WireSubmitJobResponse>
+  getJob(jobId: string, opts?: CallOptions): Promise<WireJob>
+  listJobs(req?: { state?: WireJobState, limit?: number }, opts?: CallOptions): Promise<WireJobSummary[]>
+  /** Yields each state change; the last event carries the finished job. */
+  watchJob(jobId: string, opts?: CallOptions): AsyncIterable<WireJobEvent>
+  /** Resolves once the channel is connected, or rejects with the reason after timeoutMs. */
+  waitReady(timeoutMs: number): Promise<void>
+  close(): void
+}
+
+export interface ControlClient {
+  getStatus(opts?: CallOptions): Promise<WireNodeStatus>
+  listContainers(opts?: CallOptions): Promise<WireContainerInfo[]>
+  streamEvents(opts?: CallOptions): AsyncIterable<WireNodeEvent>
+  waitReady(timeoutMs: number): Promise<void>
+  close(): void
+}
+
+function channelOptions (maxMessageBytes?: number): grpc.ClientOptions {
+  const size = maxMessageBytes ?? 64 * 1024 * 1024
+  return { 'grpc.max_receive_message_length': size, 'grpc.max_send_message_length': size }
+}
+
+function deadline (opts?: CallOptions): Date {
+  return new Date(Date.now() + (opts?.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS))
+}
+
+function call<Res> (client: grpc.Client, method: string, req: unknown, opts?: CallOptions): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const c = (client as any)[method](req, { deadline: deadline(opts) }, (err: grpc.ServiceError | null, res: Res) => {
+      if (err !== null) reject(err)
+      else resolve(res)
+    }) as grpc.ClientUnaryCall
+    opts?.signal?.addEventListener('abort', () => c.cancel(), { once: true })
+  })
+}
+
+async function * stream<T> (client: grpc.Client, method: string, req: unknown, opts?: CallOptions): AsyncIterable<T> {
+  const callOpts: grpc.CallOptions = opts?.timeoutMs !== undefined ? { deadline: deadline(opts) } : {}
+  const s = (client as any)[method](req, callOpts) as grpc.ClientReadableStream<T>
+  const onAbort = (): void => s.cancel()
+  opts?.signal?.addEventListener('abort', onAbort, { once: true })
+  try {
+    for await (const item of s) yield item as T
+  } finally {
+    opts?.signal?.removeEventListener('abort', onAbort)
+    s.cancel()
+  }
+}
+
+function waitReady (client: grpc.Client, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    client.waitForReady(Date.now() + timeoutMs, (err) => err != null ? reject(err) : resolve())
+  })
+}
+
+/** A client of the public inframind.v1.Node service at host:port. */
+export function connectNode (address: string, opts: { maxMessageBytes?: number } = {}): NodeClient {
+  const Ctor = serviceConstructor(NODE_SERVICE)
+  const client = new Ctor(address, grpc.credentials.createInsecure(), channelOptions(opts.maxMessageBytes))
+  return {
+    getInfo: async (o) => await call(client, 'GetInfo', {}, o),
+    submitJob: async (req, o) => await call(client, 'SubmitJob', {
+      containerId: req.containerId,
+      input: Buffer.from(req.input),
+      deadlineMs: req.deadlineMs ?? 0,
+      jobId: req.jobId ?? ''
+    }, o),
+    getJob: async (jobId, o) => await call(client, 'GetJob', { jobId }, o),
+    listJobs: async (req, o) => (await call<{ jobs: WireJobSummary[] }>(client, 'ListJobs', { state: req?.state ?? 'JOB_STATE_UNSPECIFIED', limit: req?.limit ?? 0 }, o)).jobs,
+    watchJob: (jobId, o) => stream<WireJobEvent>(client, 'WatchJob', { jobId }, o),
+    waitReady: async (t) => await waitReady(client, t),
+    close: () => client.close()
+  }
+}
+
+/** A client of the local inframind.v1.Control service (host:port or unix:/path). */
+export function connectControl (address: string, opts: { maxMessageBytes?: number } = {}): ControlClient {
+  const Ctor = serviceConstructor(CONTROL_SERVICE)
+  const client = new Ctor(address, grpc.credentials.createInsecure(), channelOptions(opts.maxMessageBytes))
+  return {
+    getStatus: async (o) => await call(client, 'GetStatus', {}, o),
+    listContainers: async (o) => (await call<{ containers: WireContainerInfo[] }>(client, 'ListContainers', {}, o)).containers,
+    streamEvents: (o) => stream<WireNodeEvent>(client, 'StreamEvents', {}, o),
+    waitReady: async (t) => await waitReady(client, t),
+    close: () => client.close()
+  }
+}

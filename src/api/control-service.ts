@@ -1,0 +1,65 @@
+import type * as grpc from '@grpc/grpc-js'
+import type { ApiComponents } from './types.ts'
+import type { WireNodeEvent, WireNodeStatus } from './wire.ts'
+import { containerToWire, stateToWire } from './convert.ts'
+import { containerInfos } from './containers.ts'
+import { toServiceError } from './errors.ts'
+
+/** Local-only service: status, containers and the live event stream. Bound to loopback or a unix socket. */
+export function controlServiceHandlers (c: ApiComponents): grpc.UntypedServiceImplementation {
+  return {
+    GetStatus: (_call: grpc.ServerUnaryCall<unknown, WireNodeStatus>, callback: grpc.sendUnaryData<WireNodeStatus>) => {
+      status(c).then((res) => callback(null, res), (err: unknown) => {
+        c.logger.error({ err }, 'GetStatus failed')
+        callback(toServiceError(err) as grpc.ServiceError, null)
+      })
+    },
+
+    ListContainers: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      containerInfos(c).then((list) => {
+        callback(null, { containers: list.map(([cfg, present]) => containerToWire(cfg, present)) })
+      }, (err: unknown) => callback(toServiceError(err) as grpc.ServiceError, null))
+    },
+
+    StreamEvents: (call: grpc.ServerWritableStream<unknown, WireNodeEvent>) => {
+      // Job events carry ids and states only: never inputs, outputs or origins.
+      const unsubscribe = c.orchestrator.onEvent((event) => {
+        call.write({
+          atMs: event.atMs,
+          kind: 'job',
+          jobId: event.jobId,
+          state: stateToWire(event.state),
+          containerId: event.containerId,
+          detail: event.detail
+        })
+      })
+      const end = (): void => unsubscribe()
+      call.on('cancelled', end)
+      call.on('close', end)
+      call.on('error', end)
+    }
+  }
+}
+
+async function status (c: ApiComponents): Promise<WireNodeStatus> {
+  const stats = c.orchestrator.stats()
+  const sys = c.telemetry.sample()
+  return {
+    nodeId: c.identity.nodeId,
+    version: c.version,
+    jobsServed: stats.served,
+    avgLatencyMs: stats.avgLatencyMs,
+    uptimeMs: Date.now() - c.startedAtMs,
+    succeeded: stats.succeeded,
+    failed: stats.failed,
+    activeJobs: stats.active,
+    queuedJobs: stats.queued,
+    cpuPercent: sys.cpuPercent,
+    rssBytes: sys.rssBytes,
+    memoryTotalBytes: sys.memoryTotalBytes,
+    memoryUsedBytes: sys.memoryUsedBytes,
+    containers: (await containerInfos(c)).map(([cfg, present]) => containerToWire(cfg, present)),
+    roles: c.config.node.roles,
+    metricsUrl: c.telemetry.metricsUrl()
+  }
+}

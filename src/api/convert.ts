@@ -1,0 +1,87 @@
+import type { ContainerConfig } from '../config/types.ts'
+import type { SignedEnvelope } from '../envelope/types.ts'
+import type { JobRecord } from '../store/types.ts'
+import type { JobState } from '../types.ts'
+import type { WireContainerInfo, WireEnvelope, WireJob, WireJobState, WireJobSummary } from './wire.ts'
+
+const TO_WIRE: Record<JobState, WireJobState> = {
+  pending: 'JOB_STATE_PENDING',
+  running: 'JOB_STATE_RUNNING',
+  success: 'JOB_STATE_SUCCESS',
+  failed: 'JOB_STATE_FAILED'
+}
+
+export function stateToWire (state: JobState): WireJobState {
+  return TO_WIRE[state]
+}
+
+export function stateFromWire (state: string): JobState | undefined {
+  for (const [k, v] of Object.entries(TO_WIRE)) if (v === state) return k as JobState
+  return undefined
+}
+
+export function envelopeToWire (env: SignedEnvelope): WireEnvelope {
+  return {
+    payloadType: env.payloadType,
+    payload: Buffer.from(env.payload),
+    publicKey: Buffer.from(env.publicKey),
+    signature: Buffer.from(env.signature)
+  }
+}
+
+export function envelopeFromWire (env: WireEnvelope): SignedEnvelope {
+  return {
+    payloadType: env.payloadType,
+    payload: new Uint8Array(env.payload),
+    publicKey: new Uint8Array(env.publicKey),
+    signature: new Uint8Array(env.signature)
+  }
+}
+
+export function jobToWire (job: JobRecord): WireJob {
+  return {
+    jobId: job.id,
+    containerId: job.containerId,
+    state: stateToWire(job.state),
+    output: Buffer.from(job.output ?? new Uint8Array()),
+    error: job.error ?? '',
+    exitCode: job.exitCode ?? 0,
+    receipt: job.receipt !== undefined ? envelopeToWire(job.receipt) : null,
+    history: job.history.map((h) => ({ state: stateToWire(h.state), atMs: h.atMs, detail: h.detail })),
+    createdAtMs: job.createdAtMs,
+    startedAtMs: job.startedAtMs ?? 0,
+    finishedAtMs: job.finishedAtMs ?? 0,
+    latencyMs: job.latencyMs ?? 0,
+    inputBytes: job.input.byteLength,
+    deadlineAtMs: job.deadlineAtMs,
+    errorCode: job.errorCode ?? ''
+  }
+}
+
+export function jobSummaryToWire (job: JobRecord): WireJobSummary {
+  return {
+    jobId: job.id,
+    containerId: job.containerId,
+    state: stateToWire(job.state),
+    createdAtMs: job.createdAtMs,
+    finishedAtMs: job.finishedAtMs ?? 0,
+    latencyMs: job.latencyMs ?? 0,
+    error: job.error ?? ''
+  }
+}
+
+export function containerToWire (c: ContainerConfig, imagePresent: boolean): WireContainerInfo {
+  return {
+    id: c.id,
+    image: c.image,
+    digest: c.digest,
+    inputSchema: c.inputSchema,
+    outputSchema: c.outputSchema,
+    resources: { cpus: c.resources.cpus, memoryBytes: c.resources.memoryBytes, pids: c.resources.pids, gpu: c.resources.gpu },
+    timeoutMs: c.timeoutMs,
+    maxOutputBytes: c.maxOutputBytes,
+    network: c.network,
+    imagePresent,
+    description: c.description
+  }
+}

@@ -1,0 +1,6 @@
+export { apiServer, ListenError, type ApiServer } from './server.ts'
+export type { ApiComponents } from './types.ts'
+export { InvalidRequestError, JobNotFoundError, toServiceError } from './errors.ts'
+export { connectNode, connectControl, type NodeClient, type ControlClient } from './client.ts'
+export * from './convert.ts'
+export type * from './wire.ts'

@@ -1,0 +1,129 @@
+import * as grpc from '@grpc/grpc-js'
+import type { Logger } from '../telemetry/logger.ts'
+import type { ApiComponents } from './types.ts'
+import type { WireJobEvent, WireNodeInfo, WireSubmitJobRequest } from './wire.ts'
+import { containerToWire, jobSummaryToWire, jobToWire, stateFromWire, stateToWire } from './convert.ts'
+import { InvalidRequestError, JobNotFoundError, toServiceError } from './errors.ts'
+import { containerInfos } from './containers.ts'
+
+const MAX_LIST = 1000
+const DEFAULT_LIST = 100
+
+type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>
+
+/** Runs a unary handler body and turns any thrown error into the mapped status. */
+function unary<Req, Res> (logger: Logger, method: string, body: (req: Req) => Promise<Res>): Unary<Req, Res> {
+  return (call, callback) => {
+    body(call.request).then((res) => callback(null, res), (err: unknown) => {
+      const status = toServiceError(err)
+      if (status.code === grpc.status.INTERNAL) logger.error({ err, method }, 'request failed')
+      else logger.debug({ method, code: status.code, details: status.details }, 'request refused')
+      callback(status as grpc.ServiceError, null)
+    })
+  }
+}
+
+function requireJobId (jobId: unknown): string {
+  if (typeof jobId !== 'string' || jobId === '') throw new InvalidRequestError('job_id is required')
+  return jobId
+}
+
+export function nodeServiceHandlers (c: ApiComponents): grpc.UntypedServiceImplementation {
+  const logger = c.logger
+  return {
+    GetInfo: unary(logger, 'GetInfo', async (): Promise<WireNodeInfo> => ({
+      nodeId: c.identity.nodeId,
+      version: c.version,
+      roles: c.config.node.roles,
+      containers: (await containerInfos(c)).map(([cfg, present]) => containerToWire(cfg, present)),
+      hardware: c.hardware,
+      uptimeMs: Date.now() - c.startedAtMs
+    })),
+
+    SubmitJob: unary(logger, 'SubmitJob', async (req: WireSubmitJobRequest) => {
+      if (req.containerId === '') {
+        throw new InvalidRequestError(`container_id is required; this node serves: ${c.config.containers.map((x) => x.id).join(', ')}`)
+      }
+      try {
+        const { job, duplicate } = await c.orchestrator.submit({
+          containerId: req.containerId,
+          input: new Uint8Array(req.input.buffer, req.input.byteOffset, req.input.byteLength),
+          deadlineMs: req.deadlineMs,
+          jobId: req.jobId === '' ? undefined : req.jobId
+        })
+        return { jobId: job.id, state: stateToWire(job.state), duplicate }
+      } catch (err) {
+        c.telemetry.metrics.rejected.inc({ reason: (err as { code?: string }).code ?? 'INTERNAL' })
+        throw err
+      }
+    }),
+
+    GetJob: unary(logger, 'GetJob', async (req: { jobId: string }) => {
+      const id = requireJobId(req.jobId)
+      const job = await c.orchestrator.get(id)
+      if (job === undefined) throw new JobNotFoundError(id)
+      return jobToWire(job)
+    }),
+
+    ListJobs: unary(logger, 'ListJobs', async (req: { state: string, limit: number }) => {
+      const state = req.state === 'JOB_STATE_UNSPECIFIED' ? undefined : stateFromWire(req.state)
+      if (req.state !== 'JOB_STATE_UNSPECIFIED' && state === undefined) throw new InvalidRequestError(`unknown state ${String(req.state)}`)
+      if (req.limit > MAX_LIST) throw new InvalidRequestError(`limit is at most ${MAX_LIST}, got ${req.limit}`)
+      const jobs = await c.orchestrator.list({ state, limit: req.limit === 0 ? DEFAULT_LIST : req.limit })
+      return { jobs: jobs.map(jobSummaryToWire) }
+    }),
+
+    WatchJob: (call: grpc.ServerWritableStream<{ jobId: string }, WireJobEvent>) => {
+      watchJob(c, call).catch((err: unknown) => {
+        const status = toServiceError(err)
+        if (status.code === grpc.status.INTERNAL) logger.error({ err }, 'WatchJob failed')
+        call.emit('error', status)
+      })
+    }
+  }
+}
+
+async function watchJob (c: ApiComponents, call: grpc.ServerWritableStream<{ jobId: string }, WireJobEvent>): Promise<void> {
+  const id = requireJobId(call.request.jobId)
+  let done = false
+  let lastState = ''
+  // Subscribe before reading the job so no state change falls between the read and the subscription.
+  const finish = async (): Promise<void> => {
+    if (done) return
+    done = true
+    unsubscribe()
+    const job = await c.orchestrator.get(id)
+    if (job === undefined) throw new JobNotFoundError(id)
+    const last = job.history[job.history.length - 1]
+    call.write({ jobId: id, state: stateToWire(job.state), atMs: last?.atMs ?? Date.now(), detail: last?.detail ?? '', job: jobToWire(job) })
+    call.end()
+  }
+  const unsubscribe = c.orchestrator.onEvent((event) => {
+    if (event.jobId !== id || done) return
+    if (event.state === 'success' || event.state === 'failed') {
+      finish().catch((err: unknown) => call.emit('error', toServiceError(err)))
+      return
+    }
+    if (event.state === lastState) return
+    lastState = event.state
+    call.write({ jobId: id, state: stateToWire(event.state), atMs: event.atMs, detail: event.detail, job: null })
+  })
+  call.on('cancelled', () => { done = true; unsubscribe() })
+  const job = await c.orchestrator.get(id)
+  if (job === undefined) {
+    done = true
+    unsubscribe()
+    throw new JobNotFoundError(id)
+  }
+  if (job.state === 'success' || job.state === 'failed') {
+    await finish()
+    return
+  }
+  if (!done && lastState === '') {
+    // Replay what already happened so a late watcher still sees the whole history.
+    for (const h of job.history) {
+      call.write({ jobId: id, state: stateToWire(h.state), atMs: h.atMs, detail: h.detail, job: null })
+      lastState = h.state
+    }
+  }
+}

@@ -1,0 +1,229 @@
+import { readFile, writeFile } from 'node:fs/promises'
+import * as grpc from '@grpc/grpc-js'
+import { connectControl, connectNode } from '../api/client.ts'
+import { envelopeFromWire } from '../api/convert.ts'
+import type { WireJob } from '../api/wire.ts'
+import { envelopeToJson } from '../envelope/index.ts'
+import { parseArgs, str, UsageError, type ParsedArgs } from './args.ts'
+import { resolveEndpoints, type Endpoints } from './endpoints.ts'
+import { formatBytes, formatDuration, printable, shortDigest, spinner, stateName, table } from './format.ts'
+
+export interface CliIo {
+  out: (s: string) => void
+  err: (s: string) => void
+  env: NodeJS.ProcessEnv
+  stdin: () => Promise<Uint8Array>
+  stderr: NodeJS.WriteStream
+}
+
+const COMMON = ['addr', 'control', 'config', 'timeout']
+
+function endpoints (args: ParsedArgs, io: CliIo): Endpoints {
+  return resolveEndpoints({ addr: str(args, 'addr'), control: str(args, 'control'), config: str(args, 'config') }, io.env)
+}
+
+function timeoutMs (args: ParsedArgs): number {
+  const t = str(args, 'timeout')
+  if (t === undefined) return 10_000
+  const n = Number(t)
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--timeout must be a positive number of milliseconds, got "${t}"`)
+  return n
+}
+
+/** The JSON form of a job: what `--json` prints and what `infra verify` accepts. */
+export function jobToJson (job: WireJob): Record<string, unknown> {
+  const text = printable(job.output)
+  return {
+    job_id: job.jobId,
+    container_id: job.containerId,
+    state: stateName(job.state),
+    ...(text !== undefined ? { output: text } : {}),
+    output_base64: Buffer.from(job.output).toString('base64'),
+    error: job.error,
+    error_code: job.errorCode,
+    exit_code: job.exitCode,
+    latency_ms: job.latencyMs,
+    created_at: iso(job.createdAtMs),
+    started_at: iso(job.startedAtMs),
+    finished_at: iso(job.finishedAtMs),
+    history: job.history.map((h) => ({ state: stateName(h.state), at: iso(h.atMs), detail: h.detail })),
+    receipt: job.receipt !== null ? envelopeToJson(envelopeFromWire(job.receipt)) : null
+  }
+}
+
+function iso (ms: number): string | null {
+  return ms > 0 ? new Date(ms).toISOString() : null
+}
+
+export async function runStatus (argv: string[], io: CliIo): Promise<number> {
+  const args = parseArgs(argv, COMMON, ['json'])
+  const ep = endpoints(args, io)
+  const client = connectControl(ep.control)
+  try {
+    const s = await client.getStatus({ timeoutMs: timeoutMs(args) })
+    if (args.flags.has('json')) {
+      io.out(JSON.stringify(s, null, 2) + '\n')
+      return 0
+    }
+    const rows: Array<[string, string]> = [
+      ['Node ID', s.nodeId],
+      ['Version', s.version],
+      ['Roles', s.roles.join(', ')],
+      ['Uptime', formatDuration(s.uptimeMs)],
+      ['Jobs Served', `${s.jobsServed} (${s.succeeded} succeeded, ${s.failed} failed)`],
+      ['Avg Latency', s.jobsServed > 0 ? `${s.avgLatencyMs.toFixed(1)} ms (last 50 jobs)` : '-'],
+      ['Active Jobs', `${s.activeJobs} running, ${s.queuedJobs} queued`],
+      ['CPU', `${s.cpuPercent.toFixed(1)} % of one core (node process)`],
+      ['RAM', `${formatBytes(s.rssBytes)} node RSS; host ${formatBytes(s.memoryUsedBytes)} used of ${formatBytes(s.memoryTotalBytes)}`],
+      ['Metrics', s.metricsUrl === '' ? 'disabled' : s.metricsUrl]
+    ]
+    io.out(rows.map(([k, v]) => `${k.padEnd(12)} ${v}`).join('\n') + '\n\nContainers\n')
+    io.out(table(['ID', 'IMAGE', 'DIGEST', 'SCHEMA', 'IMAGE READY'], s.containers.map((c) => [
+      c.id, c.image, shortDigest(c.digest), `${c.inputSchema} -> ${c.outputSchema}`, c.imagePresent ? 'yes' : 'NO (run npm run setup)'
+    ])))
+    return 0
+  } catch (err) {
+    return reportRpcError(err, ep.control, io)
+  } finally {
+    client.close()
+  }
+}
+
+async function readInput (args: ParsedArgs, io: CliIo): Promise<Uint8Array> {
+  const text = str(args, 'input')
+  const file = str(args, 'input-file')
+  if ((text === undefined) === (file === undefined)) throw new UsageError('give exactly one of --input TEXT or --input-file FILE (- for stdin)')
+  if (text !== undefined) return new TextEncoder().encode(text)
+  if (file === '-') return await io.stdin()
+  return new Uint8Array(await readFile(file as string))
+}
+
+export async function runSubmit (argv: string[], io: CliIo): Promise<number> {
+  const args = parseArgs(argv, [...COMMON, 'container', 'input', 'input-file', 'deadline', 'job-id', 'output-file'], ['wait', 'json'])
+  const containerId = str(args, 'container')
+  if (containerId === undefined) throw new UsageError('--container ID is required (list them with `infra status`)')
+  const input = await readInput(args, io)
+  const deadline = str(args, 'deadline')
+  const deadlineMs = deadline === undefined ? 0 : Number(deadline)
+  if (!Number.isInteger(deadlineMs) || deadlineMs < 0) throw new UsageError(`--deadline must be milliseconds, got "${deadline}"`)
+  const ep = endpoints(args, io)
+  const client = connectNode(ep.public, { maxMessageBytes: ep.maxMessageBytes })
+  try {
+    const res = await client.submitJob({ containerId, input, deadlineMs, jobId: str(args, 'job-id') }, { timeoutMs: timeoutMs(args) })
+    if (!args.flags.has('wait')) {
+      io.out(args.flags.has('json') ? JSON.stringify({ job_id: res.jobId, state: stateName(res.state), duplicate: res.duplicate }) + '\n' : `${res.jobId}\n`)
+      return 0
+    }
+    const spin = spinner(io.stderr, `job ${res.jobId}: ${stateName(res.state)}`)
+    let job: WireJob | null = null
+    try {
+      for await (const event of client.watchJob(res.jobId)) {
+        spin.update(`job ${res.jobId}: ${stateName(event.state)}${event.detail !== '' ? ` (${event.detail})` : ''}`)
+        if (event.job !== null) job = event.job
+      }
+    } finally {
+      spin.stop(job !== null ? `job ${job.jobId}: ${stateName(job.state)} in ${job.latencyMs} ms` : undefined)
+    }
+    if (job === null) job = await client.getJob(res.jobId)
+    return await printJob(job, args, io)
+  } catch (err) {
+    return reportRpcError(err, ep.public, io)
+  } finally {
+    client.close()
+  }
+}
+
+async function printJob (job: WireJob, args: ParsedArgs, io: CliIo): Promise<number> {
+  const outFile = str(args, 'output-file')
+  if (outFile !== undefined) await writeFile(outFile, job.output)
+  const failed = stateName(job.state) === 'failed'
+  if (args.flags.has('json')) {
+    io.out(JSON.stringify(jobToJson(job), null, 2) + '\n')
+    return failed ? 1 : 0
+  }
+  if (failed) {
+    io.err(`job ${job.jobId} failed [${job.errorCode}]: ${job.error}\n`)
+    return 1
+  }
+  const text = printable(job.output)
+  if (outFile === undefined) io.out(text !== undefined ? (text.endsWith('\n') ? text : text + '\n') : `(${job.output.byteLength} bytes of binary output; use --output-file FILE or --json)\n`)
+  return 0
+}
+
+export async function runJob (argv: string[], io: CliIo): Promise<number> {
+  const args = parseArgs(argv, [...COMMON, 'output-file'], ['json', 'receipt'])
+  const id = args.positionals[0]
+  if (id === undefined) throw new UsageError('usage: infra job ID [--json | --receipt] [--output-file FILE]')
+  const ep = endpoints(args, io)
+  const client = connectNode(ep.public, { maxMessageBytes: ep.maxMessageBytes })
+  try {
+    const job = await client.getJob(id, { timeoutMs: timeoutMs(args) })
+    if (args.flags.has('receipt')) {
+      if (job.receipt === null) { io.err(`job ${id} has no receipt yet (state: ${stateName(job.state)})\n`); return 1 }
+      io.out(JSON.stringify(envelopeToJson(envelopeFromWire(job.receipt)), null, 2) + '\n')
+      return 0
+    }
+    if (args.flags.has('json')) return await printJob(job, args, io)
+    const rows: Array<[string, string]> = [
+      ['Job', job.jobId],
+      ['Container', job.containerId],
+      ['State', stateName(job.state) + (job.errorCode !== '' ? ` [${job.errorCode}]` : '')],
+      ['Latency', job.finishedAtMs > 0 ? `${job.latencyMs} ms` : '-'],
+      ['Input', formatBytes(job.inputBytes)],
+      ['Output', formatBytes(job.output.byteLength)],
+      ['Receipt', job.receipt !== null ? 'signed (infra job ID --receipt > r.json; infra verify r.json)' : 'none yet']
+    ]
+    if (job.error !== '') rows.push(['Error', job.error])
+    io.out(rows.map(([k, v]) => `${k.padEnd(10)} ${v}`).join('\n') + '\n')
+    io.out('History\n' + job.history.map((h) => `  ${new Date(h.atMs).toISOString()}  ${stateName(h.state).padEnd(8)} ${h.detail}`).join('\n') + '\n')
+    const text = printable(job.output)
+    if (job.output.byteLength > 0) io.out('Output\n' + (text ?? `(${job.output.byteLength} bytes of binary output)`) + '\n')
+    return 0
+  } catch (err) {
+    return reportRpcError(err, ep.public, io)
+  } finally {
+    client.close()
+  }
+}
+
+export async function runJobs (argv: string[], io: CliIo): Promise<number> {
+  const args = parseArgs(argv, [...COMMON, 'state', 'limit'], ['json'])
+  const state = str(args, 'state')
+  const states = ['pending', 'running', 'success', 'failed']
+  if (state !== undefined && !states.includes(state)) throw new UsageError(`--state must be one of ${states.join(', ')}`)
+  const ep = endpoints(args, io)
+  const client = connectNode(ep.public)
+  try {
+    const jobs = await client.listJobs({
+      state: state === undefined ? undefined : `JOB_STATE_${state.toUpperCase()}` as never,
+      limit: Number(str(args, 'limit') ?? 50)
+    }, { timeoutMs: timeoutMs(args) })
+    if (args.flags.has('json')) { io.out(JSON.stringify(jobs, null, 2) + '\n'); return 0 }
+    if (jobs.length === 0) { io.out('no jobs\n'); return 0 }
+    io.out(table(['JOB', 'CONTAINER', 'STATE', 'LATENCY', 'CREATED', 'ERROR'], jobs.map((j) => [
+      j.jobId, j.containerId, stateName(j.state), j.finishedAtMs > 0 ? `${j.latencyMs} ms` : '-',
+      new Date(j.createdAtMs).toISOString(), j.error.length > 60 ? j.error.slice(0, 57) + '...' : j.error
+    ])))
+    return 0
+  } catch (err) {
+    return reportRpcError(err, ep.public, io)
+  } finally {
+    client.close()
+  }
+}
+
+/** One place that turns an RPC failure into what the user should do. */
+export function reportRpcError (err: unknown, address: string, io: CliIo): number {
+  if (err instanceof UsageError) throw err
+  const e = err as Partial<grpc.ServiceError>
+  if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED && /waiting for|connect/i.test(e.details ?? '')) {
+    io.err(`inframind node not reachable at ${address}: is it running? Start it with \`infra start\` (or \`npm start\`), or point the CLI at it with --addr/--control.\n`)
+    return 1
+  }
+  if (typeof e.code === 'number') {
+    io.err(`error: ${e.details ?? e.message} (${grpc.status[e.code]})\n`)
+    return 1
+  }
+  io.err(`error: ${(err as Error).message ?? String(err)}\n`)
+  return 1
+}

@@ -1,0 +1,80 @@
+/** `infra`: the operator's command line. The only place that writes to the console for users. */
+import { pathToFileURL } from 'node:url'
+import { UsageError } from './args.ts'
+import { runJob, runJobs, runStatus, runSubmit, type CliIo } from './client-commands.ts'
+import { runInit } from './init.ts'
+import { runVerify } from './verify.ts'
+
+const USAGE = `usage: infra <command> [options]
+
+commands:
+  init --keygen [--force] [--key FILE] [--config FILE]   create this node's ed25519 identity
+  start [--config FILE]                                  run the node (Ctrl-C stops it)
+  status [--json]                                        node id, jobs, latency, uptime, resources, containers
+  submit --container ID (--input TEXT | --input-file F|-) [--wait] [--json] [--deadline MS] [--job-id ID] [--output-file F]
+  job ID [--json | --receipt] [--output-file F]          one job: state, history, output, receipt
+  jobs [--state S] [--limit N] [--json]                  recent jobs, newest first
+  verify <file|-> [--output FILE] [--json]               check a receipt offline (exit 0 valid, 1 invalid)
+
+client options: --addr HOST:PORT (public gRPC, default from config.yaml or 127.0.0.1:9000),
+                --control HOST:PORT|unix:PATH (default from config.yaml or 127.0.0.1:9001),
+                --config FILE, --timeout MS
+`
+
+async function readStdin (): Promise<Uint8Array> {
+  const chunks: Buffer[] = []
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+  return new Uint8Array(Buffer.concat(chunks))
+}
+
+export async function cli (argv: string[], io: CliIo): Promise<number> {
+  const [command, ...rest] = argv
+  try {
+    switch (command) {
+      case 'init': return await runInit(rest, io)
+      case 'start': {
+        const { main } = await import('../../entrypoint.ts')
+        return await main(rest, io.env)
+      }
+      case 'status': return await runStatus(rest, io)
+      case 'submit': return await runSubmit(rest, io)
+      case 'job': return await runJob(rest, io)
+      case 'jobs': return await runJobs(rest, io)
+      case 'verify': return await runVerify(rest, io)
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        io.out(USAGE)
+        return command === undefined ? 2 : 0
+      default:
+        io.err(`unknown command "${command}"\n\n${USAGE}`)
+        return 2
+    }
+  } catch (err) {
+    if (err instanceof UsageError || (err as { name?: string }).name === 'ConfigError') {
+      io.err(`${(err as Error).message}\n`)
+      return 2
+    }
+    io.err(`error: ${(err as Error).message ?? String(err)}\n`)
+    return 1
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const io: CliIo = {
+    out: (s) => process.stdout.write(s),
+    err: (s) => process.stderr.write(s),
+    env: process.env,
+    stdin: readStdin,
+    stderr: process.stderr
+  }
+  cli(process.argv.slice(2), io).then((code) => {
+    // `start` exits from its own signal handler; client commands exit once output is flushed.
+    process.exitCode = code
+    if (process.argv[2] !== 'start') setImmediate(() => process.exit(code))
+  }, (err: unknown) => {
+    process.stderr.write(`fatal: ${String(err)}\n`)
+    process.exit(1)
+  })
+}

@@ -1,0 +1,277 @@
+import { mkdir } from 'node:fs/promises'
+import { ClassicLevel } from 'classic-level'
+import { decodeRecord, encodeRecord } from './codec.ts'
+import { COUNTERS_KEY, DEFAULT_LIST_LIMIT, NUMERIC_KEY_WIDTH, SUBLEVELS } from './constants.ts'
+import { NotStartedError, StoreOpenError } from './errors.ts'
+import type { Logger } from '../telemetry/logger.ts'
+import type { JobCounters, JobRecord, JobStore, ListOptions } from './types.ts'
+
+export * from './errors.ts'
+export { RecordDecodeError } from './codec.ts'
+export { SUBLEVELS } from './constants.ts'
+export type * from './types.ts'
+
+export interface LevelStoreInit {
+  /** LevelDB directory (created when missing). */
+  path: string
+  /** Completed jobs kept; past this the least recently used are evicted. */
+  maxResults: number
+}
+
+export interface LevelStoreComponents {
+  logger: Logger
+}
+
+/** Job store on an embedded LevelDB (classic-level). */
+export function levelStore (init: LevelStoreInit): (components: LevelStoreComponents) => JobStore {
+  return (components) => new LevelJobStore(init, components)
+}
+
+type Db = ClassicLevel<string, string>
+const sublevel = (db: Db, name: string) => db.sublevel<string, string>(name, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+type Sub = ReturnType<typeof sublevel>
+
+interface Open {
+  db: Db
+  active: Sub
+  completed: Sub
+  lru: Sub
+  lruById: Sub
+  created: Sub
+  meta: Sub
+}
+
+const pad = (n: number): string => Math.max(0, Math.trunc(n)).toString().padStart(NUMERIC_KEY_WIDTH, '0')
+const createdKey = (job: JobRecord): string => `${pad(job.createdAtMs)}!${job.id}`
+const idOfCreatedKey = (key: string): string => key.slice(NUMERIC_KEY_WIDTH + 1)
+
+class LevelJobStore implements JobStore {
+  readonly #path: string
+  readonly #maxResults: number
+  readonly #log: Logger
+  #open: Open | undefined
+  // Writes go one at a time: complete() reads the LRU index, then writes a batch that depends
+  // on what it read, and an interleaved write would evict the wrong job or double-count.
+  #writes: Promise<unknown> = Promise.resolve()
+  // Mirrors of persisted state, loaded at start and updated only after a batch succeeds.
+  #nextSeq = 0
+  #completedCount = 0
+  #counters: JobCounters = { served: 0, succeeded: 0, failed: 0 }
+
+  constructor (init: LevelStoreInit, components: LevelStoreComponents) {
+    this.#path = init.path
+    this.#maxResults = init.maxResults
+    // The composer already names the component on this logger (node.ts), so it is used as given.
+    this.#log = components.logger
+  }
+
+  async start (): Promise<void> {
+    if (this.#open !== undefined) return
+    const db: Db = new ClassicLevel<string, string>(this.#path, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
+    try {
+      await mkdir(this.#path, { recursive: true })
+      await db.open()
+    } catch (err) {
+      throw new StoreOpenError(this.#path, { cause: (err as Error).cause ?? err })
+    }
+    const open: Open = {
+      db,
+      active: sublevel(db, SUBLEVELS.active),
+      completed: sublevel(db, SUBLEVELS.completed),
+      lru: sublevel(db, SUBLEVELS.lru),
+      lruById: sublevel(db, SUBLEVELS.lruById),
+      created: sublevel(db, SUBLEVELS.created),
+      meta: sublevel(db, SUBLEVELS.meta)
+    }
+    try {
+      await this.#load(open)
+    } catch (err) {
+      await db.close().catch(() => {})
+      throw new StoreOpenError(this.#path, { cause: err })
+    }
+    this.#open = open
+    this.#log.info({ path: this.#path, completed: this.#completedCount, served: this.#counters.served }, 'job store opened')
+  }
+
+  async stop (): Promise<void> {
+    const open = this.#open
+    if (open === undefined) return
+    this.#open = undefined
+    // Let queued writes land before closing, so an accepted job is never dropped on shutdown.
+    await this.#writes.catch(() => {})
+    await open.db.close()
+  }
+
+  async putActive (job: JobRecord): Promise<void> {
+    const o = this.#db()
+    await this.#serial(async () => {
+      await o.db.batch()
+        .put(job.id, encodeRecord(job), { sublevel: o.active })
+        .put(createdKey(job), job.state, { sublevel: o.created })
+        .write()
+    })
+  }
+
+  async complete (job: JobRecord): Promise<void> {
+    const o = this.#db()
+    await this.#serial(async () => {
+      const oldSeq = await o.lruById.get(job.id)
+      const seq = this.#nextSeq
+      const batch = o.db.batch()
+        .del(job.id, { sublevel: o.active })
+        .put(job.id, encodeRecord(job), { sublevel: o.completed })
+        .put(createdKey(job), job.state, { sublevel: o.created })
+        .put(pad(seq), createdKey(job), { sublevel: o.lru })
+        .put(job.id, pad(seq), { sublevel: o.lruById })
+      let count = this.#completedCount
+      let counters = this.#counters
+      if (oldSeq !== undefined) {
+        // Completing the same job again replaces it; it is not a second served job.
+        batch.del(oldSeq, { sublevel: o.lru })
+      } else {
+        count += 1
+        counters = {
+          served: counters.served + 1,
+          succeeded: counters.succeeded + (job.state === 'success' ? 1 : 0),
+          failed: counters.failed + (job.state === 'success' ? 0 : 1)
+        }
+        batch.put(COUNTERS_KEY, JSON.stringify(counters), { sublevel: o.meta })
+      }
+      const excess = count - this.#maxResults
+      if (excess > 0) {
+        // Oldest access seq first; the job being completed is never a victim (its new seq is the newest).
+        for await (const [seqKey, ckey] of o.lru.iterator({ limit: excess + 1 })) {
+          if (count <= this.#maxResults) break
+          if (seqKey === oldSeq) continue
+          const id = idOfCreatedKey(ckey)
+          batch.del(seqKey, { sublevel: o.lru })
+            .del(id, { sublevel: o.lruById })
+            .del(id, { sublevel: o.completed })
+            .del(ckey, { sublevel: o.created })
+          count -= 1
+        }
+      }
+      await batch.write()
+      this.#nextSeq = seq + 1
+      this.#completedCount = count
+      this.#counters = counters
+    })
+  }
+
+  async get (id: string): Promise<JobRecord | undefined> {
+    const o = this.#db()
+    const activeText = await o.active.get(id)
+    if (activeText !== undefined) return this.#decode(id, activeText)
+    const text = await o.completed.get(id)
+    if (text === undefined) return undefined
+    const job = this.#decode(id, text)
+    if (job === undefined) return undefined
+    try {
+      await this.#touch(o, job)
+    } catch (err) {
+      // A lost LRU bump only makes eviction slightly less fair; the read itself succeeded.
+      this.#log.warn({ err, jobId: id }, 'could not record access to a completed job')
+    }
+    return job
+  }
+
+  async listActive (): Promise<JobRecord[]> {
+    const o = this.#db()
+    const jobs: JobRecord[] = []
+    for await (const [id, text] of o.active.iterator()) {
+      const job = this.#decode(id, text)
+      if (job !== undefined) jobs.push(job)
+    }
+    return jobs.sort((a, b) => a.createdAtMs - b.createdAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  }
+
+  async list (opts: ListOptions = {}): Promise<JobRecord[]> {
+    const o = this.#db()
+    const limit = opts.limit !== undefined && opts.limit > 0 ? opts.limit : DEFAULT_LIST_LIMIT
+    const jobs: JobRecord[] = []
+    // The created index carries each job's state, so a filtered list reads only matching records.
+    for await (const [ckey, state] of o.created.iterator({ reverse: true })) {
+      if (opts.state !== undefined && state !== opts.state) continue
+      const id = idOfCreatedKey(ckey)
+      const sub = state === 'pending' || state === 'running' ? o.active : o.completed
+      const text = await sub.get(id)
+      if (text === undefined) continue
+      const job = this.#decode(id, text)
+      if (job === undefined) continue
+      jobs.push(job)
+      if (jobs.length >= limit) break
+    }
+    return jobs
+  }
+
+  async completedCount (): Promise<number> {
+    this.#db()
+    return this.#completedCount
+  }
+
+  async counters (): Promise<JobCounters> {
+    this.#db()
+    return { ...this.#counters }
+  }
+
+  #db (): Open {
+    if (this.#open === undefined) throw new NotStartedError('job store')
+    return this.#open
+  }
+
+  #serial<T> (fn: () => Promise<T>): Promise<T> {
+    const run = this.#writes.then(fn, fn)
+    this.#writes = run.catch(() => {})
+    return run
+  }
+
+  async #touch (o: Open, job: JobRecord): Promise<void> {
+    await this.#serial(async () => {
+      const oldSeq = await o.lruById.get(job.id)
+      // Evicted between the read and now, or already the most recent: nothing to move.
+      if (oldSeq === undefined || oldSeq === pad(this.#nextSeq - 1)) return
+      const seq = this.#nextSeq
+      await o.db.batch()
+        .del(oldSeq, { sublevel: o.lru })
+        .put(pad(seq), createdKey(job), { sublevel: o.lru })
+        .put(job.id, pad(seq), { sublevel: o.lruById })
+        .write()
+      this.#nextSeq = seq + 1
+    })
+  }
+
+  #decode (id: string, text: string): JobRecord | undefined {
+    try {
+      return decodeRecord(text)
+    } catch (err) {
+      // One damaged record must not take the node down; it is reported and left out.
+      this.#log.warn({ err, jobId: id }, 'skipping corrupt job record')
+      return undefined
+    }
+  }
+
+  async #load (o: Open): Promise<void> {
+    let count = 0
+    for await (const _ of o.completed.keys()) count += 1
+    this.#completedCount = count
+    let next = 0
+    for await (const key of o.lru.keys({ reverse: true, limit: 1 })) next = Number(key) + 1
+    this.#nextSeq = Number.isSafeInteger(next) ? next : 0
+    const text = await o.meta.get(COUNTERS_KEY)
+    this.#counters = parseCounters(text) ?? { served: 0, succeeded: 0, failed: 0 }
+    if (text !== undefined && parseCounters(text) === undefined) {
+      this.#log.warn('job counters record is corrupt; served/succeeded/failed restart from 0')
+    }
+  }
+}
+
+function parseCounters (text: string | undefined): JobCounters | undefined {
+  if (text === undefined) return undefined
+  try {
+    const v = JSON.parse(text) as Partial<JobCounters>
+    if (typeof v.served === 'number' && typeof v.succeeded === 'number' && typeof v.failed === 'number') {
+      return { served: v.served, succeeded: v.succeeded, failed: v.failed }
+    }
+  } catch {}
+  return undefined
+}

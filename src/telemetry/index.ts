@@ -1,0 +1,62 @@
+import type { Orchestrator } from '../orchestrator/types.ts'
+import type { Startable } from '../types.ts'
+import type { Logger } from './logger.ts'
+import { createMetrics, type NodeMetrics } from './metrics.ts'
+import { metricsServer } from './metrics-server.ts'
+import { systemSampler, type SystemSample } from './system.ts'
+
+export { createLogger, silentLogger, type Logger } from './logger.ts'
+export { createMetrics, type NodeMetrics } from './metrics.ts'
+export { systemSampler, type SystemSample } from './system.ts'
+
+export interface TelemetryInit {
+  metrics: { enabled: boolean, host: string, port: number }
+}
+
+export interface Telemetry extends Startable {
+  readonly metrics: NodeMetrics
+  sample(): SystemSample
+  metricsUrl(): string
+}
+
+/** Keeps Prometheus metrics in step with the orchestrator's job events and serves them. */
+export function telemetry (init: TelemetryInit) {
+  return (components: { orchestrator: Orchestrator, logger: Logger }): Telemetry => {
+    const logger = components.logger.child({ component: 'telemetry' })
+    const metrics = createMetrics()
+    const sample = systemSampler()
+    const server = init.metrics.enabled
+      ? metricsServer({ host: init.metrics.host, port: init.metrics.port, registry: metrics.registry, logger })
+      : undefined
+    let unsubscribe: (() => void) | undefined
+
+    const refreshGauges = (): void => {
+      const stats = components.orchestrator.stats()
+      metrics.queueDepth.set(stats.queued)
+      metrics.activeJobs.set(stats.active)
+    }
+
+    return {
+      metrics,
+      sample,
+      metricsUrl: () => server?.url() ?? '',
+      async start () {
+        if (unsubscribe !== undefined) return
+        unsubscribe = components.orchestrator.onEvent((event) => {
+          if (event.state === 'success' || event.state === 'failed') {
+            metrics.jobs.inc({ container: event.containerId, status: event.state })
+            if (event.latencyMs !== undefined) metrics.jobLatency.observe({ container: event.containerId }, event.latencyMs / 1000)
+          }
+          refreshGauges()
+        })
+        refreshGauges()
+        await server?.start()
+      },
+      async stop () {
+        unsubscribe?.()
+        unsubscribe = undefined
+        await server?.stop()
+      }
+    }
+  }
+}

@@ -1,0 +1,27 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+/** Seconds; spans a warm container (~ms) to a slow model run (~a minute). */
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+
+export interface NodeMetrics {
+  registry: Registry
+  jobs: Counter<'container' | 'status'>
+  jobLatency: Histogram<'container'>
+  queueDepth: Gauge
+  activeJobs: Gauge
+  rejected: Counter<'reason'>
+}
+
+/** One registry per node (not prom-client's global one) so several nodes can live in one process. */
+export function createMetrics (): NodeMetrics {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'inframind_process_' })
+  return {
+    registry,
+    jobs: new Counter({ name: 'inframind_jobs_total', help: 'Finished jobs by container and final status', labelNames: ['container', 'status'], registers: [registry] }),
+    jobLatency: new Histogram({ name: 'inframind_job_latency_seconds', help: 'Job latency from start of run to finish', labelNames: ['container'], buckets: LATENCY_BUCKETS, registers: [registry] }),
+    queueDepth: new Gauge({ name: 'inframind_queue_depth', help: 'Jobs accepted and waiting for a slot', registers: [registry] }),
+    activeJobs: new Gauge({ name: 'inframind_active_jobs', help: 'Jobs running now', registers: [registry] }),
+    rejected: new Counter({ name: 'inframind_submissions_rejected_total', help: 'Job submissions refused, by reason code', labelNames: ['reason'], registers: [registry] })
+  }
+}
