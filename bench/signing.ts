@@ -1,0 +1,49 @@
+import { generateKeyPairSync } from 'node:crypto'
+import { signEnvelope, verifyEnvelope } from '../src/envelope/index.ts'
+import { signEnvelopeNacl, verifyEnvelopeNacl } from '../src/envelope/reference.ts'
+import { encodeReceipt, RECEIPT_PAYLOAD_TYPE, sha256 } from '../src/receipt/index.ts'
+import { nodeIdFromPublicKey } from '../src/identity/index.ts'
+import type { Identity } from '../src/identity/types.ts'
+
+interface Rates { signPerSecond: number, verifyPerSecond: number }
+
+/** Runs fn repeatedly for about `seconds` and returns calls per second. */
+function rate (seconds: number, fn: () => void): number {
+  for (let i = 0; i < 20; i++) fn()
+  const until = performance.now() + seconds * 1000
+  let n = 0
+  const start = performance.now()
+  while (performance.now() < until) {
+    for (let i = 0; i < 10; i++) fn()
+    n += 10
+  }
+  return n / ((performance.now() - start) / 1000)
+}
+
+/** A receipt-sized payload signed and verified by both implementations with the same key. */
+export function benchSigning (opts: { seconds: number }): { payloadBytes: number, nodeCrypto: Rates, tweetnacl: Rates } {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+  const jwk = publicKey.export({ format: 'jwk' })
+  const pub = new Uint8Array(Buffer.from(jwk.x as string, 'base64url'))
+  const seed = new Uint8Array(Buffer.from(privateKey.export({ format: 'jwk' }).d as string, 'base64url'))
+  const identity: Identity = { nodeId: nodeIdFromPublicKey(pub), publicKey: pub, privateKey, seed, keyFile: '' }
+  const payload = encodeReceipt({
+    jobId: 'bench-job', jobHash: sha256(new Uint8Array([1])), inputHash: sha256(new Uint8Array([2])), outputHash: sha256(new Uint8Array([3])),
+    steps: [{ containerId: 'echo', imageDigest: 'sha256:' + '0'.repeat(64), outputHash: sha256(new Uint8Array([3])), exitCode: 0 }],
+    status: 'success', exitCode: 0, latencyMs: 12, startedAtMs: Date.now(), finishedAtMs: Date.now(), workerId: identity.nodeId, schedulerId: '', error: ''
+  })
+  const env = signEnvelope(identity, RECEIPT_PAYLOAD_TYPE, payload)
+  const nacl = signEnvelopeNacl(identity.seed, RECEIPT_PAYLOAD_TYPE, payload)
+  if (Buffer.compare(Buffer.from(env.signature), Buffer.from(nacl.signature)) !== 0) throw new Error('node:crypto and tweetnacl signatures differ')
+  return {
+    payloadBytes: payload.byteLength,
+    nodeCrypto: {
+      signPerSecond: rate(opts.seconds, () => signEnvelope(identity, RECEIPT_PAYLOAD_TYPE, payload)),
+      verifyPerSecond: rate(opts.seconds, () => verifyEnvelope(env, { payloadType: RECEIPT_PAYLOAD_TYPE }))
+    },
+    tweetnacl: {
+      signPerSecond: rate(opts.seconds, () => signEnvelopeNacl(identity.seed, RECEIPT_PAYLOAD_TYPE, payload)),
+      verifyPerSecond: rate(opts.seconds, () => { if (!verifyEnvelopeNacl(env)) throw new Error('tweetnacl rejected a valid envelope') })
+    }
+  }
+}

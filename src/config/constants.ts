@@ -1,0 +1,84 @@
+/** Every config default, with why it is what it is. config.yaml documents the same values for operators. */
+import type { IoSchema, NetworkMode, NodeConfig, Role } from './types.ts'
+
+const KiB = 1024
+const MiB = 1024 * KiB
+
+/** '' = the machine's hostname, so operators see a meaningful name without writing one. */
+export const DEFAULT_NODE_NAME = ''
+/** A fresh node only executes jobs; coordination roles are opt-in. */
+export const DEFAULT_ROLES: readonly Role[] = ['worker']
+/** Next to config.yaml, so a checkout runs without touching system folders. */
+export const DEFAULT_DATA_DIR = '.data'
+/** Per-user, outside the repo, so `git clean` never destroys the node's identity. */
+export const DEFAULT_KEY_FILE = '~/.inframind/identity.key'
+
+/** Public job intake listens everywhere: it is the node's service to the network. */
+export const DEFAULT_PUBLIC_HOST = '0.0.0.0'
+export const DEFAULT_PUBLIC_PORT = 9000
+/** The control plane changes the node, so it is loopback only (DESIGN: security properties). */
+export const DEFAULT_CONTROL_HOST = '127.0.0.1'
+export const DEFAULT_CONTROL_PORT = 9001
+/** '' = TCP on the control host/port; a unix socket path wins when set. */
+export const DEFAULT_CONTROL_SOCKET = ''
+/** gRPC's default; room for 1 MiB outputs plus receipts with a wide margin. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 * MiB
+/** Envelope, receipt and fields around a job's bytes inside one gRPC message. */
+export const MESSAGE_OVERHEAD_BYTES = 64 * KiB
+/** gRPC lengths are int32. */
+export const MAX_MESSAGE_BYTES_LIMIT = 2 ** 31 - 1
+/** Hosts accepted for the control listener. */
+export const LOOPBACK_HOSTS: readonly string[] = ['127.0.0.1', '::1', 'localhost']
+
+/** '' = DOCKER_HOST, else /var/run/docker.sock (Podman's socket works through the same API). */
+export const DEFAULT_RUNTIME_SOCKET = ''
+/** Inspect/create/remove are quick; 30 s still covers an engine busy pulling or pruning. */
+export const DEFAULT_ENGINE_TIMEOUT_MS = 30_000
+
+/** Edge hardware has few cores; two concurrent containers keep latency predictable. */
+export const DEFAULT_CONCURRENCY = 2
+/** Enough to absorb a burst; beyond it clients get RESOURCE_EXHAUSTED and retry elsewhere. */
+export const DEFAULT_QUEUE_SIZE = 64
+/** A job that has not finished in a minute is better reassigned than waited for. */
+export const DEFAULT_DEADLINE_MS = 60_000
+
+/** Inside data_dir. */
+export const DEFAULT_STORE_PATH = 'store'
+/** Bounded disk use on small devices; old results are evicted least-recently-used. */
+export const DEFAULT_MAX_RESULTS = 1000
+
+/** Metrics are cheap and local; Prometheus on the same host scrapes them. */
+export const DEFAULT_METRICS_ENABLED = true
+export const DEFAULT_METRICS_HOST = '127.0.0.1'
+/** The port range Prometheus assigns to exporters. */
+export const DEFAULT_METRICS_PORT = 9464
+export const DEFAULT_LOG_LEVEL: NodeConfig['telemetry']['logLevel'] = 'info'
+export const LOG_LEVELS: ReadonlyArray<NodeConfig['telemetry']['logLevel']> = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
+export const ROLES: readonly Role[] = ['worker', 'scheduler', 'gateway', 'validator', 'archive', 'relay']
+
+/** One core: a job never starves the node itself on a small device. */
+export const DEFAULT_CONTAINER_CPUS = 1
+/** Enough for a small model runtime; raise per container. */
+export const DEFAULT_CONTAINER_MEMORY_BYTES = 256 * MiB
+/** Docker refuses memory limits below 6 MiB. */
+export const MIN_CONTAINER_MEMORY_BYTES = 6 * MiB
+/** Stops fork bombs while leaving room for a runtime's worker threads. */
+export const DEFAULT_CONTAINER_PIDS = 64
+export const DEFAULT_CONTAINER_GPU = false
+/** A one-shot job is seconds of work; longer ones must say so. */
+export const DEFAULT_CONTAINER_TIMEOUT_MS = 30_000
+/** Outputs travel inline in gRPC replies and receipts are about them: keep them small by default. */
+export const DEFAULT_MAX_OUTPUT_BYTES = 1 * MiB
+export const DEFAULT_MAX_INPUT_BYTES = 1 * MiB
+/** `bytes` accepts anything; a container declares a stricter schema when it has one. */
+export const DEFAULT_IO_SCHEMA: IoSchema = 'bytes'
+/** No network unless the container's config asks (DESIGN: security properties). */
+export const DEFAULT_NETWORK: NetworkMode = 'none'
+/** nobody:nogroup — never root. */
+export const DEFAULT_CONTAINER_USER = '65534:65534'
+export const NETWORK_MODES: readonly NetworkMode[] = ['none', 'bridge']
+
+/** Where config.yaml is looked for when neither an argument nor INFRAMIND_CONFIG names one. */
+export const DEFAULT_CONFIG_FILE = 'config.yaml'
+/** Alias expansion limit while parsing YAML: stops "billion laughs" documents. */
+export const MAX_YAML_ALIASES = 100

@@ -1,0 +1,31 @@
+/** Defaults of the container runtime, each with the reason for its value. */
+
+/** Where Docker (and Podman's Docker-compatible service) listen unless DOCKER_HOST says otherwise. */
+export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock'
+
+/** Engine calls other than a container's run (ping, inspect, create, start, remove) take ms; 10 s
+ * tolerates a loaded engine but still turns a hung one into an error instead of a stuck job. */
+export const DEFAULT_ENGINE_TIMEOUT_MS = 10_000
+
+/** /tmp is the only writable place in a job container; tmpfs pages count against its memory limit. */
+export const TMPFS_TMP_OPTIONS = 'rw,noexec,nosuid,nodev,size=64m'
+
+/** stderr is diagnostics only: the last few KiB are enough for a receipt and bounded in memory. */
+export const STDERR_TAIL_BYTES = 4096
+
+/** Labels on every job container, so leftovers (e.g. after a crash) can be found and removed. */
+export const LABEL_JOB = 'inframind.job'
+export const LABEL_CONTAINER = 'inframind.container'
+export const LABEL_RUNTIME = 'inframind.runtime'
+
+/** Docker's `docker run` exit code for a SIGKILLed process (128 + 9). */
+export const EXIT_SIGKILL = 137
+
+/** Container names are limited; the job id part is truncated to keep names readable. */
+export const CONTAINER_NAME_JOB_CHARS = 40
+
+/** GPU jobs get every NVIDIA GPU through the nvidia container toolkit (same as `--gpus all`). */
+export const NVIDIA_DEVICE_REQUEST = { Driver: 'nvidia', Count: -1, Capabilities: [['gpu']] } as const
+
+/** How long `nvidia-smi` may take before the node decides it has no usable GPU. */
+export const NVIDIA_SMI_TIMEOUT_MS = 5_000

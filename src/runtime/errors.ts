@@ -1,0 +1,149 @@
+/** One error class per runtime failure, told apart by `name` and `code` (never by message text). */
+
+export interface RuntimeErrorDetails {
+  /** Image id (sha256:...) involved, when known: failure receipts include it. */
+  imageDigest?: string
+  /** Exit code of the container process, when it exited. */
+  exitCode?: number
+  /** Last few KiB of the container's stderr, when it ran. */
+  stderrTail?: string
+  cause?: unknown
+}
+
+/** Base of every runtime failure, so callers can read the receipt fields uniformly. */
+export class RuntimeError extends Error {
+  readonly code: string
+  readonly imageDigest?: string
+  readonly exitCode?: number
+  readonly stderrTail?: string
+
+  constructor (name: string, code: string, message: string, details: RuntimeErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause })
+    this.name = name
+    this.code = code
+    if (details.imageDigest !== undefined) this.imageDigest = details.imageDigest
+    if (details.exitCode !== undefined) this.exitCode = details.exitCode
+    if (details.stderrTail !== undefined) this.stderrTail = details.stderrTail
+  }
+}
+
+export class EngineUnavailableError extends RuntimeError {
+  static readonly code = 'ERR_ENGINE_UNAVAILABLE'
+  constructor (where: string, details?: RuntimeErrorDetails) {
+    super('EngineUnavailableError', EngineUnavailableError.code,
+      `no Docker engine answers at ${where}: start one with 'bash scripts/docker-engine.sh' (or 'sudo dockerd &'), ` +
+      'or point runtime.socket / DOCKER_HOST at a running engine', details)
+  }
+}
+
+/** An engine call failed or did not answer in time (not a failure of the job itself). */
+export class EngineRequestError extends RuntimeError {
+  static readonly code = 'ERR_ENGINE_REQUEST'
+  constructor (what: string, details?: RuntimeErrorDetails) {
+    const reason = details?.cause instanceof Error ? `: ${details.cause.message}` : ''
+    super('EngineRequestError', EngineRequestError.code, `Docker engine request failed (${what})${reason}`, details)
+  }
+}
+
+export class RuntimeNotStartedError extends RuntimeError {
+  static readonly code = 'ERR_NOT_STARTED'
+  constructor () {
+    super('RuntimeNotStartedError', RuntimeNotStartedError.code, 'the container runtime is not started: call start() first')
+  }
+}
+
+export class UnsafeUserError extends RuntimeError {
+  static readonly code = 'ERR_UNSAFE_USER'
+  constructor (containerId: string, user: string) {
+    super('UnsafeUserError', UnsafeUserError.code,
+      `container ${containerId}: user ${JSON.stringify(user)} is refused; set a numeric non-root "uid" or "uid:gid" ` +
+      '(e.g. "65534:65534"), since names and uid/gid 0 may mean root inside the image')
+  }
+}
+
+export class InputTooLargeError extends RuntimeError {
+  static readonly code = 'ERR_INPUT_TOO_LARGE'
+  constructor (containerId: string, bytes: number, max: number) {
+    super('InputTooLargeError', InputTooLargeError.code,
+      `container ${containerId}: input is ${bytes} bytes, above its max_input_bytes of ${max}`)
+  }
+}
+
+export class GpuUnavailableError extends RuntimeError {
+  static readonly code = 'ERR_GPU_UNAVAILABLE'
+  constructor (containerId: string) {
+    super('GpuUnavailableError', GpuUnavailableError.code,
+      `container ${containerId} needs an NVIDIA GPU but this node has none (nvidia-smi found no GPU); ` +
+      'run it on a GPU node or set resources.gpu to false')
+  }
+}
+
+export class ImageNotFoundError extends RuntimeError {
+  static readonly code = 'ERR_IMAGE_NOT_FOUND'
+  constructor (image: string, details?: RuntimeErrorDetails) {
+    super('ImageNotFoundError', ImageNotFoundError.code,
+      `image ${image} is not in the local engine: build the sample images with 'node scripts/build-images.ts' ` +
+      `or load it with 'docker load' (no registry is pulled from)`, details)
+  }
+}
+
+export class ImageDigestMismatchError extends RuntimeError {
+  static readonly code = 'ERR_IMAGE_DIGEST_MISMATCH'
+  readonly expected: string
+  readonly actual: string
+  constructor (image: string, expected: string, actual: string) {
+    super('ImageDigestMismatchError', ImageDigestMismatchError.code,
+      `image ${image} is ${actual} but the config pins ${expected}; refusing to run it. ` +
+      'Rebuild/load the pinned image, or update the digest pin if the new image is trusted', { imageDigest: actual })
+    this.expected = expected
+    this.actual = actual
+  }
+}
+
+export class ContainerTimeoutError extends RuntimeError {
+  static readonly code = 'ERR_CONTAINER_TIMEOUT'
+  constructor (containerId: string, timeoutMs: number, details?: RuntimeErrorDetails) {
+    super('ContainerTimeoutError', ContainerTimeoutError.code,
+      `container ${containerId} ran longer than its timeout of ${timeoutMs} ms and was killed`, details)
+  }
+}
+
+export class RunAbortedError extends RuntimeError {
+  static readonly code = 'ERR_RUN_ABORTED'
+  constructor (reason: string, details?: RuntimeErrorDetails) {
+    super('RunAbortedError', RunAbortedError.code, `container run aborted: ${reason}`, details)
+  }
+}
+
+export class OutputTooLargeError extends RuntimeError {
+  static readonly code = 'ERR_OUTPUT_TOO_LARGE'
+  constructor (containerId: string, maxBytes: number, details?: RuntimeErrorDetails) {
+    super('OutputTooLargeError', OutputTooLargeError.code,
+      `container ${containerId} wrote more than its max_output_bytes of ${maxBytes} to stdout and was killed`, details)
+  }
+}
+
+export class ContainerExitError extends RuntimeError {
+  static readonly code = 'ERR_CONTAINER_EXIT'
+  constructor (containerId: string, exitCode: number, details?: RuntimeErrorDetails) {
+    super('ContainerExitError', ContainerExitError.code,
+      `container ${containerId} exited with code ${exitCode}`, { ...details, exitCode })
+  }
+}
+
+export class ContainerOomError extends RuntimeError {
+  static readonly code = 'ERR_CONTAINER_OOM'
+  constructor (containerId: string, memoryBytes: number, details?: RuntimeErrorDetails) {
+    super('ContainerOomError', ContainerOomError.code,
+      `container ${containerId} was killed for exceeding its memory limit of ${memoryBytes} bytes`, details)
+  }
+}
+
+export class OutputSchemaError extends RuntimeError {
+  static readonly code = 'ERR_OUTPUT_SCHEMA'
+  readonly reason: string
+  constructor (containerId: string, reason: string, details?: RuntimeErrorDetails) {
+    super('OutputSchemaError', OutputSchemaError.code, `container ${containerId} output does not match its schema: ${reason}`, details)
+    this.reason = reason
+  }
+}

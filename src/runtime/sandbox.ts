@@ -1,0 +1,116 @@
+/** The sandbox every job container runs in, as pure functions of its config (unit-testable). */
+import { randomBytes } from 'node:crypto'
+import type { ContainerConfig } from '../config/types.ts'
+import {
+  CONTAINER_NAME_JOB_CHARS, LABEL_CONTAINER, LABEL_JOB, LABEL_RUNTIME, NVIDIA_DEVICE_REQUEST, TMPFS_TMP_OPTIONS
+} from './constants.ts'
+import { UnsafeUserError } from './errors.ts'
+
+/** The HostConfig fields the runtime sets (a subset of Docker's). */
+export interface SandboxHostConfig {
+  NetworkMode: 'none' | 'bridge'
+  ReadonlyRootfs: true
+  Tmpfs: Record<string, string>
+  CapDrop: string[]
+  SecurityOpt: string[]
+  Privileged: false
+  IpcMode: 'private'
+  PidsLimit: number
+  Memory: number
+  MemorySwap: number
+  NanoCpus: number
+  AutoRemove: false
+  LogConfig: { Type: string, Config: Record<string, string> }
+  DeviceRequests?: Array<{ Driver: string, Count: number, Capabilities: string[][] }>
+}
+
+export function buildHostConfig (container: ContainerConfig): SandboxHostConfig {
+  const { resources } = container
+  const host: SandboxHostConfig = {
+    NetworkMode: container.network === 'bridge' ? 'bridge' : 'none',
+    ReadonlyRootfs: true,
+    Tmpfs: { '/tmp': TMPFS_TMP_OPTIONS },
+    CapDrop: ['ALL'],
+    SecurityOpt: ['no-new-privileges'],
+    Privileged: false,
+    IpcMode: 'private',
+    PidsLimit: resources.pids,
+    Memory: resources.memoryBytes,
+    // Equal to Memory: no swap, so a memory hog is OOM-killed instead of thrashing the host's disk.
+    MemorySwap: resources.memoryBytes,
+    NanoCpus: Math.round(resources.cpus * 1e9),
+    // The runtime removes the container itself, after reading its exit state (OOMKilled).
+    AutoRemove: false,
+    // Output is read from the attach stream; the engine keeping a copy on disk would only let job
+    // outputs outlive the job (and cost disk writes on every run).
+    LogConfig: { Type: 'none', Config: {} }
+  }
+  if (resources.gpu) {
+    host.DeviceRequests = [{
+      Driver: NVIDIA_DEVICE_REQUEST.Driver,
+      Count: NVIDIA_DEVICE_REQUEST.Count,
+      Capabilities: NVIDIA_DEVICE_REQUEST.Capabilities.map((caps) => [...caps])
+    }]
+  }
+  return host
+}
+
+/**
+ * Refuses any user that could be root: only numeric "uid" or "uid:gid", both non-zero, are accepted,
+ * because a user *name* is resolved through the image's own /etc/passwd and may map to uid 0.
+ */
+export function assertSafeUser (container: ContainerConfig): void {
+  const match = /^(\d+)(?::(\d+))?$/.exec(container.user)
+  const uid = match?.[1] === undefined ? 0 : Number(match[1])
+  const gid = match?.[2] === undefined ? undefined : Number(match[2])
+  if (match === null || uid === 0 || gid === 0) throw new UnsafeUserError(container.id, container.user)
+}
+
+export interface CreateSpec {
+  name: string
+  Image: string
+  Cmd?: string[]
+  Env: string[]
+  Labels: Record<string, string>
+  User: string
+  AttachStdin: true
+  AttachStdout: true
+  AttachStderr: true
+  OpenStdin: true
+  StdinOnce: true
+  Tty: false
+  HostConfig: SandboxHostConfig
+}
+
+/** Everything `POST /containers/create` gets for one job; `imageId` is the verified id, never a tag. */
+export function buildCreateSpec (opts: { jobId: string, container: ContainerConfig, imageId: string, runtimeId: string }): CreateSpec {
+  const { jobId, container, imageId, runtimeId } = opts
+  // JOB_ID comes first and cannot be overridden by the container's env.
+  const env = [`JOB_ID=${jobId}`]
+  for (const [key, value] of Object.entries(container.env)) {
+    if (key !== 'JOB_ID') env.push(`${key}=${value}`)
+  }
+  const spec: CreateSpec = {
+    name: containerName(jobId),
+    Image: imageId,
+    Env: env,
+    Labels: { [LABEL_JOB]: jobId, [LABEL_CONTAINER]: container.id, [LABEL_RUNTIME]: runtimeId },
+    User: container.user,
+    // stdin carries the job input: attached before start, closed (StdinOnce) once it is written.
+    AttachStdin: true,
+    AttachStdout: true,
+    AttachStderr: true,
+    OpenStdin: true,
+    StdinOnce: true,
+    Tty: false,
+    HostConfig: buildHostConfig(container)
+  }
+  if (container.command.length > 0) spec.Cmd = [...container.command]
+  return spec
+}
+
+/** Unique, recognisable name; it also lets a create that timed out be found and removed. */
+export function containerName (jobId: string): string {
+  const safe = jobId.replace(/[^a-zA-Z0-9_.-]/g, '_').slice(0, CONTAINER_NAME_JOB_CHARS)
+  return `inframind-${safe}-${randomBytes(4).toString('hex')}`
+}

@@ -1,0 +1,110 @@
+/** Byte handling of Docker's attach stream: demultiplexing, a hard stdout cap, a stderr tail. */
+
+export const STREAM_STDOUT = 1
+export const STREAM_STDERR = 2
+
+const HEADER_BYTES = 8
+
+/**
+ * Splits Docker's multiplexed stream (non-TTY attach): frames of an 8-byte header
+ * [stream, 0, 0, 0, size as uint32 BE] followed by `size` payload bytes. Incremental, so frames may be
+ * split across chunks anywhere; payload slices are passed on without copying.
+ */
+export class StreamDemuxer {
+  readonly #onFrame: (stream: number, payload: Buffer) => void
+  readonly #header = Buffer.alloc(HEADER_BYTES)
+  #headerFill = 0
+  #stream = 0
+  #remaining = 0
+
+  constructor (onFrame: (stream: number, payload: Buffer) => void) {
+    this.#onFrame = onFrame
+  }
+
+  push (chunk: Buffer): void {
+    let offset = 0
+    while (offset < chunk.length) {
+      if (this.#remaining === 0) {
+        const n = Math.min(HEADER_BYTES - this.#headerFill, chunk.length - offset)
+        chunk.copy(this.#header, this.#headerFill, offset, offset + n)
+        this.#headerFill += n
+        offset += n
+        if (this.#headerFill === HEADER_BYTES) {
+          this.#stream = this.#header[0] ?? 0
+          this.#remaining = this.#header.readUInt32BE(4)
+          this.#headerFill = 0
+        }
+        continue
+      }
+      const n = Math.min(this.#remaining, chunk.length - offset)
+      this.#onFrame(this.#stream, chunk.subarray(offset, offset + n))
+      this.#remaining -= n
+      offset += n
+    }
+  }
+
+  /** True when the stream stopped at a frame boundary (nothing half-read). */
+  get idle (): boolean {
+    return this.#remaining === 0 && this.#headerFill === 0
+  }
+}
+
+/** Collects bytes up to `max`; the first byte beyond it makes add() return false and nothing more is kept. */
+export class CappedBuffer {
+  readonly #max: number
+  readonly #chunks: Buffer[] = []
+  #length = 0
+  #overflowed = false
+
+  constructor (max: number) {
+    this.#max = max
+  }
+
+  add (bytes: Buffer): boolean {
+    if (this.#overflowed) return false
+    if (this.#length + bytes.length > this.#max) {
+      this.#overflowed = true
+      return false
+    }
+    // Copy: a slice would pin the whole socket chunk it came from.
+    this.#chunks.push(Buffer.from(bytes))
+    this.#length += bytes.length
+    return true
+  }
+
+  get length (): number {
+    return this.#length
+  }
+
+  get overflowed (): boolean {
+    return this.#overflowed
+  }
+
+  bytes (): Uint8Array {
+    return Buffer.concat(this.#chunks, this.#length)
+  }
+}
+
+/** Keeps only the last `max` bytes written. */
+export class TailBuffer {
+  readonly #max: number
+  #tail = Buffer.alloc(0)
+
+  constructor (max: number) {
+    this.#max = max
+  }
+
+  add (bytes: Buffer): void {
+    if (bytes.length >= this.#max) {
+      this.#tail = Buffer.from(bytes.subarray(bytes.length - this.#max))
+      return
+    }
+    const joined = Buffer.concat([this.#tail, bytes])
+    this.#tail = joined.length > this.#max ? joined.subarray(joined.length - this.#max) : joined
+  }
+
+  /** The tail as text; a multi-byte character cut at the start becomes U+FFFD. */
+  text (): string {
+    return new TextDecoder('utf-8').decode(this.#tail)
+  }
+}

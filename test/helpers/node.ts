@@ -1,0 +1,108 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { stringify } from 'yaml'
+import { parseConfig } from '../../src/config/index.ts'
+import type { NodeConfig } from '../../src/config/types.ts'
+import { createNode, type InframindNode } from '../../src/node.ts'
+import { connectControl, connectNode, type ControlClient, type NodeClient } from '../../src/api/client.ts'
+import type { WireJob } from '../../src/api/wire.ts'
+import { silentLogger } from '../../src/telemetry/logger.ts'
+
+const LOCK = JSON.parse(readFileSync(new URL('../../containers/images.lock.json', import.meta.url), 'utf8')) as Record<string, string>
+
+export const ECHO_IMAGE = 'inframind/echo:1'
+export const NLP_IMAGE = 'inframind/nlp:1'
+
+/** A container entry as written in config.yaml (snake_case), pinned to the locally built image. */
+export function containerYaml (id: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const image = (overrides.image as string | undefined) ?? ECHO_IMAGE
+  return {
+    id,
+    image,
+    digest: LOCK[image],
+    command: ['cat'],
+    resources: { cpus: 0.5, memory: '64m', pids: 32 },
+    timeout_ms: 10_000,
+    max_output_bytes: 65_536,
+    input_schema: 'text',
+    output_schema: 'text',
+    ...overrides
+  }
+}
+
+export interface TestNode {
+  node: InframindNode
+  config: NodeConfig
+  dir: string
+  client: NodeClient
+  control: ControlClient
+  /** Stops the node and closes clients; keeps the data dir (for restart tests). */
+  stop(): Promise<void>
+  /** stop() and delete the data dir. */
+  destroy(): Promise<void>
+}
+
+export interface TestNodeOptions {
+  containers?: Array<Record<string, unknown>>
+  jobs?: Record<string, unknown>
+  store?: Record<string, unknown>
+  api?: Record<string, unknown>
+  /** Reuse a data dir (restart tests). */
+  dir?: string
+}
+
+/**
+ * Starts a real node (real LevelDB, real Docker engine, real gRPC servers on port 0) from a
+ * config.yaml document, exactly as the entrypoint would.
+ */
+export async function startTestNode (opts: TestNodeOptions = {}): Promise<TestNode> {
+  const dir = opts.dir ?? await mkdtemp(path.join(os.tmpdir(), 'inframind-test-'))
+  const doc = {
+    node: { name: 'test', roles: ['worker'], data_dir: dir },
+    identity: { key_file: path.join(dir, 'keys', 'identity.key') },
+    api: { public: { host: '127.0.0.1', port: 0 }, control: { host: '127.0.0.1', port: 0 }, ...opts.api },
+    jobs: { concurrency: 2, queue_size: 16, default_deadline_ms: 60_000, ...opts.jobs },
+    store: { max_results: 100, ...opts.store },
+    telemetry: { metrics: { enabled: true, host: '127.0.0.1', port: 0 }, log_level: 'silent' },
+    containers: opts.containers ?? [containerYaml('echo')]
+  }
+  const config = parseConfig(stringify(doc), path.join(dir, 'config.yaml'))
+  const node = await createNode({ config, logger: silentLogger() })
+  await node.start()
+  const client = connectNode(node.api.publicAddress())
+  const control = connectControl(node.api.controlAddress())
+  let stopped = false
+  const stop = async (): Promise<void> => {
+    if (stopped) return
+    stopped = true
+    client.close()
+    control.close()
+    await node.stop()
+  }
+  return {
+    node,
+    config,
+    dir,
+    client,
+    control,
+    stop,
+    destroy: async () => {
+      await stop()
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+}
+
+export function text (s: string): Uint8Array {
+  return new TextEncoder().encode(s)
+}
+
+/** Waits for a job to end through WatchJob and returns the final job. */
+export async function waitJob (client: NodeClient, jobId: string): Promise<WireJob> {
+  for await (const event of client.watchJob(jobId, { timeoutMs: 60_000 })) {
+    if (event.job !== null) return event.job
+  }
+  return await client.getJob(jobId)
+}

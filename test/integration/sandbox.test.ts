@@ -1,0 +1,115 @@
+import test from 'ava'
+import Docker from 'dockerode'
+import { envelopeFromWire } from '../../src/api/convert.ts'
+import { verifyReceipt } from '../../src/receipt/index.ts'
+import { containerYaml, startTestNode, text, waitJob, type TestNode } from '../helpers/node.ts'
+
+// Misbehaving jobs go through the whole node (gRPC → queue → runtime → receipt), and after
+// each one the node must still serve a normal job and leave no container behind.
+
+let n: TestNode
+const docker = new Docker()
+
+const sh = (script: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({ command: ['sh', '-c', script], ...extra })
+
+test.before(async () => {
+  n = await startTestNode({
+    jobs: { concurrency: 2 },
+    containers: [
+      containerYaml('echo'),
+      containerYaml('net', sh('ls /sys/class/net; if wget -q -T 2 -O - http://inframind.invalid/; then echo REACHED; else echo BLOCKED; fi')),
+      containerYaml('write-root', sh('echo x > /escape && echo WROTE')),
+      containerYaml('write-tmp', sh('echo ok > /tmp/f && cat /tmp/f')),
+      containerYaml('whoami', sh('id -u')),
+      containerYaml('forkbomb', sh('f() { f | f & }; f; sleep 30', { timeout_ms: 4000, resources: { cpus: 0.5, memory: '64m', pids: 16 } })),
+      containerYaml('memhog', sh('dd if=/dev/zero of=/dev/null bs=256M count=1 && echo SURVIVED', { resources: { cpus: 0.5, memory: '32m', pids: 16 } })),
+      containerYaml('loop', sh('while :; do :; done', { timeout_ms: 1500 })),
+      containerYaml('flood', sh('yes flood', { max_output_bytes: 4096 })),
+      containerYaml('crash', sh('echo "model file missing" >&2; exit 3'))
+    ]
+  })
+})
+
+test.after.always(async () => {
+  await n?.destroy()
+})
+
+async function run (containerId: string): Promise<Awaited<ReturnType<typeof waitJob>>> {
+  const { jobId } = await n.client.submitJob({ containerId, input: text('') })
+  const job = await waitJob(n.client, jobId)
+  const verdict = verifyReceipt(envelopeFromWire(job.receipt!), { output: new Uint8Array(job.output) })
+  if (!verdict.valid) throw new Error(`receipt for ${containerId} is invalid: ${verdict.reason}`)
+  return job
+}
+
+async function stillServes (t: { is: (a: unknown, b: unknown, m?: string) => void }, after: string): Promise<void> {
+  const { jobId } = await n.client.submitJob({ containerId: 'echo', input: text(`after ${after}`) })
+  const job = await waitJob(n.client, jobId)
+  t.is(Buffer.from(job.output).toString(), `after ${after}`, `the node serves after ${after}`)
+  const left = await docker.listContainers({ all: true, filters: { label: [`inframind.job=${job.jobId}`] } })
+  t.is(left.length, 0, 'no container left behind')
+}
+
+test.serial('no network: only the loopback interface, and a network call fails', async (t) => {
+  const job = await run('net')
+  t.is(job.state, 'JOB_STATE_SUCCESS')
+  t.is(Buffer.from(job.output).toString(), 'lo\nBLOCKED\n')
+  await stillServes(t, 'net')
+})
+
+test.serial('read-only root: a write to / fails while /tmp works', async (t) => {
+  const job = await run('write-root')
+  t.is(job.state, 'JOB_STATE_FAILED')
+  t.is(job.errorCode, 'NON_ZERO_EXIT')
+  t.regex(job.error, /read-only/i, 'the stderr tail explains why')
+  const tmp = await run('write-tmp')
+  t.is(Buffer.from(tmp.output).toString(), 'ok\n')
+  await stillServes(t, 'write-root')
+})
+
+test.serial('the job process is not root', async (t) => {
+  const job = await run('whoami')
+  t.is(job.state, 'JOB_STATE_SUCCESS')
+  const uid = Number(Buffer.from(job.output).toString().trim())
+  t.true(Number.isInteger(uid))
+  t.not(uid, 0)
+})
+
+test.serial('a fork bomb is contained by the pids limit and ends', async (t) => {
+  const job = await run('forkbomb')
+  t.is(job.state, 'JOB_STATE_FAILED')
+  t.true(['TIMEOUT', 'NON_ZERO_EXIT'].includes(job.errorCode), job.errorCode)
+  await stillServes(t, 'forkbomb')
+})
+
+test.serial('a memory hog is killed', async (t) => {
+  const job = await run('memhog')
+  t.is(job.state, 'JOB_STATE_FAILED')
+  t.true(['OOM_KILLED', 'NON_ZERO_EXIT'].includes(job.errorCode), job.errorCode)
+  t.false(Buffer.from(job.output).toString().includes('SURVIVED'))
+  await stillServes(t, 'memhog')
+})
+
+test.serial('an endless loop times out', async (t) => {
+  const job = await run('loop')
+  t.is(job.state, 'JOB_STATE_FAILED')
+  t.is(job.errorCode, 'TIMEOUT')
+  await stillServes(t, 'loop')
+})
+
+test.serial('a flood of output is capped', async (t) => {
+  const job = await run('flood')
+  t.is(job.state, 'JOB_STATE_FAILED')
+  t.is(job.errorCode, 'OUTPUT_TOO_LARGE')
+  t.true(job.output.byteLength <= 4096)
+  await stillServes(t, 'flood')
+})
+
+test.serial('a non-zero exit fails the job with the exit code and the stderr tail', async (t) => {
+  const job = await run('crash')
+  t.is(job.state, 'JOB_STATE_FAILED')
+  t.is(job.errorCode, 'NON_ZERO_EXIT')
+  t.is(job.exitCode, 3)
+  t.regex(job.error, /model file missing/)
+  await stillServes(t, 'crash')
+})

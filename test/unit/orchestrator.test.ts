@@ -1,0 +1,475 @@
+import anyTest, { type TestFn } from 'ava'
+import { mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { generateIdentity } from '../../src/identity/index.ts'
+import { orchestrator } from '../../src/orchestrator/index.ts'
+import { computeJobHash, sha256, verifyReceipt } from '../../src/receipt/index.ts'
+import { levelStore } from '../../src/store/index.ts'
+import { silentLogger } from '../../src/telemetry/logger.ts'
+import type { ContainerConfig, NodeConfig } from '../../src/config/types.ts'
+import type { Identity } from '../../src/identity/types.ts'
+import type { JobEvent, Orchestrator } from '../../src/orchestrator/types.ts'
+import type { ImageStatus, Runtime, RunRequest, RunResult } from '../../src/runtime/types.ts'
+import type { JobRecord, JobStore } from '../../src/store/types.ts'
+import type { Startable } from '../../src/types.ts'
+
+interface Ctx {
+  dir: string
+  identity: Identity
+  /** Stopped in reverse order after each test, even a failed one. */
+  started: Startable[]
+}
+
+const test = anyTest as TestFn<Ctx>
+const DIGEST = 'sha256:' + 'cd'.repeat(32)
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s)
+const dec = (b: Uint8Array | undefined): string => new TextDecoder().decode(b)
+
+test.beforeEach(async (t) => {
+  t.context.dir = await mkdtemp(path.join(os.tmpdir(), 'inframind-orch-'))
+  t.context.identity = generateIdentity(path.join(t.context.dir, 'identity.key'))
+  t.context.started = []
+})
+
+test.afterEach.always(async (t) => {
+  for (const s of t.context.started.reverse()) await s.stop()
+  await rm(t.context.dir, { recursive: true, force: true })
+})
+
+type Behaviour = (req: RunRequest) => Promise<RunResult> | RunResult
+
+/** Stands in for Docker: records calls and concurrency, runs whatever behaviour the test gives it. */
+class FakeRuntime implements Runtime {
+  behaviour: Behaviour
+  calls: string[] = []
+  running = 0
+  maxRunning = 0
+  constructor (behaviour: Behaviour = echo()) { this.behaviour = behaviour }
+  async start (): Promise<void> {}
+  async stop (): Promise<void> {}
+  async run (req: RunRequest): Promise<RunResult> {
+    this.calls.push(req.jobId)
+    this.running += 1
+    this.maxRunning = Math.max(this.maxRunning, this.running)
+    try {
+      return await this.behaviour(req)
+    } finally {
+      this.running -= 1
+    }
+  }
+  async imageStatus (image: string): Promise<ImageStatus> { return { image, present: true, digest: DIGEST } }
+  activeContainers (): number { return this.running }
+}
+
+function result (output: Uint8Array): RunResult {
+  return { output, exitCode: 0, imageDigest: DIGEST, stderrTail: '', startedAtMs: Date.now(), finishedAtMs: Date.now() }
+}
+
+class AbortedError extends Error {
+  readonly code = 'ABORTED'
+  constructor () { super('run aborted'); this.name = 'RunAbortedError' }
+}
+
+/** Resolves after ms, or rejects like the real runtime (code ABORTED) when the signal aborts. */
+function sleep (ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted === true) { reject(new AbortedError()); return }
+    const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve() }, ms)
+    const onAbort = (): void => { clearTimeout(timer); reject(new AbortedError()) }
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+/** Echoes the input upper-cased after delayMs. */
+function echo (delayMs = 0): Behaviour {
+  return async (req) => {
+    await sleep(delayMs, req.signal)
+    return result(enc(dec(req.input).toUpperCase()))
+  }
+}
+
+/** A behaviour that waits until release() (or an abort). */
+function gated (): { behaviour: Behaviour, release: () => void } {
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  return {
+    release: () => { release() },
+    behaviour: async (req) => {
+      await new Promise<void>((resolve, reject) => {
+        if (req.signal?.aborted === true) { reject(new AbortedError()); return }
+        req.signal?.addEventListener('abort', () => { reject(new AbortedError()) }, { once: true })
+        void gate.then(resolve)
+      })
+      return result(enc(dec(req.input)))
+    }
+  }
+}
+
+function container (id: string, extra: Partial<ContainerConfig> = {}): ContainerConfig {
+  return {
+    id,
+    description: '',
+    image: 'inframind/echo:1',
+    digest: DIGEST,
+    command: [],
+    env: {},
+    resources: { cpus: 0.5, memoryBytes: 64 << 20, pids: 32, gpu: false },
+    timeoutMs: 10_000,
+    maxOutputBytes: 65_536,
+    maxInputBytes: 64,
+    inputSchema: 'text',
+    outputSchema: 'text',
+    network: 'none',
+    user: '65534:65534',
+    ...extra
+  }
+}
+
+function config (dir: string, jobs: Partial<NodeConfig['jobs']> = {}): NodeConfig {
+  return {
+    path: '',
+    node: { name: 'test', roles: ['worker'], dataDir: dir },
+    identity: { keyFile: path.join(dir, 'identity.key') },
+    api: { public: { host: '127.0.0.1', port: 0 }, control: { host: '127.0.0.1', port: 0, socket: '' }, maxMessageBytes: 1 << 20 },
+    runtime: { socket: '', engineTimeoutMs: 5_000 },
+    jobs: { concurrency: 2, queueSize: 16, defaultDeadlineMs: 30_000, ...jobs },
+    store: { path: path.join(dir, 'db'), maxResults: 100 },
+    telemetry: { metrics: { host: '127.0.0.1', port: 0, enabled: false }, logLevel: 'silent' },
+    containers: [container('echo'), container('json', { inputSchema: 'json' })]
+  }
+}
+
+interface Setup {
+  store: JobStore
+  orch: Orchestrator
+  runtime: FakeRuntime
+  events: JobEvent[]
+}
+
+async function setup (
+  t: { context: Ctx },
+  opts: { runtime?: FakeRuntime, jobs?: Partial<NodeConfig['jobs']>, abortGraceMs?: number, start?: boolean, store?: JobStore } = {}
+): Promise<Setup> {
+  const cfg = config(t.context.dir, opts.jobs)
+  let store = opts.store
+  if (store === undefined) {
+    store = levelStore({ path: cfg.store.path, maxResults: cfg.store.maxResults })({ logger: silentLogger() })
+    await store.start()
+    t.context.started.push(store)
+  }
+  const runtime = opts.runtime ?? new FakeRuntime()
+  const orch = orchestrator({ config: cfg, stopTimeoutMs: 2_000, abortGraceMs: opts.abortGraceMs ?? 1_000 })({
+    store, runtime, identity: t.context.identity, logger: silentLogger()
+  })
+  const events: JobEvent[] = []
+  orch.onEvent((e) => { events.push(e) })
+  if (opts.start !== false) {
+    await orch.start()
+    t.context.started.push(orch)
+  }
+  return { store, orch, runtime, events }
+}
+
+/** Resolves with the job once it reaches a terminal state. */
+async function settled (orch: Orchestrator, id: string, timeoutMs = 5_000): Promise<JobRecord> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    const job = await orch.get(id)
+    if (job !== undefined && (job.state === 'success' || job.state === 'failed')) return job
+    await sleep(5)
+  }
+  throw new Error(`job ${id} did not finish within ${timeoutMs} ms`)
+}
+
+async function until (check: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await sleep(5)
+  }
+}
+
+test('happy path: output, signed receipt that verifies, events pending → running → success', async (t) => {
+  const { orch, events } = await setup(t)
+  const { job: accepted, duplicate } = await orch.submit({ containerId: 'echo', input: enc('hello'), schedulerId: 'sched-7' })
+  t.false(duplicate)
+  t.is(accepted.state, 'pending')
+  t.regex(accepted.id, /^[0-9a-f-]{36}$/)
+  const job = await settled(orch, accepted.id)
+  t.is(job.state, 'success')
+  t.is(dec(job.output), 'HELLO')
+  t.is(job.exitCode, 0)
+  t.is(job.imageDigest, DIGEST)
+  t.deepEqual(job.history.map((h) => h.state), ['pending', 'running', 'success'])
+
+  t.truthy(job.receipt)
+  const verdict = verifyReceipt(job.receipt!, { output: job.output, input: enc('hello') })
+  t.true(verdict.valid, JSON.stringify(verdict))
+  if (!verdict.valid) return
+  const r = verdict.receipt
+  t.deepEqual(r.outputHash, sha256(enc('HELLO')))
+  t.deepEqual(r.jobHash, computeJobHash(job.id, ['echo'], sha256(enc('hello'))))
+  t.is(r.status, 'success')
+  t.is(r.workerId, t.context.identity.nodeId)
+  t.is(r.schedulerId, 'sched-7')
+  t.deepEqual(r.steps.map((s) => [s.containerId, s.imageDigest, s.exitCode]), [['echo', DIGEST, 0]])
+  t.is(r.latencyMs, job.latencyMs)
+  t.is(r.finishedAtMs - r.startedAtMs, r.latencyMs)
+
+  await until(() => events.length >= 3)
+  t.deepEqual(events.map((e) => e.state), ['pending', 'running', 'success'])
+  t.is(events[2]?.latencyMs, job.latencyMs)
+  t.like(orch.stats(), { served: 1, succeeded: 1, failed: 0, active: 0, queued: 0 })
+})
+
+test('failure path: runtime error code, exit code and digest on the record and a failed receipt', async (t) => {
+  const runtime = new FakeRuntime(() => {
+    throw Object.assign(new Error('container exited with code 3'), { name: 'NonZeroExitError', code: 'NON_ZERO_EXIT', exitCode: 3, imageDigest: DIGEST, stderrTail: 'oops' })
+  })
+  const { orch, events } = await setup(t, { runtime })
+  const { job: accepted } = await orch.submit({ containerId: 'echo', input: enc('x') })
+  const job = await settled(orch, accepted.id)
+  t.like(job, { state: 'failed', errorCode: 'NON_ZERO_EXIT', exitCode: 3, imageDigest: DIGEST })
+  t.is(typeof job.error, 'string')
+  t.is(job.output, undefined)
+  const verdict = verifyReceipt(job.receipt!, { output: new Uint8Array(0) })
+  t.true(verdict.valid)
+  if (verdict.valid) {
+    t.like(verdict.receipt, { status: 'failed', exitCode: 3, error: job.error })
+    t.deepEqual(verdict.receipt.outputHash, sha256(new Uint8Array(0)))
+  }
+  await until(() => events.length >= 3)
+  t.like(events[2], { state: 'failed', errorCode: 'NON_ZERO_EXIT' })
+  t.like(orch.stats(), { served: 1, succeeded: 0, failed: 1 })
+})
+
+test('submit rejects bad requests with a coded error and stores nothing', async (t) => {
+  const { orch } = await setup(t)
+  const unknown = await t.throwsAsync(orch.submit({ containerId: 'nope', input: enc('x') }), { name: 'UnknownContainerError' })
+  t.is((unknown as { code?: string }).code, 'UNKNOWN_CONTAINER')
+  t.deepEqual((unknown as unknown as { known: string[] }).known, ['echo', 'json'])
+  await t.throwsAsync(orch.submit({ containerId: 'echo', input: new Uint8Array(65) }), { name: 'InputTooLargeError', code: 'INPUT_TOO_LARGE' })
+  const bad = await t.throwsAsync(orch.submit({ containerId: 'json', input: enc('{not json') }), { name: 'InvalidInputError' })
+  t.is((bad as { code?: string }).code, 'INVALID_INPUT')
+  t.is(typeof (bad as unknown as { reason: string }).reason, 'string')
+  for (const jobId of ['has space', 'x'.repeat(129), 'semi;colon', 'ünï']) {
+    const err = await t.throwsAsync(orch.submit({ containerId: 'echo', input: enc('x'), jobId }), { name: 'InvalidJobIdError' })
+    t.is((err as { code?: string }).code, 'INVALID_JOB_ID')
+  }
+  for (const deadlineMs of [-1, 24 * 3600 * 1000 + 1, Number.NaN, Number.POSITIVE_INFINITY]) {
+    const err = await t.throwsAsync(orch.submit({ containerId: 'echo', input: enc('x'), deadlineMs }), { name: 'InvalidDeadlineError' })
+    t.is((err as { code?: string }).code, 'INVALID_DEADLINE')
+  }
+  t.deepEqual(await orch.list(), [])
+  // The valid id alphabet and an empty id (proto3 "unset") are accepted.
+  const ok = await orch.submit({ containerId: 'echo', input: enc('x'), jobId: 'Ab0._:-z' })
+  t.is(ok.job.id, 'Ab0._:-z')
+  const generated = await orch.submit({ containerId: 'echo', input: enc('x'), jobId: '' })
+  t.not(generated.job.id, '')
+})
+
+test('a full queue answers QUEUE_FULL and every accepted job still finishes', async (t) => {
+  const gate = gated()
+  const { orch, runtime } = await setup(t, { runtime: new FakeRuntime(gate.behaviour), jobs: { concurrency: 1, queueSize: 2 } })
+  const ids: string[] = []
+  for (let i = 0; i < 3; i++) ids.push((await orch.submit({ containerId: 'echo', input: enc(`j${i}`) })).job.id)
+  t.like(orch.stats(), { active: 1, queued: 2 })
+  const err = await t.throwsAsync(orch.submit({ containerId: 'echo', input: enc('overflow') }), { name: 'QueueFullError' })
+  t.is((err as { code?: string }).code, 'QUEUE_FULL')
+  t.like(err, { pending: 2, limit: 2 })
+  gate.release()
+  for (const id of ids) t.is((await settled(orch, id)).state, 'success')
+  t.is(runtime.calls.length, 3)
+  t.is((await orch.list()).length, 3)
+})
+
+test('never runs more than jobs.concurrency at once, in FIFO order', async (t) => {
+  const runtime = new FakeRuntime(async (req) => {
+    await sleep(5 + Math.floor(Math.random() * 15), req.signal)
+    return result(req.input)
+  })
+  const { orch } = await setup(t, { runtime, jobs: { concurrency: 2 } })
+  const ids: string[] = []
+  for (let i = 0; i < 12; i++) ids.push((await orch.submit({ containerId: 'echo', input: enc(`${i}`) })).job.id)
+  for (const id of ids) t.is((await settled(orch, id)).state, 'success')
+  t.is(runtime.maxRunning, 2)
+  t.deepEqual(runtime.calls, ids)
+})
+
+test('a duplicate job id never runs twice, even when the submits race', async (t) => {
+  const gate = gated()
+  const { orch, runtime } = await setup(t, { runtime: new FakeRuntime(gate.behaviour) })
+  const racing = await Promise.all(Array.from({ length: 5 }, async () => await orch.submit({ containerId: 'echo', input: enc('once'), jobId: 'dup-1' })))
+  t.is(racing.filter((r) => !r.duplicate).length, 1)
+  t.true(racing.every((r) => r.job.id === 'dup-1'))
+  const again = await orch.submit({ containerId: 'echo', input: enc('once'), jobId: 'dup-1' })
+  t.true(again.duplicate)
+  gate.release()
+  await settled(orch, 'dup-1')
+  const afterDone = await orch.submit({ containerId: 'echo', input: enc('once'), jobId: 'dup-1' })
+  t.true(afterDone.duplicate)
+  t.is(afterDone.job.state, 'success')
+  t.deepEqual(runtime.calls, ['dup-1'])
+  t.is(orch.stats().served, 1)
+})
+
+test('a job whose deadline passes while queued fails DEADLINE_EXCEEDED without running', async (t) => {
+  const gate = gated()
+  const { orch, runtime } = await setup(t, { runtime: new FakeRuntime(gate.behaviour), jobs: { concurrency: 1 } })
+  const blocker = await orch.submit({ containerId: 'echo', input: enc('long') })
+  const late = await orch.submit({ containerId: 'echo', input: enc('late'), deadlineMs: 50 })
+  // It fails at its deadline while the slot is still busy, not when the slot frees up.
+  const job = await settled(orch, late.job.id)
+  t.like(job, { state: 'failed', errorCode: 'DEADLINE_EXCEEDED' })
+  t.is(job.startedAtMs, undefined)
+  t.deepEqual(job.history.map((h) => h.state), ['pending', 'failed'])
+  t.true(verifyReceipt(job.receipt!).valid)
+  t.deepEqual(runtime.calls, [blocker.job.id])
+  gate.release()
+  t.is((await settled(orch, blocker.job.id)).state, 'success')
+  t.deepEqual(runtime.calls, [blocker.job.id])
+})
+
+test('a job whose deadline passes while running is aborted with DEADLINE_EXCEEDED', async (t) => {
+  const { orch, runtime } = await setup(t, { runtime: new FakeRuntime(echo(10_000)) })
+  const { job: accepted } = await orch.submit({ containerId: 'echo', input: enc('slow'), deadlineMs: 80 })
+  const job = await settled(orch, accepted.id)
+  t.like(job, { state: 'failed', errorCode: 'DEADLINE_EXCEEDED' })
+  t.truthy(job.startedAtMs)
+  t.true(verifyReceipt(job.receipt!).valid)
+  t.is(runtime.running, 0)
+})
+
+test('a runtime that ignores the abort cannot hold a slot past the grace period', async (t) => {
+  let hung = true
+  const runtime = new FakeRuntime(async (req) => {
+    if (hung) {
+      hung = false
+      return await new Promise<RunResult>(() => {})
+    }
+    return result(req.input)
+  })
+  const { orch } = await setup(t, { runtime, jobs: { concurrency: 1 }, abortGraceMs: 50 })
+  const stuck = await orch.submit({ containerId: 'echo', input: enc('stuck'), deadlineMs: 50 })
+  const next = await orch.submit({ containerId: 'echo', input: enc('next') })
+  t.like(await settled(orch, stuck.job.id), { state: 'failed', errorCode: 'DEADLINE_EXCEEDED' })
+  t.is((await settled(orch, next.job.id)).state, 'success')
+})
+
+test('restart: pending jobs resume, jobs found running fail with NODE_RESTARTED and a receipt', async (t) => {
+  const first = await setup(t, { start: false })
+  const now = Date.now()
+  const base = { containerId: 'echo', deadlineAtMs: now + 30_000, schedulerId: '' }
+  await first.store.putActive({ ...base, id: 'was-pending', input: enc('p'), state: 'pending', createdAtMs: now - 20, history: [{ state: 'pending', atMs: now - 20, detail: 'accepted' }] })
+  await first.store.putActive({
+    ...base,
+    id: 'was-running',
+    input: enc('r'),
+    state: 'running',
+    createdAtMs: now - 10,
+    startedAtMs: now - 5,
+    history: [{ state: 'pending', atMs: now - 10, detail: 'accepted' }, { state: 'running', atMs: now - 5, detail: 'started' }]
+  })
+  await first.orch.start()
+  t.context.started.push(first.orch)
+  const lost = await settled(first.orch, 'was-running')
+  t.like(lost, { state: 'failed', errorCode: 'NODE_RESTARTED' })
+  t.regex(lost.error ?? '', /\S/)
+  const verdict = verifyReceipt(lost.receipt!)
+  t.true(verdict.valid)
+  if (verdict.valid) t.is(verdict.receipt.startedAtMs, now - 5)
+  const resumed = await settled(first.orch, 'was-pending')
+  t.is(dec(resumed.output), 'P')
+  t.deepEqual(first.runtime.calls, ['was-pending'])
+  t.deepEqual(await first.store.listActive(), [])
+})
+
+test('stop() requeues running jobs; a new instance on the same store completes them', async (t) => {
+  const gate = gated()
+  const cfg = config(t.context.dir)
+  const store = levelStore({ path: cfg.store.path, maxResults: 100 })({ logger: silentLogger() })
+  await store.start()
+  t.context.started.push(store)
+  const first = await setup(t, { store, runtime: new FakeRuntime(gate.behaviour), jobs: { concurrency: 1 } })
+  const running = await first.orch.submit({ containerId: 'echo', input: enc('one') })
+  const queued = await first.orch.submit({ containerId: 'echo', input: enc('two') })
+  await until(() => first.runtime.running === 1)
+  await first.orch.stop()
+  await first.orch.stop()
+  t.is(first.runtime.running, 0, 'the run was aborted')
+  await t.throwsAsync(first.orch.submit({ containerId: 'echo', input: enc('x') }), { name: 'NotStartedError' })
+  const parked = await store.get(running.job.id)
+  t.is(parked?.state, 'pending')
+  t.is(parked?.history.at(-1)?.state, 'pending')
+  await store.stop()
+
+  const reopened = levelStore({ path: cfg.store.path, maxResults: 100 })({ logger: silentLogger() })
+  await reopened.start()
+  t.context.started.push(reopened)
+  const second = await setup(t, { store: reopened })
+  t.is(dec((await settled(second.orch, running.job.id)).output), 'ONE')
+  t.is(dec((await settled(second.orch, queued.job.id)).output), 'TWO')
+  t.deepEqual(second.runtime.calls, [running.job.id, queued.job.id])
+})
+
+test('served survives a restart', async (t) => {
+  const first = await setup(t)
+  for (const s of ['a', 'b']) await settled(first.orch, (await first.orch.submit({ containerId: 'echo', input: enc(s) })).job.id)
+  await first.orch.stop()
+  const second = await setup(t, { store: first.store })
+  t.like(second.orch.stats(), { served: 2, succeeded: 2, failed: 0 })
+})
+
+test('a runtime throwing non-Errors (sync or async) fails the job with INTERNAL and the node keeps going', async (t) => {
+  const thrown: unknown[] = ['a string', undefined, null, 42, { weird: true }, Object.assign(Object.create(null) as object, { code: 7 })]
+  let i = 0
+  const runtime = new FakeRuntime()
+  runtime.run = (req: RunRequest): Promise<RunResult> => {
+    const k = i++
+    if (k < thrown.length) {
+      if (k % 2 === 0) throw thrown[k] // synchronously, before any promise exists
+      return Promise.reject(thrown[k])
+    }
+    return Promise.resolve(result(req.input))
+  }
+  const { orch } = await setup(t, { runtime, jobs: { concurrency: 1 } })
+  const ids: string[] = []
+  for (let n = 0; n <= thrown.length; n++) ids.push((await orch.submit({ containerId: 'echo', input: enc(`${n}`) })).job.id)
+  for (const id of ids.slice(0, -1)) {
+    const job = await settled(orch, id)
+    t.like(job, { state: 'failed', errorCode: 'INTERNAL' })
+    t.is(typeof job.error, 'string')
+    t.true(verifyReceipt(job.receipt!).valid)
+  }
+  t.is((await settled(orch, ids.at(-1)!)).state, 'success')
+})
+
+test('a throwing event listener does not stop other listeners or the job', async (t) => {
+  const { orch, events } = await setup(t)
+  const seen: string[] = []
+  orch.onEvent(() => { throw new Error('listener bug') })
+  const off = orch.onEvent((e) => { seen.push(e.state) })
+  const { job } = await orch.submit({ containerId: 'echo', input: enc('x') })
+  await settled(orch, job.id)
+  await until(() => seen.length === 3)
+  t.deepEqual(seen, ['pending', 'running', 'success'])
+  t.is(events.length, 3)
+  off()
+  await settled(orch, (await orch.submit({ containerId: 'echo', input: enc('y') })).job.id)
+  t.is(seen.length, 3)
+})
+
+test('lifecycle: use before start throws NotStartedError; start and stop are idempotent', async (t) => {
+  const { orch } = await setup(t, { start: false })
+  const err = await t.throwsAsync(orch.submit({ containerId: 'echo', input: enc('x') }), { name: 'NotStartedError' })
+  t.is((err as { code?: string }).code, 'NOT_STARTED')
+  await t.throwsAsync(orch.get('x'), { name: 'NotStartedError' })
+  await orch.stop()
+  await orch.start()
+  await orch.start()
+  t.context.started.push(orch)
+  t.is((await settled(orch, (await orch.submit({ containerId: 'echo', input: enc('x') })).job.id)).state, 'success')
+  await orch.stop()
+  await orch.stop()
+})

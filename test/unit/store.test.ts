@@ -1,0 +1,239 @@
+import anyTest, { type TestFn } from 'ava'
+import { mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { Writable } from 'node:stream'
+import { pino } from 'pino'
+import { ClassicLevel } from 'classic-level'
+import { levelStore, SUBLEVELS } from '../../src/store/index.ts'
+import { silentLogger, type Logger } from '../../src/telemetry/logger.ts'
+import type { JobRecord, JobStore } from '../../src/store/types.ts'
+import type { JobState } from '../../src/types.ts'
+
+interface Ctx {
+  dir: string
+  stores: JobStore[]
+}
+
+const test = anyTest as TestFn<Ctx>
+
+test.beforeEach(async (t) => {
+  t.context.dir = await mkdtemp(path.join(os.tmpdir(), 'inframind-store-'))
+  t.context.stores = []
+})
+
+test.afterEach.always(async (t) => {
+  for (const store of t.context.stores.reverse()) await store.stop()
+  await rm(t.context.dir, { recursive: true, force: true })
+})
+
+async function open (t: { context: Ctx }, maxResults = 100, logger: Logger = silentLogger()): Promise<JobStore> {
+  const store = levelStore({ path: path.join(t.context.dir, 'db'), maxResults })({ logger })
+  t.context.stores.push(store)
+  await store.start()
+  return store
+}
+
+function record (id: string, state: JobState, createdAtMs = 1_000, extra: Partial<JobRecord> = {}): JobRecord {
+  return {
+    id,
+    containerId: 'echo',
+    input: Uint8Array.from([0, 1, 2, 255, 128, 10]),
+    state,
+    createdAtMs,
+    deadlineAtMs: createdAtMs + 60_000,
+    history: [{ state: 'pending', atMs: createdAtMs, detail: 'accepted' }],
+    schedulerId: '',
+    ...extra
+  }
+}
+
+function finished (id: string, createdAtMs = 1_000, state: 'success' | 'failed' = 'success'): JobRecord {
+  return record(id, state, createdAtMs, {
+    startedAtMs: createdAtMs + 1,
+    finishedAtMs: createdAtMs + 5,
+    latencyMs: 4,
+    output: Uint8Array.from([9, 8, 0, 7]),
+    exitCode: 0,
+    imageDigest: 'sha256:' + 'ab'.repeat(32),
+    history: [
+      { state: 'pending', atMs: createdAtMs, detail: 'accepted' },
+      { state: 'running', atMs: createdAtMs + 1, detail: 'started' },
+      { state, atMs: createdAtMs + 5, detail: state }
+    ],
+    receipt: {
+      payloadType: 'inframind/receipt/v1',
+      payload: Uint8Array.from([1, 2, 3, 0, 250]),
+      publicKey: new Uint8Array(32).fill(7),
+      signature: new Uint8Array(64).fill(3)
+    }
+  })
+}
+
+test('round-trips records exactly, bytes included', async (t) => {
+  const store = await open(t)
+  const pending = record('a', 'pending')
+  await store.putActive(pending)
+  const got = await store.get('a')
+  t.deepEqual(got, pending)
+  t.true(got?.input instanceof Uint8Array)
+
+  const done = finished('a')
+  done.error = 'nope'
+  done.errorCode = 'NON_ZERO_EXIT'
+  done.schedulerId = 'sched-1'
+  await store.complete(done)
+  t.deepEqual(await store.get('a'), done)
+  t.is(await store.get('missing'), undefined)
+})
+
+test('completed results, counters and LRU order survive a restart', async (t) => {
+  const first = await open(t, 2)
+  await first.complete(finished('a', 1))
+  await first.complete(finished('b', 2, 'failed'))
+  await first.get('a') // a is now more recent than b
+  await first.putActive(record('p', 'pending', 3))
+  await first.stop()
+
+  const second = await open(t, 2)
+  t.deepEqual(await second.get('a'), finished('a', 1))
+  t.is(await second.completedCount(), 2)
+  t.deepEqual(await second.counters(), { served: 2, succeeded: 1, failed: 1 })
+  t.deepEqual((await second.listActive()).map((j) => j.id), ['p'])
+  await second.complete(finished('c', 4))
+  // b was least recently used before the restart, so it goes first after it.
+  t.is(await second.get('b'), undefined)
+  t.truthy(await second.get('a'))
+  t.truthy(await second.get('c'))
+})
+
+test('evicts the least recently used completed job; get() refreshes', async (t) => {
+  const store = await open(t, 3)
+  for (const id of ['a', 'b', 'c']) await store.complete(finished(id))
+  await store.get('a')
+  await store.complete(finished('d'))
+  t.is(await store.get('b'), undefined)
+  t.is(await store.completedCount(), 3)
+  await store.complete(finished('e'))
+  t.is(await store.get('c'), undefined)
+  for (const id of ['a', 'd', 'e']) t.truthy(await store.get(id), id)
+  // Evicted jobs leave list() too, and served keeps counting them.
+  t.deepEqual((await store.list()).map((j) => j.id).sort(), ['a', 'd', 'e'])
+  t.is((await store.counters()).served, 5)
+})
+
+test('LRU stays exact over thousands of operations at maxResults = 1000', async (t) => {
+  const max = 1000
+  const store = await open(t, max)
+  // Reference model: ids in recency order, least recent first.
+  const model: string[] = []
+  const touch = (id: string): void => {
+    const i = model.indexOf(id)
+    if (i !== -1) model.splice(i, 1)
+    model.push(id)
+  }
+  let n = 0
+  for (let round = 0; round < 2500; round++) {
+    const id = `job-${n++}`
+    await store.complete(finished(id, round))
+    touch(id)
+    if (model.length > max) model.shift()
+    if (round % 3 === 0 && model.length > 10) {
+      // Read an old-ish job so that it escapes the next evictions.
+      const pick = model[(round * 7) % Math.min(model.length, 200)] as string
+      t.truthy(await store.get(pick))
+      touch(pick)
+    }
+  }
+  t.is(await store.completedCount(), max)
+  const held = (await store.list({ limit: 5000 })).map((j) => j.id).sort()
+  t.deepEqual(held, [...model].sort())
+})
+
+test('active jobs are kept apart from completed ones', async (t) => {
+  const store = await open(t)
+  await store.putActive(record('p2', 'pending', 20))
+  await store.putActive(record('r1', 'running', 10, { startedAtMs: 11 }))
+  await store.complete(finished('s1', 5))
+  await store.complete(finished('f1', 30, 'failed'))
+  t.deepEqual((await store.listActive()).map((j) => j.id), ['r1', 'p2'])
+  t.is(await store.completedCount(), 2)
+
+  await store.putActive(record('p2', 'running', 20, { startedAtMs: 21 }))
+  const done = finished('p2', 20)
+  await store.complete(done)
+  t.deepEqual((await store.listActive()).map((j) => j.id), ['r1'])
+  t.is(await store.completedCount(), 3)
+
+  t.deepEqual((await store.list()).map((j) => j.id), ['f1', 'p2', 'r1', 's1'], 'newest first by createdAt')
+  t.deepEqual((await store.list({ limit: 2 })).map((j) => j.id), ['f1', 'p2'])
+  t.deepEqual((await store.list({ state: 'success' })).map((j) => j.id), ['p2', 's1'])
+  t.deepEqual((await store.list({ state: 'running' })).map((j) => j.id), ['r1'])
+  t.deepEqual((await store.list({ state: 'pending' })), [])
+})
+
+test('completing the same job twice replaces it without counting it twice', async (t) => {
+  const store = await open(t)
+  await store.complete(finished('a'))
+  await store.complete(finished('a', 1_000, 'failed'))
+  t.is(await store.completedCount(), 1)
+  t.deepEqual(await store.counters(), { served: 1, succeeded: 1, failed: 0 })
+  t.is((await store.get('a'))?.state, 'failed')
+})
+
+test('a corrupt record is skipped with a warning, not fatal', async (t) => {
+  const dbPath = path.join(t.context.dir, 'db')
+  const store = await open(t)
+  await store.putActive(record('good', 'pending', 1))
+  await store.complete(finished('done', 2))
+  await store.stop()
+
+  const raw = new ClassicLevel<string, string>(dbPath)
+  await raw.open()
+  await raw.sublevel(SUBLEVELS.active).put('bad-json', '{not json')
+  await raw.sublevel(SUBLEVELS.active).put('bad-shape', JSON.stringify({ v: 1, id: 'bad-shape', state: 'pending' }))
+  await raw.sublevel(SUBLEVELS.created).put(`${'3'.padStart(16, '0')}!bad-json`, 'pending')
+  // A completed record whose bytes were damaged on disk.
+  const completed = raw.sublevel(SUBLEVELS.completed)
+  const text = await completed.get('done') as string
+  await completed.put('done', text.replace(/"output":"[^"]*"/, '"output":"@@@"'))
+  await raw.close()
+
+  const lines: Array<Record<string, unknown>> = []
+  const logger = pino({ level: 'warn' }, new Writable({
+    write (chunk: Buffer, _enc, cb) { lines.push(JSON.parse(chunk.toString())); cb() }
+  }))
+  const reopened = await open(t, 100, logger)
+  t.deepEqual((await reopened.listActive()).map((j) => j.id), ['good'])
+  t.is(await reopened.get('bad-json'), undefined)
+  t.is(await reopened.get('done'), undefined)
+  t.deepEqual((await reopened.list()).map((j) => j.id), ['good'])
+  const warned = lines.filter((l) => l.msg === 'skipping corrupt job record').map((l) => l.jobId)
+  t.true(warned.includes('bad-json'))
+  t.true(warned.includes('bad-shape'))
+  t.true(warned.includes('done'))
+  // The store still works normally around the damage.
+  await reopened.complete(finished('good', 1))
+  t.is((await reopened.get('good'))?.state, 'success')
+})
+
+test('lifecycle: use before start throws NotStartedError; start and stop are idempotent', async (t) => {
+  const store = levelStore({ path: path.join(t.context.dir, 'db'), maxResults: 10 })({ logger: silentLogger() })
+  t.context.stores.push(store)
+  await t.throwsAsync(store.get('x'), { name: 'NotStartedError' })
+  await t.throwsAsync(store.putActive(record('x', 'pending')), { name: 'NotStartedError' })
+  await store.start()
+  await store.start()
+  await store.putActive(record('x', 'pending'))
+  await store.stop()
+  await store.stop()
+  const err = await t.throwsAsync(store.listActive())
+  t.is((err as { code?: string }).code, 'NOT_STARTED')
+})
+
+test('a second store on the same path fails with StoreOpenError', async (t) => {
+  await open(t)
+  const other = levelStore({ path: path.join(t.context.dir, 'db'), maxResults: 10 })({ logger: silentLogger() })
+  const err = await t.throwsAsync(other.start(), { name: 'StoreOpenError' })
+  t.is((err as { code?: string }).code, 'STORE_OPEN_FAILED')
+})
