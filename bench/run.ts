@@ -49,7 +49,7 @@ async function main (): Promise<void> {
       idle,
       targets: {
         oneShotRatio: { target: '<= 1.0', value: oneShot.ratioOfMedians, met: oneShot.ratioOfMedians <= 1.0 },
-        verifyPerSecond: { target: '>= 4000', value: signing.nodeCrypto.verifyPerSecond, met: signing.nodeCrypto.verifyPerSecond >= 4000 },
+        verifyPerSecond: { target: '>= 4000', value: signing.receiptVerifyPerSecond, met: signing.receiptVerifyPerSecond >= 4000 },
         idleRssMiB: { target: '<= 150', value: idle.rssMiB, met: idle.rssMiB <= 150 }
       }
     }
@@ -74,7 +74,8 @@ function render (r: any): string {
     '|---|---|---|---|---|',
     `| one-shot echo job, median of ${r.oneShot.pairs} pairs | ${ms(r.oneShot.node.p50)} (p90 ${ms(r.oneShot.node.p90)}) | docker run --rm: ${ms(r.oneShot.dockerRun.p50)} (p90 ${ms(r.oneShot.dockerRun.p90)}) | ${r.oneShot.ratioOfMedians.toFixed(2)} (median paired ${r.oneShot.medianPairedRatio.toFixed(2)}) | <= 1.0 ${r.targets.oneShotRatio.met ? 'met' : 'NOT met'} |`,
     `| ed25519 sign / s | node:crypto ${r.signing.nodeCrypto.signPerSecond.toFixed(0)} | tweetnacl ${r.signing.tweetnacl.signPerSecond.toFixed(0)} | ${(r.signing.nodeCrypto.signPerSecond / r.signing.tweetnacl.signPerSecond).toFixed(0)}x | |`,
-    `| receipt verify / s | node:crypto ${r.signing.nodeCrypto.verifyPerSecond.toFixed(0)} | tweetnacl ${r.signing.tweetnacl.verifyPerSecond.toFixed(0)} | ${(r.signing.nodeCrypto.verifyPerSecond / r.signing.tweetnacl.verifyPerSecond).toFixed(0)}x | >= 4000 ${r.targets.verifyPerSecond.met ? 'met' : 'NOT met'} |`,
+    `| ed25519 envelope verify / s | node:crypto ${r.signing.nodeCrypto.verifyPerSecond.toFixed(0)} | tweetnacl ${r.signing.tweetnacl.verifyPerSecond.toFixed(0)} | ${(r.signing.nodeCrypto.verifyPerSecond / r.signing.tweetnacl.verifyPerSecond).toFixed(0)}x | |`,
+    `| full receipt verify / s (decode + signature + worker id), one core | ${r.signing.receiptVerifyPerSecond.toFixed(0)} | | | >= 4000 ${r.targets.verifyPerSecond.met ? 'met' : 'NOT met'} |`,
     `| idle node RSS | ${r.idle.rssMiB.toFixed(1)} MiB | | | <= 150 MiB ${r.targets.idleRssMiB.met ? 'met' : 'NOT met'} |`,
     '',
     `One-shot: both sides run the same image (${r.oneShot.image}) with the same sandbox flags and the same ${r.oneShot.inputBytes}-byte input; the node side is a gRPC SubmitJob then WatchJob until the result, the baseline is the docker CLI. Pairs alternate which side runs first.`,

@@ -6,6 +6,7 @@ import {
 import { NotStartedError, QueueFullError } from './errors.ts'
 import { DEADLINE_REASON, STOP_REASON, failureOf, settle, type Outcome } from './outcome.ts'
 import { receiptFor } from './receipt.ts'
+import { toFinished, toRequeued, toRunning, type Ending } from './transitions.ts'
 import { validateSubmit } from './validate.ts'
 import type { ContainerConfig, NodeConfig } from '../config/types.ts'
 import type { Identity } from '../identity/types.ts'
@@ -38,17 +39,6 @@ export function orchestrator (init: OrchestratorInit): (components: Orchestrator
   return (components) => new JobOrchestrator(init, components)
 }
 
-/** How a job ends; the orchestrator turns it into the final record, receipt and event. */
-interface Ending {
-  state: 'success' | 'failed'
-  detail: string
-  output?: Uint8Array
-  exitCode?: number
-  imageDigest?: string
-  error?: string
-  errorCode?: string
-}
-
 class JobOrchestrator implements Orchestrator {
   readonly #config: NodeConfig
   readonly #containers: ReadonlyMap<string, ContainerConfig>
@@ -59,6 +49,7 @@ class JobOrchestrator implements Orchestrator {
   readonly #identity: Identity
   readonly #log: Logger
   #started = false
+  #starting: Promise<void> | undefined
   /** Latest record of every pending or running job; the store holds the same, written first. */
   readonly #active = new Map<string, JobRecord>()
   /** Pending job ids, FIFO. */
@@ -88,7 +79,16 @@ class JobOrchestrator implements Orchestrator {
 
   async start (): Promise<void> {
     if (this.#started) return
-    this.#counters = await this.#store.counters()
+    if (this.#starting !== undefined) return await this.#starting
+    this.#starting = this.#resume()
+    try {
+      await this.#starting
+    } finally {
+      this.#starting = undefined
+    }
+  }
+
+  async #resume (): Promise<void> {
     const jobs = await this.#store.listActive()
     let resumed = 0
     let interrupted = 0
@@ -110,6 +110,8 @@ class JobOrchestrator implements Orchestrator {
         await this.#store.complete(job)
       }
     }
+    // Read after the loop: the store has already counted the jobs failed above.
+    this.#counters = await this.#store.counters()
     this.#started = true
     if (jobs.length > 0) this.#log.info({ resumed, interrupted }, 'resumed jobs from the store')
     this.#pump()
@@ -121,6 +123,8 @@ class JobOrchestrator implements Orchestrator {
    * without warning (found `running` at start) fails, with NODE_RESTARTED.
    */
   async stop (): Promise<void> {
+    // A stop during start waits for it, or the start would finish afterwards and leave jobs running.
+    await this.#starting?.catch(() => {})
     if (!this.#started) return
     this.#started = false
     for (const timer of this.#pendingTimers.values()) clearTimeout(timer)
@@ -282,18 +286,14 @@ class JobOrchestrator implements Orchestrator {
         errorCode: 'UNKNOWN_CONTAINER'
       })
     }
-    const job: JobRecord = {
-      ...queued,
-      state: 'running',
-      startedAtMs,
-      history: [...queued.history, { state: 'running', atMs: startedAtMs, detail: 'started' }]
-    }
+    const job = toRunning(queued, startedAtMs)
     this.#active.set(job.id, job)
     await this.#persist(job)
     this.#emit(job)
+    // stop() came while the state was being written: nothing ran yet, so park it straight away.
+    if (controller.signal.reason === STOP_REASON) return await this.#requeue(job)
     const budgetMs = job.deadlineAtMs - job.createdAtMs
     const deadline = setTimeout(() => { controller.abort(DEADLINE_REASON) }, job.deadlineAtMs - startedAtMs)
-    if (controller.signal.reason === STOP_REASON) return await this.#requeue(job)
     let outcome: Outcome
     try {
       outcome = await settle(
@@ -319,33 +319,15 @@ class JobOrchestrator implements Orchestrator {
   }
 
   async #requeue (job: JobRecord): Promise<void> {
-    const { startedAtMs: _dropped, ...rest } = job
-    const atMs = Date.now()
-    const pending: JobRecord = {
-      ...rest,
-      state: 'pending',
-      history: [...job.history, { state: 'pending', atMs, detail: 'requeued: the node is stopping; resumes on next start' }]
-    }
+    const pending = toRequeued(job, Date.now(), 'requeued: the node is stopping; resumes on next start')
     await this.#persist(pending)
     this.#active.delete(job.id)
     this.#emit(pending)
   }
 
   async #finish (job: JobRecord, end: Ending): Promise<void> {
-    const finishedAtMs = Date.now()
-    const latencyMs = Math.max(0, finishedAtMs - (job.startedAtMs ?? job.createdAtMs))
-    const done: JobRecord = {
-      ...job,
-      state: end.state,
-      finishedAtMs,
-      latencyMs,
-      history: [...job.history, { state: end.state, atMs: finishedAtMs, detail: end.detail }]
-    }
-    if (end.output !== undefined) done.output = end.output
-    if (end.exitCode !== undefined) done.exitCode = end.exitCode
-    if (end.imageDigest !== undefined) done.imageDigest = end.imageDigest
-    if (end.error !== undefined) done.error = end.error
-    if (end.errorCode !== undefined) done.errorCode = end.errorCode
+    const done = toFinished(job, end, Date.now())
+    const latencyMs = done.latencyMs ?? 0
     try {
       done.receipt = signReceipt(this.#identity, receiptFor(done, this.#identity.nodeId))
     } catch (err) {

@@ -1,4 +1,7 @@
-/** One error class per runtime failure, told apart by `name` and `code` (never by message text). */
+/**
+ * One error class per runtime failure, told apart by `name` and `code` (never by message text).
+ * Codes follow the project's convention (no prefix); the API maps them to gRPC statuses in one table.
+ */
 
 export interface RuntimeErrorDetails {
   /** Image id (sha256:...) involved, when known: failure receipts include it. */
@@ -28,7 +31,7 @@ export class RuntimeError extends Error {
 }
 
 export class EngineUnavailableError extends RuntimeError {
-  static readonly code = 'ERR_ENGINE_UNAVAILABLE'
+  static readonly code = 'ENGINE_UNAVAILABLE'
   constructor (where: string, details?: RuntimeErrorDetails) {
     super('EngineUnavailableError', EngineUnavailableError.code,
       `no Docker engine answers at ${where}: start one with 'bash scripts/docker-engine.sh' (or 'sudo dockerd &'), ` +
@@ -38,7 +41,7 @@ export class EngineUnavailableError extends RuntimeError {
 
 /** An engine call failed or did not answer in time (not a failure of the job itself). */
 export class EngineRequestError extends RuntimeError {
-  static readonly code = 'ERR_ENGINE_REQUEST'
+  static readonly code = 'ENGINE_REQUEST_FAILED'
   constructor (what: string, details?: RuntimeErrorDetails) {
     const reason = details?.cause instanceof Error ? `: ${details.cause.message}` : ''
     super('EngineRequestError', EngineRequestError.code, `Docker engine request failed (${what})${reason}`, details)
@@ -46,14 +49,14 @@ export class EngineRequestError extends RuntimeError {
 }
 
 export class RuntimeNotStartedError extends RuntimeError {
-  static readonly code = 'ERR_NOT_STARTED'
+  static readonly code = 'NOT_STARTED'
   constructor () {
     super('RuntimeNotStartedError', RuntimeNotStartedError.code, 'the container runtime is not started: call start() first')
   }
 }
 
 export class UnsafeUserError extends RuntimeError {
-  static readonly code = 'ERR_UNSAFE_USER'
+  static readonly code = 'UNSAFE_USER'
   constructor (containerId: string, user: string) {
     super('UnsafeUserError', UnsafeUserError.code,
       `container ${containerId}: user ${JSON.stringify(user)} is refused; set a numeric non-root "uid" or "uid:gid" ` +
@@ -62,7 +65,7 @@ export class UnsafeUserError extends RuntimeError {
 }
 
 export class InputTooLargeError extends RuntimeError {
-  static readonly code = 'ERR_INPUT_TOO_LARGE'
+  static readonly code = 'INPUT_TOO_LARGE'
   constructor (containerId: string, bytes: number, max: number) {
     super('InputTooLargeError', InputTooLargeError.code,
       `container ${containerId}: input is ${bytes} bytes, above its max_input_bytes of ${max}`)
@@ -70,7 +73,7 @@ export class InputTooLargeError extends RuntimeError {
 }
 
 export class GpuUnavailableError extends RuntimeError {
-  static readonly code = 'ERR_GPU_UNAVAILABLE'
+  static readonly code = 'GPU_UNAVAILABLE'
   constructor (containerId: string) {
     super('GpuUnavailableError', GpuUnavailableError.code,
       `container ${containerId} needs an NVIDIA GPU but this node has none (nvidia-smi found no GPU); ` +
@@ -79,7 +82,7 @@ export class GpuUnavailableError extends RuntimeError {
 }
 
 export class ImageNotFoundError extends RuntimeError {
-  static readonly code = 'ERR_IMAGE_NOT_FOUND'
+  static readonly code = 'IMAGE_NOT_FOUND'
   constructor (image: string, details?: RuntimeErrorDetails) {
     super('ImageNotFoundError', ImageNotFoundError.code,
       `image ${image} is not in the local engine: build the sample images with 'node scripts/build-images.ts' ` +
@@ -88,7 +91,7 @@ export class ImageNotFoundError extends RuntimeError {
 }
 
 export class ImageDigestMismatchError extends RuntimeError {
-  static readonly code = 'ERR_IMAGE_DIGEST_MISMATCH'
+  static readonly code = 'IMAGE_DIGEST_MISMATCH'
   readonly expected: string
   readonly actual: string
   constructor (image: string, expected: string, actual: string) {
@@ -101,7 +104,7 @@ export class ImageDigestMismatchError extends RuntimeError {
 }
 
 export class ContainerTimeoutError extends RuntimeError {
-  static readonly code = 'ERR_CONTAINER_TIMEOUT'
+  static readonly code = 'CONTAINER_TIMEOUT'
   constructor (containerId: string, timeoutMs: number, details?: RuntimeErrorDetails) {
     super('ContainerTimeoutError', ContainerTimeoutError.code,
       `container ${containerId} ran longer than its timeout of ${timeoutMs} ms and was killed`, details)
@@ -109,14 +112,14 @@ export class ContainerTimeoutError extends RuntimeError {
 }
 
 export class RunAbortedError extends RuntimeError {
-  static readonly code = 'ERR_RUN_ABORTED'
+  static readonly code = 'ABORTED'
   constructor (reason: string, details?: RuntimeErrorDetails) {
     super('RunAbortedError', RunAbortedError.code, `container run aborted: ${reason}`, details)
   }
 }
 
 export class OutputTooLargeError extends RuntimeError {
-  static readonly code = 'ERR_OUTPUT_TOO_LARGE'
+  static readonly code = 'OUTPUT_TOO_LARGE'
   constructor (containerId: string, maxBytes: number, details?: RuntimeErrorDetails) {
     super('OutputTooLargeError', OutputTooLargeError.code,
       `container ${containerId} wrote more than its max_output_bytes of ${maxBytes} to stdout and was killed`, details)
@@ -124,7 +127,7 @@ export class OutputTooLargeError extends RuntimeError {
 }
 
 export class ContainerExitError extends RuntimeError {
-  static readonly code = 'ERR_CONTAINER_EXIT'
+  static readonly code = 'CONTAINER_EXIT'
   constructor (containerId: string, exitCode: number, details?: RuntimeErrorDetails) {
     super('ContainerExitError', ContainerExitError.code,
       `container ${containerId} exited with code ${exitCode}`, { ...details, exitCode })
@@ -132,7 +135,7 @@ export class ContainerExitError extends RuntimeError {
 }
 
 export class ContainerOomError extends RuntimeError {
-  static readonly code = 'ERR_CONTAINER_OOM'
+  static readonly code = 'CONTAINER_OOM'
   constructor (containerId: string, memoryBytes: number, details?: RuntimeErrorDetails) {
     super('ContainerOomError', ContainerOomError.code,
       `container ${containerId} was killed for exceeding its memory limit of ${memoryBytes} bytes`, details)
@@ -140,10 +143,19 @@ export class ContainerOomError extends RuntimeError {
 }
 
 export class OutputSchemaError extends RuntimeError {
-  static readonly code = 'ERR_OUTPUT_SCHEMA'
+  static readonly code = 'OUTPUT_SCHEMA'
   readonly reason: string
   constructor (containerId: string, reason: string, details?: RuntimeErrorDetails) {
     super('OutputSchemaError', OutputSchemaError.code, `container ${containerId} output does not match its schema: ${reason}`, details)
     this.reason = reason
+  }
+}
+
+/** The OCI runtime refused to start the container (e.g. its command is not in the image). */
+export class ContainerStartError extends RuntimeError {
+  static readonly code = 'CONTAINER_START_FAILED'
+  constructor (containerId: string, details?: RuntimeErrorDetails) {
+    const reason = details?.cause instanceof Error ? `: ${details.cause.message.trim()}` : ''
+    super('ContainerStartError', ContainerStartError.code, `container ${containerId} could not start${reason}`, details)
   }
 }

@@ -1,6 +1,6 @@
 /** What this machine offers to jobs: CPU, memory, architecture and NVIDIA GPUs. */
 import { execFile } from 'node:child_process'
-import { arch, availableParallelism, cpus, totalmem } from 'node:os'
+import { arch, availableParallelism, cpus, platform, totalmem } from 'node:os'
 import { NVIDIA_SMI_TIMEOUT_MS } from './constants.ts'
 
 export interface GpuInfo {
@@ -11,6 +11,8 @@ export interface GpuInfo {
 export interface HardwareInfo {
   /** Node's name for the CPU architecture (x64, arm64, ...). */
   arch: string
+  /** Node's name for the OS (linux, darwin, ...). */
+  platform: string
   cpuModel: string
   cpuCores: number
   memoryBytes: number
@@ -27,6 +29,7 @@ export interface DetectHardwareOptions {
 export async function detectHardware (opts: DetectHardwareOptions = {}): Promise<HardwareInfo> {
   return {
     arch: arch(),
+    platform: platform(),
     cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
     cpuCores: availableParallelism(),
     memoryBytes: totalmem(),

@@ -214,7 +214,7 @@ test('happy path: output, signed receipt that verifies, events pending → runni
   t.is(r.workerId, t.context.identity.nodeId)
   t.is(r.schedulerId, 'sched-7')
   t.deepEqual(r.steps.map((s) => [s.containerId, s.imageDigest, s.exitCode]), [['echo', DIGEST, 0]])
-  t.is(r.latencyMs, job.latencyMs)
+  t.is(job.latencyMs, r.latencyMs)
   t.is(r.finishedAtMs - r.startedAtMs, r.latencyMs)
 
   await until(() => events.length >= 3)
@@ -411,6 +411,46 @@ test('stop() requeues running jobs; a new instance on the same store completes t
   t.is(dec((await settled(second.orch, running.job.id)).output), 'ONE')
   t.is(dec((await settled(second.orch, queued.job.id)).output), 'TWO')
   t.deepEqual(second.runtime.calls, [running.job.id, queued.job.id])
+})
+
+const liveTimers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+
+// Serial, so no other test's timers are alive while it counts them.
+test.serial('stop() while a run is being recorded parks the job unrun and leaves no timer behind', async (t) => {
+  const baseline = liveTimers()
+  const cfg = config(t.context.dir)
+  const store = levelStore({ path: cfg.store.path, maxResults: 100 })({ logger: silentLogger() })
+  await store.start()
+  t.context.started.push(store)
+  let entered!: () => void
+  const recording = new Promise<void>((resolve) => { entered = resolve })
+  let release!: () => void
+  const held = new Promise<void>((resolve) => { release = resolve })
+  const slow: JobStore = {
+    start: async () => { await store.start() },
+    stop: async () => { await store.stop() },
+    complete: async (job) => { await store.complete(job) },
+    get: async (id) => await store.get(id),
+    listActive: async () => await store.listActive(),
+    list: async (opts) => await store.list(opts),
+    completedCount: async () => await store.completedCount(),
+    counters: async () => await store.counters(),
+    putActive: async (job) => {
+      if (job.state === 'running') { entered(); await held }
+      await store.putActive(job)
+    }
+  }
+  const { orch, runtime } = await setup(t, { store: slow })
+  const { job } = await orch.submit({ containerId: 'echo', input: enc('x') })
+  await recording
+  const stopping = orch.stop()
+  release()
+  await stopping
+  t.deepEqual(runtime.calls, [])
+  const parked = await store.get(job.id)
+  t.is(parked?.state, 'pending')
+  t.is(parked?.startedAtMs, undefined)
+  t.is(liveTimers(), baseline)
 })
 
 test('served survives a restart', async (t) => {

@@ -1,0 +1,12 @@
+/** The container runtime: runs job containers one-shot in a sandbox (see docs/ARCHITECTURE.md). */
+export { dockerRuntime, resolveEngine } from './docker.ts'
+export type { DockerRuntimeInit, DockerRuntimeComponents } from './docker.ts'
+export { buildHostConfig, buildCreateSpec, assertSafeUser, containerName } from './sandbox.ts'
+export type { SandboxHostConfig, CreateSpec } from './sandbox.ts'
+export { detectHardware, detectGpus, parseNvidiaSmi } from './hardware.ts'
+export type { HardwareInfo, GpuInfo, DetectHardwareOptions } from './hardware.ts'
+export { StreamDemuxer, CappedBuffer, TailBuffer } from './streams.ts'
+export { schemaViolation, IO_SCHEMAS } from './schema.ts'
+export * from './errors.ts'
+export * from './constants.ts'
+export type { Runtime, RunRequest, RunResult, ImageStatus } from './types.ts'

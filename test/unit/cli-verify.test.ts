@@ -1,0 +1,133 @@
+import test from 'ava'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { encodeEnvelope, envelopeToJson } from '../../src/envelope/index.ts'
+import { identityFromSeed } from '../../src/identity/index.ts'
+import { computeJobHash, sha256, signReceipt, type Receipt } from '../../src/receipt/index.ts'
+import { runVerify } from '../../src/cli/verify.ts'
+
+const worker = identityFromSeed(new Uint8Array(32).fill(11))
+const output = new TextEncoder().encode('hello world\n')
+const inputHash = sha256(new TextEncoder().encode('hello world\n'))
+const receipt: Receipt = {
+  jobId: 'job-42',
+  jobHash: computeJobHash('job-42', ['echo'], inputHash),
+  inputHash,
+  outputHash: sha256(output),
+  steps: [{ containerId: 'echo', imageDigest: 'sha256:' + '5'.repeat(64), outputHash: sha256(output), exitCode: 0 }],
+  status: 'success',
+  exitCode: 0,
+  latencyMs: 12,
+  startedAtMs: 1_763_000_000_000,
+  finishedAtMs: 1_763_000_000_012,
+  workerId: worker.nodeId,
+  schedulerId: '',
+  error: ''
+}
+const env = signReceipt(worker, receipt)
+
+let dir = ''
+test.before(() => { dir = mkdtempSync(join(tmpdir(), 'inframind-verify-')) })
+test.after.always(() => { rmSync(dir, { recursive: true, force: true }) })
+
+function file (name: string, content: string | Uint8Array): string {
+  const path = join(dir, name)
+  writeFileSync(path, content)
+  return path
+}
+
+async function verify (argv: string[], stdin?: Uint8Array): Promise<{ code: number, out: string, err: string }> {
+  let out = ''
+  let err = ''
+  const code = await runVerify(argv, {
+    out: (s) => { out += s },
+    err: (s) => { err += s },
+    env: {},
+    stdin: async () => stdin ?? new Uint8Array(0)
+  })
+  return { code, out, err }
+}
+
+function tampered (): Record<string, string> {
+  const json = envelopeToJson(env)
+  const payload = Buffer.from(json.payload, 'base64')
+  payload[payload.length - 3] ^= 1
+  return { ...json, payload: payload.toString('base64') }
+}
+
+test('a valid JSON receipt: exit 0 and a summary', async (t) => {
+  const r = await verify([file('valid.json', JSON.stringify(envelopeToJson(env)))])
+  t.is(r.code, 0, r.err)
+  t.regex(r.out, /^valid\n/)
+  t.true(r.out.includes('job-42'))
+  t.true(r.out.includes(worker.nodeId))
+  t.true(r.out.includes(Buffer.from(sha256(output)).toString('hex')))
+})
+
+test('a tampered receipt: exit 1 and "invalid:"', async (t) => {
+  const r = await verify([file('tampered.json', JSON.stringify(tampered()))])
+  t.is(r.code, 1)
+  t.regex(r.out, /^invalid: /)
+})
+
+test('--json reports validity and the failure code', async (t) => {
+  const ok = await verify([file('v.json', JSON.stringify(envelopeToJson(env))), '--json'])
+  t.is(ok.code, 0)
+  const okJson = JSON.parse(ok.out)
+  t.true(okJson.valid)
+  t.is(okJson.job_id, 'job-42')
+  t.is(okJson.worker_id, worker.nodeId)
+  t.is(okJson.output_hash, Buffer.from(sha256(output)).toString('hex'))
+  const bad = await verify([file('t.json', JSON.stringify(tampered())), '--json'])
+  t.is(bad.code, 1)
+  t.deepEqual({ valid: JSON.parse(bad.out).valid, code: JSON.parse(bad.out).code }, { valid: false, code: 'INVALID_SIGNATURE' })
+})
+
+test('a whole `infra job --json` object and a binary protobuf envelope are accepted', async (t) => {
+  const job = { job_id: 'job-42', state: 'success', output: 'hello world\n', receipt: envelopeToJson(env) }
+  t.is((await verify([file('job.json', JSON.stringify(job, null, 2))])).code, 0)
+  t.is((await verify([file('receipt.bin', encodeEnvelope(env))])).code, 0)
+  const pending = { job_id: 'job-43', state: 'running', receipt: null }
+  const r = await verify([file('pending.json', JSON.stringify(pending))])
+  t.is(r.code, 1)
+  t.regex(r.out, /^invalid: /)
+})
+
+test('--output checks the output hash', async (t) => {
+  const receiptFile = file('r.json', JSON.stringify(envelopeToJson(env)))
+  const good = await verify([receiptFile, '--output', file('out.txt', output)])
+  t.is(good.code, 0)
+  t.true(good.out.includes('matches --output'))
+  const bad = await verify([receiptFile, '--output', file('other.txt', 'hello world!\n'), '--json'])
+  t.is(bad.code, 1)
+  t.is(JSON.parse(bad.out).code, 'OUTPUT_MISMATCH')
+})
+
+test('- reads stdin', async (t) => {
+  t.is((await verify(['-'], new TextEncoder().encode(JSON.stringify(envelopeToJson(env))))).code, 0)
+  t.is((await verify(['-'], encodeEnvelope(env))).code, 0)
+  t.is((await verify(['-'], new Uint8Array(0))).code, 1)
+})
+
+test('garbage files are invalid (1), not crashes', async (t) => {
+  for (const [name, content] of [
+    ['empty', ''], ['text', 'hello'], ['badjson', '{"payload_type": '], ['obj', '{"a": 1}'],
+    ['badb64', JSON.stringify({ ...envelopeToJson(env), signature: '!!!' })], ['bin', Buffer.from([0x0a, 0xff, 0xff])],
+    ['jobstr', '{"job": "x"}']
+  ] as const) {
+    const r = await verify([file(name, content)])
+    t.is(r.code, 1, name)
+    t.regex(r.out, /^invalid: /, name)
+  }
+})
+
+test('usage errors exit 2', async (t) => {
+  t.is((await verify([])).code, 2)
+  t.is((await verify(['a', 'b'])).code, 2)
+  t.is((await verify(['--nope', 'x'])).code, 2)
+  const missing = await verify([join(dir, 'does-not-exist.json')])
+  t.is(missing.code, 2)
+  t.true(missing.err.includes('does-not-exist.json'))
+  t.is((await verify([file('ok.json', JSON.stringify(envelopeToJson(env))), '--output', join(dir, 'nope')])).code, 2)
+})

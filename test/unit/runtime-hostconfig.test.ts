@@ -1,0 +1,102 @@
+import test from 'ava'
+import type { ContainerConfig } from '../../src/config/types.ts'
+import { assertSafeUser, buildCreateSpec, buildHostConfig, containerName } from '../../src/runtime/index.ts'
+
+const DIGEST = 'sha256:' + 'ab'.repeat(32)
+
+function container (overrides: Partial<ContainerConfig> = {}, gpu = false): ContainerConfig {
+  return {
+    id: 'echo',
+    description: 'unit test container',
+    image: 'inframind/echo:1',
+    digest: DIGEST,
+    command: [],
+    env: {},
+    resources: { cpus: 0.5, memoryBytes: 128 * 1024 * 1024, pids: 32, gpu },
+    timeoutMs: 5000,
+    maxOutputBytes: 1024,
+    maxInputBytes: 1024,
+    inputSchema: 'text',
+    outputSchema: 'text',
+    network: 'none',
+    user: '65534:65534',
+    ...overrides
+  }
+}
+
+test('buildHostConfig: the exact sandbox of a CPU job', (t) => {
+  t.deepEqual(buildHostConfig(container()), {
+    NetworkMode: 'none',
+    ReadonlyRootfs: true,
+    Tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=64m' },
+    CapDrop: ['ALL'],
+    SecurityOpt: ['no-new-privileges'],
+    Privileged: false,
+    IpcMode: 'private',
+    PidsLimit: 32,
+    Memory: 128 * 1024 * 1024,
+    MemorySwap: 128 * 1024 * 1024,
+    NanoCpus: 500_000_000,
+    AutoRemove: false,
+    LogConfig: { Type: 'none', Config: {} }
+  })
+})
+
+test('buildHostConfig: a GPU job asks for every NVIDIA GPU and keeps the same sandbox', (t) => {
+  const host = buildHostConfig(container({}, true))
+  t.deepEqual(host.DeviceRequests, [{ Driver: 'nvidia', Count: -1, Capabilities: [['gpu']] }])
+  const { DeviceRequests: _ignored, ...rest } = host
+  t.deepEqual(rest, buildHostConfig(container()))
+})
+
+test('buildHostConfig: bridge networking only when the container config says so', (t) => {
+  t.is(buildHostConfig(container({ network: 'bridge' })).NetworkMode, 'bridge')
+  t.is(buildHostConfig(container({ network: 'none' })).NetworkMode, 'none')
+})
+
+test('buildHostConfig: fractional cpus become whole NanoCpus', (t) => {
+  t.is(buildHostConfig(container({ resources: { cpus: 1.25, memoryBytes: 1 << 26, pids: 8, gpu: false } })).NanoCpus, 1_250_000_000)
+})
+
+test('buildCreateSpec: runs the verified image id, not the tag, with JOB_ID, labels and stdin attached', (t) => {
+  const spec = buildCreateSpec({
+    jobId: 'job-1',
+    container: container({ command: ['sh', '-c', 'cat'], env: { A: 'b', JOB_ID: 'spoofed' } }),
+    imageId: DIGEST,
+    runtimeId: 'rt1'
+  })
+  t.is(spec.Image, DIGEST)
+  t.deepEqual(spec.Cmd, ['sh', '-c', 'cat'])
+  t.deepEqual(spec.Env, ['JOB_ID=job-1', 'A=b'], 'JOB_ID is the job id and the config cannot override it')
+  t.deepEqual(spec.Labels, { 'inframind.job': 'job-1', 'inframind.container': 'echo', 'inframind.runtime': 'rt1' })
+  t.is(spec.User, '65534:65534')
+  t.true(spec.OpenStdin && spec.StdinOnce && spec.AttachStdin && !spec.Tty)
+  t.deepEqual(spec.HostConfig, buildHostConfig(container()))
+})
+
+test('buildCreateSpec: an empty command keeps the image default', (t) => {
+  const spec = buildCreateSpec({ jobId: 'j', container: container(), imageId: DIGEST, runtimeId: 'rt' })
+  t.false('Cmd' in spec)
+})
+
+test('containerName: engine-safe and unique per run', (t) => {
+  const a = containerName('weird id/with:chars?')
+  const b = containerName('weird id/with:chars?')
+  t.regex(a, /^inframind-[a-zA-Z0-9_.-]+$/)
+  t.not(a, b)
+  t.true(containerName('x'.repeat(500)).length < 80)
+})
+
+for (const user of ['65534', '65534:65534', '1000:1000', '1:2']) {
+  test(`assertSafeUser accepts ${JSON.stringify(user)}`, (t) => {
+    t.notThrows(() => { assertSafeUser(container({ user })) })
+  })
+}
+
+for (const user of ['0', 'root', '0:0', '00', '1000:0', 'root:root', 'nobody', '', ' 65534', '65534:', '-1']) {
+  test(`assertSafeUser refuses ${JSON.stringify(user)}`, (t) => {
+    const err = t.throws(() => { assertSafeUser(container({ user })) })
+    t.is(err?.name, 'UnsafeUserError')
+    t.is((err as Error & { code: string }).code, 'UNSAFE_USER')
+  })
+}
