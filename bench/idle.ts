@@ -18,9 +18,9 @@ export async function benchIdleRss (ctx: BenchContext, opts: { settleMs: number 
   const doc = parse(await readFile(path.join(ctx.root, 'config.yaml'), 'utf8')) as Record<string, any>
   doc.node.data_dir = dir
   doc.identity.key_file = path.join(dir, 'identity.key')
-  doc.api.public = { host: '127.0.0.1', port: 0 }
-  doc.api.control = { host: '127.0.0.1', port: 0 }
-  doc.telemetry.metrics = { ...doc.telemetry.metrics, host: '127.0.0.1', port: 0 }
+  doc.api.public = '127.0.0.1:0'
+  doc.api.control = '127.0.0.1:0'
+  doc.telemetry.metrics.listen = '127.0.0.1:0'
   doc.telemetry.log_level = 'warn'
   const file = path.join(dir, 'config.yaml')
   await writeFile(file, stringify(doc))

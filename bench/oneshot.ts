@@ -50,8 +50,8 @@ export async function benchOneShot (ctx: BenchContext, opts: { pairs: number }):
   const doc = {
     node: { name: 'bench', roles: ['worker'], data_dir: path.join(ctx.tmp, 'oneshot') },
     identity: { key_file: path.join(ctx.tmp, 'oneshot', 'identity.key') },
-    api: { public: { host: '127.0.0.1', port: 0 }, control: { host: '127.0.0.1', port: 0 } },
-    telemetry: { metrics: { enabled: false, host: '127.0.0.1', port: 0 }, log_level: 'silent' },
+    api: { public: '127.0.0.1:0', control: '127.0.0.1:0' },
+    telemetry: { metrics: { enabled: false, listen: '127.0.0.1:0' }, log_level: 'silent' },
     containers: [{
       id: 'echo', image: IMAGE, digest: lock[IMAGE], command: ['cat'],
       resources: { cpus: 1, memory: '64m', pids: 32 }, timeout_ms: 30_000, max_output_bytes: 1 << 20,

@@ -36,9 +36,9 @@ async function writeDemoConfig (): Promise<{ file: string, publicAddr: string, c
   doc.node.name = 'demo'
   doc.identity.key_file = path.join(DEMO_DIR, 'identity.key')
   // The demo listens on loopback only: nothing outside this machine needs to reach it.
-  doc.api.public = { host: '127.0.0.1', port: pub }
-  doc.api.control = { host: '127.0.0.1', port: ctl }
-  doc.telemetry.metrics = { ...doc.telemetry.metrics, host: '127.0.0.1', port: metrics }
+  doc.api.public = `127.0.0.1:${pub}`
+  doc.api.control = `127.0.0.1:${ctl}`
+  doc.telemetry.metrics.listen = `127.0.0.1:${metrics}`
   const file = path.join(DEMO_DIR, 'config.yaml')
   await writeFile(file, stringify(doc))
   return { file, publicAddr: `127.0.0.1:${pub}`, controlAddr: `127.0.0.1:${ctl}` }

@@ -63,23 +63,30 @@ start_dockerd () {
   if [ "$sock" != "$DEFAULT_SOCKET" ]; then
     fail "DOCKER_HOST=${DOCKER_HOST} does not answer; start that engine, or unset DOCKER_HOST to use $DEFAULT_SOCKET"
   fi
-  is_root || fail "the Docker engine is not running and starting it needs root: run 'sudo dockerd &' (or 'sudo systemctl start docker'), or add your user to the docker group of a running engine"
+  if ! is_root; then
+    if [ -S "$sock" ] && { [ ! -r "$sock" ] || [ ! -w "$sock" ]; }; then
+      fail "no permission on $sock: add your user to its group ('sudo usermod -aG docker \$USER', then log in again) or run as root"
+    fi
+    if have dockerd; then
+      fail "the Docker engine is not running and starting it needs root: run 'sudo bash scripts/docker-engine.sh' (or 'sudo systemctl start docker'), or point DOCKER_HOST at a running engine"
+    fi
+    fail "Docker is not installed: run 'sudo apt-get install -y docker.io busybox-static' (Debian/Ubuntu) or install Docker Engine, then 'sudo bash scripts/docker-engine.sh'"
+  fi
   if ! have dockerd; then
-    apt_install docker.io busybox-static || fail "dockerd is not installed and apt-get could not install it: install docker.io (Debian) or Docker Engine, then rerun"
+    apt_install docker.io busybox-static || fail "dockerd is not installed and apt-get could not install it: install docker.io (Debian/Ubuntu) or Docker Engine, then rerun"
   fi
   have dockerd || fail "dockerd is still not on PATH after installing docker.io"
   say "starting dockerd (log: $DOCKERD_LOG)"
   # setsid + nohup: the engine must outlive this script and the npm process that ran it.
   setsid nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
-  local waited=0
+  local pid=$! waited=0
   while [ "$waited" -lt $((START_TIMEOUT_S * 4)) ]; do
     if engine_answers; then
       say "dockerd is up"
       return 0
     fi
-    if ! kill -0 $! 2>/dev/null && ! engine_answers; then
-      fail "dockerd exited during start-up; see the end of $DOCKERD_LOG"
-    fi
+    # Gone without answering: e.g. another dockerd holds the pid file, or a bad daemon.json.
+    kill -0 "$pid" 2>/dev/null || fail "dockerd exited during start-up; see the end of $DOCKERD_LOG"
     sleep 0.25
     waited=$((waited + 1))
   done

@@ -42,7 +42,7 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
   else logger.info({ nodeId: identity.nodeId, keyFile: identity.keyFile }, 'loaded node identity')
 
   const store = levelStore({ path: config.store.path, maxResults: config.store.maxResults })({ logger: logger.child({ component: 'store' }) })
-  const runtime = dockerRuntime({ socket: config.runtime.socket === '' ? undefined : config.runtime.socket, engineTimeoutMs: config.runtime.engineTimeoutMs })({ logger: logger.child({ component: 'runtime' }) })
+  const runtime = dockerRuntime({ socket: config.runtime.socket === '' ? undefined : config.runtime.socket, engineTimeoutMs: config.runtime.engineTimeoutMs })({ logger })
   const orch = orchestrator({ config })({ store, runtime, identity, logger: logger.child({ component: 'orchestrator' }) })
   const tel = telemetry({ metrics: config.telemetry.metrics })({ orchestrator: orch, logger })
   const hardware = toWireHardware(await detectHardware())

@@ -7,6 +7,7 @@ import type { ApiComponents } from './types.ts'
 import { CONTROL_SERVICE, HEALTH_SERVICE, NODE_SERVICE, packageDefinition, serviceConstructor } from './proto.ts'
 import { nodeServiceHandlers } from './node-service.ts'
 import { controlServiceHandlers } from './control-service.ts'
+import { messageType, wireViolation } from './wire-check.ts'
 
 /** How long stop() lets in-flight calls finish before cutting them (streams never finish on their own). */
 const SHUTDOWN_GRACE_MS = 1000
@@ -124,13 +125,19 @@ function addGuarded (server: grpc.Server, fullName: string, handlers: grpc.Untyp
   const guardedHandlers: grpc.UntypedServiceImplementation = {}
   for (const [method, spec] of Object.entries(def)) {
     const typeName = (spec as { requestType?: { type?: { name?: string } } }).requestType?.type?.name ?? 'request'
+    const strict = messageType(`inframind.v1.${typeName}`)
+    const malformed = (reason: string): unknown => ({
+      [MALFORMED]: `the request body is not a valid inframind.v1.${typeName} protobuf (${reason}); check the client's .proto files or use server reflection`
+    })
     guardedDef[method] = {
       ...spec,
       requestDeserialize: (bytes: Buffer) => {
+        const reason = strict === undefined ? undefined : wireViolation(strict, bytes)
+        if (reason !== undefined) return malformed(reason)
         try {
           return spec.requestDeserialize(bytes)
         } catch (err) {
-          return { [MALFORMED]: `the request body is not a valid inframind.v1.${typeName} protobuf (${(err as Error).message}); check the client's .proto files or use server reflection` }
+          return malformed((err as Error).message)
         }
       }
     }

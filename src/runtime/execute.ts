@@ -149,8 +149,9 @@ async function runCreated (ctx: ExecuteContext, req: RunRequest, handle: Dockero
       throw new EngineRequestError(`read output of container ${container.id}`, { ...details(exitCode), cause: streamError })
     }
     if (exitCode !== 0) {
-      // 137 is SIGKILL, and nothing but the OOM killer SIGKILLs a job we did not kill ourselves; it also
-      // covers engines whose OOMKilled flag misses OOM kills of child processes (cgroup v2, Docker 20.10).
+      // 137 (SIGKILL) when we did not kill the job is the OOM killer in practice (a job could SIGKILL
+      // itself, but gains nothing by it); trusting it also covers engines whose OOMKilled flag misses
+      // OOM kills of child processes (Docker 20.10 on cgroup v2). Other codes ask the engine.
       if (exitCode === EXIT_SIGKILL || await oomKilled(ctx, handle)) {
         throw new ContainerOomError(container.id, container.resources.memoryBytes, details(exitCode))
       }

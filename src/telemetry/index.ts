@@ -23,18 +23,13 @@ export interface Telemetry extends Startable {
 export function telemetry (init: TelemetryInit) {
   return (components: { orchestrator: Orchestrator, logger: Logger }): Telemetry => {
     const logger = components.logger.child({ component: 'telemetry' })
-    const metrics = createMetrics()
+    const metrics = createMetrics({ queued: () => components.orchestrator.stats().queued, active: () => components.orchestrator.stats().active })
     const sample = systemSampler()
     const server = init.metrics.enabled
       ? metricsServer({ host: init.metrics.host, port: init.metrics.port, registry: metrics.registry, logger })
       : undefined
     let unsubscribe: (() => void) | undefined
 
-    const refreshGauges = (): void => {
-      const stats = components.orchestrator.stats()
-      metrics.queueDepth.set(stats.queued)
-      metrics.activeJobs.set(stats.active)
-    }
 
     return {
       metrics,
@@ -47,9 +42,7 @@ export function telemetry (init: TelemetryInit) {
             metrics.jobs.inc({ container: event.containerId, status: event.state })
             if (event.latencyMs !== undefined) metrics.jobLatency.observe({ container: event.containerId }, event.latencyMs / 1000)
           }
-          refreshGauges()
         })
-        refreshGauges()
         await server?.start()
       },
       async stop () {

@@ -13,15 +13,17 @@ export interface NodeMetrics {
 }
 
 /** One registry per node (not prom-client's global one) so several nodes can live in one process. */
-export function createMetrics (): NodeMetrics {
+export function createMetrics (read: { queued: () => number, active: () => number } = { queued: () => 0, active: () => 0 }): NodeMetrics {
   const registry = new Registry()
-  collectDefaultMetrics({ register: registry, prefix: 'inframind_process_' })
+  // Default process metrics keep their standard names (process_*, nodejs_*) under an inframind_ prefix.
+  collectDefaultMetrics({ register: registry, prefix: 'inframind_' })
   return {
     registry,
     jobs: new Counter({ name: 'inframind_jobs_total', help: 'Finished jobs by container and final status', labelNames: ['container', 'status'], registers: [registry] }),
     jobLatency: new Histogram({ name: 'inframind_job_latency_seconds', help: 'Job latency from start of run to finish', labelNames: ['container'], buckets: LATENCY_BUCKETS, registers: [registry] }),
-    queueDepth: new Gauge({ name: 'inframind_queue_depth', help: 'Jobs accepted and waiting for a slot', registers: [registry] }),
-    activeJobs: new Gauge({ name: 'inframind_active_jobs', help: 'Jobs running now', registers: [registry] }),
+    // Gauges are read from their source at scrape time, so they never lag behind it.
+    queueDepth: new Gauge({ name: 'inframind_queue_depth', help: 'Jobs accepted and waiting for a slot', registers: [registry], collect () { this.set(read.queued()) } }),
+    activeJobs: new Gauge({ name: 'inframind_active_jobs', help: 'Jobs running now', registers: [registry], collect () { this.set(read.active()) } }),
     rejected: new Counter({ name: 'inframind_submissions_rejected_total', help: 'Job submissions refused, by reason code', labelNames: ['reason'], registers: [registry] })
   }
 }

@@ -62,10 +62,10 @@ export async function startTestNode (opts: TestNodeOptions = {}): Promise<TestNo
   const doc = {
     node: { name: 'test', roles: ['worker'], data_dir: dir },
     identity: { key_file: path.join(dir, 'keys', 'identity.key') },
-    api: { public: { host: '127.0.0.1', port: 0 }, control: { host: '127.0.0.1', port: 0 }, ...opts.api },
+    api: { public: '127.0.0.1:0', control: '127.0.0.1:0', ...opts.api },
     jobs: { concurrency: 2, queue_size: 16, default_deadline_ms: 60_000, ...opts.jobs },
     store: { max_results: 100, ...opts.store },
-    telemetry: { metrics: { enabled: true, host: '127.0.0.1', port: 0 }, log_level: 'silent' },
+    telemetry: { metrics: { enabled: true, listen: '127.0.0.1:0' }, log_level: 'silent' },
     containers: opts.containers ?? [containerYaml('echo')]
   }
   const config = parseConfig(stringify(doc), path.join(dir, 'config.yaml'))

@@ -1,4 +1,4 @@
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 import { createRequire } from 'node:module'
 import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
@@ -7,15 +7,10 @@ import { verifyReceipt } from '../../src/receipt/index.ts'
 import { containerYaml, startTestNode, text, waitJob, type TestNode } from '../helpers/node.ts'
 
 const require = createRequire(import.meta.url)
-const nodes: TestNode[] = []
-
-test.afterEach.always(async () => {
-  await Promise.all(nodes.splice(0).map(async (n) => await n.destroy()))
-})
-
-async function start (opts: Parameters<typeof startTestNode>[0] = {}): Promise<TestNode> {
+/** Starts a node owned by one test: its teardown stops it even when the test fails (tests run concurrently). */
+async function start (t: ExecutionContext, opts: Parameters<typeof startTestNode>[0] = {}): Promise<TestNode> {
   const n = await startTestNode(opts)
-  nodes.push(n)
+  t.teardown(async () => await n.destroy())
   return n
 }
 
@@ -25,7 +20,7 @@ function rpcCode (err: unknown): string {
 }
 
 test('GetInfo reports the node id, roles, containers and hardware', async (t) => {
-  const n = await start()
+  const n = await start(t)
   const info = await n.client.getInfo()
   t.regex(info.nodeId, /^12D3KooW[1-9A-HJ-NP-Za-km-z]+$/)
   t.is(info.nodeId, n.node.identity.nodeId)
@@ -38,7 +33,7 @@ test('GetInfo reports the node id, roles, containers and hardware', async (t) =>
 })
 
 test('a submitted job streams pending → running → success and returns output with a valid receipt', async (t) => {
-  const n = await start()
+  const n = await start(t)
   const { jobId, state } = await n.client.submitJob({ containerId: 'echo', input: text('hello node') })
   t.is(state, 'JOB_STATE_PENDING')
   const seen: string[] = []
@@ -66,9 +61,9 @@ test('a submitted job streams pending → running → success and returns output
 })
 
 test('bad requests get the right status code and the node keeps serving', async (t) => {
-  const n = await start({
+  const n = await start(t, {
     api: { max_message_bytes: 256 * 1024 },
-    containers: [containerYaml('echo', { max_input_bytes: 1024 }), containerYaml('json', { input_schema: 'json', output_schema: 'json' })]
+    containers: [containerYaml('echo', { max_input_bytes: 1024 }), containerYaml('json', { input_schema: 'json', output_schema: 'json', max_input_bytes: 1024 })]
   })
   const cases: Array<[string, () => Promise<unknown>, string]> = [
     ['unknown container', async () => await n.client.submitJob({ containerId: 'nope', input: text('x') }), 'NOT_FOUND'],
@@ -91,21 +86,25 @@ test('bad requests get the right status code and the node keeps serving', async 
 })
 
 test('a body that is not protobuf is INVALID_ARGUMENT naming the message type', async (t) => {
-  const n = await start()
+  const n = await start(t)
   const raw = new grpc.Client(n.node.api.publicAddress(), grpc.credentials.createInsecure())
   t.teardown(() => raw.close())
-  const err = await new Promise<grpc.ServiceError | null>((resolve) => {
-    raw.makeUnaryRequest('/inframind.v1.Node/SubmitJob', (b: Buffer) => b, (b: Buffer) => b,
-      Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]), (e) => resolve(e))
+  const send = async (method: string, body: number[]): Promise<grpc.ServiceError | null> => await new Promise((resolve) => {
+    raw.makeUnaryRequest(`/inframind.v1.Node/${method}`, (b: Buffer) => b, (b: Buffer) => b, Buffer.from(body), (e) => resolve(e))
   })
+  for (const body of [[0x0f, 0x01, 0x02], [0x0a, 0x05, 0x61], [0x08, 0x01]]) {
+    const err = await send('SubmitJob', body)
+    t.is(rpcCode(err), 'INVALID_ARGUMENT')
+    t.regex(err?.details ?? '', /SubmitJobRequest/)
+  }
+  const err = await send('GetJob', [0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f])
   t.is(rpcCode(err), 'INVALID_ARGUMENT')
-  t.regex(err?.details ?? '', /SubmitJobRequest/)
   const { jobId } = await n.client.submitJob({ containerId: 'echo', input: text('ok') })
   t.is((await waitJob(n.client, jobId)).state, 'JOB_STATE_SUCCESS')
 })
 
 test('a full queue answers RESOURCE_EXHAUSTED and every accepted job still finishes', async (t) => {
-  const n = await start({
+  const n = await start(t, {
     jobs: { concurrency: 1, queue_size: 2 },
     containers: [containerYaml('slow', { command: ['sh', '-c', 'sleep 0.5; cat'] })]
   })
@@ -125,7 +124,7 @@ test('a full queue answers RESOURCE_EXHAUSTED and every accepted job still finis
 })
 
 test('a job past its deadline fails with DEADLINE_EXCEEDED and a signed receipt', async (t) => {
-  const n = await start({ containers: [containerYaml('sleepy', { command: ['sh', '-c', 'sleep 5; cat'] })] })
+  const n = await start(t, { containers: [containerYaml('sleepy', { command: ['sh', '-c', 'sleep 5; cat'] })] })
   const { jobId } = await n.client.submitJob({ containerId: 'sleepy', input: text('x'), deadlineMs: 800 })
   const job = await waitJob(n.client, jobId)
   t.is(job.state, 'JOB_STATE_FAILED')
@@ -136,7 +135,7 @@ test('a job past its deadline fails with DEADLINE_EXCEEDED and a signed receipt'
 })
 
 test('a repeated job id returns the same job and runs it once', async (t) => {
-  const n = await start()
+  const n = await start(t)
   const first = await n.client.submitJob({ containerId: 'echo', input: text('once'), jobId: 'client-key-1' })
   const second = await n.client.submitJob({ containerId: 'echo', input: text('once'), jobId: 'client-key-1' })
   t.is(first.jobId, 'client-key-1')
@@ -148,8 +147,8 @@ test('a repeated job id returns the same job and runs it once', async (t) => {
 })
 
 test('health, reflection and the split between public and control listeners', async (t) => {
-  const n = await start()
-  const healthPkg = grpc.loadPackageDefinition(protoLoader.loadSync(require('grpc-health-check').protoPath)) as any
+  const n = await start(t)
+  const healthPkg = grpc.loadPackageDefinition(protoLoader.loadSync(require('grpc-health-check').protoPath, { enums: String })) as any
   for (const addr of [n.node.api.publicAddress(), n.node.api.controlAddress()]) {
     const health = new healthPkg.grpc.health.v1.Health(addr, grpc.credentials.createInsecure())
     const res = await new Promise<any>((resolve, reject) => health.Check({ service: '' }, (e: unknown, r: unknown) => e != null ? reject(e) : resolve(r)))
@@ -187,7 +186,7 @@ test('health, reflection and the split between public and control listeners', as
 })
 
 test('Control: status, containers, events and metrics follow the jobs', async (t) => {
-  const n = await start()
+  const n = await start(t)
   const events: string[] = []
   const abort = new AbortController()
   const streaming = (async () => {
@@ -219,16 +218,17 @@ test('Control: status, containers, events and metrics follow the jobs', async (t
   t.regex(metrics, /inframind_jobs_total\{container="echo",status="success"\} 1/)
   t.regex(metrics, /inframind_job_latency_seconds_count\{container="echo"\} 1/)
   t.regex(metrics, /inframind_process_resident_memory_bytes \d+/)
+  t.regex(metrics, /inframind_active_jobs 0/)
   t.false(metrics.includes('metrics please'), 'metrics never carry job input')
 })
 
 test('a restarted node keeps its identity and its results', async (t) => {
-  const first = await start()
+  const first = await start(t)
   const id = first.node.identity.nodeId
   const { jobId } = await first.client.submitJob({ containerId: 'echo', input: text('survive a restart') })
   const done = await waitJob(first.client, jobId)
   await first.stop()
-  const second = await start({ dir: first.dir })
+  const second = await start(t, { dir: first.dir })
   t.is(second.node.identity.nodeId, id)
   const again = await second.client.getJob(jobId)
   t.is(again.state, 'JOB_STATE_SUCCESS')

@@ -1,4 +1,4 @@
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 import { execFile } from 'node:child_process'
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -7,13 +7,6 @@ import { fileURLToPath } from 'node:url'
 import { startTestNode, type TestNode } from '../helpers/node.ts'
 
 const INFRA = fileURLToPath(new URL('../../bin/infra.js', import.meta.url))
-const nodes: TestNode[] = []
-const dirs: string[] = []
-
-test.afterEach.always(async () => {
-  await Promise.all(nodes.splice(0).map(async (n) => await n.destroy()))
-  await Promise.all(dirs.splice(0).map(async (d) => await rm(d, { recursive: true, force: true })))
-})
 
 interface Run { code: number, stdout: string, stderr: string }
 
@@ -32,14 +25,14 @@ async function infra (args: string[], opts: { env?: Record<string, string>, cwd?
   })
 }
 
-async function tempDir (): Promise<string> {
+async function tempDir (t: ExecutionContext): Promise<string> {
   const d = await mkdtemp(path.join(os.tmpdir(), 'inframind-cli-'))
-  dirs.push(d)
+  t.teardown(async () => await rm(d, { recursive: true, force: true }))
   return d
 }
 
 test('init --keygen creates a 0600 key, prints the node id and refuses to overwrite without --force', async (t) => {
-  const dir = await tempDir()
+  const dir = await tempDir(t)
   const key = path.join(dir, 'keys', 'identity.key')
   const first = await infra(['init', '--keygen', '--key', key])
   t.is(first.code, 0, first.stderr)
@@ -59,8 +52,8 @@ test('init --keygen creates a 0600 key, prints the node id and refuses to overwr
 })
 
 test('status, submit --wait, job, jobs and verify against a running node', async (t) => {
-  const n = await startTestNode()
-  nodes.push(n)
+  const n: TestNode = await startTestNode()
+  t.teardown(async () => await n.destroy())
   const env = { INFRAMIND_ADDR: n.node.api.publicAddress(), INFRAMIND_CONTROL: n.node.api.controlAddress() }
 
   const status = await infra(['status'], { env })
@@ -79,7 +72,7 @@ test('status, submit --wait, job, jobs and verify against a running node', async
   t.is(plain.code, 0, plain.stderr)
   t.is(plain.stdout, 'piped input\n')
 
-  const dir = await tempDir()
+  const dir = await tempDir(t)
   const receiptFile = path.join(dir, 'receipt.json')
   const outputFile = path.join(dir, 'output.bin')
   const receipt = await infra(['job', job.job_id, '--receipt'], { env })
@@ -137,7 +130,7 @@ test('usage errors exit 2 with a hint', async (t) => {
 })
 
 test('start refuses a bad config with the file, the key and what is expected', async (t) => {
-  const dir = await tempDir()
+  const dir = await tempDir(t)
   const file = path.join(dir, 'config.yaml')
   await writeFile(file, 'jobs:\n  concurency: 2\n')
   const r = await infra(['start', '--config', file])
