@@ -13,7 +13,8 @@ export interface Endpoints { public: string, control: string, maxMessageBytes?: 
  */
 export function resolveEndpoints (opts: { addr?: string, control?: string, config?: string }, env: NodeJS.ProcessEnv): Endpoints {
   let fromConfig: Endpoints | undefined
-  const path = opts.config ?? env.INFRAMIND_CONFIG ?? (existsSync('config.yaml') ? 'config.yaml' : undefined)
+  const fromEnv = env.INFRAMIND_CONFIG === '' ? undefined : env.INFRAMIND_CONFIG
+  const path = opts.config ?? fromEnv ?? (existsSync('config.yaml') ? 'config.yaml' : undefined)
   if (path !== undefined) {
     const cfg = loadConfig(path, env)
     const host = ['0.0.0.0', '::', ''].includes(cfg.api.public.host) ? '127.0.0.1' : cfg.api.public.host

@@ -1,4 +1,7 @@
 import { FAILURE_CODES } from './constants.ts'
+
+/** Enough stderr to explain a failure without turning job errors into logs. */
+const STDERR_IN_ERROR_CHARS = 1024
 import type { RunResult } from '../runtime/types.ts'
 
 /** Why an orchestrator aborted a run; compared by identity, so a runtime's own abort reasons never match. */
@@ -85,5 +88,10 @@ export function failureOf (error: unknown, deadlineHit: boolean, hung: boolean, 
   if (typeof exitCode === 'number' && Number.isInteger(exitCode)) failure.exitCode = exitCode
   const imageDigest = prop(error, 'imageDigest')
   if (typeof imageDigest === 'string' && imageDigest !== '') failure.imageDigest = imageDigest
+  // The container's own last words are usually the real reason (a missing file, a bad argument).
+  const stderrTail = prop(error, 'stderrTail')
+  if (typeof stderrTail === 'string' && stderrTail.trim() !== '') {
+    failure.error += `; stderr: ${stderrTail.trim().slice(-STDERR_IN_ERROR_CHARS)}`
+  }
   return failure
 }

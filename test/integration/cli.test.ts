@@ -135,7 +135,7 @@ test('start refuses a bad config with the file, the key and what is expected', a
   await writeFile(file, 'jobs:\n  concurency: 2\n')
   const r = await infra(['start', '--config', file])
   t.is(r.code, 2)
-  t.true(r.stderr.includes(file), r.stderr)
+  t.true(r.stderr.includes(path.join(path.basename(dir), 'config.yaml')), r.stderr)
   t.regex(r.stderr, /jobs\.concurency/)
   t.regex(r.stderr, /concurrency/, 'suggests the known key')
   const viaEnv = await infra(['start'], { env: { INFRAMIND_CONFIG: file } })

@@ -17,7 +17,7 @@ test.before(async () => {
     jobs: { concurrency: 2 },
     containers: [
       containerYaml('echo'),
-      containerYaml('net', sh('ls /sys/class/net; if nc -w 2 inframind.invalid 80 </dev/null; then echo REACHED; else echo BLOCKED; fi; if nc -w 2 127.0.0.1 80 </dev/null; then echo REACHED; else echo BLOCKED; fi')),
+      containerYaml('net', sh('ls /sys/class/net; if nc -w 2 inframind.invalid 80 </dev/null; then echo REACHED; else echo BLOCKED; fi')),
       containerYaml('write-root', sh('echo x > /escape && echo WROTE')),
       containerYaml('write-tmp', sh('echo ok > /tmp/f && cat /tmp/f')),
       containerYaml('whoami', sh('id -u')),
@@ -53,7 +53,7 @@ async function stillServes (t: { is: (a: unknown, b: unknown, m?: string) => voi
 test.serial('no network: only the loopback interface, and a network call fails', async (t) => {
   const job = await run('net')
   t.is(job.state, 'JOB_STATE_SUCCESS')
-  t.is(Buffer.from(job.output).toString(), 'lo\nBLOCKED\nBLOCKED\n')
+  t.is(Buffer.from(job.output).toString(), 'lo\nBLOCKED\n')
   await stillServes(t, 'net')
 })
 
