@@ -4,7 +4,8 @@
  * each receipt verified offline.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdir, open, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises'
+import { status as grpcStatus } from '@grpc/grpc-js'
 import { createServer } from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -17,6 +18,10 @@ import { spinner, stateName, table, formatBytes } from '../src/cli/format.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const DEMO_DIR = path.join(ROOT, '.data', 'demo')
+
+function grpcStatusName (code: number): string {
+  return grpcStatus[code] ?? String(code)
+}
 
 async function freePort (): Promise<number> {
   return await new Promise((resolve, reject) => {
@@ -48,8 +53,8 @@ interface Sample { label: string, containerId: string, input: string }
 
 const SAMPLES: Sample[] = [
   { label: 'echo', containerId: 'echo', input: 'hello from the inframind demo' },
-  { label: 'sentiment (positive)', containerId: 'sentiment', input: JSON.stringify({ text: 'I love how fast the new Berlin office shipped this. Great work, Alice!' }) },
-  { label: 'sentiment (negative)', containerId: 'sentiment', input: JSON.stringify({ text: 'The delivery from Amazon was late and the box was badly damaged. Terrible.' }) },
+  { label: 'sentiment (positive)', containerId: 'sentiment', input: JSON.stringify({ text: 'I love how fast the team shipped this on March 5, 2026. Great work! Write to alice@example.com' }) },
+  { label: 'sentiment (negative)', containerId: 'sentiment', input: 'The delivery cost $45, arrived 3 days late and the box was badly damaged. Terrible.' },
   { label: 'embedding', containerId: 'embed', input: 'edge nodes run sandboxed containers and sign receipts' }
 ]
 
@@ -74,7 +79,11 @@ function summarise (job: WireJob): string {
   if (stateName(job.state) === 'failed') return `[${job.errorCode}] ${job.error}`.slice(0, 70)
   try {
     const value = JSON.parse(text) as unknown
-    if (Array.isArray(value)) return `[${value.slice(0, 3).map((v) => Number(v).toFixed(3)).join(', ')}, ...] (${value.length} floats)`
+    if (Array.isArray(value)) {
+      const nums = value.map(Number)
+      const norm = Math.sqrt(nums.reduce((a, v) => a + v * v, 0))
+      return `${nums.length} floats, ${nums.filter((v) => v !== 0).length} non-zero, |v| = ${norm.toFixed(3)}`
+    }
     if (typeof value === 'object' && value !== null) {
       const v = value as { label?: string, sentiment?: number, entities?: Array<{ value: string, type: string }> }
       if (v.label !== undefined) {
@@ -87,6 +96,8 @@ function summarise (job: WireJob): string {
 
 async function main (): Promise<number> {
   await mkdir(DEMO_DIR, { recursive: true, mode: 0o700 })
+  // Each demo starts with an empty job store; the demo node keeps its identity between runs.
+  await rm(path.join(DEMO_DIR, 'store'), { recursive: true, force: true })
   const { file, publicAddr, controlAddr } = await writeDemoConfig()
   const logFile = path.join(DEMO_DIR, 'node.log')
   const log = await open(logFile, 'w')
@@ -128,13 +139,20 @@ async function main (): Promise<number> {
     const results = []
     for (const s of SAMPLES) results.push(await runSample(client, s))
 
-    // A bad request is refused with a status that says what to fix; the node keeps serving.
-    let refusal = ''
-    try {
-      await client.submitJob({ containerId: 'sentiment', input: new TextEncoder().encode('{not json') })
-    } catch (err) {
-      refusal = (err as Error).message
+    // Bad requests are refused with a status that says what to fix; the node keeps serving.
+    const refusals: string[] = []
+    for (const bad of [
+      { containerId: 'no-such-model', input: new TextEncoder().encode('x') },
+      { containerId: 'sentiment', input: Uint8Array.from([0xff, 0xfe, 0x00]) }
+    ]) {
+      try {
+        await client.submitJob(bad)
+      } catch (err) {
+        const e = err as { code?: number, details?: string, message: string }
+        refusals.push(e.details !== undefined ? `${e.code !== undefined ? grpcStatusName(e.code) : ''}: ${e.details}` : e.message)
+      }
     }
+    const refusal = refusals.length === 2 ? refusals.join('\n  ') : ''
 
     const rows = results.map(({ sample, job, refused }) => {
       if (job === undefined) return [sample.label, sample.containerId, 'refused', '-', refused ?? '', '-']
@@ -146,7 +164,7 @@ async function main (): Promise<number> {
       return [sample.label, sample.containerId, stateName(job.state), `${job.latencyMs} ms`, summarise(job), receipt]
     })
     process.stdout.write('\n' + table(['JOB', 'CONTAINER', 'STATE', 'LATENCY', 'RESULT', 'RECEIPT'], rows))
-    process.stdout.write(`\nmalformed input refused as expected: ${refusal !== '' ? refusal : 'NOT REFUSED (unexpected)'}\n`)
+    process.stdout.write(`\nbad requests refused as expected:\n  ${refusal !== '' ? refusal : 'NOT REFUSED (unexpected)'}\n`)
 
     const status = await control.getStatus()
     process.stdout.write(`jobs served: ${status.jobsServed} (${status.succeeded} ok, ${status.failed} failed), avg latency ${status.avgLatencyMs.toFixed(1)} ms, metrics at ${status.metricsUrl}\n`)
