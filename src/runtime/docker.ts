@@ -53,6 +53,7 @@ class DockerRuntime implements Runtime {
   // Per runtime instance, so two nodes sharing an engine can tell their containers apart.
   readonly #runtimeId = randomBytes(6).toString('hex')
   readonly #activeContainers = new Set<string>()
+  readonly #removals = new Set<Promise<void>>()
   readonly #runs = new Map<Promise<unknown>, AbortController>()
   #hardware: Promise<HardwareInfo> | undefined
   #started = false
@@ -84,6 +85,11 @@ class DockerRuntime implements Runtime {
     // Each run kills and removes its own container when aborted; wait for all of them to finish.
     for (const controller of this.#runs.values()) controller.abort('the runtime is stopping')
     await Promise.allSettled(this.#runs.keys())
+    await this.settled()
+  }
+
+  async settled (): Promise<void> {
+    while (this.#removals.size > 0) await Promise.allSettled([...this.#removals])
   }
 
   activeContainers (): number {
@@ -128,7 +134,8 @@ class DockerRuntime implements Runtime {
       engineTimeoutMs: this.#engineTimeoutMs,
       runtimeId: this.#runtimeId,
       logger: this.#logger,
-      active: this.#activeContainers
+      active: this.#activeContainers,
+      removals: this.#removals
     }
     try {
       const result = await executeContainer(ctx, req, imageId, signal, startedAtMs)

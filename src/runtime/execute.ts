@@ -20,6 +20,8 @@ export interface ExecuteContext {
   logger: Logger
   /** Ids of containers that exist right now; stop() and activeContainers() read it. */
   active: Set<string>
+  /** Removals still in flight; settled() and stop() wait for them. */
+  removals: Set<Promise<void>>
 }
 
 type Failure = (details: RuntimeErrorDetails) => RuntimeError
@@ -49,8 +51,13 @@ export async function executeContainer (ctx: ExecuteContext, req: RunRequest, im
   try {
     return await runCreated(ctx, req, handle, imageId, signal, startedAtMs)
   } finally {
-    await removeContainer(ctx, handle, false)
-    ctx.active.delete(handle.id)
+    // The result does not wait for the removal (~30 ms of engine work): the removal is tracked,
+    // and settled()/stop() wait for it, so nothing leaks while the caller gets its answer sooner.
+    const removal: Promise<void> = removeContainer(ctx, handle, false).finally(() => {
+      ctx.active.delete(handle.id)
+      ctx.removals.delete(removal)
+    })
+    ctx.removals.add(removal)
   }
 }
 

@@ -34,6 +34,8 @@ export interface Runtime extends Startable {
   run(req: RunRequest): Promise<RunResult>
   /** Resolves an image reference in the local engine. */
   imageStatus(image: string): Promise<ImageStatus>
-  /** Number of containers this runtime currently has running. */
+  /** Number of containers this runtime has created and not yet removed. */
   activeContainers(): number
+  /** Resolves once every finished run's container is removed (run() returns before the removal ends). */
+  settled(): Promise<void>
 }

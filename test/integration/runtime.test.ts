@@ -68,6 +68,7 @@ test.after.always(async () => {
 })
 
 test.afterEach.always(async (t) => {
+  await runtime.settled()
   t.deepEqual(await leftovers(), [], 'no job container left behind')
   t.is(runtime.activeContainers(), 0)
   const after = await run('health', testContainer(), 'still serving')
@@ -82,6 +83,7 @@ test.serial('echo round trip: stdin to stdout, JOB_ID and env inside, container 
   t.is(result.exitCode, 0)
   t.is(result.imageDigest, lockedDigest(ECHO_IMAGE))
   t.true(result.startedAtMs <= result.finishedAtMs)
+  await runtime.settled()
   const events = await eventsOf(id, since)
   t.true(events.includes('create') && events.includes('destroy'), `engine events: ${events.join(',')}`)
 })

@@ -46,6 +46,7 @@ async function stillServes (t: { is: (a: unknown, b: unknown, m?: string) => voi
   const { jobId } = await n.client.submitJob({ containerId: 'echo', input: text(`after ${after}`) })
   const job = await waitJob(n.client, jobId)
   t.is(Buffer.from(job.output).toString(), `after ${after}`, `the node serves after ${after}`)
+  await n.node.runtime.settled()
   const left = await docker.listContainers({ all: true, filters: { label: [`inframind.job=${job.jobId}`] } })
   t.is(left.length, 0, 'no container left behind')
 }

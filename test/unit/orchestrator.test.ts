@@ -48,6 +48,7 @@ class FakeRuntime implements Runtime {
   constructor (behaviour: Behaviour = echo()) { this.behaviour = behaviour }
   async start (): Promise<void> {}
   async stop (): Promise<void> {}
+  async settled (): Promise<void> {}
   async run (req: RunRequest): Promise<RunResult> {
     this.calls.push(req.jobId)
     this.running += 1
