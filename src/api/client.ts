@@ -12,8 +12,8 @@ export interface CallOptions { timeoutMs?: number, signal?: AbortSignal }
 
 export interface NodeClient {
   getInfo(opts?: CallOptions): Promise<WireNodeInfo>
-  submitJob(req: { containerId: string, input: Uint8Array, deadlineMs?: number, jobId?: string }, opts?: CallOptions): Promise<WireSubmitJobResponse>
-  getJob(jobId: string, opts?: CallOptions): Promise<WireJob>
+  submitJob(req: { containerId?: string, containers?: string[], input: Uint8Array, deadlineMs?: number, jobId?: string, requiresProof?: boolean, delegate?: string }, opts?: CallOptions): Promise<WireSubmitJobResponse>
+  getJob(jobId: string, opts?: CallOptions & { includeSteps?: boolean }): Promise<WireJob>
   listJobs(req?: { state?: WireJobState, limit?: number }, opts?: CallOptions): Promise<WireJobSummary[]>
   /** Yields each state change; the last event carries the finished job. */
   watchJob(jobId: string, opts?: CallOptions): AsyncIterable<WireJobEvent>
@@ -75,12 +75,15 @@ export function connectNode (address: string, opts: { maxMessageBytes?: number }
   return {
     getInfo: async (o) => await call(client, 'GetInfo', {}, o),
     submitJob: async (req, o) => await call(client, 'SubmitJob', {
-      containerId: req.containerId,
+      containerId: req.containerId ?? '',
+      containers: req.containers ?? [],
       input: Buffer.from(req.input),
       deadlineMs: req.deadlineMs ?? 0,
-      jobId: req.jobId ?? ''
+      jobId: req.jobId ?? '',
+      requiresProof: req.requiresProof ?? false,
+      delegate: req.delegate ?? ''
     }, o),
-    getJob: async (jobId, o) => await call(client, 'GetJob', { jobId }, o),
+    getJob: async (jobId, o) => await call(client, 'GetJob', { jobId, includeSteps: o?.includeSteps ?? false }, o),
     listJobs: async (req, o) => (await call<{ jobs: WireJobSummary[] }>(client, 'ListJobs', { state: req?.state ?? 'JOB_STATE_UNSPECIFIED', limit: req?.limit ?? 0 }, o)).jobs,
     watchJob: (jobId, o) => stream<WireJobEvent>(client, 'WatchJob', { jobId }, o),
     waitReady: async (t) => await waitReady(client, t),

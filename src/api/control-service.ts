@@ -60,6 +60,10 @@ async function status (c: ApiComponents): Promise<WireNodeStatus> {
     memoryUsedBytes: sys.memoryUsedBytes,
     containers: (await containerInfos(c)).map(([cfg, present]) => containerToWire(cfg, present)),
     roles: c.config.node.roles,
-    metricsUrl: c.telemetry.metricsUrl()
+    metricsUrl: c.telemetry.metricsUrl(),
+    imageCacheHits: 0,
+    imageCacheMisses: 0,
+    imageCacheHitRatio: 0,
+    guardianRejections: 0
   }
 }

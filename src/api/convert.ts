@@ -54,7 +54,9 @@ export function jobToWire (job: JobRecord): WireJob {
     latencyMs: job.latencyMs ?? 0,
     inputBytes: job.input.byteLength,
     deadlineAtMs: job.deadlineAtMs,
-    errorCode: job.errorCode ?? ''
+    errorCode: job.errorCode ?? '',
+    containers: [job.containerId],
+    steps: []
   }
 }
 
@@ -70,7 +72,9 @@ export function jobSummaryToWire (job: JobRecord): WireJobSummary {
   }
 }
 
-export function containerToWire (c: ContainerConfig, imagePresent: boolean): WireContainerInfo {
+export interface ContainerLiveState { state: string, restarts: number, lastError: string }
+
+export function containerToWire (c: ContainerConfig, imagePresent: boolean, live?: ContainerLiveState): WireContainerInfo {
   return {
     id: c.id,
     image: c.image,
@@ -82,6 +86,12 @@ export function containerToWire (c: ContainerConfig, imagePresent: boolean): Wir
     maxOutputBytes: c.maxOutputBytes,
     network: c.network,
     imagePresent,
-    description: c.description
+    description: c.description,
+    mode: c.mode,
+    state: live?.state ?? (imagePresent ? 'ready' : 'missing'),
+    restarts: live?.restarts ?? 0,
+    external: c.external,
+    lastError: live?.lastError ?? '',
+    generatesProofs: c.generatesProofs
   }
 }

@@ -23,6 +23,12 @@ export interface WireContainerInfo {
   network: string
   imagePresent: boolean
   description: string
+  mode: string
+  state: string
+  restarts: number
+  external: boolean
+  lastError: string
+  generatesProofs: boolean
 }
 
 export interface WireHardware {
@@ -43,7 +49,7 @@ export interface WireNodeInfo {
   uptimeMs: number
 }
 
-export interface WireSubmitJobRequest { containerId: string, input: Buffer, deadlineMs: number, jobId: string }
+export interface WireSubmitJobRequest { containerId: string, input: Buffer, deadlineMs: number, jobId: string, containers: string[], requiresProof: boolean, delegate: string }
 export interface WireSubmitJobResponse { jobId: string, state: WireJobState, duplicate: boolean }
 
 export interface WireStateChange { state: WireJobState, atMs: number, detail: string }
@@ -64,6 +70,20 @@ export interface WireJob {
   inputBytes: number
   deadlineAtMs: number
   errorCode: string
+  containers: string[]
+  steps: WireJobStep[]
+}
+
+export interface WireJobStep {
+  containerId: string
+  imageDigest: string
+  output: Buffer
+  outputHash: Buffer
+  exitCode: number
+  latencyMs: number
+  status: string
+  error: string
+  outputBytes: number
 }
 
 export interface WireJobEvent { jobId: string, state: WireJobState, atMs: number, detail: string, job: WireJob | null }
@@ -95,6 +115,10 @@ export interface WireNodeStatus {
   containers: WireContainerInfo[]
   roles: string[]
   metricsUrl: string
+  imageCacheHits: number
+  imageCacheMisses: number
+  imageCacheHitRatio: number
+  guardianRejections: number
 }
 
 export interface WireNodeEvent {

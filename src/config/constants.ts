@@ -78,6 +78,32 @@ export const DEFAULT_NETWORK: NetworkMode = 'none'
 export const DEFAULT_CONTAINER_USER = '65534:65534'
 export const NETWORK_MODES: readonly NetworkMode[] = ['none', 'bridge']
 
+/** Jobs reach a container from outside unless it is marked internal (a chain-only step). */
+export const DEFAULT_EXTERNAL = true
+export const DEFAULT_CONTAINER_MODE = 'oneshot'
+export const CONTAINER_MODES = ['oneshot', 'service'] as const
+/** The job endpoint and health endpoint of service containers (docs/CONTAINERS.md). */
+export const DEFAULT_SERVICE_PATH = '/'
+export const DEFAULT_HEALTH_PATH = '/health'
+/** Model servers load weights before answering; a minute covers small models on slow disks. */
+export const DEFAULT_STARTUP_TIMEOUT_MS = 60_000
+/** Frequent enough to notice a dead server within seconds, rare enough to cost nothing. */
+export const DEFAULT_HEALTH_INTERVAL_MS = 5_000
+export const DEFAULT_HEALTH_TIMEOUT_MS = 2_000
+/** One slow answer is not an outage; three in a row is. */
+export const DEFAULT_UNHEALTHY_THRESHOLD = 3
+/** After this many restarts the container is given up on and reported failed, not restarted forever. */
+export const DEFAULT_MAX_RESTARTS = 5
+export const DEFAULT_RESTART_BACKOFF_MS = 1_000
+export const DEFAULT_RESTART_BACKOFF_MAX_MS = 30_000
+/** Loading a model image from a tar or registry can take minutes; it never eats a job's run time. */
+export const DEFAULT_PULL_TIMEOUT_MS = 600_000
+/** Create + start of a service container; its warm-up has its own startup_timeout_ms. */
+export const DEFAULT_START_TIMEOUT_MS = 60_000
+/** Room for a few unused model images on an edge disk before the oldest are removed. */
+export const DEFAULT_IMAGE_BUDGET_BYTES = 10 * 1024 * MiB
+export const DEFAULT_PREFETCH = true
+
 /** Where config.yaml is looked for when neither an argument nor INFRAMIND_CONFIG names one. */
 export const DEFAULT_CONFIG_FILE = 'config.yaml'
 /** Alias expansion limit while parsing YAML: stops "billion laughs" documents. */

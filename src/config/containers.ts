@@ -1,13 +1,15 @@
 import type { ContainerConfig, IoSchema } from './types.ts'
 import { IO_SCHEMAS } from '../runtime/schema.ts'
 import * as C from './constants.ts'
+import { parseCidrList, parsePeerList, parseService, parseSource } from './service.ts'
 import {
   boolean, describe, integer, isMapping, oneOf, positiveNumber, section, size, string, stringList, type Ctx, type Path
 } from './fields.ts'
 
 const CONTAINER_KEYS = [
   'id', 'description', 'image', 'digest', 'command', 'env', 'resources', 'timeout_ms', 'max_output_bytes',
-  'max_input_bytes', 'input_schema', 'output_schema', 'network', 'user'
+  'max_input_bytes', 'input_schema', 'output_schema', 'network', 'user', 'mode', 'service', 'source',
+  'external', 'allowed_ips', 'allowed_peers', 'allowed_delegates', 'generates_proofs'
 ] as const
 const RESOURCE_KEYS = ['cpus', 'memory', 'pids', 'gpu'] as const
 
@@ -56,6 +58,12 @@ function parseContainer (ctx: Ctx, raw: Record<string, unknown>, path: Path, max
   const rpath = [...path, 'resources']
   // Inputs and outputs travel inside one gRPC message (SubmitJob / GetJob).
   const maxInline = Math.max(1, maxMessageBytes - C.MESSAGE_OVERHEAD_BYTES)
+  const mode = oneOf(ctx, o, 'mode', path, C.DEFAULT_CONTAINER_MODE, C.CONTAINER_MODES)
+  const network = oneOf(ctx, o, 'network', path, C.DEFAULT_NETWORK, C.NETWORK_MODES)
+  if (mode === 'service' && network === 'none' && o.network !== undefined) {
+    ctx.report('INVALID_VALUE', [...path, 'network'], 'bridge (or leave it out) for a service container',
+      'a service container is reached through a port published on 127.0.0.1, which needs network: bridge')
+  }
   return {
     id: string(ctx, o, 'id', path, '', { required: true, pattern: ID, expected: 'an id of lowercase letters, digits, ".", "_" or "-" (e.g. "echo")' }),
     description: string(ctx, o, 'description', path, '', { allowEmpty: true }),
@@ -74,8 +82,17 @@ function parseContainer (ctx: Ctx, raw: Record<string, unknown>, path: Path, max
     maxInputBytes: size(ctx, o, 'max_input_bytes', path, Math.min(C.DEFAULT_MAX_INPUT_BYTES, maxInline), 1, maxInline),
     inputSchema: oneOf<IoSchema>(ctx, o, 'input_schema', path, C.DEFAULT_IO_SCHEMA, IO_SCHEMAS),
     outputSchema: oneOf<IoSchema>(ctx, o, 'output_schema', path, C.DEFAULT_IO_SCHEMA, IO_SCHEMAS),
-    network: oneOf(ctx, o, 'network', path, C.DEFAULT_NETWORK, C.NETWORK_MODES),
-    user: parseUser(ctx, o, path)
+    // Service containers are reached through a port on 127.0.0.1, which needs a bridge network.
+    network: mode === 'service' ? 'bridge' : network,
+    user: parseUser(ctx, o, path),
+    mode,
+    service: parseService(ctx, o.service, path, mode),
+    source: parseSource(ctx, o.source, path),
+    external: boolean(ctx, o, 'external', path, C.DEFAULT_EXTERNAL),
+    allowedIps: parseCidrList(ctx, o, 'allowed_ips', path),
+    allowedPeers: parsePeerList(ctx, o, 'allowed_peers', path),
+    allowedDelegates: parsePeerList(ctx, o, 'allowed_delegates', path),
+    generatesProofs: boolean(ctx, o, 'generates_proofs', path, false)
   }
 }
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { dirname, isAbsolute, relative, resolve } from 'node:path'
 import { LineCounter, parseDocument } from 'yaml'
-import type { NodeConfig, Role } from './types.ts'
+import type { ContainerConfig, NodeConfig, Role } from './types.ts'
 import { expandHome } from '../identity/index.ts'
 import * as C from './constants.ts'
 import { ConfigError } from './errors.ts'
@@ -96,7 +96,7 @@ function build (ctx: Ctx, top: Record<string, unknown>, baseDir: string, env: No
   const dataDir = pathIn(baseDir, string(ctx, node, 'data_dir', ['node'], C.DEFAULT_DATA_DIR, { expected: 'a directory path' }))
   const identity = at('identity', ['key_file'])
   const api = at('api', ['public', 'control', 'control_socket', 'max_message_bytes'])
-  const runtime = at('runtime', ['socket', 'engine_timeout_ms'])
+  const runtime = at('runtime', ['socket', 'engine_timeout_ms', 'pull_timeout_ms', 'start_timeout_ms', 'image_budget', 'prefetch'])
   const jobs = at('jobs', ['concurrency', 'queue_size', 'default_deadline_ms'])
   const store = at('store', ['path', 'max_results'])
   const telemetry = at('telemetry', ['metrics', 'log_level'])
@@ -125,7 +125,11 @@ function build (ctx: Ctx, top: Record<string, unknown>, baseDir: string, env: No
     },
     runtime: {
       socket: runtimeSocket === '' ? '' : pathIn(baseDir, runtimeSocket),
-      engineTimeoutMs: integer(ctx, runtime, 'engine_timeout_ms', ['runtime'], C.DEFAULT_ENGINE_TIMEOUT_MS, 100, 3_600_000)
+      engineTimeoutMs: integer(ctx, runtime, 'engine_timeout_ms', ['runtime'], C.DEFAULT_ENGINE_TIMEOUT_MS, 100, 3_600_000),
+      pullTimeoutMs: integer(ctx, runtime, 'pull_timeout_ms', ['runtime'], C.DEFAULT_PULL_TIMEOUT_MS, 100, 24 * 3_600_000),
+      startTimeoutMs: integer(ctx, runtime, 'start_timeout_ms', ['runtime'], C.DEFAULT_START_TIMEOUT_MS, 100, 3_600_000),
+      imageBudgetBytes: size(ctx, runtime, 'image_budget', ['runtime'], C.DEFAULT_IMAGE_BUDGET_BYTES, 0, 2 ** 53),
+      prefetch: boolean(ctx, runtime, 'prefetch', ['runtime'], C.DEFAULT_PREFETCH)
     },
     jobs: {
       concurrency: integer(ctx, jobs, 'concurrency', ['jobs'], C.DEFAULT_CONCURRENCY, 1, 1024),
@@ -198,4 +202,29 @@ const WILDCARDS: ReadonlySet<string> = new Set(['0.0.0.0', '::', ''])
 function displayName (file: string): string {
   const rel = relative(process.cwd(), file)
   return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) ? rel : file
+}
+
+/** A container config built in code (tests, tools): every field not given takes its config.yaml default. */
+export function containerConfig (fields: Pick<ContainerConfig, 'id' | 'image' | 'digest'> & Partial<ContainerConfig>): ContainerConfig {
+  return {
+    description: '',
+    command: [],
+    env: {},
+    resources: { cpus: C.DEFAULT_CONTAINER_CPUS, memoryBytes: C.DEFAULT_CONTAINER_MEMORY_BYTES, pids: C.DEFAULT_CONTAINER_PIDS, gpu: C.DEFAULT_CONTAINER_GPU },
+    timeoutMs: C.DEFAULT_CONTAINER_TIMEOUT_MS,
+    maxOutputBytes: C.DEFAULT_MAX_OUTPUT_BYTES,
+    maxInputBytes: C.DEFAULT_MAX_INPUT_BYTES,
+    inputSchema: C.DEFAULT_IO_SCHEMA,
+    outputSchema: C.DEFAULT_IO_SCHEMA,
+    network: C.DEFAULT_NETWORK,
+    user: C.DEFAULT_CONTAINER_USER,
+    mode: C.DEFAULT_CONTAINER_MODE,
+    source: { url: '', sha256: '', pull: false, username: '', password: '' },
+    external: C.DEFAULT_EXTERNAL,
+    allowedIps: [],
+    allowedPeers: [],
+    allowedDelegates: [],
+    generatesProofs: false,
+    ...fields
+  }
 }

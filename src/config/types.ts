@@ -7,6 +7,44 @@ export type IoSchema = 'text' | 'json' | 'bytes' | 'embedding<float>'
 
 export type NetworkMode = 'none' | 'bridge'
 
+/** oneshot: a fresh container per job; service: a long-running server the node calls over HTTP. */
+export type ContainerMode = 'oneshot' | 'service'
+
+/** How a `mode: service` container is reached and watched (docs/CONTAINERS.md has the contract). */
+export interface ServiceConfig {
+  /** Port the server listens on inside the container; published on 127.0.0.1 only. */
+  port: number
+  /** Path of the job endpoint (HTTP POST). */
+  path: string
+  /** Path of the health endpoint (HTTP GET, 2xx = healthy). */
+  healthPath: string
+  /** How long the server may take to answer its first health check. */
+  startupTimeoutMs: number
+  /** Time between health checks once running. */
+  healthIntervalMs: number
+  /** One health check's timeout. */
+  healthTimeoutMs: number
+  /** Consecutive failed checks that make the service unhealthy (and restarted). */
+  unhealthyThreshold: number
+  /** Restarts tried before the service is given up on (state "failed"). */
+  maxRestarts: number
+  /** First restart delay; doubles each try up to restartBackoffMaxMs. */
+  restartBackoffMs: number
+  restartBackoffMaxMs: number
+}
+
+/** Where an image comes from when the engine does not have it (tried in order after the local cache). */
+export interface ImageSource {
+  /** HTTP(S) URL of an image tar (`docker save` format); '' = none. */
+  url: string
+  /** sha256 (hex) of the tar file; required with url. Checked before anything is loaded. */
+  sha256: string
+  /** Try `docker pull` of `image` from its registry. */
+  pull: boolean
+  /** Registry credentials for pull ('' = anonymous). Never logged. */
+  username: string
+  password: string
+}
 export interface ContainerResources {
   /** CPU cores (fractional allowed), mapped to NanoCpus. */
   cpus: number
@@ -41,6 +79,20 @@ export interface ContainerConfig {
   network: NetworkMode
   /** uid:gid the process runs as; never root. */
   user: string
+  mode: ContainerMode
+  /** Present when mode is service. */
+  service?: ServiceConfig
+  source: ImageSource
+  /** May be the first container of a job (false = only after another container in a chain). */
+  external: boolean
+  /** CIDRs allowed to submit jobs naming this container (empty = any origin). */
+  allowedIps: string[]
+  /** Peer ids allowed to send mesh jobs for this container (empty = any). */
+  allowedPeers: string[]
+  /** Delegates (node ids) allowed to send delegated work (empty = any). */
+  allowedDelegates: string[]
+  /** This container's output carries a proof (required when a job asks for one). */
+  generatesProofs: boolean
 }
 
 export interface ListenAddress {
@@ -73,6 +125,14 @@ export interface NodeConfig {
     socket: string
     /** Timeout for engine calls that are not container runs (inspect, create, remove). */
     engineTimeoutMs: number
+    /** Timeout for fetching one image (tar download + load, or registry pull); separate from run time. */
+    pullTimeoutMs: number
+    /** Timeout for starting a service container (create + start), separate from its warm-up. */
+    startTimeoutMs: number
+    /** Disk budget for images no configured container uses; beyond it the least recently used are removed. */
+    imageBudgetBytes: number
+    /** Fetch every configured container's image at boot. */
+    prefetch: boolean
   }
   jobs: {
     /** Jobs run at the same time. */

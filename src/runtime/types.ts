@@ -1,11 +1,22 @@
 import type { ContainerConfig } from '../config/types.ts'
 import type { Startable } from '../types.ts'
 
+/** Where a job came from; passed to service containers and checked by the Guardian. Never in telemetry. */
+export interface JobOrigin {
+  /** Client IP of a gRPC submission ('' when not known). */
+  ip: string
+  /** Mesh peer id that sent the job ('' for direct submissions). */
+  peerId: string
+  /** Delegate node id for delegated work ('' when not delegated). */
+  delegate: string
+}
+
 export interface RunRequest {
   jobId: string
   container: ContainerConfig
-  /** Written to the container's stdin, then stdin is closed. */
+  /** One-shot: written to stdin, then stdin is closed. Service: the `input` of the HTTP call. */
   input: Uint8Array
+  origin?: JobOrigin
   /** Aborting kills and removes the container; run() then rejects with RunAbortedError. */
   signal?: AbortSignal
 }
@@ -29,6 +40,31 @@ export interface ImageStatus {
   digest: string
 }
 
+/** Service containers: pulling, starting, healthy, unhealthy, restarting, stopped, failed. One-shot: ready, missing. */
+export type ContainerState = 'pulling' | 'starting' | 'healthy' | 'unhealthy' | 'restarting' | 'stopped' | 'failed' | 'ready' | 'missing'
+
+export interface ContainerStatus {
+  id: string
+  mode: ContainerConfig['mode']
+  state: ContainerState
+  restarts: number
+  lastError: string
+  /** Service containers: the 127.0.0.1 port the node calls (0 when not running). */
+  hostPort: number
+}
+
+export interface ContainerEvent {
+  containerId: string
+  state: ContainerState
+  detail: string
+  atMs: number
+}
+
+/** Finds (or fetches) a container's image and returns its verified id (= the pinned digest). */
+export interface ImageResolver {
+  ensure(container: ContainerConfig, opts?: { signal?: AbortSignal }): Promise<string>
+}
+
 export interface Runtime extends Startable {
   /** Runs one job in a fresh sandboxed container, removed afterwards whatever happens. */
   run(req: RunRequest): Promise<RunResult>
@@ -38,4 +74,8 @@ export interface Runtime extends Startable {
   activeContainers(): number
   /** Resolves once every finished run's container is removed (run() returns before the removal ends). */
   settled(): Promise<void>
+  /** State of every configured container (service lifecycle, or image readiness for one-shot). */
+  containerStatuses(): ContainerStatus[]
+  /** Calls listener on every container state change; returns an unsubscribe function. */
+  onContainerEvent(listener: (event: ContainerEvent) => void): () => void
 }

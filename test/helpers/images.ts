@@ -1,3 +1,4 @@
+import { containerConfig } from '../../src/config/index.ts'
 /** ContainerConfig objects for tests, pinned to the digests in containers/images.lock.json. */
 import { readFileSync } from 'node:fs'
 import type { ContainerConfig, ContainerResources } from '../../src/config/types.ts'
@@ -27,7 +28,7 @@ export type TestContainerOptions = Partial<Omit<ContainerConfig, 'resources'>> &
 export function testContainer (opts: TestContainerOptions = {}): ContainerConfig {
   const { resources, ...rest } = opts
   const image = opts.image ?? ECHO_IMAGE
-  return {
+  return containerConfig({
     id: image === NLP_IMAGE ? 'nlp' : 'echo',
     description: `test container (${image})`,
     image,
@@ -43,7 +44,7 @@ export function testContainer (opts: TestContainerOptions = {}): ContainerConfig
     user: '65534:65534',
     ...rest,
     resources: { cpus: 1, memoryBytes: 64 * 1024 * 1024, pids: 64, gpu: false, ...resources }
-  }
+  })
 }
 
 /** The nlp image running one task (analyze, sentiment, entities, embed); node needs more memory than echo. */

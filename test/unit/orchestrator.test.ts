@@ -1,3 +1,4 @@
+import { containerConfig } from '../../src/config/index.ts'
 import anyTest, { type TestFn } from 'ava'
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
@@ -108,7 +109,7 @@ function gated (): { behaviour: Behaviour, release: () => void } {
 }
 
 function container (id: string, extra: Partial<ContainerConfig> = {}): ContainerConfig {
-  return {
+  return containerConfig({
     id,
     description: '',
     image: 'inframind/echo:1',
@@ -124,7 +125,7 @@ function container (id: string, extra: Partial<ContainerConfig> = {}): Container
     network: 'none',
     user: '65534:65534',
     ...extra
-  }
+  })
 }
 
 function config (dir: string, jobs: Partial<NodeConfig['jobs']> = {}): NodeConfig {
@@ -133,7 +134,7 @@ function config (dir: string, jobs: Partial<NodeConfig['jobs']> = {}): NodeConfi
     node: { name: 'test', roles: ['worker'], dataDir: dir },
     identity: { keyFile: path.join(dir, 'identity.key') },
     api: { public: { host: '127.0.0.1', port: 0 }, control: { host: '127.0.0.1', port: 0, socket: '' }, maxMessageBytes: 1 << 20 },
-    runtime: { socket: '', engineTimeoutMs: 5_000 },
+    runtime: { socket: '', engineTimeoutMs: 5_000, pullTimeoutMs: 5_000, startTimeoutMs: 5_000, imageBudgetBytes: 0, prefetch: false },
     jobs: { concurrency: 2, queueSize: 16, defaultDeadlineMs: 30_000, ...jobs },
     store: { path: path.join(dir, 'db'), maxResults: 100 },
     telemetry: { metrics: { host: '127.0.0.1', port: 0, enabled: false }, logLevel: 'silent' },

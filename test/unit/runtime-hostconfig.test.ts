@@ -1,11 +1,12 @@
 import test from 'ava'
+import { containerConfig } from '../../src/config/index.ts'
 import type { ContainerConfig } from '../../src/config/types.ts'
 import { assertSafeUser, buildCreateSpec, buildHostConfig, containerName } from '../../src/runtime/index.ts'
 
 const DIGEST = 'sha256:' + 'ab'.repeat(32)
 
 function container (overrides: Partial<ContainerConfig> = {}, gpu = false): ContainerConfig {
-  return {
+  return containerConfig({
     id: 'echo',
     description: 'unit test container',
     image: 'inframind/echo:1',
@@ -21,7 +22,7 @@ function container (overrides: Partial<ContainerConfig> = {}, gpu = false): Cont
     network: 'none',
     user: '65534:65534',
     ...overrides
-  }
+  })
 }
 
 test('buildHostConfig: the exact sandbox of a CPU job', (t) => {
