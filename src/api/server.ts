@@ -7,7 +7,7 @@ import type { ApiComponents } from './types.ts'
 import { CONTROL_SERVICE, HEALTH_SERVICE, NODE_SERVICE, packageDefinition, serviceConstructor } from './proto.ts'
 import { nodeServiceHandlers } from './node-service.ts'
 import { controlServiceHandlers } from './control-service.ts'
-import { messageType, wireViolation } from './wire-check.ts'
+import { messageType, wireViolation } from '../wire/check.ts'
 
 /** How long stop() lets in-flight calls finish before cutting them (streams never finish on their own). */
 const SHUTDOWN_GRACE_MS = 1000

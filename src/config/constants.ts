@@ -104,6 +104,24 @@ export const DEFAULT_START_TIMEOUT_MS = 60_000
 export const DEFAULT_IMAGE_BUDGET_BYTES = 10 * 1024 * MiB
 export const DEFAULT_PREFETCH = true
 
+/** A node joins the mesh unless told not to: it is how schedulers find workers. */
+export const DEFAULT_MESH_ENABLED = true
+/** libp2p's customary TCP port. */
+export const DEFAULT_MESH_LISTEN: readonly string[] = ['/ip4/0.0.0.0/tcp/4001']
+/** Plenty for a mesh of edge nodes; bounds memory and file descriptors on small devices. */
+export const DEFAULT_MAX_CONNECTIONS = 100
+/** Within the 1–5 s the design asks for: liveness within a few seconds at a few hundred bytes each. */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 2_000
+export const DEFAULT_FORWARD_STATS = true
+/** Gossip carries small signed messages; bulk data moves over the fetch protocol. */
+export const DEFAULT_MAX_GOSSIP_BYTES = 64 * KiB
+/** Generous for unsynchronised edge clocks, short enough that replays go stale. */
+export const DEFAULT_MAX_CLOCK_SKEW_MS = 30_000
+/** Far inside the DHT's provider record lifetime, so records never lapse. */
+export const DEFAULT_PROVIDE_INTERVAL_MS = 10 * 60_000
+/** "A few KiB" inline (DESIGN: job flow); beyond it, fetch by hash. */
+export const DEFAULT_INLINE_BYTES = 4 * KiB
+
 /** Where config.yaml is looked for when neither an argument nor INFRAMIND_CONFIG names one. */
 export const DEFAULT_CONFIG_FILE = 'config.yaml'
 /** Alias expansion limit while parsing YAML: stops "billion laughs" documents. */

@@ -7,6 +7,7 @@ import { expandHome } from '../identity/index.ts'
 import * as C from './constants.ts'
 import { ConfigError } from './errors.ts'
 import { parseContainers } from './containers.ts'
+import { parseMesh } from './mesh.ts'
 import {
   address, boolean, integer, isMapping, oneOf, section, size, string, Ctx, describe, type Path
 } from './fields.ts'
@@ -18,7 +19,7 @@ export type { ConfigErrorCode } from './errors.ts'
 export { parseAddress, formatSize } from './fields.ts'
 export * as defaults from './constants.ts'
 
-const TOP_KEYS = ['node', 'identity', 'api', 'runtime', 'jobs', 'store', 'telemetry', 'containers'] as const
+const TOP_KEYS = ['node', 'identity', 'api', 'runtime', 'jobs', 'store', 'telemetry', 'mesh', 'containers'] as const
 
 /** The config file to read: the argument, else INFRAMIND_CONFIG, else ./config.yaml. */
 export function configPath (path?: string, env: NodeJS.ProcessEnv = process.env): string {
@@ -148,6 +149,7 @@ function build (ctx: Ctx, top: Record<string, unknown>, baseDir: string, env: No
       },
       logLevel: oneOf(ctx, telemetry, 'log_level', ['telemetry'], C.DEFAULT_LOG_LEVEL, C.LOG_LEVELS)
     },
+    mesh: parseMesh(ctx, top.mesh),
     containers: parseContainers(ctx, top.containers, maxMessageBytes)
   }
   checkListeners(ctx, config)

@@ -152,5 +152,36 @@ export interface NodeConfig {
     metrics: ListenAddress & { enabled: boolean }
     logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent'
   }
+  mesh: MeshConfig
   containers: ContainerConfig[]
+}
+
+export interface MeshConfig {
+  /** Join the libp2p mesh (false = a standalone node: gRPC only). */
+  enabled: boolean
+  /** libp2p listen multiaddrs. */
+  listen: string[]
+  /** Addresses to advertise instead of the listen ones ([] = the listen addresses). */
+  announce: string[]
+  /** Peers dialled at start (multiaddrs ending in /p2p/<node id>). */
+  bootstrap: string[]
+  /** Connection limit of the libp2p connection manager. */
+  maxConnections: number
+  /** Time between heartbeats (1–5 s). */
+  heartbeatIntervalMs: number
+  /** false = heartbeats carry only liveness and capabilities, no load or job statistics. */
+  forwardStats: boolean
+  /** Schedulers whose assignments this worker accepts ([] = any scheduler on the mesh). */
+  trustedSchedulers: string[]
+  /** Largest gossip message accepted; larger ones are rejected (and the sender scored down). */
+  maxGossipBytes: number
+  /** Messages stamped further than this from our clock are rejected as stale (or from the future). */
+  maxClockSkewMs: number
+  /** How often provider records (roles, containers) are re-announced in the DHT. */
+  provideIntervalMs: number
+  /** Inputs/outputs up to this size travel inline; larger ones by sha256 over /inframind/fetch/1.0.0. */
+  inlineBytes: number
+  /** Reach others through circuit relays (relay multiaddrs in `relays`). */
+  behindNat: boolean
+  relays: string[]
 }

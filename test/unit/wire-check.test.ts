@@ -1,5 +1,5 @@
 import test from 'ava'
-import { messageType, wireViolation } from '../../src/api/wire-check.ts'
+import { messageType, wireViolation } from '../../src/wire/check.ts'
 
 const submit = messageType('inframind.v1.SubmitJobRequest')!
 const getInfo = messageType('inframind.v1.GetInfoRequest')!
@@ -12,7 +12,7 @@ test('the request types are found', (t) => {
 })
 
 test('well-formed messages pass, including unknown fields', (t) => {
-  const encoded = submit.encode(submit.fromObject({ container_id: 'echo', input: Buffer.from('hi'), deadline_ms: 1000, job_id: 'x' })).finish()
+  const encoded = submit.encode(submit.fromObject({ containerId: 'echo', input: Buffer.from('hi'), deadlineMs: 1000, jobId: 'x' })).finish()
   t.is(wireViolation(submit, encoded), undefined)
   t.is(wireViolation(submit, new Uint8Array()), undefined)
   // field 99, varint: unknown fields are allowed (forward compatibility).

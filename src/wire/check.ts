@@ -1,8 +1,11 @@
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import protobuf from 'protobufjs'
-import { PROTO_ROOT } from './proto.ts'
+
+const PROTO_ROOT = fileURLToPath(new URL('../../proto', import.meta.url))
 
 /**
+ * Strict protobuf checking for bytes from the network (gRPC requests, gossip payloads).
  * protobufjs decodes leniently: a truncated length, a wrong wire type for a known field, or a
  * group tag still yields an object. Requests from the network get this strict pass first, so a
  * body that is not a well-formed message of the expected type is refused with the reason.
@@ -24,7 +27,7 @@ function loadRoot (): protobuf.Root {
   if (root !== undefined) return root
   const r = new protobuf.Root()
   r.resolvePath = (_origin, target) => path.isAbsolute(target) ? target : path.join(PROTO_ROOT, target)
-  r.loadSync(['inframind/v1/node.proto', 'inframind/v1/control.proto'], { keepCase: true })
+  r.loadSync(['inframind/v1/node.proto', 'inframind/v1/control.proto', 'inframind/v1/mesh.proto', 'inframind/v1/receipt.proto'], { keepCase: false })
   r.resolveAll()
   root = r
   return r
@@ -35,6 +38,40 @@ export function messageType (fullName: string): protobuf.Type | undefined {
     return loadRoot().lookupType(fullName)
   } catch {
     return undefined
+  }
+}
+
+/**
+ * Decodes `bytes` as `fullName` after the strict check; throws MalformedMessageError with the reason.
+ * Field names are camelCase, 64-bit integers become numbers, bytes stay Uint8Array.
+ */
+export function decodeStrict<T> (fullName: string, bytes: Uint8Array): T {
+  const type = messageType(fullName)
+  if (type === undefined) throw new MalformedMessageError(fullName, 'unknown message type')
+  const reason = wireViolation(type, bytes)
+  if (reason !== undefined) throw new MalformedMessageError(fullName, reason)
+  try {
+    const msg = type.decode(bytes)
+    return type.toObject(msg, { longs: Number, defaults: true, arrays: true, enums: String }) as T
+  } catch (err) {
+    throw new MalformedMessageError(fullName, (err as Error).message, { cause: err })
+  }
+}
+
+export function encodeMessage (fullName: string, value: Record<string, unknown>): Uint8Array {
+  const type = messageType(fullName)
+  if (type === undefined) throw new Error(`unknown message type ${fullName}`)
+  const bytes = type.encode(type.fromObject(value)).finish()
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+}
+
+export class MalformedMessageError extends Error {
+  readonly code = 'MALFORMED_MESSAGE'
+  readonly messageType: string
+  constructor (messageType: string, reason: string, options?: ErrorOptions) {
+    super(`not a valid ${messageType}: ${reason}`, options)
+    this.name = 'MalformedMessageError'
+    this.messageType = messageType
   }
 }
 

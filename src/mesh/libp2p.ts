@@ -1,0 +1,75 @@
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { gossipsub, type GossipSub } from '@chainsafe/libp2p-gossipsub'
+import { kadDHT, type KadDHT } from '@libp2p/kad-dht'
+import { identify, type Identify } from '@libp2p/identify'
+import { ping, type PingService } from '@libp2p/ping'
+import { bootstrap } from '@libp2p/bootstrap'
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import type { MeshConfig, Role } from '../config/types.ts'
+import type { Identity } from '../identity/types.ts'
+import { DHT_PROTOCOL } from './constants.ts'
+import { peerScoreParams, peerScoreThresholds } from './scoring.ts'
+
+export interface MeshServices {
+  identify: Identify
+  ping: PingService
+  dht: KadDHT
+  pubsub: GossipSub
+  [key: string]: unknown
+}
+
+export type MeshLibp2p = Libp2p<MeshServices>
+
+/**
+ * The libp2p node of an inframind node: its key is the node's identity key, so PeerId = node id.
+ * TCP + Noise + Yamux, identify, ping, the private DHT, gossipsub with strict signing and scoring;
+ * circuit relay v2 server for the relay role, relay transport for nodes behind NAT.
+ */
+export async function createMeshLibp2p (config: MeshConfig, identity: Identity, roles: readonly Role[]): Promise<MeshLibp2p> {
+  const privateKey = await generateKeyPairFromSeed('Ed25519', identity.seed)
+  const services: Record<string, unknown> = {
+    identify: identify(),
+    ping: ping(),
+    // Server mode always: every node answers DHT queries, so a small mesh needs no public DHT peers.
+    dht: kadDHT({ protocol: DHT_PROTOCOL, clientMode: false, peerInfoMapper: (peer) => peer }),
+    pubsub: gossipsub({
+      // Our own messages are handled locally, not echoed back through the mesh.
+      emitSelf: false,
+      // Publishing before the mesh forms (or to an empty topic) must not throw: heartbeats start at boot.
+      allowPublishToZeroTopicPeers: true,
+      // Validation is synchronous (signature check ~0.2 ms), so gossipsub's own validator path is enough.
+      asyncValidation: false,
+      scoreParams: peerScoreParams(),
+      scoreThresholds: peerScoreThresholds(),
+      // Frames up to 1 MiB (or 4x the gossip limit) still reach our validator, so an oversized
+      // message is rejected and its sender scored down rather than silently dropped by the decoder.
+      maxInboundDataLength: Math.max(4 * config.maxGossipBytes, 1024 * 1024),
+      // Small meshes (a devnet of 3-25 nodes) should still flood assignments to everyone subscribed.
+      floodPublish: true
+    })
+  }
+  if (roles.includes('relay')) services.relay = circuitRelayServer()
+  const transports = [tcp()]
+  const listen = [...config.listen]
+  if (config.behindNat) {
+    transports.push(circuitRelayTransport() as unknown as ReturnType<typeof tcp>)
+    // Reserve a slot on each relay so peers can reach us through it.
+    for (const relay of config.relays) listen.push(`${relay}/p2p-circuit`)
+  }
+  const bootList = [...config.bootstrap, ...(config.behindNat ? config.relays : [])]
+  return await createLibp2p({
+    privateKey: privateKey as never,
+    addresses: { listen, announce: config.announce },
+    transports,
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionManager: { maxConnections: config.maxConnections },
+    peerDiscovery: bootList.length > 0 ? [bootstrap({ list: bootList })] : [],
+    services: services as never,
+    start: false
+  }) as MeshLibp2p
+}

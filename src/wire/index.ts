@@ -1,0 +1,1 @@
+export { decodeStrict, encodeMessage, messageType, wireViolation, MalformedMessageError } from './check.ts'
