@@ -1,0 +1,180 @@
+import { createHash } from 'node:crypto'
+import type { NodeConfig } from '../config/types.ts'
+import { signEnvelope } from '../envelope/index.ts'
+import type { SignedEnvelope } from '../envelope/types.ts'
+import type { Identity } from '../identity/types.ts'
+import { decodeReceipt } from '../receipt/index.ts'
+import type { Receipt } from '../receipt/types.ts'
+import type { Logger } from '../telemetry/logger.ts'
+import type { Startable } from '../types.ts'
+import {
+  decodeAck, encodeAssignment, PAYLOAD_TYPES, TOPICS,
+  type Assignment, type AssignmentAck, type Heartbeat, type JobResultNotice, type Mesh, type MeshMessage
+} from '../mesh/index.ts'
+import { NoWorkerError, AssignmentRejectedError, RemoteJobTimeoutError } from './errors.ts'
+import { pickWorker } from './pick.ts'
+
+export { NoWorkerError, AssignmentRejectedError, RemoteJobTimeoutError } from './errors.ts'
+export { pickWorker } from './pick.ts'
+
+/** How long a worker has to acknowledge an assignment before the next candidate gets it. */
+const ACK_TIMEOUT_MS = 3_000
+/** Candidates tried for one job before giving up (each refusal or silence moves to the next). */
+const MAX_ATTEMPTS = 3
+
+export interface RemoteJob {
+  jobId: string
+  containers: string[]
+  input: Uint8Array
+  deadlineAtMs: number
+  requiresProof: boolean
+}
+
+export interface RemoteResult {
+  output: Uint8Array
+  /** The worker's signed receipt, verified on arrival. */
+  receipt: SignedEnvelope
+  decoded: Receipt
+  workerId: string
+}
+
+export interface Progress { state: 'assigned' | 'accepted' | 'running', detail: string }
+
+/** Sends a signed assignment to one worker and returns its signed ack (gRPC AssignJob). */
+export type GrpcAssign = (address: string, assignment: SignedEnvelope, signal: AbortSignal) => Promise<SignedEnvelope>
+
+export interface Scheduler extends Startable {
+  /** Containers some live worker serves right now. */
+  servedContainers(): Set<string>
+  /** Assigns a job to a capable worker, fails over on refusal or silence, and waits for its result. */
+  runRemote(job: RemoteJob, opts: { signal: AbortSignal, onProgress?: (p: Progress) => void }): Promise<RemoteResult>
+  /** Inputs held for workers to fetch by hash. */
+  content(hash: Uint8Array): Promise<Uint8Array | undefined>
+}
+
+export interface SchedulerComponents { mesh: Mesh, identity: Identity, logger: Logger, grpcAssign?: GrpcAssign }
+
+/**
+ * A first scheduler: picks a capable worker from live heartbeats, sends it a signed assignment (gossip,
+ * or its gRPC AssignJob when configured), waits for the ack, fails over, and collects the result notice.
+ */
+export function scheduler (init: { config: NodeConfig, via?: 'gossip' | 'grpc' }) {
+  return (c: SchedulerComponents): Scheduler => {
+    const logger = c.logger.child({ component: 'scheduler' })
+    const via = init.via ?? 'gossip'
+    const acks = new Map<string, (ack: AssignmentAck) => void>()
+    const results = new Map<string, (msg: MeshMessage<JobResultNotice>, receipt: Receipt) => void>()
+    const inputs = new Map<string, Uint8Array>()
+    let unsubscribe: Array<() => void> = []
+
+    const liveWorkers = (): Heartbeat[] => c.mesh.peers().filter((p) => p.alive && p.heartbeat !== null).map((p) => p.heartbeat as Heartbeat)
+
+    const assignOnce = async (job: RemoteJob, worker: Heartbeat, signal: AbortSignal): Promise<AssignmentAck> => {
+      const inline = job.input.byteLength <= init.config.mesh.inlineBytes
+      const inputHash = createHash('sha256').update(job.input).digest()
+      if (!inline) inputs.set(inputHash.toString('hex'), job.input)
+      const assignment: Assignment = {
+        jobId: job.jobId,
+        containers: job.containers,
+        input: inline ? job.input : new Uint8Array(),
+        inputHash,
+        inputSize: job.input.byteLength,
+        inputProvider: inline ? '' : c.identity.nodeId,
+        workerId: worker.nodeId,
+        schedulerId: c.identity.nodeId,
+        issuedAtMs: Date.now(),
+        deadlineAtMs: job.deadlineAtMs,
+        requiresProof: job.requiresProof
+      }
+      const payload = encodeAssignment(assignment)
+      const ackSignal = AbortSignal.any([signal, AbortSignal.timeout(ACK_TIMEOUT_MS)])
+      if (via === 'grpc' && worker.grpcAddress !== '' && c.grpcAssign !== undefined) {
+        const env = await c.grpcAssign(worker.grpcAddress, signEnvelope(c.identity, PAYLOAD_TYPES.assignment, payload), ackSignal)
+        return decodeAck(env.payload)
+      }
+      const acked = new Promise<AssignmentAck>((resolve, reject) => {
+        acks.set(`${job.jobId}/${worker.nodeId}`, resolve)
+        ackSignal.addEventListener('abort', () => reject(new Error('no acknowledgement in time')), { once: true })
+      })
+      try {
+        await c.mesh.publish(TOPICS.assignments, PAYLOAD_TYPES.assignment, payload)
+        return await acked
+      } finally {
+        acks.delete(`${job.jobId}/${worker.nodeId}`)
+      }
+    }
+
+    const runRemote = async (job: RemoteJob, opts: { signal: AbortSignal, onProgress?: (p: Progress) => void }): Promise<RemoteResult> => {
+      const tried = new Set<string>()
+      const refusals: string[] = []
+      // Registered before any assignment goes out, so a fast worker's result is never missed.
+      let resultFrom = ''
+      const result = new Promise<{ msg: MeshMessage<JobResultNotice>, receipt: Receipt }>((resolve, reject) => {
+        results.set(job.jobId, (msg, receipt) => {
+          if (msg.from === resultFrom) resolve({ msg, receipt })
+        })
+        opts.signal.addEventListener('abort', () => reject(new RemoteJobTimeoutError(job.jobId, resultFrom)), { once: true })
+      })
+      result.catch(() => {})
+      try {
+        for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+          const worker = pickWorker(liveWorkers(), job.containers, tried)
+          if (worker === undefined) break
+          tried.add(worker.nodeId)
+          opts.onProgress?.({ state: 'assigned', detail: `assigned to ${worker.nodeId}` })
+          resultFrom = worker.nodeId
+          let ack: AssignmentAck
+          try {
+            ack = await assignOnce(job, worker, opts.signal)
+          } catch (err) {
+            if (opts.signal.aborted) throw new RemoteJobTimeoutError(job.jobId, worker.nodeId)
+            refusals.push(`${worker.nodeId}: ${(err as Error).message}`)
+            logger.info({ job: job.jobId, worker: worker.nodeId, err: (err as Error).message }, 'no ack; trying another worker')
+            continue
+          }
+          if (!ack.accepted) {
+            refusals.push(`${worker.nodeId}: ${ack.code} ${ack.reason}`)
+            logger.info({ job: job.jobId, worker: worker.nodeId, code: ack.code }, 'assignment refused; trying another worker')
+            continue
+          }
+          opts.onProgress?.({ state: 'accepted', detail: `accepted by ${worker.nodeId}` })
+          const { msg, receipt } = await result
+          const notice = msg.value
+          let output = notice.output
+          if (!notice.outputInline) output = await c.mesh.fetch(worker.nodeId, receipt.outputHash, opts.signal)
+          return { output, receipt: notice.receipt as SignedEnvelope, decoded: receipt, workerId: worker.nodeId }
+        }
+      } finally {
+        results.delete(job.jobId)
+        inputs.delete(createHash('sha256').update(job.input).digest('hex'))
+      }
+      if (refusals.length > 0) throw new AssignmentRejectedError(job.jobId, refusals)
+      throw new NoWorkerError(job.containers)
+    }
+
+    return {
+      servedContainers: () => new Set(liveWorkers().filter((h) => h.roles.includes('worker')).flatMap((h) => h.containers)),
+      runRemote,
+      content: async (hash) => inputs.get(Buffer.from(hash).toString('hex')),
+      async start () {
+        if (unsubscribe.length > 0) return
+        unsubscribe = [
+          c.mesh.subscribe<AssignmentAck>(TOPICS.acks, (msg) => {
+            if (msg.value.schedulerId !== c.identity.nodeId) return
+            acks.get(`${msg.value.jobId}/${msg.from}`)?.(msg.value)
+          }),
+          c.mesh.subscribe<JobResultNotice>(TOPICS.receipts, (msg) => {
+            // The mesh validator already verified the receipt and that the worker signed it.
+            const receipt = decodeReceipt((msg.value.receipt as SignedEnvelope).payload)
+            if (receipt.schedulerId !== c.identity.nodeId) return
+            results.get(receipt.jobId)?.(msg, receipt)
+          })
+        ]
+      },
+      async stop () {
+        for (const u of unsubscribe) u()
+        unsubscribe = []
+      }
+    }
+  }
+}

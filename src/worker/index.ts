@@ -1,0 +1,136 @@
+import { createHash } from 'node:crypto'
+import type { NodeConfig } from '../config/types.ts'
+import { signEnvelope } from '../envelope/index.ts'
+import type { SignedEnvelope } from '../envelope/types.ts'
+import type { Identity } from '../identity/types.ts'
+import type { Orchestrator } from '../orchestrator/types.ts'
+import type { Logger } from '../telemetry/logger.ts'
+import type { Startable } from '../types.ts'
+import {
+  decodeAssignment, encodeAck, encodeJobResult, PAYLOAD_TYPES, TOPICS,
+  type Assignment, type AssignmentAck, type Mesh, type MeshMessage
+} from '../mesh/index.ts'
+import { verifyEnvelope } from '../envelope/index.ts'
+import { nodeIdFromPublicKey } from '../identity/index.ts'
+
+/** Outputs kept in memory for peers to fetch by hash after a job ends (bounded; older ones come from the store). */
+const MAX_SERVED_OUTPUTS = 256
+
+export interface AckResult { ack: AssignmentAck, envelope: SignedEnvelope }
+
+export interface WorkerAgent extends Startable {
+  /** Checks, acknowledges and (when accepted) queues one signed assignment, from gossip or gRPC AssignJob. */
+  handleAssignment(envelope: SignedEnvelope): Promise<AckResult>
+  /** Output bytes of a recent job by sha256 (served over /inframind/fetch/1.0.0). */
+  content(hash: Uint8Array): Promise<Uint8Array | undefined>
+}
+
+export interface WorkerInit { config: NodeConfig }
+export interface WorkerComponents { mesh: Mesh, orchestrator: Orchestrator, identity: Identity, logger: Logger }
+
+/**
+ * The worker side of the mesh: takes assignments addressed to this node from trusted schedulers,
+ * acknowledges every one (accepted, or rejected with the reason), runs accepted ones through the
+ * orchestrator (so the Guardian, limits and idempotency apply), and gossips a signed result notice
+ * when each ends.
+ */
+export function workerAgent (init: WorkerInit) {
+  return (c: WorkerComponents): WorkerAgent => {
+    const logger = c.logger.child({ component: 'worker' })
+    const { mesh: meshConfig } = init.config
+    const served = new Map<string, Uint8Array>()
+    let unsubscribe: Array<() => void> = []
+
+    const ack = (a: Pick<Assignment, 'jobId' | 'schedulerId'>, fields: Partial<AssignmentAck>): AckResult => {
+      const value: AssignmentAck = {
+        jobId: a.jobId, workerId: c.identity.nodeId, schedulerId: a.schedulerId,
+        accepted: false, code: '', reason: '', atMs: Date.now(), duplicate: false, ...fields
+      }
+      return { ack: value, envelope: signEnvelope(c.identity, PAYLOAD_TYPES.ack, encodeAck(value)) }
+    }
+
+    const trusted = (schedulerId: string): boolean => {
+      if (meshConfig.trustedSchedulers.length > 0) return meshConfig.trustedSchedulers.includes(schedulerId)
+      // "Any scheduler on the mesh": a live peer whose own signed heartbeat says it schedules.
+      return c.mesh.livePeer(schedulerId)?.roles.includes('scheduler') === true
+    }
+
+    const handleAssignment = async (envelope: SignedEnvelope): Promise<AckResult> => {
+      let a: Assignment
+      try {
+        verifyEnvelope(envelope, { payloadType: PAYLOAD_TYPES.assignment })
+        a = decodeAssignment(envelope.payload)
+      } catch (err) {
+        return ack({ jobId: '', schedulerId: '' }, { code: 'INVALID_ASSIGNMENT', reason: (err as Error).message })
+      }
+      const signer = nodeIdFromPublicKey(envelope.publicKey)
+      if (signer !== a.schedulerId) return ack(a, { code: 'INVALID_ASSIGNMENT', reason: `signed by ${signer}, not by the scheduler it names` })
+      if (a.workerId !== c.identity.nodeId) return ack(a, { code: 'WRONG_WORKER', reason: `assigned to ${a.workerId}, not to this node` })
+      if (!trusted(a.schedulerId)) {
+        return ack(a, { code: 'UNTRUSTED_SCHEDULER', reason: `${a.schedulerId} is not a trusted scheduler (mesh.trusted_schedulers, or a scheduler heartbeat on the mesh)` })
+      }
+      const remaining = a.deadlineAtMs - Date.now()
+      if (remaining <= 0) return ack(a, { code: 'EXPIRED', reason: `deadline passed ${-remaining} ms ago` })
+      let input = a.input
+      if (input.byteLength === 0 && a.inputHash.byteLength > 0) {
+        try {
+          input = await c.mesh.fetch(a.inputProvider !== '' ? a.inputProvider : a.schedulerId, a.inputHash, AbortSignal.timeout(Math.min(remaining, 30_000)))
+        } catch (err) {
+          return ack(a, { code: 'INPUT_UNAVAILABLE', reason: (err as Error).message })
+        }
+      }
+      try {
+        const { duplicate } = await c.orchestrator.submit({
+          jobId: a.jobId,
+          containers: a.containers,
+          input,
+          deadlineMs: Math.max(1, a.deadlineAtMs - Date.now()),
+          schedulerId: a.schedulerId,
+          requiresProof: a.requiresProof,
+          origin: { ip: '', peerId: a.schedulerId, delegate: '' }
+        })
+        logger.debug({ job: a.jobId, scheduler: a.schedulerId, duplicate }, 'assignment accepted')
+        return ack(a, { accepted: true, duplicate })
+      } catch (err) {
+        const code = (err as { code?: unknown }).code
+        return ack(a, { code: typeof code === 'string' ? code : 'INTERNAL', reason: (err as Error).message })
+      }
+    }
+
+    const announce = async (jobId: string): Promise<void> => {
+      const job = await c.orchestrator.get(jobId)
+      if (job?.receipt === undefined || job.schedulerId === '') return
+      const output = job.output ?? new Uint8Array()
+      const hash = createHash('sha256').update(output).digest()
+      served.set(hash.toString('hex'), output)
+      while (served.size > MAX_SERVED_OUTPUTS) served.delete(served.keys().next().value as string)
+      const inline = output.byteLength <= meshConfig.inlineBytes
+      const notice = { receipt: job.receipt, output: inline ? output : new Uint8Array(), outputInline: inline, outputSize: output.byteLength, atMs: Date.now() }
+      await c.mesh.publish(TOPICS.receipts, PAYLOAD_TYPES.jobResult, encodeJobResult(notice))
+    }
+
+    return {
+      handleAssignment,
+      content: async (hash) => served.get(Buffer.from(hash).toString('hex')),
+      async start () {
+        if (unsubscribe.length > 0) return
+        unsubscribe = [
+          c.mesh.subscribe<Assignment>(TOPICS.assignments, (msg: MeshMessage<Assignment>) => {
+            if (msg.value.workerId !== c.identity.nodeId) return
+            handleAssignment(msg.envelope).then(async (r) => {
+              await c.mesh.publish(TOPICS.acks, PAYLOAD_TYPES.ack, r.envelope.payload)
+            }).catch((err: unknown) => logger.error({ err }, 'assignment handling failed'))
+          }),
+          c.orchestrator.onEvent((event) => {
+            if (event.state !== 'success' && event.state !== 'failed') return
+            announce(event.jobId).catch((err: unknown) => logger.warn({ err, job: event.jobId }, 'could not announce job result'))
+          })
+        ]
+      },
+      async stop () {
+        for (const u of unsubscribe) u()
+        unsubscribe = []
+      }
+    }
+  }
+}
