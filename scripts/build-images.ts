@@ -89,7 +89,8 @@ const IMAGES: ImageSpec[] = [
       await putFile(node, join(rootfs, 'usr', 'local', 'bin', 'node'), 0o755)
       // The binary is dynamically linked: ship exactly what ldd resolves, at the paths it expects.
       for (const lib of await sharedLibraries(node)) await putFile(lib.source, join(rootfs, lib.target), 0o755)
-      for (const file of ['main.js', 'package.json']) await putFile(join(NLP_APP_DIR, file), join(rootfs, 'app', file), 0o644)
+      // Every file of the app folder (entry point, analyses, warm server, test server), flat.
+      for (const file of await listFiles(NLP_APP_DIR)) await putFile(file, join(rootfs, 'app', relative(NLP_APP_DIR, file)), 0o644)
       for (const pkg of NLP_PACKAGES) {
         const dest = join(rootfs, 'app', 'node_modules', pkg)
         await cp(join(ROOT, 'node_modules', pkg), dest, { recursive: true, dereference: true })

@@ -1,8 +1,8 @@
 import type { ContainerConfig } from '../config/types.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
-import type { JobRecord } from '../store/types.ts'
+import type { JobRecord, StepRecord } from '../store/types.ts'
 import type { JobState } from '../types.ts'
-import type { WireContainerInfo, WireEnvelope, WireJob, WireJobState, WireJobSummary } from './wire.ts'
+import type { WireContainerInfo, WireEnvelope, WireJob, WireJobState, WireJobStep, WireJobSummary } from './wire.ts'
 
 const TO_WIRE: Record<JobState, WireJobState> = {
   pending: 'JOB_STATE_PENDING',
@@ -38,7 +38,13 @@ export function envelopeFromWire (env: WireEnvelope): SignedEnvelope {
   }
 }
 
-export function jobToWire (job: JobRecord): WireJob {
+const NO_BYTES = Buffer.alloc(0)
+
+/**
+ * The wire form of a job. Steps always carry container, digest, hash, size and status; their output
+ * bytes only with includeSteps (a chain's intermediates can be large and most callers want the result).
+ */
+export function jobToWire (job: JobRecord, opts: { includeSteps?: boolean } = {}): WireJob {
   return {
     jobId: job.id,
     containerId: job.containerId,
@@ -55,8 +61,24 @@ export function jobToWire (job: JobRecord): WireJob {
     inputBytes: job.input.byteLength,
     deadlineAtMs: job.deadlineAtMs,
     errorCode: job.errorCode ?? '',
-    containers: [job.containerId],
-    steps: []
+    containers: job.containers,
+    steps: job.steps.map((step, i) => stepToWire(job, step, i, opts.includeSteps === true))
+  }
+}
+
+function stepToWire (job: JobRecord, step: StepRecord, i: number, withOutput: boolean): WireJobStep {
+  // The last successful step's output is the job's output, stored once.
+  const output = step.output ?? (step.status === 'success' && i === job.steps.length - 1 ? job.output : undefined)
+  return {
+    containerId: step.containerId,
+    imageDigest: step.imageDigest,
+    output: withOutput && output !== undefined ? Buffer.from(output) : NO_BYTES,
+    outputHash: Buffer.from(step.outputHash),
+    exitCode: step.exitCode,
+    latencyMs: step.latencyMs,
+    status: step.status,
+    error: step.error,
+    outputBytes: step.outputBytes
   }
 }
 

@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js'
+import { GuardianRejectedError } from '../guardian/errors.ts'
 
 /** Raised by the API layer itself for a request it cannot accept as sent. */
 export class InvalidRequestError extends Error {
@@ -27,10 +28,14 @@ const STATUS_BY_CODE: Record<string, grpc.status> = {
   INVALID_JOB_ID: grpc.status.INVALID_ARGUMENT,
   INVALID_DEADLINE: grpc.status.INVALID_ARGUMENT,
   INPUT_TOO_LARGE: grpc.status.INVALID_ARGUMENT,
+  INVALID_CHAIN: grpc.status.INVALID_ARGUMENT,
   UNKNOWN_CONTAINER: grpc.status.NOT_FOUND,
+  NOT_FOUND: grpc.status.NOT_FOUND,
   JOB_NOT_FOUND: grpc.status.NOT_FOUND,
   QUEUE_FULL: grpc.status.RESOURCE_EXHAUSTED,
+  // GuardianRejectedError carries the status name itself as its code (its `reason` says which rule).
   PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
+  FAILED_PRECONDITION: grpc.status.FAILED_PRECONDITION,
   GUARDIAN_REJECTED: grpc.status.PERMISSION_DENIED,
   DEADLINE_EXCEEDED: grpc.status.DEADLINE_EXCEEDED,
   GPU_UNAVAILABLE: grpc.status.FAILED_PRECONDITION,
@@ -45,10 +50,21 @@ const STATUS_BY_CODE: Record<string, grpc.status> = {
   ENGINE_UNAVAILABLE: grpc.status.UNAVAILABLE
 }
 
+/** Trailer naming the component's error code (e.g. INSUFFICIENT_RESOURCES), so clients need not parse details. */
+export const ERROR_CODE_KEY = 'inframind-error-code'
+/** Trailer naming the Guardian rule that refused a job (e.g. IP_NOT_ALLOWED). */
+export const ERROR_REASON_KEY = 'inframind-error-reason'
+
 export function toServiceError (err: unknown): Partial<grpc.StatusObject> {
   const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : ''
   const status = STATUS_BY_CODE[code]
-  if (status !== undefined) return { code: status, details: (err as Error).message }
+  if (status !== undefined) {
+    const metadata = new grpc.Metadata()
+    metadata.set(ERROR_CODE_KEY, code)
+    // Only the Guardian's reasons are a closed set of codes; other errors' `reason` is free text.
+    if (err instanceof GuardianRejectedError) metadata.set(ERROR_REASON_KEY, err.reason)
+    return { code: status, details: (err as Error).message, metadata }
+  }
   const name = err instanceof Error ? err.name : typeof err
   return { code: grpc.status.INTERNAL, details: `internal error (${name}); the node logged the details` }
 }

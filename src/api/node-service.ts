@@ -1,4 +1,6 @@
+import { isIP } from 'node:net'
 import * as grpc from '@grpc/grpc-js'
+import { GuardianRejectedError } from '../guardian/errors.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { ApiComponents } from './types.ts'
 import type { WireJobEvent, WireNodeInfo, WireSubmitJobRequest } from './wire.ts'
@@ -12,15 +14,37 @@ const DEFAULT_LIST = 100
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>
 
 /** Runs a unary handler body and turns any thrown error into the mapped status. */
-function unary<Req, Res> (logger: Logger, method: string, body: (req: Req) => Promise<Res>): Unary<Req, Res> {
+function unary<Req, Res> (logger: Logger, method: string, body: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): Unary<Req, Res> {
   return (call, callback) => {
-    body(call.request).then((res) => callback(null, res), (err: unknown) => {
+    body(call.request, call).then((res) => callback(null, res), (err: unknown) => {
       const status = toServiceError(err)
       if (status.code === grpc.status.INTERNAL) logger.error({ err, method }, 'request failed')
       else logger.debug({ method, code: status.code, details: status.details }, 'request refused')
       callback(status as grpc.ServiceError, null)
     })
   }
+}
+
+/**
+ * The client IP of a call, from grpc-js's getPeer(): "1.2.3.4:port", "::1:port" or "[::1]:port" (this
+ * grpc-js), or gRPC-core style "ipv4:1.2.3.4:port" / "ipv6:[::1]:port". '' when it is not an IP
+ * ("unix:…", "unknown"), which the Guardian treats as an unknown origin.
+ */
+export function peerIp (peer: string): string {
+  let text = peer.trim()
+  if (/^unix:/i.test(text)) return ''
+  text = text.replace(/^ipv[46]:/i, '')
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(text)
+  if (bracketed?.[1] !== undefined) return isIP(bracketed[1]) !== 0 ? bracketed[1] : ''
+  // host:port with an unbracketed host, as this grpc-js writes it whenever the port is known: cut the
+  // port first, or "::1:8080" would read as the address ::1:8080.
+  const colon = text.lastIndexOf(':')
+  if (colon > 0 && /^\d+$/.test(text.slice(colon + 1))) {
+    const host = text.slice(0, colon)
+    if (isIP(host) !== 0) return host
+  }
+  if (isIP(text) !== 0) return text
+  return ''
 }
 
 function requireJobId (jobId: unknown): string {
@@ -40,29 +64,32 @@ export function nodeServiceHandlers (c: ApiComponents): grpc.UntypedServiceImple
       uptimeMs: Date.now() - c.startedAtMs
     })),
 
-    SubmitJob: unary(logger, 'SubmitJob', async (req: WireSubmitJobRequest) => {
-      if (req.containerId === '') {
-        throw new InvalidRequestError(`container_id is required; this node serves: ${c.config.containers.map((x) => x.id).join(', ')}`)
-      }
+    // The orchestrator (and its Guardian) checks everything, including that some container is named.
+    SubmitJob: unary(logger, 'SubmitJob', async (req: WireSubmitJobRequest, call) => {
       try {
         const { job, duplicate } = await c.orchestrator.submit({
           containerId: req.containerId,
+          containers: req.containers,
           input: new Uint8Array(req.input.buffer, req.input.byteOffset, req.input.byteLength),
           deadlineMs: req.deadlineMs,
-          jobId: req.jobId === '' ? undefined : req.jobId
+          jobId: req.jobId === '' ? undefined : req.jobId,
+          origin: { ip: peerIp(call.getPeer()), peerId: '', delegate: req.delegate },
+          requiresProof: req.requiresProof
         })
         return { jobId: job.id, state: stateToWire(job.state), duplicate }
       } catch (err) {
-        c.telemetry.metrics.rejected.inc({ reason: (err as { code?: string }).code ?? 'INTERNAL' })
+        // The Guardian's rule names are a closed set; anything else is labelled by its code.
+        const reason = err instanceof GuardianRejectedError ? err.reason : (err as { code?: string }).code ?? 'INTERNAL'
+        c.telemetry.metrics.rejected.inc({ reason })
         throw err
       }
     }),
 
-    GetJob: unary(logger, 'GetJob', async (req: { jobId: string }) => {
+    GetJob: unary(logger, 'GetJob', async (req: { jobId: string, includeSteps: boolean }) => {
       const id = requireJobId(req.jobId)
       const job = await c.orchestrator.get(id)
       if (job === undefined) throw new JobNotFoundError(id)
-      return jobToWire(job)
+      return jobToWire(job, { includeSteps: req.includeSteps })
     }),
 
     ListJobs: unary(logger, 'ListJobs', async (req: { state: string, limit: number }) => {
@@ -86,7 +113,8 @@ export function nodeServiceHandlers (c: ApiComponents): grpc.UntypedServiceImple
 async function watchJob (c: ApiComponents, call: grpc.ServerWritableStream<{ jobId: string }, WireJobEvent>): Promise<void> {
   const id = requireJobId(call.request.jobId)
   let done = false
-  let lastState = ''
+  // state + detail: a chain reports each step as its own `running` event.
+  let lastKey = ''
   // Subscribe before reading the job so no state change falls between the read and the subscription.
   const finish = async (): Promise<void> => {
     if (done) return
@@ -104,8 +132,9 @@ async function watchJob (c: ApiComponents, call: grpc.ServerWritableStream<{ job
       finish().catch((err: unknown) => call.emit('error', toServiceError(err)))
       return
     }
-    if (event.state === lastState) return
-    lastState = event.state
+    const key = `${event.state} ${event.detail}`
+    if (key === lastKey) return
+    lastKey = key
     call.write({ jobId: id, state: stateToWire(event.state), atMs: event.atMs, detail: event.detail, job: null })
   })
   call.on('cancelled', () => { done = true; unsubscribe() })
@@ -119,11 +148,11 @@ async function watchJob (c: ApiComponents, call: grpc.ServerWritableStream<{ job
     await finish()
     return
   }
-  if (!done && lastState === '') {
+  if (!done && lastKey === '') {
     // Replay what already happened so a late watcher still sees the whole history.
     for (const h of job.history) {
       call.write({ jobId: id, state: stateToWire(h.state), atMs: h.atMs, detail: h.detail, job: null })
-      lastState = h.state
+      lastKey = `${h.state} ${h.detail}`
     }
   }
 }

@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import * as grpc from '@grpc/grpc-js'
 import { connectControl, connectNode } from '../api/client.ts'
 import { envelopeFromWire } from '../api/convert.ts'
-import type { WireJob } from '../api/wire.ts'
+import type { WireJob, WireJobStep } from '../api/wire.ts'
 import { envelopeToJson } from '../envelope/index.ts'
 import { parseArgs, str, UsageError, type ParsedArgs } from './args.ts'
 import { resolveEndpoints, type Endpoints } from './endpoints.ts'
@@ -36,6 +36,7 @@ export function jobToJson (job: WireJob): Record<string, unknown> {
   return {
     job_id: job.jobId,
     container_id: job.containerId,
+    containers: job.containers,
     state: stateName(job.state),
     ...(text !== undefined ? { output: text } : {}),
     output_base64: Buffer.from(job.output).toString('base64'),
@@ -47,7 +48,24 @@ export function jobToJson (job: WireJob): Record<string, unknown> {
     started_at: iso(job.startedAtMs),
     finished_at: iso(job.finishedAtMs),
     history: job.history.map((h) => ({ state: stateName(h.state), at: iso(h.atMs), detail: h.detail })),
+    steps: job.steps.map(stepToJson),
     receipt: job.receipt !== null ? envelopeToJson(envelopeFromWire(job.receipt)) : null
+  }
+}
+
+function stepToJson (step: WireJobStep): Record<string, unknown> {
+  const text = step.output.byteLength > 0 ? printable(step.output) : undefined
+  return {
+    container_id: step.containerId,
+    image_digest: step.imageDigest,
+    status: step.status,
+    exit_code: step.exitCode,
+    latency_ms: step.latencyMs,
+    output_bytes: step.outputBytes,
+    output_hash: Buffer.from(step.outputHash).toString('hex'),
+    ...(text !== undefined ? { output: text } : {}),
+    ...(step.output.byteLength > 0 ? { output_base64: Buffer.from(step.output).toString('base64') } : {}),
+    error: step.error
   }
 }
 
@@ -98,10 +116,17 @@ async function readInput (args: ParsedArgs, io: CliIo): Promise<Uint8Array> {
   return new Uint8Array(await readFile(file as string))
 }
 
+/** `--container a` or a chain `--container a,b,c` (the output of each feeds the next). */
+export function parseContainerList (value: string | undefined): string[] {
+  if (value === undefined) throw new UsageError('--container ID is required (list them with `infra status`; a,b,c runs a chain)')
+  const ids = value.split(',').map((id) => id.trim())
+  if (ids.some((id) => id === '')) throw new UsageError(`--container "${value}" has an empty entry; give ID or ID,ID,...`)
+  return ids
+}
+
 export async function runSubmit (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, [...COMMON, 'container', 'input', 'input-file', 'deadline', 'job-id', 'output-file'], ['wait', 'json'])
-  const containerId = str(args, 'container')
-  if (containerId === undefined) throw new UsageError('--container ID is required (list them with `infra status`)')
+  const args = parseArgs(argv, [...COMMON, 'container', 'input', 'input-file', 'deadline', 'job-id', 'output-file', 'delegate'], ['wait', 'json', 'requires-proof'])
+  const containers = parseContainerList(str(args, 'container'))
   const input = await readInput(args, io)
   const deadline = str(args, 'deadline')
   const deadlineMs = deadline === undefined ? 0 : Number(deadline)
@@ -109,7 +134,15 @@ export async function runSubmit (argv: string[], io: CliIo): Promise<number> {
   const ep = endpoints(args, io)
   const client = connectNode(ep.public, { maxMessageBytes: ep.maxMessageBytes })
   try {
-    const res = await client.submitJob({ containerId, input, deadlineMs, jobId: str(args, 'job-id') }, { timeoutMs: timeoutMs(args) })
+    const res = await client.submitJob({
+      // One container goes as container_id, which every node version understands.
+      ...(containers.length === 1 ? { containerId: containers[0] } : { containers }),
+      input,
+      deadlineMs,
+      jobId: str(args, 'job-id'),
+      requiresProof: args.flags.has('requires-proof'),
+      delegate: str(args, 'delegate')
+    }, { timeoutMs: timeoutMs(args) })
     if (!args.flags.has('wait')) {
       io.out(args.flags.has('json') ? JSON.stringify({ job_id: res.jobId, state: stateName(res.state), duplicate: res.duplicate }) + '\n' : `${res.jobId}\n`)
       return 0
@@ -151,13 +184,13 @@ async function printJob (job: WireJob, args: ParsedArgs, io: CliIo): Promise<num
 }
 
 export async function runJob (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, [...COMMON, 'output-file'], ['json', 'receipt'])
+  const args = parseArgs(argv, [...COMMON, 'output-file'], ['json', 'receipt', 'steps'])
   const id = args.positionals[0]
-  if (id === undefined) throw new UsageError('usage: infra job ID [--json | --receipt] [--output-file FILE]')
+  if (id === undefined) throw new UsageError('usage: infra job ID [--json | --receipt | --steps] [--output-file FILE]')
   const ep = endpoints(args, io)
   const client = connectNode(ep.public, { maxMessageBytes: ep.maxMessageBytes })
   try {
-    const job = await client.getJob(id, { timeoutMs: timeoutMs(args) })
+    const job = await client.getJob(id, { timeoutMs: timeoutMs(args), includeSteps: args.flags.has('steps') })
     if (args.flags.has('receipt')) {
       if (job.receipt === null) { io.err(`job ${id} has no receipt yet (state: ${stateName(job.state)})\n`); return 1 }
       io.out(JSON.stringify(envelopeToJson(envelopeFromWire(job.receipt)), null, 2) + '\n')
@@ -166,7 +199,7 @@ export async function runJob (argv: string[], io: CliIo): Promise<number> {
     if (args.flags.has('json')) return await printJob(job, args, io)
     const rows: Array<[string, string]> = [
       ['Job', job.jobId],
-      ['Container', job.containerId],
+      [job.containers.length > 1 ? 'Chain' : 'Container', job.containers.length > 1 ? job.containers.join(' → ') : job.containerId],
       ['State', stateName(job.state) + (job.errorCode !== '' ? ` [${job.errorCode}]` : '')],
       ['Latency', job.finishedAtMs > 0 ? `${job.latencyMs} ms` : '-'],
       ['Input', formatBytes(job.inputBytes)],
@@ -176,6 +209,7 @@ export async function runJob (argv: string[], io: CliIo): Promise<number> {
     if (job.error !== '') rows.push(['Error', job.error])
     io.out(rows.map(([k, v]) => `${k.padEnd(10)} ${v}`).join('\n') + '\n')
     io.out('History\n' + job.history.map((h) => `  ${new Date(h.atMs).toISOString()}  ${stateName(h.state).padEnd(8)} ${h.detail}`).join('\n') + '\n')
+    if (args.flags.has('steps')) io.out(formatSteps(job.steps))
     const text = printable(job.output)
     if (job.output.byteLength > 0) io.out('Output\n' + (text ?? `(${job.output.byteLength} bytes of binary output)`) + '\n')
     return 0
@@ -184,6 +218,24 @@ export async function runJob (argv: string[], io: CliIo): Promise<number> {
   } finally {
     client.close()
   }
+}
+
+/** One block per step: a table row, then its output when it is text (only present with --steps). */
+function formatSteps (steps: WireJobStep[]): string {
+  if (steps.length === 0) return 'Steps\n  (none ran yet)\n'
+  const rows = steps.map((s, i) => [
+    `${i + 1}/${steps.length}`, s.containerId, shortDigest(s.imageDigest) || '-', s.status, `${s.latencyMs} ms`, formatBytes(s.outputBytes)
+  ])
+  const lines = table(['STEP', 'CONTAINER', 'DIGEST', 'STATUS', 'LATENCY', 'OUTPUT'], rows).trimEnd().split('\n')
+  let out = 'Steps\n' + lines[0] + '\n'
+  steps.forEach((s, i) => {
+    out += lines[i + 1] + '\n'
+    if (s.error !== '') out += `    error: ${s.error}\n`
+    const text = s.output.byteLength > 0 ? printable(s.output) : undefined
+    if (text !== undefined) out += text.replace(/\n$/, '').split('\n').map((l) => `    | ${l}`).join('\n') + '\n'
+    else if (s.output.byteLength > 0) out += `    (${s.output.byteLength} bytes of binary output; use --json)\n`
+  })
+  return out
 }
 
 export async function runJobs (argv: string[], io: CliIo): Promise<number> {

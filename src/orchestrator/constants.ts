@@ -20,5 +20,12 @@ export const NO_EXIT_CODE = -1
 export const FAILURE_CODES = {
   deadlineExceeded: 'DEADLINE_EXCEEDED',
   nodeRestarted: 'NODE_RESTARTED',
-  internal: 'INTERNAL'
+  internal: 'INTERNAL',
+  /** A container of a resumed job is no longer in the config. */
+  unknownContainer: 'UNKNOWN_CONTAINER',
+  /** A step's output does not fit the next container's input schema. */
+  stepInputInvalid: 'STEP_INPUT_INVALID'
 } as const
+
+/** Longest chain a job may name: enough for real pipelines, short enough that one job cannot hog a slot with hundreds of runs. */
+export const MAX_CHAIN_LENGTH = 16

@@ -7,19 +7,6 @@ export class NotStartedError extends Error {
   }
 }
 
-export class UnknownContainerError extends Error {
-  readonly code = 'UNKNOWN_CONTAINER'
-  readonly containerId: string
-  readonly known: string[]
-  constructor (containerId: string, known: string[]) {
-    const list = known.length > 0 ? known.join(', ') : '(none configured)'
-    super(`unknown container "${containerId}"; this node runs: ${list}`)
-    this.name = 'UnknownContainerError'
-    this.containerId = containerId
-    this.known = known
-  }
-}
-
 export class InputTooLargeError extends Error {
   readonly code = 'INPUT_TOO_LARGE'
   readonly size: number
@@ -68,5 +55,34 @@ export class QueueFullError extends Error {
     this.name = 'QueueFullError'
     this.pending = pending
     this.limit = limit
+  }
+}
+
+/** The container list of a submission is malformed (conflicting fields, too long). */
+export class InvalidChainError extends Error {
+  readonly code = 'INVALID_CHAIN'
+  constructor (message: string) {
+    super(message)
+    this.name = 'InvalidChainError'
+  }
+}
+
+export type ResourceKind = 'cpus' | 'memory'
+
+/** A container asks for more CPU or memory than this whole node has, so it could never run here. */
+export class InsufficientResourcesError extends Error {
+  readonly code = 'INSUFFICIENT_RESOURCES'
+  readonly containerId: string
+  readonly resource: ResourceKind
+  readonly needed: number
+  readonly available: number
+  constructor (containerId: string, resource: ResourceKind, needed: number, available: number) {
+    const what = resource === 'cpus' ? `${needed} cpus but this node has ${available} cores` : `${needed} bytes of memory but this node has ${available}`
+    super(`container "${containerId}" needs ${what}; run it on a larger node or lower its resources.${resource} in config.yaml`)
+    this.name = 'InsufficientResourcesError'
+    this.containerId = containerId
+    this.resource = resource
+    this.needed = needed
+    this.available = available
   }
 }

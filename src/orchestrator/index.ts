@@ -1,27 +1,37 @@
 import { randomUUID } from 'node:crypto'
+import { guardian, GuardianRejectedError, type Guardian } from '../guardian/index.ts'
 import { signReceipt } from '../receipt/index.ts'
+import { detectHardware } from '../runtime/index.ts'
+import { chainConfigs, runChain } from './chain.ts'
 import {
   DEFAULT_ABORT_GRACE_MS, DEFAULT_STOP_TIMEOUT_MS, FAILURE_CODES, LATENCY_WINDOW
 } from './constants.ts'
 import { NotStartedError, QueueFullError } from './errors.ts'
-import { DEADLINE_REASON, STOP_REASON, failureOf, settle, type Outcome } from './outcome.ts'
+import { DEADLINE_REASON, STOP_REASON } from './outcome.ts'
+import { Listeners } from './listeners.ts'
+import { PendingQueue } from './queue.ts'
 import { receiptFor } from './receipt.ts'
-import { toFinished, toRequeued, toRunning, type Ending } from './transitions.ts'
-import { validateSubmit } from './validate.ts'
+import { toFinished, toRequeued, type Ending } from './transitions.ts'
+import { validateSubmit, type ValidSubmit } from './validate.ts'
 import type { ContainerConfig, NodeConfig } from '../config/types.ts'
 import type { Identity } from '../identity/types.ts'
 import type { Runtime } from '../runtime/types.ts'
 import type { JobCounters, JobRecord, JobStore } from '../store/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { JobState } from '../types.ts'
-import type { JobEvent, JobStats, Orchestrator, SubmitRequest, SubmitResult } from './types.ts'
+import type {
+  GuardianRejection, HardwareProfile, JobEvent, JobStats, Orchestrator, SubmitRequest, SubmitResult
+} from './types.ts'
 
 export * from './errors.ts'
-export { FAILURE_CODES, JOB_ID_PATTERN, MAX_DEADLINE_MS } from './constants.ts'
+export { FAILURE_CODES, JOB_ID_PATTERN, MAX_CHAIN_LENGTH, MAX_DEADLINE_MS } from './constants.ts'
+export { chainOf, checkResources } from './validate.ts'
 export type * from './types.ts'
 
 export interface OrchestratorInit {
   config: NodeConfig
+  /** What this machine offers jobs (default: detectHardware() at start). */
+  hardware?: HardwareProfile
   /** How long stop() waits for aborted runs to settle (default DEFAULT_STOP_TIMEOUT_MS). */
   stopTimeoutMs?: number
   /** How long a run may take to settle after an abort before its slot is freed (default DEFAULT_ABORT_GRACE_MS). */
@@ -52,9 +62,7 @@ class JobOrchestrator implements Orchestrator {
   #starting: Promise<void> | undefined
   /** Latest record of every pending or running job; the store holds the same, written first. */
   readonly #active = new Map<string, JobRecord>()
-  /** Pending job ids, FIFO. */
-  #queue: string[] = []
-  readonly #pendingTimers = new Map<string, NodeJS.Timeout>()
+  readonly #queue = new PendingQueue((id) => { this.#expire(id) })
   readonly #running = new Map<string, AbortController>()
   /** Submissions with a client id still being stored, so a racing duplicate waits for the first. */
   readonly #submitting = new Map<string, Promise<SubmitResult>>()
@@ -62,19 +70,27 @@ class JobOrchestrator implements Orchestrator {
   #reserved = 0
   /** Everything still in flight (runs, expiries, submissions) that stop() must wait for. */
   readonly #tasks = new Set<Promise<unknown>>()
-  readonly #listeners = new Set<(event: JobEvent) => void>()
+  readonly #events: Listeners<JobEvent>
+  readonly #rejections: Listeners<GuardianRejection>
+  readonly #guardian: Guardian
+  #hardware: HardwareProfile | undefined
   #counters: JobCounters = { served: 0, succeeded: 0, failed: 0 }
+  #guardianRejections = 0
   #latencies: number[] = []
 
   constructor (init: OrchestratorInit, components: OrchestratorComponents) {
     this.#config = init.config
     this.#containers = new Map(init.config.containers.map((c) => [c.id, c]))
+    this.#guardian = guardian({ containers: init.config.containers })
+    this.#hardware = init.hardware
     this.#stopTimeoutMs = init.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS
     this.#abortGraceMs = init.abortGraceMs ?? DEFAULT_ABORT_GRACE_MS
     this.#store = components.store
     this.#runtime = components.runtime
     this.#identity = components.identity
     this.#log = components.logger
+    this.#events = new Listeners(this.#log, 'job event')
+    this.#rejections = new Listeners(this.#log, 'guardian rejection')
   }
 
   async start (): Promise<void> {
@@ -89,6 +105,7 @@ class JobOrchestrator implements Orchestrator {
   }
 
   async #resume (): Promise<void> {
+    this.#hardware ??= await detectHardware()
     const jobs = await this.#store.listActive()
     let resumed = 0
     let interrupted = 0
@@ -127,10 +144,8 @@ class JobOrchestrator implements Orchestrator {
     await this.#starting?.catch(() => {})
     if (!this.#started) return
     this.#started = false
-    for (const timer of this.#pendingTimers.values()) clearTimeout(timer)
-    this.#pendingTimers.clear()
     // Queued jobs stay pending in the store; dropping them from memory is enough.
-    this.#queue = []
+    this.#queue.clear()
     for (const controller of this.#running.values()) controller.abort(STOP_REASON)
     let timer: NodeJS.Timeout | undefined
     const timedOut = await Promise.race([
@@ -147,16 +162,16 @@ class JobOrchestrator implements Orchestrator {
   }
 
   async submit (req: SubmitRequest): Promise<SubmitResult> {
-    if (!this.#started) throw new NotStartedError()
-    const valid = validateSubmit(req, this.#containers, this.#config.jobs.defaultDeadlineMs)
+    if (!this.#started || this.#hardware === undefined) throw new NotStartedError()
+    const valid = this.#validate(req)
     const id = valid.jobId
-    if (id === undefined) return await this.#track(this.#accept(randomUUID(), req, valid.container, valid.deadlineMs, false))
+    if (id === undefined) return await this.#track(this.#accept(randomUUID(), req, valid, false))
     // Everything up to #submitting.set is synchronous, so two racing submits of one id cannot both get past it.
     const existing = this.#active.get(id)
     if (existing !== undefined) return { job: existing, duplicate: true }
     const inflight = this.#submitting.get(id)
     if (inflight !== undefined) return { job: (await inflight).job, duplicate: true }
-    const accepting = this.#accept(id, req, valid.container, valid.deadlineMs, true)
+    const accepting = this.#accept(id, req, valid, true)
     this.#submitting.set(id, accepting)
     try {
       return await this.#track(accepting)
@@ -176,8 +191,11 @@ class JobOrchestrator implements Orchestrator {
   }
 
   onEvent (listener: (event: JobEvent) => void): () => void {
-    this.#listeners.add(listener)
-    return () => { this.#listeners.delete(listener) }
+    return this.#events.add(listener)
+  }
+
+  onRejected (listener: (rejection: GuardianRejection) => void): () => void {
+    return this.#rejections.add(listener)
   }
 
   stats (): JobStats {
@@ -185,31 +203,56 @@ class JobOrchestrator implements Orchestrator {
     return {
       ...this.#counters,
       active: this.#running.size,
-      queued: this.#queue.length,
-      avgLatencyMs: n === 0 ? 0 : this.#latencies.reduce((a, b) => a + b, 0) / n
+      queued: this.#queue.size,
+      avgLatencyMs: n === 0 ? 0 : this.#latencies.reduce((a, b) => a + b, 0) / n,
+      guardianRejections: this.#guardianRejections
     }
   }
 
-  async #accept (id: string, req: SubmitRequest, container: ContainerConfig, deadlineMs: number, checkStore: boolean): Promise<SubmitResult> {
+  /** Every submission passes the Guardian here, whatever path it came by; refusals are counted and announced. */
+  #validate (req: SubmitRequest): ValidSubmit {
+    try {
+      return validateSubmit(req, {
+        containers: this.#containers,
+        guardian: this.#guardian,
+        hardware: this.#hardware as HardwareProfile,
+        defaultDeadlineMs: this.#config.jobs.defaultDeadlineMs
+      })
+    } catch (err) {
+      if (err instanceof GuardianRejectedError) {
+        this.#guardianRejections += 1
+        // The origin stays out: listeners feed metrics and status.
+        this.#rejections.emit({ reason: err.reason, containerId: err.containerId, code: err.code })
+      }
+      throw err
+    }
+  }
+
+  async #accept (id: string, req: SubmitRequest, valid: ValidSubmit, checkStore: boolean): Promise<SubmitResult> {
     if (checkStore) {
       const found = await this.#store.get(id)
       if (found !== undefined) return { job: found, duplicate: true }
       if (!this.#started) throw new NotStartedError()
     }
-    const pending = this.#queue.length + this.#reserved
+    const pending = this.#queue.size + this.#reserved
     const limit = this.#config.jobs.queueSize
     if (pending >= limit) throw new QueueFullError(pending, limit)
     this.#reserved += 1
     try {
       const now = Date.now()
+      const containers = valid.containers.map((c) => c.id)
       const job: JobRecord = {
         id,
-        containerId: container.id,
+        containerId: containers[0] as string,
+        containers,
+        steps: [],
         // A private copy: the caller's buffer (e.g. a gRPC frame) may be reused after we return.
         input: new Uint8Array(req.input),
+        origin: valid.origin,
+        requiresProof: valid.requiresProof,
         state: 'pending',
         createdAtMs: now,
-        deadlineAtMs: now + deadlineMs,
+        deadlineAtMs: now + valid.deadlineMs,
         history: [{ state: 'pending', atMs: now, detail: 'accepted' }],
         schedulerId: req.schedulerId ?? ''
       }
@@ -229,20 +272,12 @@ class JobOrchestrator implements Orchestrator {
 
   #enqueue (job: JobRecord): void {
     this.#active.set(job.id, job)
-    this.#queue.push(job.id)
-    // setTimeout caps at 2^31-1 ms; deadlines are far below that (MAX_DEADLINE_MS).
-    const delay = Math.min(Math.max(0, job.deadlineAtMs - Date.now()), 2 ** 31 - 1)
-    this.#pendingTimers.set(job.id, setTimeout(() => { this.#expire(job.id) }, delay))
+    this.#queue.push(job.id, job.deadlineAtMs)
   }
 
-  /** A job still queued at its deadline fails without running, instead of waiting for a slot it can no longer use. */
   #expire (id: string): void {
-    this.#pendingTimers.delete(id)
-    const at = this.#queue.indexOf(id)
     const job = this.#active.get(id)
-    if (at === -1 || job === undefined) return
-    this.#queue.splice(at, 1)
-    this.#track(this.#finishPendingExpired(job))
+    if (job !== undefined) this.#track(this.#finishPendingExpired(job))
   }
 
   #finishPendingExpired (job: JobRecord): Promise<void> {
@@ -256,12 +291,10 @@ class JobOrchestrator implements Orchestrator {
   }
 
   #pump (): void {
-    while (this.#started && this.#running.size < this.#config.jobs.concurrency && this.#queue.length > 0) {
+    while (this.#started && this.#running.size < this.#config.jobs.concurrency && this.#queue.size > 0) {
       const id = this.#queue.shift() as string
       const job = this.#active.get(id)
       if (job === undefined) continue
-      clearTimeout(this.#pendingTimers.get(id))
-      this.#pendingTimers.delete(id)
       const controller = new AbortController()
       this.#running.set(id, controller)
       this.#track(this.#run(job, controller)
@@ -276,46 +309,30 @@ class JobOrchestrator implements Orchestrator {
   async #run (queued: JobRecord, controller: AbortController): Promise<void> {
     const startedAtMs = Date.now()
     if (startedAtMs >= queued.deadlineAtMs) return await this.#finishPendingExpired(queued)
-    const container = this.#containers.get(queued.containerId)
-    if (container === undefined) {
-      // Accepted under an older config (resumed after a restart) whose container is gone.
-      return await this.#finish(queued, {
-        state: 'failed',
-        detail: 'failed: container no longer configured',
-        error: `container "${queued.containerId}" is no longer configured on this node`,
-        errorCode: 'UNKNOWN_CONTAINER'
-      })
-    }
-    const job = toRunning(queued, startedAtMs)
-    this.#active.set(job.id, job)
-    await this.#persist(job)
-    this.#emit(job)
-    // stop() came while the state was being written: nothing ran yet, so park it straight away.
-    if (controller.signal.reason === STOP_REASON) return await this.#requeue(job)
-    const budgetMs = job.deadlineAtMs - job.createdAtMs
-    const deadline = setTimeout(() => { controller.abort(DEADLINE_REASON) }, job.deadlineAtMs - startedAtMs)
-    let outcome: Outcome
+    const containers = chainConfigs(queued, this.#containers)
+    if (!Array.isArray(containers)) return await this.#finish(queued, containers)
+    // One timer for the whole chain: the deadline is the job's, not a step's.
+    const deadline = setTimeout(() => { controller.abort(DEADLINE_REASON) }, queued.deadlineAtMs - startedAtMs)
+    let ended
     try {
-      outcome = await settle(
-        () => this.#runtime.run({ jobId: job.id, container, input: job.input, signal: controller.signal }),
-        controller.signal,
-        this.#abortGraceMs
-      )
+      ended = await runChain(queued, containers, {
+        runtime: this.#runtime,
+        signal: controller.signal,
+        abortGraceMs: this.#abortGraceMs,
+        update: async (job) => {
+          this.#active.set(job.id, job)
+          await this.#persist(job)
+          this.#emit(job)
+        }
+      })
     } finally {
       clearTimeout(deadline)
     }
-    if (outcome.ok) {
-      const r = outcome.result
-      return await this.#finish(job, {
-        state: 'success', detail: 'succeeded', output: r.output, exitCode: r.exitCode, imageDigest: r.imageDigest
-      })
+    if (ended.kind === 'stopped') return await this.#requeue(ended.job)
+    if (ended.internal !== undefined) {
+      this.#log.warn({ err: ended.internal.error, jobId: queued.id }, 'runtime failed without an error code')
     }
-    if (controller.signal.reason === STOP_REASON) return await this.#requeue(job)
-    const failure = failureOf(outcome.error, controller.signal.reason === DEADLINE_REASON, outcome.hung, budgetMs)
-    if (failure.errorCode === FAILURE_CODES.internal) {
-      this.#log.warn({ err: outcome.error, jobId: job.id }, 'runtime failed without an error code')
-    }
-    await this.#finish(job, { state: 'failed', detail: `failed: ${failure.errorCode}`, ...failure })
+    await this.#finish(ended.job, ended.end)
   }
 
   async #requeue (job: JobRecord): Promise<void> {
@@ -369,13 +386,7 @@ class JobOrchestrator implements Orchestrator {
     }
     if (latencyMs !== undefined) event.latencyMs = latencyMs
     if (errorCode !== undefined) event.errorCode = errorCode
-    for (const listener of [...this.#listeners]) {
-      try {
-        listener(event)
-      } catch (err) {
-        this.#log.warn({ err, jobId: job.id }, 'job event listener threw')
-      }
-    }
+    this.#events.emit(event, { jobId: job.id })
   }
 
   #track<T> (task: Promise<T>): Promise<T> {

@@ -1,4 +1,4 @@
-import type { JobRecord } from '../store/types.ts'
+import type { JobRecord, StepRecord } from '../store/types.ts'
 
 /*
  * Every state change makes a new record instead of mutating the old one, so a record already
@@ -16,13 +16,18 @@ export interface Ending {
   errorCode?: string
 }
 
-export function toRunning (job: JobRecord, atMs: number): JobRecord {
+/** The first step of a run starts the clock; later steps add a `running` entry each, so watchers see progress. */
+export function toRunning (job: JobRecord, atMs: number, detail: string): JobRecord {
   return {
     ...job,
     state: 'running',
-    startedAtMs: atMs,
-    history: [...job.history, { state: 'running', atMs, detail: 'started' }]
+    startedAtMs: job.state === 'running' ? job.startedAtMs ?? atMs : atMs,
+    history: [...job.history, { state: 'running', atMs, detail }]
   }
+}
+
+export function withStep (job: JobRecord, step: StepRecord): JobRecord {
+  return { ...job, steps: [...job.steps, step] }
 }
 
 /** Back to pending after an interrupted run; startedAtMs goes so the next run sets its own. */

@@ -1,40 +1,88 @@
+import { GpuUnavailableError } from '../runtime/errors.ts'
 import { schemaViolation } from '../runtime/schema.ts'
-import { JOB_ID_PATTERN, MAX_DEADLINE_MS } from './constants.ts'
+import { JOB_ID_PATTERN, MAX_CHAIN_LENGTH, MAX_DEADLINE_MS } from './constants.ts'
 import {
-  InputTooLargeError, InvalidDeadlineError, InvalidInputError, InvalidJobIdError, UnknownContainerError
+  InputTooLargeError, InsufficientResourcesError, InvalidChainError, InvalidDeadlineError, InvalidInputError, InvalidJobIdError
 } from './errors.ts'
 import type { ContainerConfig } from '../config/types.ts'
-import type { SubmitRequest } from './types.ts'
+import type { Guardian } from '../guardian/index.ts'
+import type { JobOrigin } from '../runtime/types.ts'
+import type { HardwareProfile, SubmitRequest } from './types.ts'
 
 export interface ValidSubmit {
-  container: ContainerConfig
+  /** The chain, resolved to configs, in order. */
+  containers: ContainerConfig[]
   /** undefined when the client gave none (a fresh id is generated). */
   jobId: string | undefined
   deadlineMs: number
+  origin: JobOrigin
+  requiresProof: boolean
 }
 
-/** Checks a submission before anything is stored; throws the error that tells the client what to fix. */
-export function validateSubmit (
-  req: SubmitRequest,
-  containers: ReadonlyMap<string, ContainerConfig>,
+export interface SubmitRules {
+  containers: ReadonlyMap<string, ContainerConfig>
+  guardian: Guardian
+  hardware: HardwareProfile
   defaultDeadlineMs: number
-): ValidSubmit {
+}
+
+/**
+ * Checks a submission before anything is stored; throws the error that tells the client what to fix.
+ * Order: job id, chain shape, Guardian (who may run what), hardware (could it ever run here), then
+ * the input against the first container and the deadline.
+ */
+export function validateSubmit (req: SubmitRequest, rules: SubmitRules): ValidSubmit {
   // '' is how proto3 spells "not set", so it means "generate one", not an invalid id.
   const jobId = req.jobId === undefined || req.jobId === '' ? undefined : req.jobId
   if (jobId !== undefined && (typeof jobId !== 'string' || !JOB_ID_PATTERN.test(jobId))) {
     throw new InvalidJobIdError(String(jobId))
   }
-  const container = containers.get(req.containerId)
-  if (container === undefined) throw new UnknownContainerError(String(req.containerId), [...containers.keys()])
+  const ids = chainOf(req)
+  const origin = originOf(req.origin)
+  const requiresProof = req.requiresProof === true
+  rules.guardian.check({ containers: ids, origin, requiresProof })
+  // The Guardian has refused unknown ids, so every lookup succeeds.
+  const containers = ids.map((id) => rules.containers.get(id) as ContainerConfig)
+  for (const c of containers) checkResources(c, rules.hardware)
+  const first = containers[0] as ContainerConfig
   if (!(req.input instanceof Uint8Array)) {
-    throw new InvalidInputError(container.id, 'input must be bytes (Uint8Array)')
+    throw new InvalidInputError(first.id, 'input must be bytes (Uint8Array)')
   }
-  if (req.input.byteLength > container.maxInputBytes) {
-    throw new InputTooLargeError(container.id, req.input.byteLength, container.maxInputBytes)
+  if (req.input.byteLength > first.maxInputBytes) {
+    throw new InputTooLargeError(first.id, req.input.byteLength, first.maxInputBytes)
   }
-  const reason = schemaViolation(container.inputSchema, req.input)
-  if (reason !== undefined) throw new InvalidInputError(container.id, reason)
-  return { container, jobId, deadlineMs: checkDeadline(req.deadlineMs, defaultDeadlineMs) }
+  const reason = schemaViolation(first.inputSchema, req.input)
+  if (reason !== undefined) throw new InvalidInputError(first.id, reason)
+  return { containers, jobId, deadlineMs: checkDeadline(req.deadlineMs, rules.defaultDeadlineMs), origin, requiresProof }
+}
+
+/** The chain a request names: `containers`, or `[containerId]`; [] when neither (the Guardian refuses it). */
+export function chainOf (req: Pick<SubmitRequest, 'containerId' | 'containers'>): string[] {
+  const one = typeof req.containerId === 'string' ? req.containerId : ''
+  const list = Array.isArray(req.containers) ? req.containers : []
+  if (list.some((id) => typeof id !== 'string' || id === '')) {
+    throw new InvalidChainError('containers must be non-empty container ids')
+  }
+  if (list.length > MAX_CHAIN_LENGTH) {
+    throw new InvalidChainError(`a job may chain at most ${MAX_CHAIN_LENGTH} containers, got ${list.length}`)
+  }
+  if (list.length === 0) return one === '' ? [] : [one]
+  if (one !== '' && one !== list[0]) {
+    throw new InvalidChainError(`container_id "${one}" and containers [${list.join(', ')}] disagree: give one of them (or container_id equal to containers[0])`)
+  }
+  return [...list]
+}
+
+/** A container that needs more than the whole node has would only fail later, so it is refused now. */
+export function checkResources (c: ContainerConfig, hw: HardwareProfile): void {
+  if (c.resources.cpus > hw.cpuCores) throw new InsufficientResourcesError(c.id, 'cpus', c.resources.cpus, hw.cpuCores)
+  if (c.resources.memoryBytes > hw.memoryBytes) throw new InsufficientResourcesError(c.id, 'memory', c.resources.memoryBytes, hw.memoryBytes)
+  if (c.resources.gpu && hw.gpus.length === 0) throw new GpuUnavailableError(c.id)
+}
+
+function originOf (origin: JobOrigin | undefined): JobOrigin {
+  const text = (v: unknown): string => typeof v === 'string' ? v : ''
+  return { ip: text(origin?.ip), peerId: text(origin?.peerId), delegate: text(origin?.delegate) }
 }
 
 function checkDeadline (deadlineMs: number | undefined, defaultDeadlineMs: number): number {

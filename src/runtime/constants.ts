@@ -29,3 +29,27 @@ export const NVIDIA_DEVICE_REQUEST = { Driver: 'nvidia', Count: -1, Capabilities
 
 /** How long `nvidia-smi` may take before the node decides it has no usable GPU. */
 export const NVIDIA_SMI_TIMEOUT_MS = 5_000
+
+/** Label on every service container: its value is the configured container id. */
+export const LABEL_SERVICE = 'inframind.service'
+
+/** Creating and starting a service container (not its warm-up) may take this long by default. */
+export const DEFAULT_SERVICE_START_TIMEOUT_MS = 60_000
+
+/** Readiness polls while a service warms up: often enough that a ready server is used within a
+ * fraction of a second, rare enough that a slow starter is not busy-looped. */
+export const STARTUP_POLL_MS = 150
+
+/** A service answering a job with something other than 2xx: this much of a non-JSON body is kept. */
+export const SERVICE_ERROR_BODY_BYTES = 512
+
+/** A service response carries the output inside JSON (`{"output": ...}`, base64 for bytes, escaped
+ * strings): the body may be this much bigger than max_output_bytes before the node stops reading. */
+export const SERVICE_BODY_OVERHEAD_FACTOR = 2
+export const SERVICE_BODY_OVERHEAD_BYTES = 64 * 1024
+
+/** Output (stdout and stderr, interleaved) kept from a service container, for the error of a crash. */
+export const SERVICE_LOG_TAIL_BYTES = 2048
+
+/** One-shot image readiness is re-checked (one inspect) at most this often while it reads `missing`. */
+export const ONESHOT_STATUS_REFRESH_MS = 5_000

@@ -3,23 +3,30 @@ import { randomBytes } from 'node:crypto'
 import Dockerode from 'dockerode'
 import type { ContainerConfig } from '../config/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
-import type { ImageStatus, Runtime, RunRequest, RunResult } from './types.ts'
-import { DEFAULT_DOCKER_SOCKET, DEFAULT_ENGINE_TIMEOUT_MS } from './constants.ts'
+import type { ContainerEvent, ContainerStatus, ImageResolver, ImageStatus, Runtime, RunRequest, RunResult } from './types.ts'
+import { DEFAULT_DOCKER_SOCKET, DEFAULT_ENGINE_TIMEOUT_MS, DEFAULT_SERVICE_START_TIMEOUT_MS, ONESHOT_STATUS_REFRESH_MS } from './constants.ts'
 import {
-  EngineRequestError, EngineUnavailableError, GpuUnavailableError, ImageDigestMismatchError, ImageNotFoundError,
-  InputTooLargeError, RunAbortedError, RuntimeNotStartedError
+  EngineUnavailableError, GpuUnavailableError, InputTooLargeError, RunAbortedError, RuntimeNotStartedError, ServiceUnavailableError
 } from './errors.ts'
 import { executeContainer } from './execute.ts'
 import type { ExecuteContext } from './execute.ts'
 import { detectHardware } from './hardware.ts'
 import type { HardwareInfo } from './hardware.ts'
+import { LocalImageResolver } from './images.ts'
 import { assertSafeUser } from './sandbox.ts'
+import { ServiceMonitor } from './services.ts'
 
 export interface DockerRuntimeInit {
   /** Docker API unix socket path; default: DOCKER_HOST when set, else /var/run/docker.sock. */
   socket?: string
   /** Limit of engine calls other than the container's run itself (default 10 s). */
   engineTimeoutMs?: number
+  /** Limit of creating and starting a service container, not its warm-up (default 60 s). */
+  startTimeoutMs?: number
+  /** The configured containers: `mode: service` ones are started by start(); all appear in containerStatuses(). */
+  containers?: ContainerConfig[]
+  /** Finds or fetches images and returns the verified id (default: the local engine only, see LocalImageResolver). */
+  images?: ImageResolver
   /** Hardware probe used for GPU checks (default: detectHardware, run once on first GPU job). */
   detectHardware?: () => Promise<HardwareInfo>
 }
@@ -55,6 +62,13 @@ class DockerRuntime implements Runtime {
   readonly #activeContainers = new Set<string>()
   readonly #removals = new Set<Promise<void>>()
   readonly #runs = new Map<Promise<unknown>, AbortController>()
+  readonly #local: LocalImageResolver
+  readonly #images: ImageResolver
+  readonly #services = new Map<string, ServiceMonitor>()
+  /** Image readiness of one-shot containers, from the last check. */
+  readonly #oneShot = new Map<string, OneShotStatus>()
+  readonly #checks = new Set<Promise<void>>()
+  readonly #listeners = new Set<(event: ContainerEvent) => void>()
   #hardware: Promise<HardwareInfo> | undefined
   #started = false
 
@@ -65,6 +79,25 @@ class DockerRuntime implements Runtime {
     this.#engineTimeoutMs = init.engineTimeoutMs ?? DEFAULT_ENGINE_TIMEOUT_MS
     this.#logger = components.logger.child({ component: 'runtime' })
     this.#detectHardware = init.detectHardware ?? (async () => await detectHardware())
+    this.#local = new LocalImageResolver(this.#docker, this.#engineTimeoutMs)
+    this.#images = init.images ?? this.#local
+    const serviceContext = {
+      docker: this.#docker,
+      engineTimeoutMs: this.#engineTimeoutMs,
+      startTimeoutMs: init.startTimeoutMs ?? DEFAULT_SERVICE_START_TIMEOUT_MS,
+      runtimeId: this.#runtimeId,
+      logger: this.#logger,
+      images: this.#images,
+      assertGpu: async (container: ContainerConfig) => { await this.#assertGpu(container) },
+      changed: (status: ContainerStatus, detail: string) => { this.#changed(status, detail) }
+    }
+    for (const container of init.containers ?? []) {
+      if (container.mode === 'service') {
+        this.#services.set(container.id, new ServiceMonitor(serviceContext, container))
+      } else {
+        this.#oneShot.set(container.id, { container, state: 'missing', lastError: 'not checked yet', checkedAtMs: 0 })
+      }
+    }
   }
 
   async start (): Promise<void> {
@@ -77,6 +110,9 @@ class DockerRuntime implements Runtime {
     }
     this.#started = true
     this.#logger.debug({ engine: this.#where }, 'docker engine answers')
+    // In the background: one broken service must not hold up (or fail) the node's boot.
+    for (const monitor of this.#services.values()) monitor.start()
+    for (const entry of this.#oneShot.values()) this.#checkOneShot(entry)
   }
 
   async stop (): Promise<void> {
@@ -85,7 +121,26 @@ class DockerRuntime implements Runtime {
     // Each run kills and removes its own container when aborted; wait for all of them to finish.
     for (const controller of this.#runs.values()) controller.abort('the runtime is stopping')
     await Promise.allSettled(this.#runs.keys())
+    await Promise.all([...this.#services.values()].map(async (monitor) => { await monitor.stop() }))
+    while (this.#checks.size > 0) await Promise.allSettled([...this.#checks])
     await this.settled()
+  }
+
+  containerStatuses (): ContainerStatus[] {
+    const statuses: ContainerStatus[] = []
+    for (const monitor of this.#services.values()) statuses.push(monitor.status())
+    const now = Date.now()
+    for (const entry of this.#oneShot.values()) {
+      // Cheap: a missing image is looked at again (one inspect, in the background) at most every few seconds.
+      if (entry.state === 'missing' && this.#started && now - entry.checkedAtMs >= ONESHOT_STATUS_REFRESH_MS) this.#checkOneShot(entry)
+      statuses.push({ id: entry.container.id, mode: 'oneshot', state: entry.state, restarts: 0, lastError: entry.lastError, hostPort: 0 })
+    }
+    return statuses
+  }
+
+  onContainerEvent (listener: (event: ContainerEvent) => void): () => void {
+    this.#listeners.add(listener)
+    return () => { this.#listeners.delete(listener) }
   }
 
   async settled (): Promise<void> {
@@ -98,7 +153,7 @@ class DockerRuntime implements Runtime {
 
   async imageStatus (image: string): Promise<ImageStatus> {
     this.#assertStarted()
-    const id = await this.#imageId(image)
+    const id = await this.#local.imageId(image)
     return { image, present: id !== undefined, digest: id ?? '' }
   }
 
@@ -106,16 +161,26 @@ class DockerRuntime implements Runtime {
     this.#assertStarted()
     const startedAtMs = Date.now()
     const { container } = req
-    assertSafeUser(container)
     if (req.input.byteLength > container.maxInputBytes) {
       throw new InputTooLargeError(container.id, req.input.byteLength, container.maxInputBytes)
+    }
+    let monitor: ServiceMonitor | undefined
+    if (container.mode === 'service') {
+      monitor = this.#services.get(container.id)
+      if (monitor === undefined) {
+        throw new ServiceUnavailableError(container.id, 'not configured', 'this runtime was not given the container at init, so it never started it')
+      }
+    } else {
+      assertSafeUser(container)
     }
     if (req.signal?.aborted === true) throw new RunAbortedError(abortText(req.signal))
 
     const controller = new AbortController()
     const forward = (): void => { controller.abort(abortText(req.signal)) }
     req.signal?.addEventListener('abort', forward, { once: true })
-    const run = this.#verifyAndRun(req, controller.signal, startedAtMs)
+    const run = monitor === undefined
+      ? this.#verifyAndRun(req, controller.signal, startedAtMs)
+      : monitor.call(req, controller.signal, startedAtMs)
     this.#runs.set(run, controller)
     try {
       return await run
@@ -128,7 +193,7 @@ class DockerRuntime implements Runtime {
   async #verifyAndRun (req: RunRequest, signal: AbortSignal, startedAtMs: number): Promise<RunResult> {
     const { container } = req
     if (container.resources.gpu) await this.#assertGpu(container)
-    const imageId = await this.#verifiedImage(container)
+    const imageId = await this.#ensureImage(container, signal)
     const ctx: ExecuteContext = {
       docker: this.#docker,
       engineTimeoutMs: this.#engineTimeoutMs,
@@ -147,32 +212,49 @@ class DockerRuntime implements Runtime {
     }
   }
 
-  /** The image id to run: only ever the id the engine reports for the tag, and only if it is the pinned one. */
-  async #verifiedImage (container: ContainerConfig): Promise<string> {
-    const id = await this.#imageId(container.image)
-    if (id === undefined) throw new ImageNotFoundError(container.image)
-    if (id !== container.digest) throw new ImageDigestMismatchError(container.image, container.digest, id)
-    return id
+  /** The verified image id, through the resolver; the outcome also becomes the container's readiness. */
+  async #ensureImage (container: ContainerConfig, signal: AbortSignal): Promise<string> {
+    const entry = this.#oneShot.get(container.id)
+    try {
+      const id = await this.#images.ensure(container, { signal })
+      if (entry !== undefined && entry.container === container) this.#oneShotChecked(entry, 'ready', '')
+      return id
+    } catch (err) {
+      if (entry !== undefined && entry.container === container) this.#oneShotChecked(entry, 'missing', (err as Error).message)
+      throw err
+    }
   }
 
-  async #imageId (image: string): Promise<string | undefined> {
-    try {
-      // dockerode's Image.inspect takes no abort signal, so dial the same request with one.
-      const info = await new Promise<{ Id: string }>((resolve, reject) => {
-        this.#docker.modem.dial({
-          path: `/images/${image}/json`,
-          method: 'GET',
-          abortSignal: AbortSignal.timeout(this.#engineTimeoutMs),
-          statusCodes: { 200: true, 404: 'no such image', 500: 'server error' }
-        } as unknown as Parameters<Dockerode['modem']['dial']>[0], (err: unknown, data: unknown) => {
-          if (err !== null && err !== undefined) reject(err)
-          else resolve(data as { Id: string })
-        })
-      })
-      return info.Id
-    } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 404) return undefined
-      throw new EngineRequestError(`inspect image ${image}`, { cause: err })
+  /** A local-only look at a one-shot container's image (never fetches: that is the image cache's prefetch). */
+  #checkOneShot (entry: OneShotStatus): void {
+    entry.checkedAtMs = Date.now()
+    const check = this.#local.ensure(entry.container).then(
+      () => { this.#oneShotChecked(entry, 'ready', '') },
+      (err: unknown) => { this.#oneShotChecked(entry, 'missing', (err as Error).message) }
+    ).finally(() => { this.#checks.delete(check) })
+    this.#checks.add(check)
+  }
+
+  #oneShotChecked (entry: OneShotStatus, state: 'ready' | 'missing', lastError: string): void {
+    entry.checkedAtMs = Date.now()
+    const changed = entry.state !== state
+    entry.state = state
+    entry.lastError = lastError
+    if (changed) {
+      this.#changed({ id: entry.container.id, mode: 'oneshot', state, restarts: 0, lastError, hostPort: 0 }, lastError === '' ? 'image present' : lastError)
+    }
+  }
+
+  /** Logs a state change and tells every listener; a throwing listener never breaks the runtime. */
+  #changed (status: ContainerStatus, detail: string): void {
+    this.#logger.info({ container: status.id, state: status.state, restarts: status.restarts, hostPort: status.hostPort, detail }, 'container state')
+    const event: ContainerEvent = { containerId: status.id, state: status.state, detail, atMs: Date.now() }
+    for (const listener of this.#listeners) {
+      try {
+        listener(event)
+      } catch (err) {
+        this.#logger.warn({ err, container: status.id }, 'a container event listener threw')
+      }
     }
   }
 
@@ -185,6 +267,13 @@ class DockerRuntime implements Runtime {
   #assertStarted (): void {
     if (!this.#started) throw new RuntimeNotStartedError()
   }
+}
+
+interface OneShotStatus {
+  container: ContainerConfig
+  state: 'ready' | 'missing'
+  lastError: string
+  checkedAtMs: number
 }
 
 function abortText (signal: AbortSignal | undefined): string {

@@ -159,3 +159,67 @@ export class ContainerStartError extends RuntimeError {
     super('ContainerStartError', ContainerStartError.code, `container ${containerId} could not start${reason}`, details)
   }
 }
+
+/** A job for a service container that is not serving (starting, restarting, failed, ...). */
+export class ServiceUnavailableError extends RuntimeError {
+  static readonly code = 'SERVICE_UNAVAILABLE'
+  readonly state: string
+  constructor (containerId: string, state: string, lastError: string, details?: RuntimeErrorDetails) {
+    super('ServiceUnavailableError', ServiceUnavailableError.code,
+      `service container ${containerId} is ${state}, not healthy` + (lastError === '' ? '' : ` (last error: ${lastError})`) +
+      '; try again once it is healthy (see infra status)', details)
+    this.state = state
+  }
+}
+
+/** The service answered the job with a non-2xx status; its body is never passed on as a result. */
+export class ServiceHttpError extends RuntimeError {
+  static readonly code = 'SERVICE_HTTP_ERROR'
+  readonly status: number
+  /** The service's own error code from `{"error": {"code"}}` ('' when it sent none). */
+  readonly serviceCode: string
+  readonly serviceMessage: string
+  constructor (containerId: string, status: number, serviceCode: string, serviceMessage: string, details?: RuntimeErrorDetails) {
+    super('ServiceHttpError', ServiceHttpError.code,
+      `service container ${containerId} answered HTTP ${status}` + (serviceCode === '' ? '' : ` ${serviceCode}`) +
+      (serviceMessage === '' ? '' : `: ${serviceMessage}`), details)
+    this.status = status
+    this.serviceCode = serviceCode
+    this.serviceMessage = serviceMessage
+  }
+}
+
+/** The connection to the service failed mid-call (it crashed, or closed the connection). */
+export class ServiceCallError extends RuntimeError {
+  static readonly code = 'SERVICE_CALL_FAILED'
+  constructor (containerId: string, details?: RuntimeErrorDetails) {
+    const reason = details?.cause instanceof Error ? `: ${details.cause.message}` : ''
+    super('ServiceCallError', ServiceCallError.code,
+      `the call to service container ${containerId} failed${reason}; the node checks the service and restarts it if it died`, details)
+  }
+}
+
+/** A 2xx answer that breaks the contract: not JSON, or no `output` field, or bytes not as {"base64"}. */
+export class ServiceResponseError extends RuntimeError {
+  static readonly code = 'SERVICE_BAD_RESPONSE'
+  constructor (containerId: string, reason: string, details?: RuntimeErrorDetails) {
+    super('ServiceResponseError', ServiceResponseError.code,
+      `service container ${containerId} answered 2xx but ${reason} (expected {"output": ...}, see docs/CONTAINERS.md)`, details)
+  }
+}
+
+/** A service container could not be created, started or published as required (boot of that container). */
+export class ServiceStartError extends RuntimeError {
+  static readonly code = 'SERVICE_START_FAILED'
+  constructor (containerId: string, reason: string, details?: RuntimeErrorDetails) {
+    super('ServiceStartError', ServiceStartError.code, `service container ${containerId} could not start: ${reason}`, details)
+  }
+}
+
+/** A job input that does not fit the container's input schema (service calls re-encode the input). */
+export class InputSchemaError extends RuntimeError {
+  static readonly code = 'INVALID_INPUT'
+  constructor (containerId: string, reason: string) {
+    super('InputSchemaError', InputSchemaError.code, `container ${containerId} input does not match its schema: ${reason}`)
+  }
+}

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto'
 import type { ContainerConfig } from '../config/types.ts'
 import {
-  CONTAINER_NAME_JOB_CHARS, LABEL_CONTAINER, LABEL_JOB, LABEL_RUNTIME, NVIDIA_DEVICE_REQUEST, TMPFS_TMP_OPTIONS
+  CONTAINER_NAME_JOB_CHARS, LABEL_CONTAINER, LABEL_JOB, LABEL_RUNTIME, LABEL_SERVICE, NVIDIA_DEVICE_REQUEST, TMPFS_TMP_OPTIONS
 } from './constants.ts'
 import { UnsafeUserError } from './errors.ts'
 
@@ -113,4 +113,67 @@ export function buildCreateSpec (opts: { jobId: string, container: ContainerConf
 export function containerName (jobId: string): string {
   const safe = jobId.replace(/[^a-zA-Z0-9_.-]/g, '_').slice(0, CONTAINER_NAME_JOB_CHARS)
   return `inframind-${safe}-${randomBytes(4).toString('hex')}`
+}
+
+/** Where a service container's port is published: loopback only, on a port the engine picks. */
+export const SERVICE_HOST_IP = '127.0.0.1'
+
+export interface ServiceHostConfig extends Omit<SandboxHostConfig, 'NetworkMode'> {
+  NetworkMode: 'bridge'
+  PortBindings: Record<string, Array<{ HostIp: string, HostPort: string }>>
+}
+
+export interface ServiceCreateSpec {
+  name: string
+  Image: string
+  Cmd?: string[]
+  Env: string[]
+  Labels: Record<string, string>
+  User: string
+  ExposedPorts: Record<string, Record<string, never>>
+  AttachStdin: false
+  AttachStdout: true
+  AttachStderr: true
+  OpenStdin: false
+  Tty: false
+  HostConfig: ServiceHostConfig
+}
+
+/**
+ * A warm service container: the job sandbox (read-only root, no capabilities, limits, non-root) but
+ * with a bridge network and its port published on 127.0.0.1 only, never on every interface: a
+ * service reachable from outside would bypass the node and its Guardian.
+ */
+export function buildServiceCreateSpec (opts: { container: ContainerConfig, imageId: string, runtimeId: string }): ServiceCreateSpec {
+  const { container, imageId, runtimeId } = opts
+  if (container.service === undefined) throw new TypeError(`container ${container.id} has no service block`)
+  const port = `${container.service.port}/tcp`
+  const env: string[] = []
+  for (const [key, value] of Object.entries(container.env)) env.push(`${key}=${value}`)
+  const spec: ServiceCreateSpec = {
+    name: serviceContainerName(container.id, runtimeId),
+    Image: imageId,
+    Env: env,
+    Labels: { [LABEL_SERVICE]: container.id, [LABEL_CONTAINER]: container.id, [LABEL_RUNTIME]: runtimeId },
+    User: container.user,
+    ExposedPorts: { [port]: {} },
+    // stdout/stderr are attached for a tail that explains a crash; there is no stdin.
+    AttachStdin: false,
+    AttachStdout: true,
+    AttachStderr: true,
+    OpenStdin: false,
+    Tty: false,
+    HostConfig: {
+      ...buildHostConfig(container),
+      NetworkMode: 'bridge',
+      // HostPort '' lets the engine choose a free port; the runtime reads it back after start.
+      PortBindings: { [port]: [{ HostIp: SERVICE_HOST_IP, HostPort: '' }] }
+    }
+  }
+  if (container.command.length > 0) spec.Cmd = [...container.command]
+  return spec
+}
+
+export function serviceContainerName (containerId: string, runtimeId: string): string {
+  return `inframind-svc-${containerId}-${runtimeId}-${randomBytes(3).toString('hex')}`
 }

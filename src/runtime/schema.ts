@@ -16,7 +16,15 @@ export function schemaViolation (schema: IoSchema, bytes: Uint8Array): string | 
   } catch (err) {
     return `expected ${schema} but the bytes are not JSON (${(err as Error).message})`
   }
-  if (schema === 'json') return undefined
+  return valueViolation(schema, value)
+}
+
+/**
+ * Why an already parsed JSON value, serialised with JSON.stringify, would not fit a text, json or
+ * embedding schema (service outputs: the value is checked as is instead of being parsed again).
+ */
+export function valueViolation (schema: IoSchema, value: unknown): string | undefined {
+  if (schema !== 'embedding<float>') return undefined
   if (!Array.isArray(value)) return 'expected embedding<float>: a JSON array of numbers, got ' + typeName(value)
   const bad = value.findIndex((v) => typeof v !== 'number' || !Number.isFinite(v))
   if (bad !== -1) return `expected embedding<float>: element ${bad} is ${typeName(value[bad])}, not a finite number`

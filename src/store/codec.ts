@@ -1,7 +1,9 @@
-import { RECORD_VERSION } from './constants.ts'
+import { createHash } from 'node:crypto'
+import { READABLE_RECORD_VERSIONS, RECORD_VERSION } from './constants.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
 import type { JobState, StateChange } from '../types.ts'
-import type { JobRecord } from './types.ts'
+import type { JobOrigin } from '../runtime/types.ts'
+import type { JobRecord, StepRecord } from './types.ts'
 
 /*
  * Records are stored as JSON with bytes in base64: readable with any LevelDB tool, and every
@@ -16,7 +18,11 @@ export function encodeRecord (job: JobRecord): string {
     v: RECORD_VERSION,
     id: job.id,
     containerId: job.containerId,
+    containers: job.containers,
+    steps: job.steps.map(encodeStep),
     input: toBase64(job.input),
+    origin: { ip: job.origin.ip, peerId: job.origin.peerId, delegate: job.origin.delegate },
+    requiresProof: job.requiresProof,
     state: job.state,
     createdAtMs: job.createdAtMs,
     deadlineAtMs: job.deadlineAtMs,
@@ -42,6 +48,24 @@ export function encodeRecord (job: JobRecord): string {
   return JSON.stringify(out)
 }
 
+function encodeStep (step: StepRecord): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    containerId: step.containerId,
+    imageDigest: step.imageDigest,
+    outputHash: toBase64(step.outputHash),
+    outputBytes: step.outputBytes,
+    exitCode: step.exitCode,
+    latencyMs: step.latencyMs,
+    startedAtMs: step.startedAtMs,
+    finishedAtMs: step.finishedAtMs,
+    status: step.status,
+    error: step.error,
+    errorCode: step.errorCode
+  }
+  if (step.output !== undefined) out.output = toBase64(step.output)
+  return out
+}
+
 export class RecordDecodeError extends Error {
   readonly code = 'RECORD_CORRUPT'
   constructor (message: string, options?: ErrorOptions) {
@@ -59,14 +83,24 @@ export function decodeRecord (text: string): JobRecord {
     throw new RecordDecodeError('record is not JSON', { cause: err })
   }
   if (!isObject(raw)) throw new RecordDecodeError('record is not an object')
-  if (raw.v !== RECORD_VERSION) throw new RecordDecodeError(`unknown record version ${String(raw.v)}`)
+  if (!READABLE_RECORD_VERSIONS.has(raw.v)) throw new RecordDecodeError(`unknown record version ${String(raw.v)}`)
   const state = raw.state
   if (typeof state !== 'string' || !STATES.has(state)) throw new RecordDecodeError('bad state')
   if (!Array.isArray(raw.history)) throw new RecordDecodeError('history is not an array')
+  const containerId = str(raw, 'containerId')
+  // Version 1 records predate chains: one container, no steps, origin unknown.
+  const containers = raw.containers === undefined ? [containerId] : strList(raw, 'containers')
+  if (containers.length === 0) throw new RecordDecodeError('containers is empty')
+  const rawSteps = raw.steps
+  if (rawSteps !== undefined && !Array.isArray(rawSteps)) throw new RecordDecodeError('steps is not an array')
   const job: JobRecord = {
     id: str(raw, 'id'),
-    containerId: str(raw, 'containerId'),
+    containerId,
+    containers,
+    steps: Array.isArray(rawSteps) ? rawSteps.map(decodeStep) : [],
     input: bytes(raw, 'input'),
+    origin: raw.origin === undefined ? { ip: '', peerId: '', delegate: '' } : decodeOrigin(raw.origin),
+    requiresProof: raw.requiresProof === undefined ? false : bool(raw, 'requiresProof'),
     state: state as JobState,
     createdAtMs: num(raw, 'createdAtMs'),
     deadlineAtMs: num(raw, 'deadlineAtMs'),
@@ -82,7 +116,54 @@ export function decodeRecord (text: string): JobRecord {
   if (raw.latencyMs !== undefined) job.latencyMs = num(raw, 'latencyMs')
   if (raw.imageDigest !== undefined) job.imageDigest = str(raw, 'imageDigest')
   if (raw.receipt !== undefined) job.receipt = decodeEnvelope(raw.receipt)
+  if (raw.v === 1) job.steps = legacySteps(job)
   return job
+}
+
+/** A version 1 job that ran had exactly one step, described by the job's own fields. */
+function legacySteps (job: JobRecord): StepRecord[] {
+  if ((job.state !== 'success' && job.state !== 'failed') || job.startedAtMs === undefined) return []
+  const output = job.state === 'success' ? job.output ?? new Uint8Array(0) : new Uint8Array(0)
+  const finishedAtMs = job.finishedAtMs ?? job.startedAtMs
+  return [{
+    containerId: job.containerId,
+    imageDigest: job.imageDigest ?? '',
+    outputHash: new Uint8Array(createHash('sha256').update(output).digest()),
+    outputBytes: output.byteLength,
+    exitCode: job.exitCode ?? -1,
+    latencyMs: job.latencyMs ?? finishedAtMs - job.startedAtMs,
+    startedAtMs: job.startedAtMs,
+    finishedAtMs,
+    status: job.state,
+    error: job.error ?? '',
+    errorCode: job.errorCode ?? ''
+  }]
+}
+
+function decodeStep (value: unknown): StepRecord {
+  if (!isObject(value)) throw new RecordDecodeError('step is not an object')
+  const status = value.status
+  if (status !== 'success' && status !== 'failed') throw new RecordDecodeError('bad step status')
+  const step: StepRecord = {
+    containerId: str(value, 'containerId'),
+    imageDigest: str(value, 'imageDigest'),
+    outputHash: bytes(value, 'outputHash'),
+    outputBytes: num(value, 'outputBytes'),
+    exitCode: num(value, 'exitCode'),
+    latencyMs: num(value, 'latencyMs'),
+    startedAtMs: num(value, 'startedAtMs'),
+    finishedAtMs: num(value, 'finishedAtMs'),
+    status,
+    error: str(value, 'error'),
+    errorCode: str(value, 'errorCode')
+  }
+  if (value.output !== undefined) step.output = bytes(value, 'output')
+  return step
+}
+
+function decodeOrigin (value: unknown): JobOrigin {
+  if (!isObject(value)) throw new RecordDecodeError('origin is not an object')
+  return { ip: str(value, 'ip'), peerId: str(value, 'peerId'), delegate: str(value, 'delegate') }
 }
 
 function decodeChange (value: unknown): StateChange {
@@ -110,6 +191,18 @@ function str (obj: Record<string, unknown>, key: string): string {
   const value = obj[key]
   if (typeof value !== 'string') throw new RecordDecodeError(`${key} is not a string`)
   return value
+}
+
+function bool (obj: Record<string, unknown>, key: string): boolean {
+  const value = obj[key]
+  if (typeof value !== 'boolean') throw new RecordDecodeError(`${key} is not a boolean`)
+  return value
+}
+
+function strList (obj: Record<string, unknown>, key: string): string[] {
+  const value = obj[key]
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) throw new RecordDecodeError(`${key} is not a list of strings`)
+  return value as string[]
 }
 
 function num (obj: Record<string, unknown>, key: string): number {

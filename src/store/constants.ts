@@ -15,7 +15,10 @@ export const SUBLEVELS = {
 } as const
 
 /** Record encoding version written with every record, so a later format can still read old ones. */
-export const RECORD_VERSION = 1
+export const RECORD_VERSION = 2
+
+/** Versions decodeRecord still reads: 1 = single-container jobs (no containers/steps/origin fields). */
+export const READABLE_RECORD_VERSIONS: ReadonlySet<unknown> = new Set([1, 2])
 
 /** list() without a limit returns this many jobs (matches ListOptions' documented default). */
 export const DEFAULT_LIST_LIMIT = 100

@@ -1,10 +1,43 @@
 import type { SignedEnvelope } from '../envelope/types.ts'
+import type { JobOrigin } from '../runtime/types.ts'
 import type { JobState, StateChange, Startable } from '../types.ts'
+
+/** One container run of a job (a single-container job has one). */
+export interface StepRecord {
+  containerId: string
+  /** Image id that ran ('' when the step failed before an image was resolved). */
+  imageDigest: string
+  /**
+   * What the step printed, kept while it is the input of a later step. The last step's output is
+   * the job's `output` and is not stored twice; failed steps have none.
+   */
+  output?: Uint8Array
+  /** sha256 of the output (of empty bytes for a failed step). */
+  outputHash: Uint8Array
+  outputBytes: number
+  /** -1 when no process exit status is known. */
+  exitCode: number
+  latencyMs: number
+  startedAtMs: number
+  finishedAtMs: number
+  status: 'success' | 'failed'
+  error: string
+  /** Machine-readable failure code of a failed step ('' on success). */
+  errorCode: string
+}
 
 export interface JobRecord {
   id: string
+  /** The first container of the chain (what single-container clients and summaries show). */
   containerId: string
+  /** The chain in order: the input goes to containers[0], each output feeds the next. */
+  containers: string[]
+  /** Runs so far, in order; a job stopped mid-chain keeps its finished steps and resumes after them. */
+  steps: StepRecord[]
   input: Uint8Array
+  /** Who sent the job; kept so a resumed job reaches its containers with the same origin. Never in telemetry. */
+  origin: JobOrigin
+  requiresProof: boolean
   state: JobState
   createdAtMs: number
   /** Absolute deadline (epoch ms) for the whole job. */
@@ -16,8 +49,10 @@ export interface JobRecord {
   error?: string
   /** Machine-readable failure code, e.g. TIMEOUT, OUTPUT_TOO_LARGE, NODE_RESTARTED. */
   errorCode?: string
+  /** Exit code of the last step that ran. */
   exitCode?: number
   latencyMs?: number
+  /** Image of the last step that ran (steps[] has every one). */
   imageDigest?: string
   receipt?: SignedEnvelope
   /** Who assigned the job ('' for direct submissions). */

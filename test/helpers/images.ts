@@ -1,7 +1,7 @@
-import { containerConfig } from '../../src/config/index.ts'
 /** ContainerConfig objects for tests, pinned to the digests in containers/images.lock.json. */
 import { readFileSync } from 'node:fs'
-import type { ContainerConfig, ContainerResources } from '../../src/config/types.ts'
+import { containerConfig } from '../../src/config/index.ts'
+import type { ContainerConfig, ContainerResources, ServiceConfig } from '../../src/config/types.ts'
 
 export const ECHO_IMAGE = 'inframind/echo:1'
 export const NLP_IMAGE = 'inframind/nlp:1'
@@ -64,4 +64,41 @@ export function nlpContainer (task: string, opts: TestContainerOptions = {}): Co
 /** A `sh -c` job on the echo image. */
 export function shContainer (script: string, opts: TestContainerOptions = {}): ContainerConfig {
   return testContainer({ command: ['sh', '-c', script], ...opts })
+}
+
+/** Small timeouts so a test sees startup failures, restarts and give-ups within seconds. */
+export const TEST_SERVICE: ServiceConfig = {
+  port: 8080,
+  path: '/',
+  healthPath: '/health',
+  startupTimeoutMs: 5000,
+  healthIntervalMs: 200,
+  healthTimeoutMs: 1000,
+  unhealthyThreshold: 2,
+  maxRestarts: 3,
+  restartBackoffMs: 200,
+  restartBackoffMaxMs: 1000
+}
+
+export type ServiceContainerOptions = Omit<TestContainerOptions, 'service'> & { service?: Partial<ServiceConfig> }
+
+/**
+ * A warm service on the nlp image: `serve` (the nlp analyses over HTTP, TASK env picks the task) or
+ * `testserver` (the misbehaving server of containers/nlp/testserver.js, driven by env and inputs).
+ */
+export function serviceContainer (id: string, entry: 'serve' | 'testserver', opts: ServiceContainerOptions = {}): ContainerConfig {
+  const { service, ...rest } = opts
+  return testContainer({
+    id,
+    image: NLP_IMAGE,
+    command: [entry],
+    mode: 'service',
+    network: 'bridge',
+    inputSchema: 'text',
+    outputSchema: entry === 'serve' ? 'json' : 'text',
+    timeoutMs: 10_000,
+    ...rest,
+    service: { ...TEST_SERVICE, ...service },
+    resources: { memoryBytes: 256 * 1024 * 1024, pids: 64, ...opts.resources }
+  })
 }

@@ -53,14 +53,14 @@ test('a node joining through one bootstrap peer finds the scheduler through the 
   const newcomer = await startMesh(t, { bootstrap: [bootAddr(boot)] })
   const started = Date.now()
   const found = await eventually(async () => {
-    const ids = await newcomer.mesh.findProviders(roleKey('scheduler'), { signal: AbortSignal.timeout(3000) }).catch(() => [])
+    const ids = await newcomer.mesh.findProviders(roleKey('scheduler'), { signal: AbortSignal.timeout(3000) }).catch((): string[] => [])
     return ids.includes(scheduler.mesh.nodeId) ? ids : undefined
   })
   t.true(found.includes(scheduler.mesh.nodeId))
   t.false(found.includes(worker.mesh.nodeId))
   t.log(`scheduler found after ${Date.now() - started} ms`)
   const byContainer = await eventually(async () => {
-    const ids = await newcomer.mesh.findProviders(containerKey('sentiment'), { signal: AbortSignal.timeout(3000) }).catch(() => [])
+    const ids = await newcomer.mesh.findProviders(containerKey('sentiment'), { signal: AbortSignal.timeout(3000) }).catch((): string[] => [])
     return ids.includes(worker.mesh.nodeId) ? ids : undefined
   })
   t.true(byContainer.includes(worker.mesh.nodeId))

@@ -2,7 +2,7 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import Dockerode from 'dockerode'
 import { dockerRuntime, resolveEngine } from '../../src/runtime/index.ts'
-import type { HardwareInfo, Runtime, RunResult } from '../../src/runtime/index.ts'
+import type { ContainerEvent, HardwareInfo, ImageResolver, Runtime, RunResult } from '../../src/runtime/index.ts'
 import type { ContainerConfig } from '../../src/config/types.ts'
 import { silentLogger } from '../../src/telemetry/logger.ts'
 import { ECHO_IMAGE, NLP_IMAGE, lockedDigest, nlpContainer, shContainer, testContainer } from '../helpers/images.ts'
@@ -209,6 +209,52 @@ test.serial('digest mismatch or missing image: refused, and nothing ran', async 
 test.serial('imageStatus reports the engine id of present images and absence of others', async (t) => {
   t.deepEqual(await runtime.imageStatus(ECHO_IMAGE), { image: ECHO_IMAGE, present: true, digest: lockedDigest(ECHO_IMAGE) })
   t.deepEqual(await runtime.imageStatus('inframind/absent:1'), { image: 'inframind/absent:1', present: false, digest: '' })
+})
+
+test.serial('one-shot containers report ready or missing from the image check; listeners that throw are contained', async (t) => {
+  const echo = testContainer({ id: 'status-echo' })
+  const absent = testContainer({ id: 'status-absent', image: 'inframind/absent:1', digest: lockedDigest(ECHO_IMAGE) })
+  const other = dockerRuntime({ containers: [echo, absent] })({ logger: silentLogger() })
+  const events: ContainerEvent[] = []
+  other.onContainerEvent(() => { throw new Error('a broken listener') })
+  const unsubscribe = other.onContainerEvent((e) => { events.push(e) })
+  t.deepEqual(other.containerStatuses().map((s) => [s.id, s.state]), [['status-echo', 'missing'], ['status-absent', 'missing']], 'nothing checked before start')
+  await other.start()
+  try {
+    for (let i = 0; i < 200 && events.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 25))
+    t.deepEqual(events.map((e) => [e.containerId, e.state]), [['status-echo', 'ready']])
+    const [ready, missing] = other.containerStatuses()
+    t.deepEqual(ready, { id: 'status-echo', mode: 'oneshot', state: 'ready', restarts: 0, lastError: '', hostPort: 0 })
+    t.like(missing, { id: 'status-absent', mode: 'oneshot', state: 'missing', restarts: 0, hostPort: 0 })
+    t.regex(missing?.lastError ?? '', /not in the local engine/)
+    unsubscribe()
+    await t.throwsAsync(other.run({ jobId: jobId('absent'), container: absent, input: enc('') }), { name: 'ImageNotFoundError' })
+    t.is(events.length, 1, 'no event after unsubscribing')
+  } finally {
+    await other.stop()
+  }
+})
+
+test.serial('a plugged-in image resolver decides which image a one-shot job runs', async (t) => {
+  const asked: string[] = []
+  const resolver: ImageResolver = {
+    ensure: async (c) => {
+      asked.push(c.id)
+      if (c.id === 'refused') throw Object.assign(new Error('not in the cache'), { code: 'IMAGE_FETCH_FAILED' })
+      return lockedDigest(c.image)
+    }
+  }
+  const other = dockerRuntime({ images: resolver })({ logger: silentLogger() })
+  await other.start()
+  try {
+    const result = await other.run({ jobId: jobId('resolver'), container: testContainer(), input: enc('via resolver') })
+    t.is(text(result), 'via resolver')
+    t.is(result.imageDigest, lockedDigest(ECHO_IMAGE))
+    await nothingRan(t, async (id) => await other.run({ jobId: id, container: testContainer({ id: 'refused' }), input: enc('') }), 'Error', 'IMAGE_FETCH_FAILED')
+    t.deepEqual(asked, ['echo', 'refused'])
+  } finally {
+    await other.stop()
+  }
 })
 
 test.serial('abort: a running job is killed promptly; an already aborted one never starts', async (t) => {

@@ -1,196 +1,18 @@
-import { containerConfig } from '../../src/config/index.ts'
 import anyTest, { type TestFn } from 'ava'
-import { mkdtemp, rm } from 'node:fs/promises'
-import os from 'node:os'
-import path from 'node:path'
-import { generateIdentity } from '../../src/identity/index.ts'
-import { orchestrator } from '../../src/orchestrator/index.ts'
 import { computeJobHash, sha256, verifyReceipt } from '../../src/receipt/index.ts'
 import { levelStore } from '../../src/store/index.ts'
 import { silentLogger } from '../../src/telemetry/logger.ts'
-import type { ContainerConfig, NodeConfig } from '../../src/config/types.ts'
-import type { Identity } from '../../src/identity/types.ts'
-import type { JobEvent, Orchestrator } from '../../src/orchestrator/types.ts'
-import type { ImageStatus, Runtime, RunRequest, RunResult } from '../../src/runtime/types.ts'
-import type { JobRecord, JobStore } from '../../src/store/types.ts'
-import type { Startable } from '../../src/types.ts'
-
-interface Ctx {
-  dir: string
-  identity: Identity
-  /** Stopped in reverse order after each test, even a failed one. */
-  started: Startable[]
-}
+import type { RunRequest, RunResult } from '../../src/runtime/types.ts'
+import type { JobStore } from '../../src/store/types.ts'
+import {
+  DIGEST, FakeRuntime, afterEachCtx, beforeEachCtx, config, dec, echo, enc, gated, record, result, settled, setup, sleep, until,
+  type Ctx
+} from '../helpers/fake-runtime.ts'
 
 const test = anyTest as TestFn<Ctx>
-const DIGEST = 'sha256:' + 'cd'.repeat(32)
-const enc = (s: string): Uint8Array => new TextEncoder().encode(s)
-const dec = (b: Uint8Array | undefined): string => new TextDecoder().decode(b)
 
-test.beforeEach(async (t) => {
-  t.context.dir = await mkdtemp(path.join(os.tmpdir(), 'inframind-orch-'))
-  t.context.identity = generateIdentity(path.join(t.context.dir, 'identity.key'))
-  t.context.started = []
-})
-
-test.afterEach.always(async (t) => {
-  for (const s of t.context.started.reverse()) await s.stop()
-  await rm(t.context.dir, { recursive: true, force: true })
-})
-
-type Behaviour = (req: RunRequest) => Promise<RunResult> | RunResult
-
-/** Stands in for Docker: records calls and concurrency, runs whatever behaviour the test gives it. */
-class FakeRuntime implements Runtime {
-  behaviour: Behaviour
-  calls: string[] = []
-  running = 0
-  maxRunning = 0
-  constructor (behaviour: Behaviour = echo()) { this.behaviour = behaviour }
-  async start (): Promise<void> {}
-  async stop (): Promise<void> {}
-  async settled (): Promise<void> {}
-  async run (req: RunRequest): Promise<RunResult> {
-    this.calls.push(req.jobId)
-    this.running += 1
-    this.maxRunning = Math.max(this.maxRunning, this.running)
-    try {
-      return await this.behaviour(req)
-    } finally {
-      this.running -= 1
-    }
-  }
-  async imageStatus (image: string): Promise<ImageStatus> { return { image, present: true, digest: DIGEST } }
-  activeContainers (): number { return this.running }
-}
-
-function result (output: Uint8Array): RunResult {
-  return { output, exitCode: 0, imageDigest: DIGEST, stderrTail: '', startedAtMs: Date.now(), finishedAtMs: Date.now() }
-}
-
-class AbortedError extends Error {
-  readonly code = 'ABORTED'
-  constructor () { super('run aborted'); this.name = 'RunAbortedError' }
-}
-
-/** Resolves after ms, or rejects like the real runtime (code ABORTED) when the signal aborts. */
-function sleep (ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted === true) { reject(new AbortedError()); return }
-    const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve() }, ms)
-    const onAbort = (): void => { clearTimeout(timer); reject(new AbortedError()) }
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })
-}
-
-/** Echoes the input upper-cased after delayMs. */
-function echo (delayMs = 0): Behaviour {
-  return async (req) => {
-    await sleep(delayMs, req.signal)
-    return result(enc(dec(req.input).toUpperCase()))
-  }
-}
-
-/** A behaviour that waits until release() (or an abort). */
-function gated (): { behaviour: Behaviour, release: () => void } {
-  let release!: () => void
-  const gate = new Promise<void>((resolve) => { release = resolve })
-  return {
-    release: () => { release() },
-    behaviour: async (req) => {
-      await new Promise<void>((resolve, reject) => {
-        if (req.signal?.aborted === true) { reject(new AbortedError()); return }
-        req.signal?.addEventListener('abort', () => { reject(new AbortedError()) }, { once: true })
-        void gate.then(resolve)
-      })
-      return result(enc(dec(req.input)))
-    }
-  }
-}
-
-function container (id: string, extra: Partial<ContainerConfig> = {}): ContainerConfig {
-  return containerConfig({
-    id,
-    description: '',
-    image: 'inframind/echo:1',
-    digest: DIGEST,
-    command: [],
-    env: {},
-    resources: { cpus: 0.5, memoryBytes: 64 << 20, pids: 32, gpu: false },
-    timeoutMs: 10_000,
-    maxOutputBytes: 65_536,
-    maxInputBytes: 64,
-    inputSchema: 'text',
-    outputSchema: 'text',
-    network: 'none',
-    user: '65534:65534',
-    ...extra
-  })
-}
-
-function config (dir: string, jobs: Partial<NodeConfig['jobs']> = {}): NodeConfig {
-  return {
-    path: '',
-    node: { name: 'test', roles: ['worker'], dataDir: dir },
-    identity: { keyFile: path.join(dir, 'identity.key') },
-    api: { public: { host: '127.0.0.1', port: 0 }, control: { host: '127.0.0.1', port: 0, socket: '' }, maxMessageBytes: 1 << 20 },
-    runtime: { socket: '', engineTimeoutMs: 5_000, pullTimeoutMs: 5_000, startTimeoutMs: 5_000, imageBudgetBytes: 0, prefetch: false },
-    jobs: { concurrency: 2, queueSize: 16, defaultDeadlineMs: 30_000, ...jobs },
-    store: { path: path.join(dir, 'db'), maxResults: 100 },
-    telemetry: { metrics: { host: '127.0.0.1', port: 0, enabled: false }, logLevel: 'silent' },
-    containers: [container('echo'), container('json', { inputSchema: 'json' })]
-  }
-}
-
-interface Setup {
-  store: JobStore
-  orch: Orchestrator
-  runtime: FakeRuntime
-  events: JobEvent[]
-}
-
-async function setup (
-  t: { context: Ctx },
-  opts: { runtime?: FakeRuntime, jobs?: Partial<NodeConfig['jobs']>, abortGraceMs?: number, start?: boolean, store?: JobStore } = {}
-): Promise<Setup> {
-  const cfg = config(t.context.dir, opts.jobs)
-  let store = opts.store
-  if (store === undefined) {
-    store = levelStore({ path: cfg.store.path, maxResults: cfg.store.maxResults })({ logger: silentLogger() })
-    await store.start()
-    t.context.started.push(store)
-  }
-  const runtime = opts.runtime ?? new FakeRuntime()
-  const orch = orchestrator({ config: cfg, stopTimeoutMs: 2_000, abortGraceMs: opts.abortGraceMs ?? 1_000 })({
-    store, runtime, identity: t.context.identity, logger: silentLogger()
-  })
-  const events: JobEvent[] = []
-  orch.onEvent((e) => { events.push(e) })
-  if (opts.start !== false) {
-    await orch.start()
-    t.context.started.push(orch)
-  }
-  return { store, orch, runtime, events }
-}
-
-/** Resolves with the job once it reaches a terminal state. */
-async function settled (orch: Orchestrator, id: string, timeoutMs = 5_000): Promise<JobRecord> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    const job = await orch.get(id)
-    if (job !== undefined && (job.state === 'success' || job.state === 'failed')) return job
-    await sleep(5)
-  }
-  throw new Error(`job ${id} did not finish within ${timeoutMs} ms`)
-}
-
-async function until (check: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time')
-    await sleep(5)
-  }
-}
+test.beforeEach(beforeEachCtx)
+test.afterEach.always(afterEachCtx)
 
 test('happy path: output, signed receipt that verifies, events pending → running → success', async (t) => {
   const { orch, events } = await setup(t)
@@ -248,9 +70,8 @@ test('failure path: runtime error code, exit code and digest on the record and a
 
 test('submit rejects bad requests with a coded error and stores nothing', async (t) => {
   const { orch } = await setup(t)
-  const unknown = await t.throwsAsync(orch.submit({ containerId: 'nope', input: enc('x') }), { name: 'UnknownContainerError' })
-  t.is((unknown as { code?: string }).code, 'UNKNOWN_CONTAINER')
-  t.deepEqual((unknown as unknown as { known: string[] }).known, ['echo', 'json'])
+  const unknown = await t.throwsAsync(orch.submit({ containerId: 'nope', input: enc('x') }), { name: 'GuardianRejectedError' })
+  t.like(unknown, { code: 'NOT_FOUND', reason: 'UNKNOWN_CONTAINER', containerId: 'nope' })
   await t.throwsAsync(orch.submit({ containerId: 'echo', input: new Uint8Array(65) }), { name: 'InputTooLargeError', code: 'INPUT_TOO_LARGE' })
   const bad = await t.throwsAsync(orch.submit({ containerId: 'json', input: enc('{not json') }), { name: 'InvalidInputError' })
   t.is((bad as { code?: string }).code, 'INVALID_INPUT')
@@ -363,8 +184,8 @@ test('restart: pending jobs resume, jobs found running fail with NODE_RESTARTED 
   const first = await setup(t, { start: false })
   const now = Date.now()
   const base = { containerId: 'echo', deadlineAtMs: now + 30_000, schedulerId: '' }
-  await first.store.putActive({ ...base, id: 'was-pending', input: enc('p'), state: 'pending', createdAtMs: now - 20, history: [{ state: 'pending', atMs: now - 20, detail: 'accepted' }] })
-  await first.store.putActive({
+  await first.store.putActive(record({ ...base, id: 'was-pending', input: enc('p'), state: 'pending', createdAtMs: now - 20, history: [{ state: 'pending', atMs: now - 20, detail: 'accepted' }] }))
+  await first.store.putActive(record({
     ...base,
     id: 'was-running',
     input: enc('r'),
@@ -372,7 +193,7 @@ test('restart: pending jobs resume, jobs found running fail with NODE_RESTARTED 
     createdAtMs: now - 10,
     startedAtMs: now - 5,
     history: [{ state: 'pending', atMs: now - 10, detail: 'accepted' }, { state: 'running', atMs: now - 5, detail: 'started' }]
-  })
+  }))
   await first.orch.start()
   t.context.started.push(first.orch)
   const lost = await settled(first.orch, 'was-running')

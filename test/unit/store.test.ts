@@ -5,6 +5,7 @@ import path from 'node:path'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { ClassicLevel } from 'classic-level'
+import { createHash } from 'node:crypto'
 import { levelStore, SUBLEVELS } from '../../src/store/index.ts'
 import { silentLogger, type Logger } from '../../src/telemetry/logger.ts'
 import type { JobRecord, JobStore } from '../../src/store/types.ts'
@@ -38,7 +39,11 @@ function record (id: string, state: JobState, createdAtMs = 1_000, extra: Partia
   return {
     id,
     containerId: 'echo',
+    containers: ['echo'],
+    steps: [],
     input: Uint8Array.from([0, 1, 2, 255, 128, 10]),
+    origin: { ip: '', peerId: '', delegate: '' },
+    requiresProof: false,
     state,
     createdAtMs,
     deadlineAtMs: createdAtMs + 60_000,
@@ -85,6 +90,85 @@ test('round-trips records exactly, bytes included', async (t) => {
   await store.complete(done)
   t.deepEqual(await store.get('a'), done)
   t.is(await store.get('missing'), undefined)
+})
+
+test('chained jobs round-trip: containers, steps with intermediate outputs, origin and proof flag', async (t) => {
+  const store = await open(t)
+  const job = finished('chain', 1_000, 'failed')
+  job.containers = ['a', 'b', 'c']
+  job.containerId = 'a'
+  job.origin = { ip: '::ffff:10.1.2.3', peerId: '12D3KooWpeer', delegate: 'del' }
+  job.requiresProof = true
+  job.steps = [
+    {
+      containerId: 'a', imageDigest: 'sha256:' + '11'.repeat(32), output: Uint8Array.from([0, 255, 10]), outputHash: new Uint8Array(32).fill(1),
+      outputBytes: 3, exitCode: 0, latencyMs: 2, startedAtMs: 1_001, finishedAtMs: 1_003, status: 'success', error: '', errorCode: ''
+    },
+    {
+      containerId: 'b', imageDigest: '', outputHash: new Uint8Array(32).fill(2), outputBytes: 0, exitCode: -1, latencyMs: 1,
+      startedAtMs: 1_003, finishedAtMs: 1_004, status: 'failed', error: 'step 2/3 (container "b"): boom', errorCode: 'CONTAINER_EXIT'
+    }
+  ]
+  await store.complete(job)
+  const got = await store.get('chain')
+  t.deepEqual(got, job)
+  t.true(got?.steps[0]?.output instanceof Uint8Array)
+  t.false('output' in (got?.steps[1] ?? {}))
+})
+
+test('version 1 records (before chains) stay readable as one-container jobs', async (t) => {
+  const dbPath = path.join(t.context.dir, 'db')
+  const store = await open(t)
+  await store.stop()
+  const raw = new ClassicLevel<string, string>(dbPath)
+  await raw.open()
+  const b64 = (bytes: number[]): string => Buffer.from(bytes).toString('base64')
+  const common = { v: 1, containerId: 'echo', input: b64([104, 105]), deadlineAtMs: 90_000, schedulerId: '', history: [{ state: 'pending', atMs: 1, detail: 'accepted' }] }
+  await raw.sublevel(SUBLEVELS.active).put('old-pending', JSON.stringify({ ...common, id: 'old-pending', state: 'pending', createdAtMs: 1 }))
+  await raw.sublevel(SUBLEVELS.created).put(`${'1'.padStart(16, '0')}!old-pending`, 'pending')
+  await raw.sublevel(SUBLEVELS.completed).put('old-done', JSON.stringify({
+    ...common, id: 'old-done', state: 'success', createdAtMs: 2, startedAtMs: 3, finishedAtMs: 7, latencyMs: 4,
+    output: b64([72, 73]), exitCode: 0, imageDigest: 'sha256:' + 'ab'.repeat(32)
+  }))
+  await raw.close()
+
+  const reopened = await open(t)
+  const pending = await reopened.get('old-pending')
+  t.like(pending, { containerId: 'echo', containers: ['echo'], steps: [], origin: { ip: '', peerId: '', delegate: '' }, requiresProof: false })
+  const done = await reopened.get('old-done')
+  t.deepEqual(done?.containers, ['echo'])
+  t.is(done?.steps.length, 1)
+  t.like(done?.steps[0], { containerId: 'echo', imageDigest: 'sha256:' + 'ab'.repeat(32), outputBytes: 2, exitCode: 0, latencyMs: 4, status: 'success' })
+  t.deepEqual(done?.steps[0]?.outputHash, new Uint8Array(createHash('sha256').update(Buffer.from([72, 73])).digest()))
+})
+
+test('records with damaged chain fields are skipped', async (t) => {
+  const dbPath = path.join(t.context.dir, 'db')
+  const store = await open(t)
+  const good = record('good', 'pending', 1)
+  await store.putActive(good)
+  await store.stop()
+  const raw = new ClassicLevel<string, string>(dbPath)
+  await raw.open()
+  const active = raw.sublevel(SUBLEVELS.active)
+  const text = await active.get('good') as string
+  const damaged: Array<[string, (o: Record<string, unknown>) => void]> = [
+    ['no-containers', (o) => { o.containers = [] }],
+    ['steps-object', (o) => { o.steps = { 0: 1 } }],
+    ['bad-step', (o) => { o.steps = [{ containerId: 'echo', status: 'maybe' }] }],
+    ['bad-origin', (o) => { o.origin = 'here' }],
+    ['bad-proof', (o) => { o.requiresProof = 'yes' }],
+    ['future-version', (o) => { o.v = 3 }]
+  ]
+  for (const [id, damage] of damaged) {
+    const o = JSON.parse(text) as Record<string, unknown>
+    o.id = id
+    damage(o)
+    await active.put(id, JSON.stringify(o))
+  }
+  await raw.close()
+  const reopened = await open(t)
+  t.deepEqual((await reopened.listActive()).map((j) => j.id), ['good'])
 })
 
 test('completed results, counters and LRU order survive a restart', async (t) => {
