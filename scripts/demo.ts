@@ -44,6 +44,7 @@ async function writeDemoConfig (): Promise<{ file: string, publicAddr: string, c
   doc.api.public = `127.0.0.1:${pub}`
   doc.api.control = `127.0.0.1:${ctl}`
   doc.telemetry.metrics.listen = `127.0.0.1:${metrics}`
+  doc.mesh.listen = ['/ip4/127.0.0.1/tcp/0']
   const file = path.join(DEMO_DIR, 'config.yaml')
   await writeFile(file, stringify(doc))
   return { file, publicAddr: `127.0.0.1:${pub}`, controlAddr: `127.0.0.1:${ctl}` }

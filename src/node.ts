@@ -8,9 +8,14 @@ import type { Logger } from './telemetry/logger.ts'
 import { loadOrCreateIdentity } from './identity/index.ts'
 import { levelStore } from './store/index.ts'
 import { dockerRuntime, detectHardware } from './runtime/index.ts'
+import { imageCache, type ImageCache } from './images/index.ts'
 import { orchestrator } from './orchestrator/index.ts'
 import { telemetry, createLogger, type Telemetry } from './telemetry/index.ts'
+import { mesh as meshComponent, type Mesh, type HeartbeatFields } from './mesh/index.ts'
+import { workerAgent, type WorkerAgent } from './worker/index.ts'
+import { scheduler as schedulerComponent, type Scheduler } from './scheduler/index.ts'
 import { apiServer, type ApiServer } from './api/index.ts'
+import { grpcAssign } from './api/client.ts'
 import type { WireHardware } from './api/wire.ts'
 import { VERSION } from './version.ts'
 
@@ -19,10 +24,17 @@ export interface InframindNode extends Startable {
   readonly identity: Identity
   readonly logger: Logger
   readonly store: JobStore
+  readonly images: ImageCache
   readonly runtime: Runtime
   readonly orchestrator: Orchestrator
   readonly telemetry: Telemetry
   readonly api: ApiServer
+  /** Present when mesh.enabled. */
+  readonly mesh?: Mesh
+  /** Present on mesh nodes with the worker role. */
+  readonly worker?: WorkerAgent
+  /** Present on mesh nodes with the scheduler role. */
+  readonly scheduler?: Scheduler
 }
 
 export interface CreateNodeOptions {
@@ -36,21 +48,65 @@ export interface CreateNodeOptions {
  */
 export async function createNode (opts: CreateNodeOptions): Promise<InframindNode> {
   const { config } = opts
+  const roles = config.node.roles
   const { identity, created } = await loadOrCreateIdentity(config.identity.keyFile)
   const logger = opts.logger ?? createLogger({ level: config.telemetry.logLevel, nodeId: identity.nodeId })
   if (created) logger.info({ nodeId: identity.nodeId, keyFile: identity.keyFile }, 'created a new node identity')
   else logger.info({ nodeId: identity.nodeId, keyFile: identity.keyFile }, 'loaded node identity')
 
+  const hardwareInfo = await detectHardware()
+  const socket = config.runtime.socket === '' ? undefined : config.runtime.socket
   const store = levelStore({ path: config.store.path, maxResults: config.store.maxResults })({ logger: logger.child({ component: 'store' }) })
-  const runtime = dockerRuntime({ socket: config.runtime.socket === '' ? undefined : config.runtime.socket, engineTimeoutMs: config.runtime.engineTimeoutMs })({ logger })
-  const orch = orchestrator({ config })({ store, runtime, identity, logger: logger.child({ component: 'orchestrator' }) })
-  const tel = telemetry({ metrics: config.telemetry.metrics })({ orchestrator: orch, logger })
-  const hardware = toWireHardware(await detectHardware())
-  const api = apiServer()({
-    config, identity, orchestrator: orch, runtime, telemetry: tel, logger, hardware, version: VERSION, startedAtMs: Date.now()
+  const images = imageCache({
+    socket,
+    engineTimeoutMs: config.runtime.engineTimeoutMs,
+    pullTimeoutMs: config.runtime.pullTimeoutMs,
+    budgetBytes: config.runtime.imageBudgetBytes,
+    dataDir: config.node.dataDir,
+    configured: config.containers
+  })({ logger })
+  const runtime = dockerRuntime({
+    socket,
+    engineTimeoutMs: config.runtime.engineTimeoutMs,
+    startTimeoutMs: config.runtime.startTimeoutMs,
+    containers: config.containers,
+    images,
+    detectHardware: async () => hardwareInfo
+  })({ logger })
+
+  // Mesh components reference each other through closures; each is started in order below.
+  let worker: WorkerAgent | undefined
+  let sched: Scheduler | undefined
+  let api: ApiServer | undefined
+  let orch: Orchestrator | undefined
+  const mesh = config.mesh.enabled
+    ? meshComponent({ config: config.mesh, roles, containers: roles.includes('worker') ? config.containers.map((c) => c.id) : [] })({
+      identity,
+      logger,
+      heartbeat: () => heartbeatFields(config, hardwareInfo, orch, images, api),
+      content: async (hash) => (await worker?.content(hash)) ?? (await sched?.content(hash))
+    })
+    : undefined
+  if (mesh !== undefined && roles.includes('scheduler')) {
+    sched = schedulerComponent({ config, via: 'gossip' })({ mesh, identity, logger, grpcAssign })
+  }
+  orch = orchestrator({ config, hardware: hardwareInfo })({
+    store, runtime, identity, logger: logger.child({ component: 'orchestrator' }), remote: sched
+  })
+  if (mesh !== undefined && roles.includes('worker')) {
+    worker = workerAgent({ config })({ mesh, orchestrator: orch, identity, logger })
+  }
+  const tel = telemetry({ metrics: config.telemetry.metrics })({ orchestrator: orch, logger, images, mesh })
+  api = apiServer()({
+    config, identity, orchestrator: orch, runtime, telemetry: tel, logger, hardware: toWireHardware(hardwareInfo),
+    version: VERSION, startedAtMs: Date.now(), images, mesh, worker
   })
 
-  const ordered: Startable[] = [store, runtime, orch, tel, api]
+  const ordered: Startable[] = [store, images, runtime, orch, tel]
+  if (mesh !== undefined) ordered.push(mesh)
+  if (worker !== undefined) ordered.push(worker)
+  if (sched !== undefined) ordered.push(sched)
+  ordered.push(api)
   let started: Startable[] = []
 
   const stop = async (): Promise<void> => {
@@ -66,7 +122,7 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
   }
 
   return {
-    config, identity, logger, store, runtime, orchestrator: orch, telemetry: tel, api,
+    config, identity, logger, store, images, runtime, orchestrator: orch, telemetry: tel, api, mesh, worker, scheduler: sched,
     async start () {
       if (started.length > 0) return
       try {
@@ -78,7 +134,9 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
         await stop()
         throw err
       }
-      logger.info({ roles: config.node.roles, containers: config.containers.map((c) => c.id), version: VERSION }, 'node started')
+      // Publish a heartbeat now that the gRPC address is known, rather than at the next tick.
+      await mesh?.heartbeatNow().catch(() => {})
+      logger.info({ roles, containers: config.containers.map((c) => c.id), version: VERSION, mesh: mesh?.addresses() ?? [] }, 'node started')
     },
     async stop () {
       if (started.length === 0) return
@@ -86,6 +144,44 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
       logger.info('node stopped')
     }
   }
+}
+
+function heartbeatFields (config: NodeConfig, hw: Awaited<ReturnType<typeof detectHardware>>, orch: Orchestrator | undefined,
+  images: ImageCache, api: ApiServer | undefined): HeartbeatFields {
+  const stats = orch?.stats()
+  const active = stats?.active ?? 0
+  const queued = stats?.queued ?? 0
+  const concurrency = config.jobs.concurrency
+  return {
+    cpuCores: hw.cpuCores,
+    memoryBytes: hw.memoryBytes,
+    gpus: hw.gpus.length,
+    grpcAddress: reachableAddress(config, api?.publicAddress() ?? ''),
+    freeSlots: Math.max(0, concurrency - active - queued),
+    stats: stats === undefined
+      ? null
+      : {
+          activeJobs: active,
+          queuedJobs: queued,
+          succeeded: stats.succeeded,
+          failed: stats.failed,
+          avgLatencyMs: stats.avgLatencyMs,
+          cacheHitRatio: images.stats().hitRatio,
+          load: (active + queued) / concurrency
+        }
+  }
+}
+
+/** The gRPC address peers can dial: a wildcard listener is announced on the mesh's own host. */
+function reachableAddress (config: NodeConfig, bound: string): string {
+  if (bound === '') return ''
+  const port = bound.slice(bound.lastIndexOf(':') + 1)
+  const host = config.api.public.host
+  if (!['0.0.0.0', '::', ''].includes(host)) return bound
+  const meshHost = [...config.mesh.announce, ...config.mesh.listen]
+    .map((a) => /^\/ip4\/([\d.]+)\//.exec(a)?.[1])
+    .find((h) => h !== undefined && h !== '0.0.0.0')
+  return `${meshHost ?? '127.0.0.1'}:${port}`
 }
 
 function toWireHardware (hw: Awaited<ReturnType<typeof detectHardware>>): WireHardware {

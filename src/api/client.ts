@@ -1,7 +1,9 @@
 import * as grpc from '@grpc/grpc-js'
 import { CONTROL_SERVICE, NODE_SERVICE, serviceConstructor } from './proto.ts'
+import type { SignedEnvelope } from '../envelope/types.ts'
+import { envelopeFromWire, envelopeToWire } from './convert.ts'
 import type {
-  WireJob, WireJobEvent, WireJobState, WireJobSummary, WireNodeEvent, WireNodeInfo, WireNodeStatus,
+  WireEnvelope, WirePeersResponse, WireJob, WireJobEvent, WireJobState, WireJobSummary, WireNodeEvent, WireNodeInfo, WireNodeStatus,
   WireContainerInfo, WireSubmitJobResponse
 } from './wire.ts'
 
@@ -12,6 +14,8 @@ export interface CallOptions { timeoutMs?: number, signal?: AbortSignal }
 
 export interface NodeClient {
   getInfo(opts?: CallOptions): Promise<WireNodeInfo>
+  /** Sends a signed assignment (scheduler → worker); resolves with the worker's signed ack. */
+  assignJob(assignment: SignedEnvelope, opts?: CallOptions): Promise<SignedEnvelope>
   submitJob(req: { containerId?: string, containers?: string[], input: Uint8Array, deadlineMs?: number, jobId?: string, requiresProof?: boolean, delegate?: string }, opts?: CallOptions): Promise<WireSubmitJobResponse>
   getJob(jobId: string, opts?: CallOptions & { includeSteps?: boolean }): Promise<WireJob>
   listJobs(req?: { state?: WireJobState, limit?: number }, opts?: CallOptions): Promise<WireJobSummary[]>
@@ -26,6 +30,7 @@ export interface ControlClient {
   getStatus(opts?: CallOptions): Promise<WireNodeStatus>
   listContainers(opts?: CallOptions): Promise<WireContainerInfo[]>
   streamEvents(opts?: CallOptions): AsyncIterable<WireNodeEvent>
+  listPeers(opts?: CallOptions): Promise<WirePeersResponse>
   waitReady(timeoutMs: number): Promise<void>
   close(): void
 }
@@ -83,11 +88,27 @@ export function connectNode (address: string, opts: { maxMessageBytes?: number }
       requiresProof: req.requiresProof ?? false,
       delegate: req.delegate ?? ''
     }, o),
+    assignJob: async (env, o) => envelopeFromWire(await call<WireEnvelope>(client, 'AssignJob', envelopeToWire(env), o)),
     getJob: async (jobId, o) => await call(client, 'GetJob', { jobId, includeSteps: o?.includeSteps ?? false }, o),
     listJobs: async (req, o) => (await call<{ jobs: WireJobSummary[] }>(client, 'ListJobs', { state: req?.state ?? 'JOB_STATE_UNSPECIFIED', limit: req?.limit ?? 0 }, o)).jobs,
     watchJob: (jobId, o) => stream<WireJobEvent>(client, 'WatchJob', { jobId }, o),
     waitReady: async (t) => await waitReady(client, t),
     close: () => client.close()
+  }
+}
+
+/**
+ * Sends a scheduler's signed assignment to a worker's public AssignJob and returns the signed ack.
+ * One short-lived channel per call: assignments are rare next to the jobs they carry.
+ */
+export async function grpcAssign (address: string, assignment: SignedEnvelope, signal: AbortSignal): Promise<SignedEnvelope> {
+  const Ctor = serviceConstructor(NODE_SERVICE)
+  const client = new Ctor(address, grpc.credentials.createInsecure(), channelOptions())
+  try {
+    const ack = await call<WireEnvelope>(client, 'AssignJob', envelopeToWire(assignment), { signal, timeoutMs: 10_000 })
+    return envelopeFromWire(ack)
+  } finally {
+    client.close()
   }
 }
 
@@ -99,6 +120,7 @@ export function connectControl (address: string, opts: { maxMessageBytes?: numbe
     getStatus: async (o) => await call(client, 'GetStatus', {}, o),
     listContainers: async (o) => (await call<{ containers: WireContainerInfo[] }>(client, 'ListContainers', {}, o)).containers,
     streamEvents: (o) => stream<WireNodeEvent>(client, 'StreamEvents', {}, o),
+    listPeers: async (o) => await call(client, 'ListPeers', {}, o),
     waitReady: async (t) => await waitReady(client, t),
     close: () => client.close()
   }

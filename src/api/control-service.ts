@@ -2,7 +2,7 @@ import type * as grpc from '@grpc/grpc-js'
 import type { ApiComponents } from './types.ts'
 import type { WireNodeEvent, WireNodeStatus } from './wire.ts'
 import { containerToWire, stateToWire } from './convert.ts'
-import { containerInfos } from './containers.ts'
+import { containerInfos, liveStates } from './containers.ts'
 import { toServiceError } from './errors.ts'
 
 /** Local-only service: status, containers and the live event stream. Bound to loopback or a unix socket. */
@@ -17,7 +17,8 @@ export function controlServiceHandlers (c: ApiComponents): grpc.UntypedServiceIm
 
     ListContainers: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       containerInfos(c).then((list) => {
-        callback(null, { containers: list.map(([cfg, present]) => containerToWire(cfg, present)) })
+        const live = liveStates(c)
+        callback(null, { containers: list.map(([cfg, present]) => containerToWire(cfg, present, live.get(cfg.id))) })
       }, (err: unknown) => callback(toServiceError(err) as grpc.ServiceError, null))
     },
 
@@ -33,7 +34,11 @@ export function controlServiceHandlers (c: ApiComponents): grpc.UntypedServiceIm
           detail: event.detail
         })
       })
-      const end = (): void => unsubscribe()
+      // Container lifecycle (service states) rides the same stream.
+      const unsubscribeContainers = c.runtime.onContainerEvent((event) => {
+        call.write({ atMs: event.atMs, kind: 'container', jobId: '', state: 'JOB_STATE_UNSPECIFIED', containerId: event.containerId, detail: `${event.state}${event.detail !== '' ? `: ${event.detail}` : ''}` })
+      })
+      const end = (): void => { unsubscribe(); unsubscribeContainers() }
       call.on('cancelled', end)
       call.on('close', end)
       call.on('error', end)
@@ -58,12 +63,12 @@ async function status (c: ApiComponents): Promise<WireNodeStatus> {
     rssBytes: sys.rssBytes,
     memoryTotalBytes: sys.memoryTotalBytes,
     memoryUsedBytes: sys.memoryUsedBytes,
-    containers: (await containerInfos(c)).map(([cfg, present]) => containerToWire(cfg, present)),
+    containers: (await containerInfos(c)).map(([cfg, present]) => containerToWire(cfg, present, liveStates(c).get(cfg.id))),
     roles: c.config.node.roles,
     metricsUrl: c.telemetry.metricsUrl(),
-    imageCacheHits: 0,
-    imageCacheMisses: 0,
-    imageCacheHitRatio: 0,
-    guardianRejections: 0
+    imageCacheHits: c.images?.stats().hits ?? 0,
+    imageCacheMisses: c.images?.stats().misses ?? 0,
+    imageCacheHitRatio: c.images?.stats().hitRatio ?? 1,
+    guardianRejections: stats.guardianRejections
   }
 }

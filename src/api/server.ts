@@ -7,6 +7,7 @@ import type { ApiComponents } from './types.ts'
 import { CONTROL_SERVICE, HEALTH_SERVICE, NODE_SERVICE, packageDefinition, serviceConstructor } from './proto.ts'
 import { nodeServiceHandlers } from './node-service.ts'
 import { controlServiceHandlers } from './control-service.ts'
+import { assignJobHandler, listPeersHandler } from './mesh-service.ts'
 import { messageType, wireViolation } from '../wire/check.ts'
 
 /** How long stop() lets in-flight calls finish before cutting them (streams never finish on their own). */
@@ -42,12 +43,12 @@ export function apiServer () {
       async start () {
         if (publicServer !== undefined) return
         const pub = new grpc.Server(options)
-        addGuarded(pub, NODE_SERVICE, nodeServiceHandlers(comps))
+        addGuarded(pub, NODE_SERVICE, { ...nodeServiceHandlers(comps), AssignJob: assignJobHandler(comps) })
         health.addToServer(pub)
         new ReflectionService(packageDefinition(), { services: [NODE_SERVICE, HEALTH_SERVICE] }).addToServer(pub)
 
         const ctl = new grpc.Server(options)
-        addGuarded(ctl, CONTROL_SERVICE, controlServiceHandlers(comps))
+        addGuarded(ctl, CONTROL_SERVICE, { ...controlServiceHandlers(comps), ListPeers: listPeersHandler(comps) })
         health.addToServer(ctl)
         new ReflectionService(packageDefinition(), { services: [CONTROL_SERVICE, HEALTH_SERVICE] }).addToServer(ctl)
 

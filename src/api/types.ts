@@ -5,6 +5,9 @@ import type { Runtime } from '../runtime/types.ts'
 import type { Telemetry } from '../telemetry/index.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { WireHardware } from './wire.ts'
+import type { ImageCache } from '../images/types.ts'
+import type { Mesh } from '../mesh/index.ts'
+import type { WorkerAgent } from '../worker/index.ts'
 
 export interface ApiComponents {
   config: NodeConfig
@@ -16,4 +19,9 @@ export interface ApiComponents {
   hardware: WireHardware
   version: string
   startedAtMs: number
+  images?: ImageCache
+  /** Present when the node is on the mesh. */
+  mesh?: Mesh
+  /** Present when the node takes assignments (worker role on the mesh). */
+  worker?: WorkerAgent
 }

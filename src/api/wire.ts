@@ -129,3 +129,23 @@ export interface WireNodeEvent {
   containerId: string
   detail: string
 }
+
+export interface WirePeerInfo {
+  nodeId: string
+  roles: string[]
+  containers: string[]
+  addresses: string[]
+  latencyMs: number
+  lastSeenMs: number
+  connected: boolean
+  alive: boolean
+  freeSlots: number
+  load: number
+}
+
+export interface WirePeersResponse {
+  nodeId: string
+  addresses: string[]
+  peers: WirePeerInfo[]
+  rejected: Record<string, number>
+}

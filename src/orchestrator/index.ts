@@ -11,10 +11,12 @@ import { DEADLINE_REASON, STOP_REASON } from './outcome.ts'
 import { Listeners } from './listeners.ts'
 import { PendingQueue } from './queue.ts'
 import { receiptFor } from './receipt.ts'
-import { toFinished, toRequeued, type Ending } from './transitions.ts'
-import { validateSubmit, type ValidSubmit } from './validate.ts'
+import { toFinished, toRequeued, toRunning, type Ending } from './transitions.ts'
+import { chainOf, checkDeadline, validateSubmit, type ValidSubmit } from './validate.ts'
+import { endingFromReceipt, outputMatches, stepsFromReceipt, validateRemote, type RemoteExecutor } from './remote.ts'
 import type { ContainerConfig, NodeConfig } from '../config/types.ts'
 import type { Identity } from '../identity/types.ts'
+import type { SignedEnvelope } from '../envelope/types.ts'
 import type { Runtime } from '../runtime/types.ts'
 import type { JobCounters, JobRecord, JobStore } from '../store/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
@@ -26,6 +28,7 @@ import type {
 export * from './errors.ts'
 export { FAILURE_CODES, JOB_ID_PATTERN, MAX_CHAIN_LENGTH, MAX_DEADLINE_MS } from './constants.ts'
 export { chainOf, checkResources } from './validate.ts'
+export { NotServedError, type RemoteExecutor } from './remote.ts'
 export type * from './types.ts'
 
 export interface OrchestratorInit {
@@ -43,6 +46,8 @@ export interface OrchestratorComponents {
   runtime: Runtime
   identity: Identity
   logger: Logger
+  /** Runs jobs this node cannot (a gateway without the containers, or without the worker role). */
+  remote?: RemoteExecutor
 }
 
 export function orchestrator (init: OrchestratorInit): (components: OrchestratorComponents) => Orchestrator {
@@ -58,6 +63,7 @@ class JobOrchestrator implements Orchestrator {
   readonly #runtime: Runtime
   readonly #identity: Identity
   readonly #log: Logger
+  readonly #remote: RemoteExecutor | undefined
   #started = false
   #starting: Promise<void> | undefined
   /** Latest record of every pending or running job; the store holds the same, written first. */
@@ -89,6 +95,7 @@ class JobOrchestrator implements Orchestrator {
     this.#runtime = components.runtime
     this.#identity = components.identity
     this.#log = components.logger
+    this.#remote = components.remote
     this.#events = new Listeners(this.#log, 'job event')
     this.#rejections = new Listeners(this.#log, 'guardian rejection')
   }
@@ -211,6 +218,9 @@ class JobOrchestrator implements Orchestrator {
 
   /** Every submission passes the Guardian here, whatever path it came by; refusals are counted and announced. */
   #validate (req: SubmitRequest): ValidSubmit {
+    if (this.#remote !== undefined && this.#goesRemote(chainOf(req))) {
+      return validateRemote(req, this.#remote.servedContainers(), (ms) => checkDeadline(ms, this.#config.jobs.defaultDeadlineMs))
+    }
     try {
       return validateSubmit(req, {
         containers: this.#containers,
@@ -306,9 +316,15 @@ class JobOrchestrator implements Orchestrator {
     }
   }
 
+  /** A chain goes to the mesh when this node is no worker or lacks one of its containers. */
+  #goesRemote (containers: string[]): boolean {
+    return !this.#config.node.roles.includes('worker') || containers.some((id) => !this.#containers.has(id))
+  }
+
   async #run (queued: JobRecord, controller: AbortController): Promise<void> {
     const startedAtMs = Date.now()
     if (startedAtMs >= queued.deadlineAtMs) return await this.#finishPendingExpired(queued)
+    if (this.#remote !== undefined && this.#goesRemote(queued.containers)) return await this.#runRemote(queued, controller, this.#remote)
     const containers = chainConfigs(queued, this.#containers)
     if (!Array.isArray(containers)) return await this.#finish(queued, containers)
     // One timer for the whole chain: the deadline is the job's, not a step's.
@@ -335,6 +351,33 @@ class JobOrchestrator implements Orchestrator {
     await this.#finish(ended.job, ended.end)
   }
 
+  /** Schedules the job on the mesh and finishes it with the worker's own signed receipt. */
+  async #runRemote (queued: JobRecord, controller: AbortController, remote: RemoteExecutor): Promise<void> {
+    let job = toRunning(queued, Date.now(), 'scheduling on the mesh')
+    const update = async (next: JobRecord): Promise<void> => {
+      job = next
+      this.#active.set(job.id, job)
+      await this.#persist(job)
+      this.#emit(job)
+    }
+    await update(job)
+    const deadline = setTimeout(() => { controller.abort(DEADLINE_REASON) }, Math.max(0, job.deadlineAtMs - Date.now()))
+    try {
+      const r = await remote.runRemote(
+        { jobId: job.id, containers: job.containers, input: job.input, deadlineAtMs: job.deadlineAtMs, requiresProof: job.requiresProof },
+        { signal: controller.signal, onProgress: (p) => { update(toRunning(job, Date.now(), p.detail)).catch(() => {}) } }
+      )
+      if (!outputMatches(r.decoded, r.output)) throw Object.assign(new Error(`worker ${r.workerId} sent an output that does not match its receipt`), { code: 'REMOTE_OUTPUT_MISMATCH' })
+      await this.#finish({ ...job, steps: stepsFromReceipt(r.decoded) }, endingFromReceipt(r.decoded, r.output, r.workerId), r.receipt)
+    } catch (err) {
+      if (controller.signal.reason === STOP_REASON) return await this.#requeue(job)
+      const code = controller.signal.reason === DEADLINE_REASON ? FAILURE_CODES.deadlineExceeded : String((err as { code?: unknown }).code ?? FAILURE_CODES.internal)
+      await this.#finish(job, { state: 'failed', detail: `failed: ${code}`, error: (err as Error).message, errorCode: code })
+    } finally {
+      clearTimeout(deadline)
+    }
+  }
+
   async #requeue (job: JobRecord): Promise<void> {
     const pending = toRequeued(job, Date.now(), 'requeued: the node is stopping; resumes on next start')
     await this.#persist(pending)
@@ -342,11 +385,12 @@ class JobOrchestrator implements Orchestrator {
     this.#emit(pending)
   }
 
-  async #finish (job: JobRecord, end: Ending): Promise<void> {
+  /** `workerReceipt`: a job run on another node keeps that worker's signed receipt instead of one of ours. */
+  async #finish (job: JobRecord, end: Ending, workerReceipt?: SignedEnvelope): Promise<void> {
     const done = toFinished(job, end, Date.now())
     const latencyMs = done.latencyMs ?? 0
     try {
-      done.receipt = signReceipt(this.#identity, receiptFor(done, this.#identity.nodeId))
+      done.receipt = workerReceipt ?? signReceipt(this.#identity, receiptFor(done, this.#identity.nodeId))
     } catch (err) {
       this.#log.error({ err, jobId: job.id }, 'could not sign the receipt; the job is stored without one')
     }

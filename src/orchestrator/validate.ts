@@ -85,7 +85,7 @@ function originOf (origin: JobOrigin | undefined): JobOrigin {
   return { ip: text(origin?.ip), peerId: text(origin?.peerId), delegate: text(origin?.delegate) }
 }
 
-function checkDeadline (deadlineMs: number | undefined, defaultDeadlineMs: number): number {
+export function checkDeadline (deadlineMs: number | undefined, defaultDeadlineMs: number): number {
   if (deadlineMs === undefined || deadlineMs === 0) return defaultDeadlineMs
   if (typeof deadlineMs !== 'number' || !Number.isFinite(deadlineMs) || deadlineMs < 0 || deadlineMs > MAX_DEADLINE_MS) {
     throw new InvalidDeadlineError(Number(deadlineMs), MAX_DEADLINE_MS)

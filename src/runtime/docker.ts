@@ -67,6 +67,7 @@ class DockerRuntime implements Runtime {
   readonly #services = new Map<string, ServiceMonitor>()
   /** Image readiness of one-shot containers, from the last check. */
   readonly #oneShot = new Map<string, OneShotStatus>()
+  readonly #order: string[] = []
   readonly #checks = new Set<Promise<void>>()
   readonly #listeners = new Set<(event: ContainerEvent) => void>()
   #hardware: Promise<HardwareInfo> | undefined
@@ -92,6 +93,7 @@ class DockerRuntime implements Runtime {
       changed: (status: ContainerStatus, detail: string) => { this.#changed(status, detail) }
     }
     for (const container of init.containers ?? []) {
+      this.#order.push(container.id)
       if (container.mode === 'service') {
         this.#services.set(container.id, new ServiceMonitor(serviceContext, container))
       } else {
@@ -128,9 +130,16 @@ class DockerRuntime implements Runtime {
 
   containerStatuses (): ContainerStatus[] {
     const statuses: ContainerStatus[] = []
-    for (const monitor of this.#services.values()) statuses.push(monitor.status())
     const now = Date.now()
-    for (const entry of this.#oneShot.values()) {
+    // In config order, so status listings read like the config.
+    for (const id of this.#order) {
+      const monitor = this.#services.get(id)
+      if (monitor !== undefined) {
+        statuses.push(monitor.status())
+        continue
+      }
+      const entry = this.#oneShot.get(id)
+      if (entry === undefined) continue
       // Cheap: a missing image is looked at again (one inspect, in the background) at most every few seconds.
       if (entry.state === 'missing' && this.#started && now - entry.checkedAtMs >= ONESHOT_STATUS_REFRESH_MS) this.#checkOneShot(entry)
       statuses.push({ id: entry.container.id, mode: 'oneshot', state: entry.state, restarts: 0, lastError: entry.lastError, hostPort: 0 })
@@ -214,13 +223,15 @@ class DockerRuntime implements Runtime {
 
   /** The verified image id, through the resolver; the outcome also becomes the container's readiness. */
   async #ensureImage (container: ContainerConfig, signal: AbortSignal): Promise<string> {
-    const entry = this.#oneShot.get(container.id)
+    const known = this.#oneShot.get(container.id)
+    // Only a run of the configured image says something about the configured container's readiness.
+    const entry = known?.container.image === container.image && known.container.digest === container.digest ? known : undefined
     try {
       const id = await this.#images.ensure(container, { signal })
-      if (entry !== undefined && entry.container === container) this.#oneShotChecked(entry, 'ready', '')
+      if (entry !== undefined) this.#oneShotChecked(entry, 'ready', '')
       return id
     } catch (err) {
-      if (entry !== undefined && entry.container === container) this.#oneShotChecked(entry, 'missing', (err as Error).message)
+      if (entry !== undefined && !signal.aborted) this.#oneShotChecked(entry, 'missing', (err as Error).message)
       throw err
     }
   }

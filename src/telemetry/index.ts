@@ -1,4 +1,6 @@
 import type { Orchestrator } from '../orchestrator/types.ts'
+import type { ImageCache } from '../images/types.ts'
+import type { Mesh } from '../mesh/index.ts'
 import type { Startable } from '../types.ts'
 import type { Logger } from './logger.ts'
 import { createMetrics, type NodeMetrics } from './metrics.ts'
@@ -21,14 +23,19 @@ export interface Telemetry extends Startable {
 
 /** Keeps Prometheus metrics in step with the orchestrator's job events and serves them. */
 export function telemetry (init: TelemetryInit) {
-  return (components: { orchestrator: Orchestrator, logger: Logger }): Telemetry => {
+  return (components: { orchestrator: Orchestrator, logger: Logger, images?: ImageCache, mesh?: Mesh }): Telemetry => {
     const logger = components.logger.child({ component: 'telemetry' })
-    const metrics = createMetrics({ queued: () => components.orchestrator.stats().queued, active: () => components.orchestrator.stats().active })
+    const metrics = createMetrics({
+      queued: () => components.orchestrator.stats().queued,
+      active: () => components.orchestrator.stats().active,
+      cacheHitRatio: () => components.images?.stats().hitRatio ?? 1
+    })
     const sample = systemSampler()
     const server = init.metrics.enabled
       ? metricsServer({ host: init.metrics.host, port: init.metrics.port, registry: metrics.registry, logger })
       : undefined
     let unsubscribe: (() => void) | undefined
+    let others: Array<() => void> = []
 
 
     return {
@@ -43,11 +50,16 @@ export function telemetry (init: TelemetryInit) {
             if (event.latencyMs !== undefined) metrics.jobLatency.observe({ container: event.containerId }, event.latencyMs / 1000)
           }
         })
+        // Rejections carry the rule and container, never the origin of the job or message.
+        others = [components.orchestrator.onRejected((r) => metrics.guardianRejections.inc({ reason: r.reason, container: r.containerId }))]
+        if (components.mesh !== undefined) others.push(components.mesh.onRejected((r) => metrics.gossipRejected.inc({ topic: r.topic, code: r.code })))
         await server?.start()
       },
       async stop () {
         unsubscribe?.()
         unsubscribe = undefined
+        for (const o of others) o()
+        others = []
         await server?.stop()
       }
     }

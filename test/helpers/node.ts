@@ -49,6 +49,10 @@ export interface TestNodeOptions {
   jobs?: Record<string, unknown>
   store?: Record<string, unknown>
   api?: Record<string, unknown>
+  /** mesh: section; default: the mesh is disabled (tests of one node need none). */
+  mesh?: Record<string, unknown>
+  node?: Record<string, unknown>
+  runtime?: Record<string, unknown>
   /** Reuse a data dir (restart tests). */
   dir?: string
 }
@@ -60,12 +64,14 @@ export interface TestNodeOptions {
 export async function startTestNode (opts: TestNodeOptions = {}): Promise<TestNode> {
   const dir = opts.dir ?? await mkdtemp(path.join(os.tmpdir(), 'inframind-test-'))
   const doc = {
-    node: { name: 'test', roles: ['worker'], data_dir: dir },
+    node: { name: 'test', roles: ['worker'], data_dir: dir, ...opts.node },
     identity: { key_file: path.join(dir, 'keys', 'identity.key') },
     api: { public: '127.0.0.1:0', control: '127.0.0.1:0', ...opts.api },
     jobs: { concurrency: 2, queue_size: 16, default_deadline_ms: 60_000, ...opts.jobs },
     store: { max_results: 100, ...opts.store },
     telemetry: { metrics: { enabled: true, listen: '127.0.0.1:0' }, log_level: 'silent' },
+    runtime: { prefetch: false, ...opts.runtime },
+    mesh: opts.mesh === undefined ? { enabled: false } : { listen: ['/ip4/127.0.0.1/tcp/0'], heartbeat_interval_ms: 1000, ...opts.mesh },
     containers: opts.containers ?? [containerYaml('echo')]
   }
   const config = parseConfig(stringify(doc), path.join(dir, 'config.yaml'))

@@ -1,7 +1,7 @@
 import test from 'ava'
 import { dockerRuntime, resolveEngine } from '../../src/runtime/index.ts'
 import { silentLogger } from '../../src/telemetry/logger.ts'
-import { testContainer } from '../helpers/images.ts'
+import { serviceContainer, testContainer } from '../helpers/images.ts'
 
 // No engine needed: these talk to a unix socket path that does not exist.
 const MISSING_SOCKET = '/nonexistent/inframind-test/docker.sock'
@@ -38,4 +38,18 @@ test('resolveEngine: explicit socket, then DOCKER_HOST, then the default socket'
     if (saved === undefined) delete process.env['DOCKER_HOST']
     else process.env['DOCKER_HOST'] = saved
   }
+})
+
+test('before start(): services read stopped, one-shot containers missing; a service job is NOT_STARTED', async (t) => {
+  const svc = serviceContainer('svc', 'serve')
+  const runtime = dockerRuntime({ socket: MISSING_SOCKET, containers: [testContainer(), svc] })({ logger: silentLogger() })
+  t.deepEqual(runtime.containerStatuses(), [
+    { id: 'echo', mode: 'oneshot', state: 'missing', restarts: 0, lastError: 'not checked yet', hostPort: 0 },
+    { id: 'svc', mode: 'service', state: 'stopped', restarts: 0, lastError: '', hostPort: 0 }
+  ])
+  const err = await t.throwsAsync(runtime.run({ jobId: 'j', container: svc, input: new Uint8Array() }))
+  t.is((err as Error & { code: string }).code, 'NOT_STARTED')
+  await t.throwsAsync(runtime.start(), { name: 'EngineUnavailableError' })
+  t.is(runtime.containerStatuses()[1]?.state, 'stopped', 'no service is started when the engine is not there')
+  await runtime.stop()
 })

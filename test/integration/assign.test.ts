@@ -1,0 +1,145 @@
+import test, { type ExecutionContext } from 'ava'
+import { randomBytes } from 'node:crypto'
+import { envelopeFromWire } from '../../src/api/convert.ts'
+import { signEnvelope } from '../../src/envelope/index.ts'
+import { identityFromSeed } from '../../src/identity/index.ts'
+import type { Identity } from '../../src/identity/types.ts'
+import { decodeAck, encodeAssignment, PAYLOAD_TYPES, TOPICS, type JobResultNotice } from '../../src/mesh/index.ts'
+import { verifyReceipt } from '../../src/receipt/index.ts'
+import { containerYaml, startTestNode, text, waitJob, type TestNode, type TestNodeOptions } from '../helpers/node.ts'
+
+// Real nodes (LevelDB, Docker, gRPC, libp2p over 127.0.0.1): a scheduler+gateway and workers.
+
+async function start (t: ExecutionContext, opts: TestNodeOptions): Promise<TestNode> {
+  const n = await startTestNode(opts)
+  t.teardown(async () => await n.destroy())
+  return n
+}
+
+function meshAddr (n: TestNode): string {
+  const addr = n.node.mesh?.addresses().find((a) => a.includes('/p2p/'))
+  if (addr === undefined) throw new Error('node has no mesh address')
+  return addr
+}
+
+async function eventually<T> (fn: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    const v = fn()
+    if (v !== undefined && v !== false) return v
+    if (Date.now() > until) throw new Error('condition not met in time')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+async function meshOf (t: ExecutionContext): Promise<{ gateway: TestNode, worker: TestNode }> {
+  const worker = await start(t, { mesh: {}, containers: [containerYaml('echo')] })
+  const gateway = await start(t, { mesh: { bootstrap: [meshAddr(worker)] }, node: { roles: ['scheduler', 'gateway'] }, containers: [] })
+  // The gateway knows the worker once its heartbeat arrives, and the worker knows the scheduler likewise.
+  await eventually(() => gateway.node.mesh?.livePeer(worker.node.identity.nodeId) ?? undefined)
+  await eventually(() => worker.node.mesh?.livePeer(gateway.node.identity.nodeId) ?? undefined)
+  return { gateway, worker }
+}
+
+function assignment (scheduler: Identity, workerId: string, fields: { jobId?: string, deadlineAtMs?: number, input?: Uint8Array } = {}) {
+  return signEnvelope(scheduler, PAYLOAD_TYPES.assignment, encodeAssignment({
+    jobId: fields.jobId ?? `grpc-${randomBytes(4).toString('hex')}`,
+    containers: ['echo'],
+    input: fields.input ?? text('by grpc'),
+    inputHash: new Uint8Array(),
+    inputSize: 0,
+    inputProvider: '',
+    workerId,
+    schedulerId: scheduler.nodeId,
+    issuedAtMs: Date.now(),
+    deadlineAtMs: fields.deadlineAtMs ?? Date.now() + 30_000,
+    requiresProof: false
+  }))
+}
+
+test('a job submitted to the gateway is assigned over gossip, run by the worker, and returned with its receipt', async (t) => {
+  const { gateway, worker } = await meshOf(t)
+  const { jobId } = await gateway.client.submitJob({ containerId: 'echo', input: text('through the mesh') })
+  const states: string[] = []
+  let done
+  for await (const e of gateway.client.watchJob(jobId)) {
+    states.push(`${e.state}:${e.detail}`)
+    if (e.job !== null) done = e.job
+  }
+  t.truthy(done)
+  t.is(done!.state, 'JOB_STATE_SUCCESS', done!.error)
+  t.is(Buffer.from(done!.output).toString(), 'through the mesh')
+  t.true(states.some((s) => s.includes(`accepted by ${worker.node.identity.nodeId}`)), states.join(' | '))
+  const verdict = verifyReceipt(envelopeFromWire(done!.receipt!), { output: new Uint8Array(done!.output) })
+  t.true(verdict.valid)
+  if (verdict.valid) {
+    t.is(verdict.receipt.workerId, worker.node.identity.nodeId, 'the receipt is the worker\'s own')
+    t.is(verdict.receipt.schedulerId, gateway.node.identity.nodeId)
+  }
+  // The worker holds the same job, run once.
+  const onWorker = await worker.client.getJob(jobId)
+  t.is(onWorker.state, 'JOB_STATE_SUCCESS')
+})
+
+test('inputs and outputs above the inline limit travel by hash over the fetch protocol', async (t) => {
+  const { gateway } = await meshOf(t)
+  const big = randomBytes(20_000).toString('hex')
+  const { jobId } = await gateway.client.submitJob({ containerId: 'echo', input: text(big) })
+  const done = await waitJob(gateway.client, jobId)
+  t.is(done.state, 'JOB_STATE_SUCCESS', done.error)
+  t.is(Buffer.from(done.output).toString(), big)
+})
+
+test('assignment through gRPC AssignJob is acknowledged, and a duplicate never runs twice', async (t) => {
+  const { gateway, worker } = await meshOf(t)
+  const scheduler = gateway.node.identity
+  const env = assignment(scheduler, worker.node.identity.nodeId, { jobId: 'dup-1' })
+  const first = decodeAck((await worker.client.assignJob(env)).payload)
+  t.true(first.accepted, first.reason)
+  t.false(first.duplicate)
+  const second = decodeAck((await worker.client.assignJob(env)).payload)
+  t.true(second.accepted)
+  t.true(second.duplicate)
+  const job = await waitJob(worker.client, 'dup-1')
+  t.is(Buffer.from(job.output).toString(), 'by grpc')
+  t.is((await worker.control.getStatus()).jobsServed, 1, 'ran once')
+})
+
+test('assignments from untrusted schedulers, for other workers, or past their deadline are refused with the reason', async (t) => {
+  const { gateway, worker } = await meshOf(t)
+  const stranger = identityFromSeed(randomBytes(32))
+  const refused = async (env: ReturnType<typeof assignment>): Promise<string> => {
+    const ack = decodeAck((await worker.client.assignJob(env)).payload)
+    t.false(ack.accepted)
+    return ack.code
+  }
+  t.is(await refused(assignment(stranger, worker.node.identity.nodeId)), 'UNTRUSTED_SCHEDULER')
+  t.is(await refused(assignment(gateway.node.identity, stranger.nodeId)), 'WRONG_WORKER')
+  t.is(await refused(assignment(gateway.node.identity, worker.node.identity.nodeId, { deadlineAtMs: Date.now() - 1000 })), 'EXPIRED')
+  const forged = assignment(gateway.node.identity, worker.node.identity.nodeId)
+  forged.signature[3] ^= 1
+  t.is(await refused(forged), 'INVALID_ASSIGNMENT')
+  // Still serving.
+  const ok = decodeAck((await worker.client.assignJob(assignment(gateway.node.identity, worker.node.identity.nodeId))).payload)
+  t.true(ok.accepted)
+})
+
+test('a job result is gossiped and anyone holding only the receipt can verify it', async (t) => {
+  const { gateway, worker } = await meshOf(t)
+  const observer = await start(t, { mesh: { bootstrap: [meshAddr(worker)] }, node: { roles: ['validator', 'archive'] }, containers: [] })
+  const notices: JobResultNotice[] = []
+  observer.node.mesh?.subscribe<JobResultNotice>(TOPICS.receipts, (m) => notices.push(m.value))
+  await eventually(() => observer.node.mesh?.livePeer(worker.node.identity.nodeId) ?? undefined)
+  const { jobId } = await gateway.client.submitJob({ containerId: 'echo', input: text('gossiped') })
+  await waitJob(gateway.client, jobId)
+  const notice = await eventually(() => notices.find((n) => n.receipt !== null && verifyReceipt(n.receipt).valid))
+  const verdict = verifyReceipt(notice.receipt!, { output: notice.output })
+  t.true(verdict.valid)
+  if (verdict.valid) t.is(verdict.receipt.jobId, jobId)
+})
+
+test('a gateway refuses a container no live worker serves', async (t) => {
+  const { gateway } = await meshOf(t)
+  const err = await t.throwsAsync(gateway.client.submitJob({ containerId: 'sentiment', input: text('x') }))
+  t.is((err as { code?: number }).code, 5 /* NOT_FOUND */)
+})
