@@ -93,11 +93,14 @@ export async function runStatus (argv: string[], io: CliIo): Promise<number> {
       ['Active Jobs', `${s.activeJobs} running, ${s.queuedJobs} queued`],
       ['CPU', `${s.cpuPercent.toFixed(1)} % of one core (node process)`],
       ['RAM', `${formatBytes(s.rssBytes)} node RSS; host ${formatBytes(s.memoryUsedBytes)} used of ${formatBytes(s.memoryTotalBytes)}`],
+      ['Image Cache', s.imageCacheHits + s.imageCacheMisses === 0 ? 'no lookups yet' : `${(s.imageCacheHitRatio * 100).toFixed(1)} % hits (${s.imageCacheHits} hits, ${s.imageCacheMisses} fetched)`],
+      ['Guardian', `${s.guardianRejections} jobs refused`],
       ['Metrics', s.metricsUrl === '' ? 'disabled' : s.metricsUrl]
     ]
     io.out(rows.map(([k, v]) => `${k.padEnd(12)} ${v}`).join('\n') + '\n\nContainers\n')
-    io.out(table(['ID', 'IMAGE', 'DIGEST', 'SCHEMA', 'IMAGE READY'], s.containers.map((c) => [
-      c.id, c.image, shortDigest(c.digest), `${c.inputSchema} -> ${c.outputSchema}`, c.imagePresent ? 'yes' : 'NO (run npm run setup)'
+    io.out(table(['ID', 'MODE', 'STATE', 'RESTARTS', 'IMAGE', 'DIGEST', 'SCHEMA', 'NOTE'], s.containers.map((c) => [
+      c.id, c.mode, c.state, String(c.restarts), c.image, shortDigest(c.digest), `${c.inputSchema} -> ${c.outputSchema}`,
+      c.lastError !== '' ? c.lastError.slice(0, 80) : (c.imagePresent ? '' : 'image missing: run npm run setup')
     ])))
     return 0
   } catch (err) {
@@ -259,6 +262,33 @@ export async function runJobs (argv: string[], io: CliIo): Promise<number> {
     return 0
   } catch (err) {
     return reportRpcError(err, ep.public, io)
+  } finally {
+    client.close()
+  }
+}
+
+export async function runPeers (argv: string[], io: CliIo): Promise<number> {
+  const args = parseArgs(argv, COMMON, ['json', 'all'])
+  const ep = endpoints(args, io)
+  const client = connectControl(ep.control)
+  try {
+    const res = await client.listPeers({ timeoutMs: timeoutMs(args) })
+    if (args.flags.has('json')) { io.out(JSON.stringify(res, null, 2) + '\n'); return 0 }
+    if (res.addresses.length === 0) { io.out('this node is not on the mesh (mesh.enabled is false)\n'); return 0 }
+    io.out(`node ${res.nodeId}\nlistening on ${res.addresses.join(', ')}\n\n`)
+    const peers = res.peers.filter((p) => args.flags.has('all') || p.alive || p.connected)
+    if (peers.length === 0) io.out('no peers yet (check mesh.bootstrap)\n')
+    else {
+      io.out(table(['NODE', 'ROLES', 'CONTAINERS', 'LATENCY', 'LAST SEEN', 'LOAD', 'ADDRESS'], peers.map((p) => [
+        p.nodeId, p.roles.join(',') || '?', p.containers.join(',') || '-', p.latencyMs >= 0 ? `${p.latencyMs.toFixed(0)} ms` : '-',
+        p.lastSeenMs > 0 ? `${((Date.now() - p.lastSeenMs) / 1000).toFixed(1)} s ago` : 'never', p.load.toFixed(2), p.addresses[0] ?? '-'
+      ])))
+    }
+    const rejected = Object.entries(res.rejected)
+    if (rejected.length > 0) io.out(`\nrejected gossip: ${rejected.map(([k, v]) => `${k} ${v}`).join(', ')}\n`)
+    return 0
+  } catch (err) {
+    return reportRpcError(err, ep.control, io)
   } finally {
     client.close()
   }

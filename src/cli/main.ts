@@ -1,7 +1,7 @@
 /** `infra`: the operator's command line. The only place that writes to the console for users. */
 import { pathToFileURL } from 'node:url'
 import { UsageError } from './args.ts'
-import { runJob, runJobs, runStatus, runSubmit, type CliIo } from './client-commands.ts'
+import { runJob, runJobs, runPeers, runStatus, runSubmit, type CliIo } from './client-commands.ts'
 import { runInit } from './init.ts'
 import { runVerify } from './verify.ts'
 
@@ -11,8 +11,11 @@ commands:
   init --keygen [--force] [--key FILE] [--config FILE]   create this node's ed25519 identity
   start [--config FILE]                                  run the node (Ctrl-C stops it)
   status [--json]                                        node id, jobs, latency, uptime, resources, containers
-  submit --container ID (--input TEXT | --input-file F|-) [--wait] [--json] [--deadline MS] [--job-id ID] [--output-file F]
-  job ID [--json | --receipt] [--output-file F]          one job: state, history, output, receipt
+  submit --container ID[,ID...] (--input TEXT | --input-file F|-) [--wait] [--json] [--deadline MS] [--job-id ID]
+         [--requires-proof] [--delegate ID] [--output-file F]   a comma list runs a chain
+  job ID [--json | --receipt | --steps] [--output-file F]  one job: state, history, output, receipt, chain steps
+  peers [--all] [--json]                                 mesh peers: roles, containers, latency
+  devnet [--nodes N] [--jobs N]                          a local mesh of N processes on loopback (Ctrl-C stops it)
   jobs [--state S] [--limit N] [--json]                  recent jobs, newest first
   verify <file|-> [--output FILE] [--json]               check a receipt offline (exit 0 valid, 1 invalid)
 
@@ -40,6 +43,11 @@ export async function cli (argv: string[], io: CliIo): Promise<number> {
       case 'submit': return await runSubmit(rest, io)
       case 'job': return await runJob(rest, io)
       case 'jobs': return await runJobs(rest, io)
+      case 'peers': return await runPeers(rest, io)
+      case 'devnet': {
+        const { runDevnet } = await import('./devnet.ts')
+        return await runDevnet(rest, io)
+      }
       case 'verify': return await runVerify(rest, io)
       case undefined:
       case 'help':

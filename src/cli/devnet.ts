@@ -1,0 +1,178 @@
+/**
+ * A local mesh of separate node processes on loopback: a scheduler+gateway, workers, and a node with
+ * the validator and archive roles, joined by bootstrap and the DHT. Used by `npm run demo` and
+ * `infra devnet --nodes N`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parse, stringify } from 'yaml'
+import { connectControl } from '../api/client.ts'
+import { loadOrCreateIdentity } from '../identity/index.ts'
+import { parseArgs, str, UsageError } from './args.ts'
+import type { CliIo } from './client-commands.ts'
+import { spinner, table } from './format.ts'
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+const ENTRYPOINT = path.join(ROOT, 'entrypoint.ts')
+/** Long enough for a cold 2-core machine to start node processes and a warm model server. */
+const READY_TIMEOUT_MS = 120_000
+
+export interface DevnetNode {
+  name: string
+  roles: string[]
+  nodeId: string
+  dir: string
+  publicAddr: string
+  controlAddr: string
+  meshAddr: string
+  logFile: string
+  child: ChildProcess
+}
+
+export interface Devnet {
+  nodes: DevnetNode[]
+  gateway: DevnetNode
+  stop(): Promise<void>
+}
+
+export interface DevnetOptions {
+  /** Total nodes (≥ 3): one scheduler+gateway, one validator+archive, the rest workers. */
+  nodes: number
+  baseDir: string
+  /** Give the first worker the warm `mode: service` containers of config.yaml (others run one-shot only). */
+  warmOnFirstWorker: boolean
+  progress: (line: string) => void
+}
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+interface Plan { name: string, roles: string[], containers: 'all' | 'oneshot' | 'none' }
+
+function plan (n: number, warmFirst: boolean): Plan[] {
+  const workers = Array.from({ length: n - 2 }, (_, i): Plan => ({
+    name: `worker-${i + 1}`, roles: ['worker'], containers: warmFirst && i === 0 ? 'all' : 'oneshot'
+  }))
+  return [{ name: 'gateway', roles: ['scheduler', 'gateway'], containers: 'none' }, ...workers, { name: 'validator', roles: ['validator', 'archive'], containers: 'none' }]
+}
+
+export async function startDevnet (opts: DevnetOptions): Promise<Devnet> {
+  if (opts.nodes < 3) throw new UsageError('a devnet needs at least 3 nodes (gateway, worker, validator)')
+  const base = parse(await readFile(path.join(ROOT, 'config.yaml'), 'utf8')) as Record<string, any>
+  const started: DevnetNode[] = []
+  const stop = async (): Promise<void> => {
+    await Promise.all(started.map(async (n) => {
+      if (n.child.exitCode !== null || n.child.signalCode !== null) return
+      const exited = new Promise((resolve) => n.child.once('exit', resolve))
+      n.child.kill('SIGTERM')
+      // A node stops its service containers before exiting; give it time, then insist.
+      const timer = setTimeout(() => n.child.kill('SIGKILL'), 20_000)
+      await exited
+      clearTimeout(timer)
+    }))
+  }
+  try {
+    let bootstrap = ''
+    for (const p of plan(opts.nodes, opts.warmOnFirstWorker)) {
+      const dir = path.join(opts.baseDir, p.name)
+      await mkdir(dir, { recursive: true, mode: 0o700 })
+      // A fresh job store each run; the node keeps its identity between runs.
+      await rm(path.join(dir, 'store'), { recursive: true, force: true })
+      const keyFile = path.join(dir, 'identity.key')
+      const { identity } = loadOrCreateIdentity(keyFile)
+      const [pub, ctl, metrics, meshPort] = [await freePort(), await freePort(), await freePort(), await freePort()]
+      const doc = structuredClone(base)
+      doc.node = { ...doc.node, name: p.name, roles: p.roles, data_dir: dir }
+      doc.identity = { key_file: keyFile }
+      // Everything on loopback: a devnet is reachable from this machine only.
+      doc.api = { ...doc.api, public: `127.0.0.1:${pub}`, control: `127.0.0.1:${ctl}` }
+      doc.telemetry = { ...doc.telemetry, metrics: { ...doc.telemetry.metrics, listen: `127.0.0.1:${metrics}` } }
+      doc.mesh = { ...doc.mesh, listen: [`/ip4/127.0.0.1/tcp/${meshPort}`], bootstrap: bootstrap === '' ? [] : [bootstrap], heartbeat_interval_ms: 1000 }
+      doc.runtime = { ...doc.runtime, prefetch: false }
+      const containers = (doc.containers ?? []) as Array<Record<string, unknown>>
+      doc.containers = p.containers === 'none' ? [] : containers.filter((c) => p.containers === 'all' || c.mode !== 'service')
+      const configFile = path.join(dir, 'config.yaml')
+      await writeFile(configFile, stringify(doc))
+      const logFile = path.join(dir, 'node.log')
+      const log = await open(logFile, 'w')
+      const child = spawn(process.execPath, [ENTRYPOINT, '--config', configFile], { stdio: ['ignore', log.fd, log.fd] })
+      child.once('exit', () => { log.close().catch(() => {}) })
+      const meshAddr = `/ip4/127.0.0.1/tcp/${meshPort}/p2p/${identity.nodeId}`
+      if (bootstrap === '') bootstrap = meshAddr
+      started.push({ name: p.name, roles: p.roles, nodeId: identity.nodeId, dir, publicAddr: `127.0.0.1:${pub}`, controlAddr: `127.0.0.1:${ctl}`, meshAddr, logFile, child })
+      opts.progress(`started ${p.name} (${p.roles.join('+')}) ${identity.nodeId}`)
+    }
+    await waitForMesh(started, opts.progress)
+    return { nodes: started, gateway: started[0] as DevnetNode, stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+}
+
+/** Until every node answers and the gateway hears every other node's heartbeat. */
+async function waitForMesh (nodes: DevnetNode[], progress: (line: string) => void): Promise<void> {
+  const until = Date.now() + READY_TIMEOUT_MS
+  const gateway = nodes[0] as DevnetNode
+  const control = connectControl(gateway.controlAddr)
+  try {
+    for (;;) {
+      const dead = nodes.find((n) => n.child.exitCode !== null)
+      if (dead !== undefined) {
+        const tail = (await readFile(dead.logFile, 'utf8').catch(() => '')).split('\n').slice(-12).join('\n')
+        throw new Error(`${dead.name} exited during start (log ${dead.logFile}):\n${tail}`)
+      }
+      try {
+        const { peers } = await control.listPeers({ timeoutMs: 1000 })
+        const alive = peers.filter((p) => p.alive).length
+        if (alive >= nodes.length - 1) {
+          progress(`mesh ready: the gateway sees ${alive} peers`)
+          return
+        }
+      } catch {}
+      if (Date.now() > until) throw new Error(`the mesh did not form within ${READY_TIMEOUT_MS / 1000} s; logs are in ${path.dirname(gateway.dir)}`)
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+  } finally {
+    control.close()
+  }
+}
+
+/** `infra devnet --nodes N`: start a mesh, print how to use it, keep it running until Ctrl-C. */
+export async function runDevnet (argv: string[], io: CliIo): Promise<number> {
+  const args = parseArgs(argv, ['nodes', 'dir'], ['warm'])
+  const nodes = Number(str(args, 'nodes') ?? 5)
+  if (!Number.isInteger(nodes) || nodes < 3 || nodes > 64) throw new UsageError('--nodes must be an integer from 3 to 64')
+  const baseDir = path.resolve(str(args, 'dir') ?? path.join(ROOT, '.data', 'devnet'))
+  const spin = spinner(io.stderr, `starting a devnet of ${nodes} nodes`)
+  let net: Devnet
+  try {
+    net = await startDevnet({ nodes, baseDir, warmOnFirstWorker: args.flags.has('warm'), progress: (line) => spin.update(line) })
+  } catch (err) {
+    spin.stop(`devnet failed: ${(err as Error).message}`)
+    return 1
+  }
+  spin.stop(`devnet of ${nodes} nodes is up (data and logs in ${baseDir})`)
+  io.out(table(['NODE', 'ROLES', 'NODE ID', 'gRPC', 'CONTROL'], net.nodes.map((n) => [n.name, n.roles.join('+'), n.nodeId, n.publicAddr, n.controlAddr])))
+  io.out(`\nsubmit jobs through the gateway, e.g.:\n  infra submit --addr ${net.gateway.publicAddr} --container echo --input hello --wait\n  infra peers --control ${net.gateway.controlAddr}\n\nCtrl-C stops every node (and their containers).\n`)
+  await new Promise<void>((resolve) => {
+    const onSignal = (): void => { resolve() }
+    process.once('SIGINT', onSignal)
+    process.once('SIGTERM', onSignal)
+    for (const n of net.nodes) n.child.once('exit', (code) => { if (code !== 0) io.err(`${n.name} exited (code ${code}); log: ${n.logFile}\n`) })
+  })
+  io.err('stopping the devnet...\n')
+  await net.stop()
+  return 0
+}
