@@ -1,67 +1,37 @@
 /**
- * `npm run demo`: starts a real node (a separate process, as an operator would), submits sample
- * jobs through its gRPC API as a client would, shows progress, and prints a table of results with
- * each receipt verified offline.
+ * `npm run demo`: a local mesh of separate node processes on loopback (a scheduler+gateway, three
+ * workers, a validator+archive node), joined by bootstrap and the DHT. Sample jobs go in through the
+ * gateway's gRPC API as a client would, with progress shown; a table shows each result, the worker
+ * that ran it, and its receipt verified offline. Ctrl-C stops everything, containers included.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises'
-import { status as grpcStatus } from '@grpc/grpc-js'
-import { createServer } from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parse, stringify } from 'yaml'
+import { status as grpcStatus } from '@grpc/grpc-js'
 import { connectControl, connectNode, type NodeClient } from '../src/api/client.ts'
 import { envelopeFromWire } from '../src/api/convert.ts'
 import type { WireJob } from '../src/api/wire.ts'
+import { startDevnet, type Devnet } from '../src/cli/devnet.ts'
+import { spinner, stateName, table } from '../src/cli/format.ts'
 import { verifyReceipt } from '../src/receipt/index.ts'
-import { spinner, stateName, table, formatBytes } from '../src/cli/format.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const DEMO_DIR = path.join(ROOT, '.data', 'demo')
 
-function grpcStatusName (code: number): string {
-  return grpcStatus[code] ?? String(code)
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => resolve(port))
-    })
-  })
-}
-
-async function writeDemoConfig (): Promise<{ file: string, publicAddr: string, controlAddr: string }> {
-  const doc = parse(await readFile(path.join(ROOT, 'config.yaml'), 'utf8')) as Record<string, any>
-  const [pub, ctl, metrics] = [await freePort(), await freePort(), await freePort()]
-  doc.node.data_dir = DEMO_DIR
-  doc.node.name = 'demo'
-  doc.identity.key_file = path.join(DEMO_DIR, 'identity.key')
-  // The demo listens on loopback only: nothing outside this machine needs to reach it.
-  doc.api.public = `127.0.0.1:${pub}`
-  doc.api.control = `127.0.0.1:${ctl}`
-  doc.telemetry.metrics.listen = `127.0.0.1:${metrics}`
-  doc.mesh.listen = ['/ip4/127.0.0.1/tcp/0']
-  const file = path.join(DEMO_DIR, 'config.yaml')
-  await writeFile(file, stringify(doc))
-  return { file, publicAddr: `127.0.0.1:${pub}`, controlAddr: `127.0.0.1:${ctl}` }
-}
-
-interface Sample { label: string, containerId: string, input: string }
+interface Sample { label: string, containers: string[], input: string }
 
 const SAMPLES: Sample[] = [
-  { label: 'echo', containerId: 'echo', input: 'hello from the inframind demo' },
-  { label: 'sentiment (positive)', containerId: 'sentiment', input: JSON.stringify({ text: 'I love how fast the team shipped this on March 5, 2026. Great work! Write to alice@example.com' }) },
-  { label: 'sentiment (negative)', containerId: 'sentiment', input: 'The delivery cost $45, arrived 3 days late and the box was badly damaged. Terrible.' },
-  { label: 'embedding', containerId: 'embed', input: 'edge nodes run sandboxed containers and sign receipts' }
+  { label: 'echo', containers: ['echo'], input: 'hello from the inframind mesh' },
+  { label: 'sentiment (positive)', containers: ['sentiment'], input: JSON.stringify({ text: 'I love how fast the team shipped this on March 5, 2026. Great work! Write to alice@example.com' }) },
+  { label: 'sentiment (negative)', containers: ['sentiment'], input: 'The delivery cost $45, arrived 3 days late and the box was badly damaged. Terrible.' },
+  { label: 'embedding', containers: ['embed'], input: 'edge nodes run sandboxed containers and sign receipts' },
+  { label: 'warm model server', containers: ['sentiment-warm'], input: 'What a wonderful, delightful surprise!' },
+  { label: 'chain echo → sentiment', containers: ['echo', 'sentiment'], input: 'This chain works beautifully.' }
 ]
 
-async function runSample (client: NodeClient, s: Sample): Promise<{ sample: Sample, job?: WireJob, refused?: string }> {
+interface Outcome { sample: Sample, job?: WireJob, refused?: string }
+
+async function runSample (client: NodeClient, s: Sample): Promise<Outcome> {
   try {
-    const { jobId } = await client.submitJob({ containerId: s.containerId, input: new TextEncoder().encode(s.input) })
+    const { jobId } = await client.submitJob({ containers: s.containers, input: new TextEncoder().encode(s.input) })
     const spin = spinner(process.stderr, `${s.label}: submitted ${jobId}`)
     let job: WireJob | undefined
     for await (const event of client.watchJob(jobId, { timeoutMs: 120_000 })) {
@@ -96,92 +66,88 @@ function summarise (job: WireJob): string {
 }
 
 async function main (): Promise<number> {
-  await mkdir(DEMO_DIR, { recursive: true, mode: 0o700 })
-  // Each demo starts with an empty job store; the demo node keeps its identity between runs.
-  await rm(path.join(DEMO_DIR, 'store'), { recursive: true, force: true })
-  const { file, publicAddr, controlAddr } = await writeDemoConfig()
-  const logFile = path.join(DEMO_DIR, 'node.log')
-  const log = await open(logFile, 'w')
-  process.stderr.write(`starting a node (config ${path.relative(ROOT, file)}, log ${path.relative(ROOT, logFile)})\n`)
-  const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, 'entrypoint.ts'), '--config', file], {
-    stdio: ['ignore', log.fd, log.fd]
+  let net: Devnet | undefined
+  let interrupted = false
+  process.on('SIGINT', () => {
+    if (interrupted) process.exit(130)
+    interrupted = true
+    process.stderr.write('\nstopping the devnet (containers included)...\n')
+    ;(net?.stop() ?? Promise.resolve()).finally(() => process.exit(130))
   })
-  let exited = false
-  child.on('exit', () => { exited = true })
-  const stopNode = async (): Promise<void> => {
-    if (exited) return
-    child.kill('SIGTERM')
-    await new Promise((resolve) => child.once('exit', resolve))
-  }
-  process.on('SIGINT', () => { stopNode().finally(() => process.exit(130)) })
-
-  const client = connectNode(publicAddr)
-  const control = connectControl(controlAddr)
+  const spin = spinner(process.stderr, 'starting a local mesh: gateway+scheduler, 3 workers, validator+archive')
   try {
-    const spin = spinner(process.stderr, 'waiting for the node to listen')
-    const ready = Date.now()
-    for (;;) {
-      if (exited) throw new Error(`the node exited during start; see ${logFile}:\n${(await readFile(logFile, 'utf8')).split('\n').slice(-15).join('\n')}`)
-      try {
-        await control.getStatus({ timeoutMs: 1000 })
-        break
-      } catch {
-        if (Date.now() - ready > 60_000) throw new Error(`the node did not answer within 60 s; see ${logFile}`)
-        await new Promise((resolve) => setTimeout(resolve, 200))
-      }
+    net = await startDevnet({ nodes: 5, baseDir: path.join(ROOT, '.data', 'demo'), warmOnFirstWorker: true, progress: (line) => spin.update(line) })
+  } catch (err) {
+    spin.stop(`could not start the mesh: ${(err as Error).message}`)
+    return 1
+  }
+  spin.stop('mesh ready')
+  const short = (id: string): string => `${id.slice(0, 12)}…${id.slice(-4)}`
+  const names = new Map(net.nodes.map((n) => [n.nodeId, n.name]))
+  process.stdout.write('\n' + table(['NODE', 'ROLES', 'NODE ID', 'gRPC', 'MESH'], net.nodes.map((n) => [n.name, n.roles.join('+'), short(n.nodeId), n.publicAddr, n.meshAddr.replace(/\/p2p\/.*/, '')])) + '\n')
+
+  const client = connectNode(net.gateway.publicAddr)
+  const control = connectControl(net.gateway.controlAddr)
+  const worker1 = connectControl(net.nodes[1]!.controlAddr)
+  try {
+    // The warm model server loads its model at boot; wait for it rather than fail the first job.
+    const warm = spinner(process.stderr, 'waiting for the warm model server on worker-1')
+    for (let i = 0; i < 240; i++) {
+      const containers = await worker1.listContainers().catch(() => [])
+      const state = containers.find((c) => c.id === 'sentiment-warm')?.state ?? 'unknown'
+      warm.update(`warm model server on worker-1: ${state}`)
+      if (state === 'healthy' || state === 'failed') break
+      await new Promise((resolve) => setTimeout(resolve, 250))
     }
-    spin.stop(`node ready in ${Date.now() - ready} ms`)
+    warm.stop()
 
-    const info = await client.getInfo()
-    process.stdout.write(`\nnode ${info.nodeId} (v${info.version}, roles: ${info.roles.join(', ')})\n`)
-    process.stdout.write(`hardware: ${info.hardware.cpuCores} x ${info.hardware.cpuModel}, ${formatBytes(info.hardware.memoryBytes)} RAM, GPUs: ${info.hardware.gpus.length === 0 ? 'none' : info.hardware.gpus.map((g) => g.name).join(', ')}\n`)
-    process.stdout.write(`containers: ${info.containers.map((c) => `${c.id} (${c.inputSchema} -> ${c.outputSchema}${c.imagePresent ? '' : ', IMAGE MISSING'})`).join(', ')}\n\n`)
-
-    const results = []
+    const results: Outcome[] = []
     for (const s of SAMPLES) results.push(await runSample(client, s))
 
-    // Bad requests are refused with a status that says what to fix; the node keeps serving.
     const refusals: string[] = []
     for (const bad of [
       { containerId: 'no-such-model', input: new TextEncoder().encode('x') },
-      { containerId: 'sentiment', input: Uint8Array.from([0xff, 0xfe, 0x00]) }
+      { containerId: 'sentiment', input: new TextEncoder().encode('x'), jobId: 'has spaces' }
     ]) {
       try {
         await client.submitJob(bad)
       } catch (err) {
         const e = err as { code?: number, details?: string, message: string }
-        refusals.push(e.details !== undefined ? `${e.code !== undefined ? grpcStatusName(e.code) : ''}: ${e.details}` : e.message)
+        refusals.push(e.details !== undefined ? `${grpcStatus[e.code ?? 2] ?? e.code}: ${e.details}` : e.message)
       }
     }
-    const refusal = refusals.length === 2 ? refusals.join('\n  ') : ''
 
     const rows = results.map(({ sample, job, refused }) => {
-      if (job === undefined) return [sample.label, sample.containerId, 'refused', '-', refused ?? '', '-']
+      if (job === undefined) return [sample.label, sample.containers.join('→'), 'refused', '-', '-', refused ?? '', '-']
       let receipt = 'missing'
+      let worker = '-'
       if (job.receipt !== null) {
         const v = verifyReceipt(envelopeFromWire(job.receipt), { output: new Uint8Array(job.output) })
         receipt = v.valid ? 'valid ✓' : `INVALID: ${v.reason}`
+        if (v.valid) worker = names.get(v.receipt.workerId) ?? short(v.receipt.workerId)
       }
-      return [sample.label, sample.containerId, stateName(job.state), `${job.latencyMs} ms`, summarise(job), receipt]
+      return [sample.label, sample.containers.join('→'), stateName(job.state), `${job.latencyMs} ms`, worker, summarise(job), receipt]
     })
-    process.stdout.write('\n' + table(['JOB', 'CONTAINER', 'STATE', 'LATENCY', 'RESULT', 'RECEIPT'], rows))
-    process.stdout.write(`\nbad requests refused as expected:\n  ${refusal !== '' ? refusal : 'NOT REFUSED (unexpected)'}\n`)
+    process.stdout.write('\n' + table(['JOB', 'CONTAINERS', 'STATE', 'LATENCY', 'WORKER', 'RESULT', 'RECEIPT'], rows))
+    process.stdout.write(`\nbad requests refused with a status that says what to fix:\n  ${refusals.join('\n  ')}\n`)
 
-    const status = await control.getStatus()
-    process.stdout.write(`jobs served: ${status.jobsServed} (${status.succeeded} ok, ${status.failed} failed), avg latency ${status.avgLatencyMs.toFixed(1)} ms, metrics at ${status.metricsUrl}\n`)
+    const peers = await control.listPeers()
+    process.stdout.write(`\nthe gateway sees ${peers.peers.filter((p) => p.alive).length} live peers: ${peers.peers.filter((p) => p.alive).map((p) => `${names.get(p.nodeId) ?? short(p.nodeId)} (${p.roles.join('+')}, ${p.latencyMs >= 0 ? `${p.latencyMs.toFixed(0)} ms` : 'ping pending'})`).join(', ')}\n`)
     const allGood = results.every((r) => r.job !== undefined && stateName(r.job.state) === 'success') &&
-      rows.every((r) => r[5] === 'valid ✓') && refusal !== ''
-    process.stdout.write(allGood ? '\ndemo OK: every job succeeded and every receipt verified\n' : '\ndemo FAILED: see the table above\n')
+      rows.every((r) => r[6] === 'valid ✓') && refusals.length === 2
+    process.stdout.write(allGood ? '\ndemo OK: every job succeeded on the mesh and every receipt verified\n' : '\ndemo FAILED: see the table above\n')
     return allGood ? 0 : 1
   } finally {
     client.close()
     control.close()
-    await stopNode()
-    await log.close()
+    worker1.close()
+    const stopping = spinner(process.stderr, 'stopping the mesh')
+    await net.stop()
+    stopping.stop('all nodes stopped')
   }
 }
 
 main().then((code) => process.exit(code), (err: unknown) => {
-  process.stderr.write(`demo failed: ${(err as Error).message}\n`)
+  process.stderr.write(`demo failed: ${(err as Error).stack ?? String(err)}\n`)
   process.exit(1)
 })

@@ -178,6 +178,15 @@ export function mesh (init: MeshInit) {
       }
     }
 
+    // The first latency of a new peer is measured at once, not at the next ping round.
+    const onConnect = (evt: CustomEvent<{ remotePeer: { toString: () => string } }>): void => {
+      const peer = evt.detail.remotePeer
+      setTimeout(() => {
+        node?.services.ping.ping(peer as never, { signal: AbortSignal.timeout(5_000) })
+          .then((rtt) => peers.onLatency(peer.toString(), rtt), () => {})
+      }, 200)
+    }
+
     const connections = (): Map<string, string[]> => {
       const out = new Map<string, string[]>()
       for (const conn of node?.getConnections() ?? []) {
@@ -235,6 +244,7 @@ export function mesh (init: MeshInit) {
         const n = await createMeshLibp2p(config, components.identity, init.roles)
         for (const topic of Object.values(TOPICS)) n.services.pubsub.topicValidators.set(topic, validator(topic))
         n.services.pubsub.addEventListener('message', deliver)
+        n.addEventListener('connection:open', onConnect as never)
         await n.start()
         for (const topic of Object.values(TOPICS)) n.services.pubsub.subscribe(topic)
         await handleFetch(n, components.content, logger)
@@ -256,6 +266,7 @@ export function mesh (init: MeshInit) {
         timers = []
         clearTimeout(provideTimer)
         n.services.pubsub.removeEventListener('message', deliver)
+        n.removeEventListener('connection:open', onConnect as never)
         await n.stop()
         logger.info('left the mesh')
       }
