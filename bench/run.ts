@@ -6,13 +6,15 @@
  * Timings are not asserted anywhere: this machine is shared and noisy, so we record ratios.
  */
 import { spawn } from 'node:child_process'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { benchOneShot } from './oneshot.ts'
 import { benchSigning } from './signing.ts'
 import { benchIdleRss } from './idle.ts'
+import { benchService } from './service.ts'
+import { benchMesh } from './mesh.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const RESULTS = path.join(ROOT, 'bench', 'results')
@@ -29,17 +31,26 @@ async function dockerVersion (): Promise<string> {
   })
 }
 
+/** `npm run bench [-- --quick] [-- --only oneshot,signing,idle,service,mesh]` */
 async function main (): Promise<void> {
   const quick = process.argv.includes('--quick')
+  const onlyArg = process.argv[process.argv.indexOf('--only') + 1]
+  const only = process.argv.includes('--only') && onlyArg !== undefined ? new Set(onlyArg.split(',')) : undefined
+  const want = (name: string): boolean => only === undefined || only.has(name)
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'inframind-bench-'))
   const ctx: BenchContext = { root: ROOT, tmp }
   try {
+    const previous = await readPrevious()
     process.stderr.write('bench: one-shot job through the node vs docker run --rm (paired)\n')
-    const oneShot = await benchOneShot(ctx, { pairs: quick ? 5 : 30 })
+    const oneShot = want('oneshot') ? await benchOneShot(ctx, { pairs: quick ? 5 : 30 }) : previous.oneShot
     process.stderr.write('bench: envelope signing, node:crypto vs tweetnacl\n')
-    const signing = benchSigning({ seconds: quick ? 0.5 : 2 })
+    const signing = want('signing') ? benchSigning({ seconds: quick ? 0.5 : 2 }) : previous.signing
     process.stderr.write('bench: idle node RSS\n')
-    const idle = await benchIdleRss(ctx, { settleMs: quick ? 2000 : 5000 })
+    const idle = want('idle') ? await benchIdleRss(ctx, { settleMs: quick ? 2000 : 5000 }) : previous.idle
+    process.stderr.write('bench: warm service container through the node vs direct HTTP (paired)\n')
+    const service = want('service') ? await benchService(ctx, { pairs: quick ? 50 : 300, seconds: quick ? 1 : 3 }) : previous.service
+    const mesh = want('mesh') ? await benchMesh(ctx, { sizes: quick ? [3] : [3, 10, 25], jobs: quick ? 30 : 200 }) : previous.mesh
+    const mesh10 = (mesh as Array<{ nodes: number, meshOverhead: { p50: number, p99: number } }> | undefined)?.find((m) => m.nodes === 10)
 
     const results = {
       at: new Date().toISOString(),
@@ -47,7 +58,12 @@ async function main (): Promise<void> {
       oneShot,
       signing,
       idle,
+      service,
+      mesh,
       targets: {
+        serviceOverheadP50Ms: { target: '<= 1', value: service?.overheadP50Ms, met: service !== undefined && service.overheadP50Ms <= 1 },
+        mesh10P50Ms: { target: '<= 30', value: mesh10?.meshOverhead.p50, met: mesh10 !== undefined && mesh10.meshOverhead.p50 <= 30 },
+        mesh10P99Ms: { target: '<= 150', value: mesh10?.meshOverhead.p99, met: mesh10 !== undefined && mesh10.meshOverhead.p99 <= 150 },
         oneShotRatio: { target: '<= 1.0', value: oneShot.ratioOfMedians, met: oneShot.ratioOfMedians <= 1.0 },
         verifyPerSecond: { target: '>= 4000', value: signing.receiptVerifyPerSecond, met: signing.receiptVerifyPerSecond >= 4000 },
         idleRssMiB: { target: '<= 150', value: idle.rssMiB, met: idle.rssMiB <= 150 }
@@ -60,6 +76,14 @@ async function main (): Promise<void> {
     process.stdout.write(md)
   } finally {
     await rm(tmp, { recursive: true, force: true })
+  }
+}
+
+async function readPrevious (): Promise<Record<string, any>> {
+  try {
+    return JSON.parse(await readFile(path.join(RESULTS, 'latest.json'), 'utf8')) as Record<string, any>
+  } catch {
+    return {}
   }
 }
 
@@ -77,6 +101,14 @@ function render (r: any): string {
     `| ed25519 envelope verify / s | node:crypto ${r.signing.nodeCrypto.verifyPerSecond.toFixed(0)} | tweetnacl ${r.signing.tweetnacl.verifyPerSecond.toFixed(0)} | ${(r.signing.nodeCrypto.verifyPerSecond / r.signing.tweetnacl.verifyPerSecond).toFixed(0)}x | |`,
     `| full receipt verify / s (decode + signature + worker id), one core | ${r.signing.receiptVerifyPerSecond.toFixed(0)} | | | >= 4000 ${r.targets.verifyPerSecond.met ? 'met' : 'NOT met'} |`,
     `| idle node RSS | ${r.idle.rssMiB.toFixed(1)} MiB | | | <= 150 MiB ${r.targets.idleRssMiB.met ? 'met' : 'NOT met'} |`,
+    '',
+    ...(r.service === undefined ? [] : [
+      `| warm service job via RunJob, median of ${r.service.pairs} pairs | ${ms(r.service.node.p50)} (p99 ${ms(r.service.node.p99)}) | direct HTTP: ${ms(r.service.direct.p50)} (p99 ${ms(r.service.direct.p99)}) | overhead p50 ${ms(r.service.overheadP50Ms)}, p99 ${ms(r.service.overheadP99Ms)} | <= 1 ms ${r.targets.serviceOverheadP50Ms.met ? 'met' : 'NOT met'} |`,
+      `| warm service job as SubmitJob + WatchJob (two calls) | ${ms(r.service.submitWatch.p50)} (p99 ${ms(r.service.submitWatch.p99)}) | | | |`,
+      ...r.service.throughput.map((x: any) => `| warm service throughput, ${x.clients} client(s) | ${x.nodeJobsPerSecond.toFixed(0)} jobs/s | direct: ${x.directCallsPerSecond.toFixed(0)} calls/s | ${(x.nodeJobsPerSecond / x.directCallsPerSecond).toFixed(2)} | |`)
+    ]),
+    ...(r.mesh === undefined ? [] : r.mesh.map((m: any) =>
+      `| mesh job, ${m.nodes} nodes (${m.jobs} jobs), container time excluded | p50 ${ms(m.meshOverhead.p50)}, p99 ${ms(m.meshOverhead.p99)} (end to end p50 ${ms(m.endToEnd.p50)}) | raw gossipsub to ${m.nodes - 1} peers: p50 ${ms(m.rawGossip.p50)}, p99 ${ms(m.rawGossip.p99)} | RSS per node: gateway ${m.rssMiB.gateway.toFixed(0)} MiB, worker ${m.rssMiB.workerMean.toFixed(0)} MiB, validator ${m.rssMiB.validator.toFixed(0)} MiB | ${m.nodes === 10 ? `p50 <= 30 ms ${r.targets.mesh10P50Ms.met ? 'met' : 'NOT met'}, p99 <= 150 ms ${r.targets.mesh10P99Ms.met ? 'met' : 'NOT met'}` : ''} |`)),
     '',
     `One-shot: both sides run the same image (${r.oneShot.image}) with the same sandbox flags and the same ${r.oneShot.inputBytes}-byte input; the node side is a gRPC SubmitJob then WatchJob until the result, the baseline is the docker CLI. Pairs alternate which side runs first.`,
     ''

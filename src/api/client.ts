@@ -17,6 +17,8 @@ export interface NodeClient {
   /** Sends a signed assignment (scheduler → worker); resolves with the worker's signed ack. */
   assignJob(assignment: SignedEnvelope, opts?: CallOptions): Promise<SignedEnvelope>
   submitJob(req: { containerId?: string, containers?: string[], input: Uint8Array, deadlineMs?: number, jobId?: string, requiresProof?: boolean, delegate?: string }, opts?: CallOptions): Promise<WireSubmitJobResponse>
+  /** Submits and waits in one call; resolves with the finished job. */
+  runJob(req: { containerId?: string, containers?: string[], input: Uint8Array, deadlineMs?: number, jobId?: string, requiresProof?: boolean, delegate?: string }, opts?: CallOptions): Promise<WireJob>
   getJob(jobId: string, opts?: CallOptions & { includeSteps?: boolean }): Promise<WireJob>
   listJobs(req?: { state?: WireJobState, limit?: number }, opts?: CallOptions): Promise<WireJobSummary[]>
   /** Yields each state change; the last event carries the finished job. */
@@ -37,7 +39,12 @@ export interface ControlClient {
 
 function channelOptions (maxMessageBytes?: number): grpc.ClientOptions {
   const size = maxMessageBytes ?? 64 * 1024 * 1024
-  return { 'grpc.max_receive_message_length': size, 'grpc.max_send_message_length': size }
+  return {
+    'grpc.max_receive_message_length': size,
+    'grpc.max_send_message_length': size,
+    // Job submission is not idempotent without a job id, so transparent retries stay off (and their buffering with them).
+    'grpc.enable_retries': 0
+  }
 }
 
 function deadline (opts?: CallOptions): Date {
@@ -73,21 +80,26 @@ function waitReady (client: grpc.Client, timeoutMs: number): Promise<void> {
   })
 }
 
+function submitRequest (req: { containerId?: string, containers?: string[], input: Uint8Array, deadlineMs?: number, jobId?: string, requiresProof?: boolean, delegate?: string }): Record<string, unknown> {
+  return {
+    containerId: req.containerId ?? '',
+    containers: req.containers ?? [],
+    input: Buffer.from(req.input.buffer, req.input.byteOffset, req.input.byteLength),
+    deadlineMs: req.deadlineMs ?? 0,
+    jobId: req.jobId ?? '',
+    requiresProof: req.requiresProof ?? false,
+    delegate: req.delegate ?? ''
+  }
+}
+
 /** A client of the public inframind.v1.Node service at host:port. */
 export function connectNode (address: string, opts: { maxMessageBytes?: number } = {}): NodeClient {
   const Ctor = serviceConstructor(NODE_SERVICE)
   const client = new Ctor(address, grpc.credentials.createInsecure(), channelOptions(opts.maxMessageBytes))
   return {
     getInfo: async (o) => await call(client, 'GetInfo', {}, o),
-    submitJob: async (req, o) => await call(client, 'SubmitJob', {
-      containerId: req.containerId ?? '',
-      containers: req.containers ?? [],
-      input: Buffer.from(req.input),
-      deadlineMs: req.deadlineMs ?? 0,
-      jobId: req.jobId ?? '',
-      requiresProof: req.requiresProof ?? false,
-      delegate: req.delegate ?? ''
-    }, o),
+    submitJob: async (req, o) => await call(client, 'SubmitJob', submitRequest(req), o),
+    runJob: async (req, o) => await call(client, 'RunJob', submitRequest(req), o),
     assignJob: async (env, o) => envelopeFromWire(await call<WireEnvelope>(client, 'AssignJob', envelopeToWire(env), o)),
     getJob: async (jobId, o) => await call(client, 'GetJob', { jobId, includeSteps: o?.includeSteps ?? false }, o),
     listJobs: async (req, o) => (await call<{ jobs: WireJobSummary[] }>(client, 'ListJobs', { state: req?.state ?? 'JOB_STATE_UNSPECIFIED', limit: req?.limit ?? 0 }, o)).jobs,

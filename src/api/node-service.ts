@@ -3,6 +3,7 @@ import * as grpc from '@grpc/grpc-js'
 import { GuardianRejectedError } from '../guardian/errors.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { ApiComponents } from './types.ts'
+import type { JobRecord } from '../store/types.ts'
 import type { WireJobEvent, WireNodeInfo, WireSubmitJobRequest } from './wire.ts'
 import { containerToWire, jobSummaryToWire, jobToWire, stateFromWire, stateToWire } from './convert.ts'
 import { InvalidRequestError, JobNotFoundError, toServiceError } from './errors.ts'
@@ -54,6 +55,25 @@ function requireJobId (jobId: unknown): string {
 
 export function nodeServiceHandlers (c: ApiComponents): grpc.UntypedServiceImplementation {
   const logger = c.logger
+  /** The one path into the orchestrator for SubmitJob and RunJob: origin from the connection, refusals counted. */
+  const submit = async (req: WireSubmitJobRequest, call: grpc.ServerUnaryCall<WireSubmitJobRequest, unknown>) => {
+    try {
+      return await c.orchestrator.submit({
+        containerId: req.containerId,
+        containers: req.containers,
+        input: new Uint8Array(req.input.buffer, req.input.byteOffset, req.input.byteLength),
+        deadlineMs: req.deadlineMs,
+        jobId: req.jobId === '' ? undefined : req.jobId,
+        origin: { ip: peerIp(call.getPeer()), peerId: '', delegate: req.delegate },
+        requiresProof: req.requiresProof
+      })
+    } catch (err) {
+      // The Guardian's rule names are a closed set; anything else is labelled by its code.
+      const reason = err instanceof GuardianRejectedError ? err.reason : (err as { code?: string }).code ?? 'INTERNAL'
+      c.telemetry.metrics.rejected.inc({ reason })
+      throw err
+    }
+  }
   return {
     GetInfo: unary(logger, 'GetInfo', async (): Promise<WireNodeInfo> => ({
       nodeId: c.identity.nodeId,
@@ -65,24 +85,33 @@ export function nodeServiceHandlers (c: ApiComponents): grpc.UntypedServiceImple
     })),
 
     // The orchestrator (and its Guardian) checks everything, including that some container is named.
-    SubmitJob: unary(logger, 'SubmitJob', async (req: WireSubmitJobRequest, call) => {
+    RunJob: unary(logger, 'RunJob', async (req: WireSubmitJobRequest, call) => {
+      // Terminal events are caught from before the submit, so a job that ends at once is not missed.
+      const ended = new Map<string, JobRecord>()
+      let waiting: { id: string, resolve: (job: JobRecord | undefined) => void } | undefined
+      const unsubscribe = c.orchestrator.onEvent((e) => {
+        if (e.job === undefined) return
+        if (waiting?.id === e.jobId) waiting.resolve(e.job)
+        else ended.set(e.jobId, e.job)
+      })
       try {
-        const { job, duplicate } = await c.orchestrator.submit({
-          containerId: req.containerId,
-          containers: req.containers,
-          input: new Uint8Array(req.input.buffer, req.input.byteOffset, req.input.byteLength),
-          deadlineMs: req.deadlineMs,
-          jobId: req.jobId === '' ? undefined : req.jobId,
-          origin: { ip: peerIp(call.getPeer()), peerId: '', delegate: req.delegate },
-          requiresProof: req.requiresProof
+        const { job } = await submit(req, call)
+        let done: JobRecord | undefined = job.state === 'success' || job.state === 'failed' ? job : ended.get(job.id)
+        done ??= await new Promise<JobRecord | undefined>((resolve) => {
+          waiting = { id: job.id, resolve }
+          call.on('cancelled', () => resolve(undefined))
         })
-        return { jobId: job.id, state: stateToWire(job.state), duplicate }
-      } catch (err) {
-        // The Guardian's rule names are a closed set; anything else is labelled by its code.
-        const reason = err instanceof GuardianRejectedError ? err.reason : (err as { code?: string }).code ?? 'INTERNAL'
-        c.telemetry.metrics.rejected.inc({ reason })
-        throw err
+        done ??= await c.orchestrator.get(job.id)
+        if (done === undefined) throw new JobNotFoundError(job.id)
+        return jobToWire(done)
+      } finally {
+        unsubscribe()
       }
+    }),
+
+    SubmitJob: unary(logger, 'SubmitJob', async (req: WireSubmitJobRequest, call) => {
+      const { job, duplicate } = await submit(req, call)
+      return { jobId: job.id, state: stateToWire(job.state), duplicate }
     }),
 
     GetJob: unary(logger, 'GetJob', async (req: { jobId: string, includeSteps: boolean }) => {
@@ -116,11 +145,11 @@ async function watchJob (c: ApiComponents, call: grpc.ServerWritableStream<{ job
   // state + detail: a chain reports each step as its own `running` event.
   let lastKey = ''
   // Subscribe before reading the job so no state change falls between the read and the subscription.
-  const finish = async (): Promise<void> => {
+  const finish = async (known?: JobRecord): Promise<void> => {
     if (done) return
     done = true
     unsubscribe()
-    const job = await c.orchestrator.get(id)
+    const job = known ?? await c.orchestrator.get(id)
     if (job === undefined) throw new JobNotFoundError(id)
     const last = job.history[job.history.length - 1]
     call.write({ jobId: id, state: stateToWire(job.state), atMs: last?.atMs ?? Date.now(), detail: last?.detail ?? '', job: jobToWire(job) })
@@ -129,7 +158,7 @@ async function watchJob (c: ApiComponents, call: grpc.ServerWritableStream<{ job
   const unsubscribe = c.orchestrator.onEvent((event) => {
     if (event.jobId !== id || done) return
     if (event.state === 'success' || event.state === 'failed') {
-      finish().catch((err: unknown) => call.emit('error', toServiceError(err)))
+      finish(event.job).catch((err: unknown) => call.emit('error', toServiceError(err)))
       return
     }
     const key = `${event.state} ${event.detail}`

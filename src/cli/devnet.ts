@@ -45,6 +45,10 @@ export interface DevnetOptions {
   /** Give the first worker the warm `mode: service` containers of config.yaml (others run one-shot only). */
   warmOnFirstWorker: boolean
   progress: (line: string) => void
+  /** Replaces config.yaml's containers on the first `count` workers (benchmarks use a trivial warm service). */
+  workerContainers?: { count: number, containers: Array<Record<string, unknown>> }
+  /** Log level of every node (default: config.yaml's). */
+  logLevel?: string
 }
 
 async function freePort (): Promise<number> {
@@ -84,6 +88,7 @@ export async function startDevnet (opts: DevnetOptions): Promise<Devnet> {
   }
   try {
     let bootstrap = ''
+    let workerIndex = 0
     for (const p of plan(opts.nodes, opts.warmOnFirstWorker)) {
       const dir = path.join(opts.baseDir, p.name)
       await mkdir(dir, { recursive: true, mode: 0o700 })
@@ -102,6 +107,11 @@ export async function startDevnet (opts: DevnetOptions): Promise<Devnet> {
       doc.runtime = { ...doc.runtime, prefetch: false }
       const containers = (doc.containers ?? []) as Array<Record<string, unknown>>
       doc.containers = p.containers === 'none' ? [] : containers.filter((c) => p.containers === 'all' || c.mode !== 'service')
+      if (p.roles.includes('worker')) {
+        if (opts.workerContainers !== undefined && workerIndex < opts.workerContainers.count) doc.containers = opts.workerContainers.containers
+        workerIndex += 1
+      }
+      if (opts.logLevel !== undefined) doc.telemetry.log_level = opts.logLevel
       const configFile = path.join(dir, 'config.yaml')
       await writeFile(configFile, stringify(doc))
       const logFile = path.join(dir, 'node.log')

@@ -38,9 +38,14 @@ export async function runChain (queued: JobRecord, containers: ContainerConfig[]
   for (let i = first; i < n; i++) {
     const container = containers[i] as ContainerConfig
     job = toRunning(job, Date.now(), `step ${i + 1}/${n}: ${container.id}`)
-    await deps.update(job)
-    // stop() came while the state was being written: this step has not run, so park the job.
-    if (deps.signal.reason === STOP_REASON) return { kind: 'stopped', job }
+    // The `running` write goes out while the step runs (store writes are serialised, so it lands
+    // before anything written after it); a warm container's job should not wait for the disk first.
+    const recorded = deps.update(job)
+    // stop() came before this step started: it has not run, so park the job.
+    if (deps.signal.reason === STOP_REASON) {
+      await recorded
+      return { kind: 'stopped', job }
+    }
     const input = i === 0 ? job.input : job.steps[i - 1]?.output ?? EMPTY
     const stepStart = Date.now()
     let failure: Failure | undefined
@@ -61,6 +66,7 @@ export async function runChain (queued: JobRecord, containers: ContainerConfig[]
         deps.abortGraceMs
       )
       const finishedAtMs = Date.now()
+      await recorded
       if (outcome.ok) {
         const r = outcome.result
         const step: StepRecord = {
@@ -89,6 +95,7 @@ export async function runChain (queued: JobRecord, containers: ContainerConfig[]
       failure = failureOf(outcome.error, deps.signal.reason === DEADLINE_REASON, outcome.hung, budgetMs)
       if (failure.errorCode === FAILURE_CODES.internal) internal = { error: outcome.error }
     }
+    await recorded
     const error = n > 1 ? `step ${i + 1}/${n} (container "${container.id}"): ${failure.error}` : failure.error
     const finishedAtMs = Date.now()
     job = withStep(job, {

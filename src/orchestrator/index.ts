@@ -430,6 +430,8 @@ class JobOrchestrator implements Orchestrator {
     }
     if (latencyMs !== undefined) event.latencyMs = latencyMs
     if (errorCode !== undefined) event.errorCode = errorCode
+    // Terminal events carry the stored record, so waiters need no second read of the store.
+    if (job.state === 'success' || job.state === 'failed') event.job = job
     this.#events.emit(event, { jobId: job.id })
   }
 

@@ -37,6 +37,8 @@ export interface JobEvent {
   /** Set on terminal events (success/failed). */
   latencyMs?: number
   errorCode?: string
+  /** The finished record (output, receipt), on terminal events only. Never sent to telemetry. */
+  job?: JobRecord
 }
 
 /** A submission the Guardian refused: the rule and the container it is about, never the origin. */

@@ -53,6 +53,8 @@ class LevelJobStore implements JobStore {
   // Writes go one at a time: complete() reads the LRU index, then writes a batch that depends
   // on what it read, and an interleaved write would evict the wrong job or double-count.
   #writes: Promise<unknown> = Promise.resolve()
+  /** Mirror of the lruById index (bounded by maxResults), so completing a job needs no read first. */
+  readonly #seqById = new Map<string, string>()
   // Mirrors of persisted state, loaded at start and updated only after a batch succeeds.
   #nextSeq = 0
   #completedCount = 0
@@ -115,8 +117,9 @@ class LevelJobStore implements JobStore {
   async complete (job: JobRecord): Promise<void> {
     const o = this.#db()
     await this.#serial(async () => {
-      const oldSeq = await o.lruById.get(job.id)
+      const oldSeq = this.#seqById.get(job.id)
       const seq = this.#nextSeq
+      const evicted: string[] = []
       const batch = o.db.batch()
         .del(job.id, { sublevel: o.active })
         .put(job.id, encodeRecord(job), { sublevel: o.completed })
@@ -148,10 +151,13 @@ class LevelJobStore implements JobStore {
             .del(id, { sublevel: o.lruById })
             .del(id, { sublevel: o.completed })
             .del(ckey, { sublevel: o.created })
+          evicted.push(id)
           count -= 1
         }
       }
       await batch.write()
+      for (const id of evicted) this.#seqById.delete(id)
+      this.#seqById.set(job.id, pad(seq))
       this.#nextSeq = seq + 1
       this.#completedCount = count
       this.#counters = counters
@@ -227,7 +233,7 @@ class LevelJobStore implements JobStore {
 
   async #touch (o: Open, job: JobRecord): Promise<void> {
     await this.#serial(async () => {
-      const oldSeq = await o.lruById.get(job.id)
+      const oldSeq = this.#seqById.get(job.id)
       // Evicted between the read and now, or already the most recent: nothing to move.
       if (oldSeq === undefined || oldSeq === pad(this.#nextSeq - 1)) return
       const seq = this.#nextSeq
@@ -236,6 +242,7 @@ class LevelJobStore implements JobStore {
         .put(pad(seq), createdKey(job), { sublevel: o.lru })
         .put(job.id, pad(seq), { sublevel: o.lruById })
         .write()
+      this.#seqById.set(job.id, pad(seq))
       this.#nextSeq = seq + 1
     })
   }
@@ -251,6 +258,8 @@ class LevelJobStore implements JobStore {
   }
 
   async #load (o: Open): Promise<void> {
+    this.#seqById.clear()
+    for await (const [id, seq] of o.lruById.iterator()) this.#seqById.set(id, seq)
     let count = 0
     for await (const _ of o.completed.keys()) count += 1
     this.#completedCount = count

@@ -1,0 +1,159 @@
+/**
+ * Mesh latency: client → gateway/scheduler → worker → signed receipt → client, on devnets of separate
+ * node processes on loopback, with a trivial warm container so container time is (almost) nothing;
+ * beside raw gossipsub propagation among the same number of plain libp2p nodes, measured in the same run.
+ */
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { gossipsub, type GossipSub } from '@chainsafe/libp2p-gossipsub'
+import { identify } from '@libp2p/identify'
+import { bootstrap } from '@libp2p/bootstrap'
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { connectNode } from '../src/api/client.ts'
+import { startDevnet } from '../src/cli/devnet.ts'
+import { decodeReceipt } from '../src/receipt/index.ts'
+import { summarise, type Summary } from './stats.ts'
+import type { BenchContext } from './run.ts'
+
+export interface MeshSizeResult {
+  nodes: number
+  jobs: number
+  /** Client-observed submit → result. */
+  endToEnd: Summary
+  /** endToEnd minus the worker's own run time (its receipt's latency_ms): the mesh's share. */
+  meshOverhead: Summary
+  /** Time for one gossip message to reach every other node, plain gossipsub. */
+  rawGossip: Summary
+  rssMiB: { gateway: number, workerMean: number, validator: number }
+}
+
+async function rssMiB (pid: number | undefined): Promise<number> {
+  if (pid === undefined) return 0
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024
+}
+
+/** Plain libp2p + gossipsub nodes in this process: the floor the node's mesh path is compared with. */
+async function rawGossip (n: number, messages: number): Promise<Summary> {
+  const nodes: Array<Libp2p<{ pubsub: GossipSub }>> = []
+  const topic = 'inframind/bench/1'
+  try {
+    for (let i = 0; i < n; i++) {
+      const boot = nodes[0]?.getMultiaddrs().map(String) ?? []
+      nodes.push(await createLibp2p({
+        privateKey: await generateKeyPairFromSeed('Ed25519', randomBytes(32)) as never,
+        addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+        transports: [tcp()],
+        connectionEncrypters: [noise()],
+        streamMuxers: [yamux()],
+        peerDiscovery: boot.length > 0 ? [bootstrap({ list: boot })] : [],
+        services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, floodPublish: true }) as never }
+      }) as Libp2p<{ pubsub: GossipSub }>)
+    }
+    for (const node of nodes) node.services.pubsub.subscribe(topic)
+    // Let the mesh form (heartbeats graft peers).
+    const until = Date.now() + 20_000
+    while (Date.now() < until && nodes.slice(1).some((x) => x.services.pubsub.getSubscribers(topic).length === 0)) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2000))
+    const times: number[] = []
+    for (let m = 0; m < messages; m++) {
+      const id = `${m}:${randomBytes(4).toString('hex')}`
+      const t0 = performance.now()
+      const arrived = nodes.slice(1).map((node) => new Promise<void>((resolve) => {
+        const on = (evt: CustomEvent<{ data: Uint8Array }>): void => {
+          if (new TextDecoder().decode(evt.detail.data) === id) {
+            node.services.pubsub.removeEventListener('message', on as never)
+            resolve()
+          }
+        }
+        node.services.pubsub.addEventListener('message', on as never)
+      }))
+      await nodes[0]!.services.pubsub.publish(topic, new TextEncoder().encode(id))
+      await Promise.race([Promise.all(arrived), new Promise((resolve) => setTimeout(resolve, 5000))])
+      times.push(performance.now() - t0)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    return summarise(times)
+  } finally {
+    await Promise.all(nodes.map(async (x) => await x.stop()))
+  }
+}
+
+export async function benchMesh (ctx: BenchContext, opts: { sizes: number[], jobs: number }): Promise<MeshSizeResult[]> {
+  const lock = JSON.parse(await readFile(path.join(ctx.root, 'containers', 'images.lock.json'), 'utf8')) as Record<string, string>
+  // The nlp image's test server echoes its input: a warm container that costs well under a millisecond.
+  const warmEcho = {
+    id: 'echo-warm', image: 'inframind/nlp:1', digest: lock['inframind/nlp:1'], command: ['testserver'], mode: 'service',
+    service: { port: 8080, startup_timeout_ms: 60_000, health_interval_ms: 5_000 },
+    resources: { cpus: 0.5, memory: '128m', pids: 32 }, timeout_ms: 10_000, input_schema: 'text', output_schema: 'text'
+  }
+  const results: MeshSizeResult[] = []
+  for (const n of opts.sizes) {
+    process.stderr.write(`bench: mesh of ${n} nodes\n`)
+    const net = await startDevnet({
+      nodes: n,
+      baseDir: path.join(ctx.tmp, `mesh-${n}`),
+      warmOnFirstWorker: false,
+      // A few warm workers are enough to serve; every node still takes part in the gossip mesh.
+      workerContainers: { count: Math.min(3, n - 2), containers: [warmEcho] },
+      logLevel: 'warn',
+      progress: () => {}
+    })
+    const client = connectNode(net.gateway.publicAddr)
+    try {
+      // Wait until the warm servers are up and announced (first job succeeds).
+      const ready = Date.now() + 90_000
+      for (;;) {
+        try {
+          const { jobId } = await client.submitJob({ containerId: 'echo-warm', input: new TextEncoder().encode('warm-up') })
+          let ok = false
+          for await (const e of client.watchJob(jobId, { timeoutMs: 30_000 })) if (e.job !== null) ok = e.job.state === 'JOB_STATE_SUCCESS'
+          if (ok) break
+        } catch {}
+        if (Date.now() > ready) throw new Error(`warm containers did not come up on the ${n}-node mesh`)
+        await new Promise((resolve) => setTimeout(resolve, 500))
+      }
+      const e2e: number[] = []
+      const overhead: number[] = []
+      for (let i = 0; i < opts.jobs; i++) {
+        const t0 = performance.now()
+        const { jobId } = await client.submitJob({ containerId: 'echo-warm', input: new TextEncoder().encode(`job ${i}`) })
+        let workerMs = 0
+        for await (const e of client.watchJob(jobId, { timeoutMs: 30_000 })) {
+          if (e.job === null) continue
+          if (e.job.state !== 'JOB_STATE_SUCCESS') throw new Error(`bench job failed: ${e.job.error}`)
+          workerMs = decodeReceipt(new Uint8Array(e.job.receipt!.payload)).latencyMs
+        }
+        const total = performance.now() - t0
+        e2e.push(total)
+        overhead.push(Math.max(0, total - workerMs))
+      }
+      const workers = net.nodes.filter((x) => x.roles.includes('worker'))
+      const workerRss = await Promise.all(workers.map(async (w) => await rssMiB(w.child.pid)))
+      results.push({
+        nodes: n,
+        jobs: opts.jobs,
+        endToEnd: summarise(e2e),
+        meshOverhead: summarise(overhead),
+        rawGossip: { p50: 0, p90: 0, p99: 0, mean: 0, min: 0, max: 0, n: 0 },
+        rssMiB: {
+          gateway: await rssMiB(net.gateway.child.pid),
+          workerMean: workerRss.reduce((a, b) => a + b, 0) / Math.max(1, workerRss.length),
+          validator: await rssMiB(net.nodes[net.nodes.length - 1]!.child.pid)
+        }
+      })
+    } finally {
+      client.close()
+      await net.stop()
+    }
+    results[results.length - 1]!.rawGossip = await rawGossip(n, Math.min(100, opts.jobs))
+  }
+  return results
+}
