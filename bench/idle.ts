@@ -3,6 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { parse, stringify } from 'yaml'
 import type { BenchContext } from './run.ts'
+import { NODE_FLAGS } from '../src/cli/devnet.ts'
 
 /** VmRSS of a process, in bytes, from /proc. */
 async function rssOf (pid: number): Promise<number> {
@@ -25,7 +26,7 @@ export async function benchIdleRss (ctx: BenchContext, opts: { settleMs: number 
   doc.telemetry.log_level = 'warn'
   const file = path.join(dir, 'config.yaml')
   await writeFile(file, stringify(doc))
-  const child = spawn(process.execPath, [path.join(ctx.root, 'entrypoint.ts'), '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = spawn(process.execPath, [...NODE_FLAGS, path.join(ctx.root, 'entrypoint.ts'), '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
   try {

@@ -19,6 +19,8 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const ENTRYPOINT = path.join(ROOT, 'entrypoint.ts')
 /** Long enough for a cold 2-core machine to start node processes and a warm model server. */
 const READY_TIMEOUT_MS = 120_000
+/** As `npm start` runs a node: a small young generation keeps idle RSS low. */
+export const NODE_FLAGS = ['--max-semi-space-size=1']
 
 export interface DevnetNode {
   name: string
@@ -116,7 +118,7 @@ export async function startDevnet (opts: DevnetOptions): Promise<Devnet> {
       await writeFile(configFile, stringify(doc))
       const logFile = path.join(dir, 'node.log')
       const log = await open(logFile, 'w')
-      const child = spawn(process.execPath, [ENTRYPOINT, '--config', configFile], { stdio: ['ignore', log.fd, log.fd] })
+      const child = spawn(process.execPath, [...NODE_FLAGS, ENTRYPOINT, '--config', configFile], { stdio: ['ignore', log.fd, log.fd] })
       child.once('exit', () => { log.close().catch(() => {}) })
       const meshAddr = `/ip4/127.0.0.1/tcp/${meshPort}/p2p/${identity.nodeId}`
       if (bootstrap === '') bootstrap = meshAddr

@@ -8,7 +8,7 @@ import { EngineUnavailableError, ImageDigestMismatchError, ImageNotFoundError } 
 import type { Logger } from '../telemetry/logger.ts'
 import type { ImageCache, ImageCacheStats, PrefetchResult } from './types.ts'
 import { DEFAULT_HIT_CACHE_MS, DOWNLOAD_DIR, RECORD_FILE } from './constants.ts'
-import { ImageEngine } from './engine.ts'
+import { ImageEngine, normaliseReference } from './engine.ts'
 import type { EngineImage } from './engine.ts'
 import { ImageCacheNotStartedError, ImageFetchAbortedError, ImageTarHashMismatchError } from './errors.ts'
 import { planEviction } from './eviction.ts'
@@ -298,7 +298,8 @@ export class DockerImageCache implements ImageCache {
       }
       entry.sizeBytes = info.sizeBytes
       // Someone else tagged it too: it is theirs as much as ours.
-      if (info.repoTags.some((t) => t !== entry.ref)) inUse.add(entry.id)
+      const ours = normaliseReference(entry.ref)
+      if (info.repoTags.some((t) => normaliseReference(t) !== ours)) inUse.add(entry.id)
     }
     const pinned = new Set(this.#init.configured.map((c) => c.digest))
     const plan = planEviction({ records: [...this.#records.values()], pinned, inUse, budgetBytes: this.#init.budgetBytes })

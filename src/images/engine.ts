@@ -170,6 +170,17 @@ export function splitReference (ref: string): { fromImage: string, tag: string }
   return { fromImage: ref, tag: '' }
 }
 
+/**
+ * One spelling per name, so tags can be compared across engines: Docker lists "inframind/echo:1",
+ * Podman lists the same image as "localhost/inframind/echo:1" (loaded) or "docker.io/inframind/echo:1" (tagged).
+ */
+export function normaliseReference (ref: string): string {
+  let name = ref.replace(/^(localhost|docker\.io|index\.docker\.io)\//, '').replace(/^library\//, '')
+  const { tag } = splitReference(name)
+  if (tag === '' && !name.includes('@')) name = `${name}:latest`
+  return name
+}
+
 /** Refs go into the URL path: keep '/' and ':' (the engine expects them) but escape anything else odd. */
 function encodeRef (ref: string): string {
   return ref.split('/').map((part) => encodeURIComponent(part).replace(/%3A/gi, ':').replace(/%40/g, '@')).join('/')

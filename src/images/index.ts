@@ -17,5 +17,5 @@ export { readRecord, writeRecord, parseRecord, serialiseRecord } from './record.
 export type { ImageRecordEntry, FetchSource } from './record.ts'
 export { TarManifestReader } from './tar-manifest.ts'
 export type { TarImage } from './tar-manifest.ts'
-export { splitReference } from './engine.ts'
+export { splitReference, normaliseReference } from './engine.ts'
 export { registryHost } from './fetch.ts'

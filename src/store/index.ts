@@ -45,6 +45,10 @@ const pad = (n: number): string => Math.max(0, Math.trunc(n)).toString().padStar
 const createdKey = (job: JobRecord): string => `${pad(job.createdAtMs)}!${job.id}`
 const idOfCreatedKey = (key: string): string => key.slice(NUMERIC_KEY_WIDTH + 1)
 
+/** LevelDB's defaults (8 MiB cache, 4 MiB write buffer) are sized for servers, not for a few thousand records. */
+const STORE_CACHE_BYTES = 1024 * 1024
+const STORE_WRITE_BUFFER_BYTES = 1024 * 1024
+
 class LevelJobStore implements JobStore {
   readonly #path: string
   readonly #maxResults: number
@@ -72,7 +76,8 @@ class LevelJobStore implements JobStore {
     const db: Db = new ClassicLevel<string, string>(this.#path, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
     try {
       await mkdir(this.#path, { recursive: true })
-      await db.open()
+      // Small caches: an edge node's job store is small, and idle memory matters more than read speed.
+      await db.open({ cacheSize: STORE_CACHE_BYTES, writeBufferSize: STORE_WRITE_BUFFER_BYTES })
     } catch (err) {
       throw new StoreOpenError(this.#path, { cause: (err as Error).cause ?? err })
     }

