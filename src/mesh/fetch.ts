@@ -53,7 +53,7 @@ export async function fetchFrom (libp2p: MeshLibp2p, peer: string, hash: Uint8Ar
   const sig = signal ?? AbortSignal.timeout(FETCH_TIMEOUT_MS)
   let response
   try {
-    const stream = await libp2p.dialProtocol(peerIdFromString(peer), FETCH_PROTOCOL, { signal: sig })
+    const stream = await libp2p.dialProtocol(peerIdFromString(peer), FETCH_PROTOCOL, { signal: sig, runOnLimitedConnection: true })
     const lp = lpStream(stream, { maxDataLength: MAX_FETCH_BYTES + 1024 })
     await lp.write(encodeFetchRequest({ hash }), { signal: sig })
     response = decodeFetchResponse((await lp.read({ signal: sig })).subarray())

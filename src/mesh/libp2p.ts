@@ -53,10 +53,10 @@ export async function createMeshLibp2p (config: MeshConfig, identity: Identity, 
     })
   }
   if (roles.includes('relay')) services.relay = circuitRelayServer()
-  const transports = [tcp()]
+  // Every node can dial peers through relays; only nodes behind NAT listen through them.
+  const transports = [tcp(), circuitRelayTransport() as unknown as ReturnType<typeof tcp>]
   const listen = [...config.listen]
   if (config.behindNat) {
-    transports.push(circuitRelayTransport() as unknown as ReturnType<typeof tcp>)
     // Reserve a slot on each relay so peers can reach us through it.
     for (const relay of config.relays) listen.push(`${relay}/p2p-circuit`)
   }

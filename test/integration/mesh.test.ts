@@ -9,6 +9,7 @@ import {
   encodeHeartbeat, mesh, roleKey, containerKey, PAYLOAD_TYPES, TOPICS, type Heartbeat, type Mesh, type MeshMessage, type Rejection
 } from '../../src/mesh/index.ts'
 import { silentLogger } from '../../src/telemetry/logger.ts'
+import { multiaddr } from '@multiformats/multiaddr'
 
 // Real libp2p nodes over TCP on 127.0.0.1: discovery, heartbeats, validation, fetch, restart.
 
@@ -154,4 +155,22 @@ test('a node restarted with the same key rejoins with the same id', async (t) =>
     return hb !== null && hb.atMs > since ? hb : undefined
   })
   t.pass()
+})
+
+test('a node behind NAT is reachable through a relay node (circuit relay v2)', async (t) => {
+  const relay = await startMesh(t, { roles: ['relay'], containers: [] })
+  const relayAddr = bootAddr(relay)
+  // No direct listener at all: the only way in is the reservation on the relay.
+  const hidden = await startMesh(t, { config: { listen: [], behindNat: true, relays: [relayAddr] } })
+  hidden.content.set(createHash('sha256').update('through the relay').digest('hex'), Buffer.from('through the relay'))
+  const circuit = await eventually(() => hidden.mesh.addresses().find((a) => a.includes('/p2p-circuit')))
+  t.true(circuit.startsWith(relayAddr), circuit)
+  t.false(hidden.mesh.addresses().some((a) => !a.includes('/p2p-circuit')), 'no direct address')
+  const outsider = await startMesh(t, { bootstrap: [relayAddr] })
+  await outsider.mesh.libp2p().dial(multiaddr(circuit))
+  const got = await outsider.mesh.fetch(hidden.mesh.nodeId, createHash('sha256').update('through the relay').digest())
+  t.is(Buffer.from(got).toString(), 'through the relay')
+  const conn = outsider.mesh.libp2p().getConnections().find((c) => c.remotePeer.toString() === hidden.mesh.nodeId)
+  t.truthy(conn)
+  t.true(conn!.remoteAddr.toString().includes('/p2p-circuit'), 'the connection goes through the relay')
 })
