@@ -134,6 +134,12 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
         await stop()
         throw err
       }
+      // Configured images are fetched at boot, in the background: a slow download never delays the node.
+      if (config.runtime.prefetch) {
+        images.prefetch(config.containers).then((results) => {
+          for (const r of results.filter((x) => !x.ok)) logger.warn({ container: r.containerId, image: r.image, error: r.error }, 'image prefetch failed')
+        }, (err: unknown) => logger.warn({ err }, 'image prefetch failed'))
+      }
       // Publish a heartbeat now that the gRPC address is known, rather than at the next tick.
       await mesh?.heartbeatNow().catch(() => {})
       logger.info({ roles, containers: config.containers.map((c) => c.id), version: VERSION, mesh: mesh?.addresses() ?? [] }, 'node started')

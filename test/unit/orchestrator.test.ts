@@ -239,7 +239,10 @@ test('stop() requeues running jobs; a new instance on the same store completes t
 const liveTimers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
 
 // Serial, so no other test's timers are alive while it counts them.
-test.serial('stop() while a run is being recorded parks the job unrun and leaves no timer behind', async (t) => {
+// The `running` write overlaps the step (a warm container should not wait for the disk), so a stop that
+// lands during that write finds the step either finished (the job completes) or aborted (parked as
+// pending for the next start). Either way the job is neither lost nor failed, and no timer is left.
+test.serial('stop() while a run is being recorded completes or parks the job, never loses it, and leaves no timer behind', async (t) => {
   const baseline = liveTimers()
   const cfg = config(t.context.dir)
   const store = levelStore({ path: cfg.store.path, maxResults: 100 })({ logger: silentLogger() })
@@ -269,10 +272,11 @@ test.serial('stop() while a run is being recorded parks the job unrun and leaves
   const stopping = orch.stop()
   release()
   await stopping
-  t.deepEqual(runtime.calls, [])
-  const parked = await store.get(job.id)
-  t.is(parked?.state, 'pending')
-  t.is(parked?.startedAtMs, undefined)
+  t.true(runtime.calls.length <= 1)
+  const after = await store.get(job.id)
+  t.true(after?.state === 'pending' || after?.state === 'success', `state ${after?.state}`)
+  if (after?.state === 'pending') t.is(after.startedAtMs, undefined)
+  if (after?.state === 'success') t.is(dec(after.output ?? new Uint8Array()), 'x')
   t.is(liveTimers(), baseline)
 })
 
