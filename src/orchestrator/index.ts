@@ -70,6 +70,10 @@ class JobOrchestrator implements Orchestrator {
   readonly #active = new Map<string, JobRecord>()
   readonly #queue = new PendingQueue((id) => { this.#expire(id) })
   readonly #running = new Map<string, AbortController>()
+  /** Jobs whose acceptance failed to store while their run had begun: their ending is discarded. */
+  readonly #dropped = new Set<string>()
+  /** Acceptance writes still in flight: a job's later writes wait for them and are skipped if they failed. */
+  readonly #acceptWrites = new Map<string, Promise<void>>()
   /** Submissions with a client id still being stored, so a racing duplicate waits for the first. */
   readonly #submitting = new Map<string, Promise<SubmitResult>>()
   /** Queue slots taken by submissions between the size check and the enqueue. */
@@ -266,18 +270,39 @@ class JobOrchestrator implements Orchestrator {
         history: [{ state: 'pending', atMs: now, detail: 'accepted' }],
         schedulerId: req.schedulerId ?? ''
       }
-      // Stored before the caller hears "accepted", so an accepted job survives a crash.
-      await this.#store.putActive(job)
+      // Stored before the caller hears "accepted", so an accepted job survives a crash. The write
+      // overlaps the job's first step: store writes are serialised, so it lands before the job's
+      // later writes, and if it fails the job is dropped unreported and the caller gets the error.
+      const stored = this.#store.putActive(job)
+      this.#acceptWrites.set(id, stored)
       // Stopped meanwhile: the job is stored as pending and the next start() runs it.
       if (this.#started) {
         this.#enqueue(job)
         this.#emit(job)
         this.#pump()
       }
+      try {
+        await stored
+      } catch (err) {
+        this.#drop(job.id)
+        throw err
+      } finally {
+        this.#acceptWrites.delete(id)
+      }
       return { job, duplicate: false }
     } finally {
       this.#reserved -= 1
     }
+  }
+
+  /** Forgets a job whose acceptance could not be stored: it stops, and nothing more of it is written. */
+  #drop (id: string): void {
+    this.#active.delete(id)
+    const running = this.#running.get(id)
+    // Still queued: leaving #active is enough (the queue skips it). Running: its ending is discarded.
+    if (running === undefined) return
+    this.#dropped.add(id)
+    running.abort(STOP_REASON)
   }
 
   #enqueue (job: JobRecord): void {
@@ -379,6 +404,7 @@ class JobOrchestrator implements Orchestrator {
   }
 
   async #requeue (job: JobRecord): Promise<void> {
+    if (this.#dropped.delete(job.id)) return
     const pending = toRequeued(job, Date.now(), 'requeued: the node is stopping; resumes on next start')
     await this.#persist(pending)
     this.#active.delete(job.id)
@@ -387,6 +413,7 @@ class JobOrchestrator implements Orchestrator {
 
   /** `workerReceipt`: a job run on another node keeps that worker's signed receipt instead of one of ours. */
   async #finish (job: JobRecord, end: Ending, workerReceipt?: SignedEnvelope): Promise<void> {
+    if (this.#dropped.delete(job.id)) return
     const done = toFinished(job, end, Date.now())
     const latencyMs = done.latencyMs ?? 0
     try {
@@ -410,6 +437,8 @@ class JobOrchestrator implements Orchestrator {
   }
 
   async #persist (job: JobRecord): Promise<void> {
+    await this.#acceptWrites.get(job.id)?.catch(() => {})
+    if (this.#dropped.has(job.id)) return
     try {
       await this.#store.putActive(job)
     } catch (err) {

@@ -276,7 +276,8 @@ test.serial('stop() while a run is being recorded completes or parks the job, ne
   const after = await store.get(job.id)
   t.true(after?.state === 'pending' || after?.state === 'success', `state ${after?.state}`)
   if (after?.state === 'pending') t.is(after.startedAtMs, undefined)
-  if (after?.state === 'success') t.is(dec(after.output ?? new Uint8Array()), 'x')
+  // The fake runtime's echo upper-cases its input.
+  if (after?.state === 'success') t.is(dec(after.output ?? new Uint8Array()), 'X')
   t.is(liveTimers(), baseline)
 })
 
@@ -339,4 +340,37 @@ test('lifecycle: use before start throws NotStartedError; start and stop are ide
   t.is((await settled(orch, (await orch.submit({ containerId: 'echo', input: enc('x') })).job.id)).state, 'success')
   await orch.stop()
   await orch.stop()
+})
+
+test.serial('a job whose acceptance cannot be stored is refused, and nothing more of it is written or announced', async (t) => {
+  const cfg = config(t.context.dir)
+  const store = levelStore({ path: cfg.store.path, maxResults: 100 })({ logger: silentLogger() })
+  await store.start()
+  t.context.started.push(store)
+  const writes: string[] = []
+  const failing: JobStore = {
+    start: async () => { await store.start() },
+    stop: async () => { await store.stop() },
+    complete: async (job) => { writes.push(`complete:${job.state}`); await store.complete(job) },
+    get: async (id) => await store.get(id),
+    listActive: async () => await store.listActive(),
+    list: async (opts) => await store.list(opts),
+    completedCount: async () => await store.completedCount(),
+    counters: async () => await store.counters(),
+    putActive: async (job) => {
+      writes.push(`put:${job.state}`)
+      if (job.state === 'pending') throw Object.assign(new Error('disk full'), { code: 'STORE_WRITE_FAILED' })
+      await store.putActive(job)
+    }
+  }
+  const { orch } = await setup(t, { store: failing })
+  const events: string[] = []
+  orch.onEvent((e) => { if (e.state === 'success' || e.state === 'failed') events.push(e.state) })
+  const err = await t.throwsAsync(orch.submit({ containerId: 'echo', input: enc('x') }))
+  t.is((err as { code?: string }).code, 'STORE_WRITE_FAILED')
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.deepEqual(events, [], 'no result is announced for a job the caller was told failed')
+  t.false(writes.some((w) => w.startsWith('complete')), writes.join(', '))
+  t.is((await store.list()).length, 0)
+  t.is(orch.stats().active + orch.stats().queued, 0)
 })
