@@ -103,7 +103,7 @@ function render (r: any): string {
     `| idle node RSS | ${r.idle.rssMiB.toFixed(1)} MiB | | | <= 150 MiB ${r.targets.idleRssMiB.met ? 'met' : 'NOT met'} |`,
     '',
     ...(r.service === undefined ? [] : [
-      `| warm service job via RunJob, median of ${r.service.pairs} pairs | ${ms(r.service.node.p50)} (p99 ${ms(r.service.node.p99)}) | direct HTTP: ${ms(r.service.direct.p50)} (p99 ${ms(r.service.direct.p99)}) | overhead p50 ${ms(r.service.overheadP50Ms)}, p99 ${ms(r.service.overheadP99Ms)} | <= 1 ms ${r.targets.serviceOverheadP50Ms.met ? 'met' : 'NOT met'} |`,
+      `| warm service job via RunJob, median of ${r.service.pairs} pairs | ${ms(r.service.node.p50)} (p99 ${ms(r.service.node.p99)}) | direct HTTP: ${ms(r.service.direct.p50)} (p99 ${ms(r.service.direct.p99)}) | overhead p50 ${r.service.overheadP50Ms.toFixed(2)} ms, p99 ${r.service.overheadP99Ms.toFixed(2)} ms | <= 1 ms ${r.targets.serviceOverheadP50Ms.met ? 'met' : 'NOT met'} |`,
       `| warm service job as SubmitJob + WatchJob (two calls) | ${ms(r.service.submitWatch.p50)} (p99 ${ms(r.service.submitWatch.p99)}) | | | |`,
       ...r.service.throughput.map((x: any) => `| warm service throughput, ${x.clients} client(s) | ${x.nodeJobsPerSecond.toFixed(0)} jobs/s | direct: ${x.directCallsPerSecond.toFixed(0)} calls/s | ${(x.nodeJobsPerSecond / x.directCallsPerSecond).toFixed(2)} | |`)
     ]),
