@@ -11,9 +11,9 @@ import { DEADLINE_REASON, STOP_REASON } from './outcome.ts'
 import { Listeners } from './listeners.ts'
 import { PendingQueue } from './queue.ts'
 import { receiptFor } from './receipt.ts'
-import { toFinished, toRequeued, toRunning, type Ending } from './transitions.ts'
+import { toFinished, toRequeued, type Ending } from './transitions.ts'
 import { chainOf, checkDeadline, validateSubmit, type ValidSubmit } from './validate.ts'
-import { endingFromReceipt, outputMatches, stepsFromReceipt, validateRemote, type RemoteExecutor } from './remote.ts'
+import { runRemoteJob, validateRemote, type RemoteExecutor } from './remote.ts'
 import type { ContainerConfig, NodeConfig } from '../config/types.ts'
 import type { Identity } from '../identity/types.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
@@ -378,29 +378,15 @@ class JobOrchestrator implements Orchestrator {
 
   /** Schedules the job on the mesh and finishes it with the worker's own signed receipt. */
   async #runRemote (queued: JobRecord, controller: AbortController, remote: RemoteExecutor): Promise<void> {
-    let job = toRunning(queued, Date.now(), 'scheduling on the mesh')
-    const update = async (next: JobRecord): Promise<void> => {
-      job = next
-      this.#active.set(job.id, job)
-      await this.#persist(job)
-      this.#emit(job)
-    }
-    await update(job)
-    const deadline = setTimeout(() => { controller.abort(DEADLINE_REASON) }, Math.max(0, job.deadlineAtMs - Date.now()))
-    try {
-      const r = await remote.runRemote(
-        { jobId: job.id, containers: job.containers, input: job.input, deadlineAtMs: job.deadlineAtMs, requiresProof: job.requiresProof },
-        { signal: controller.signal, onProgress: (p) => { update(toRunning(job, Date.now(), p.detail)).catch(() => {}) } }
-      )
-      if (!outputMatches(r.decoded, r.output)) throw Object.assign(new Error(`worker ${r.workerId} sent an output that does not match its receipt`), { code: 'REMOTE_OUTPUT_MISMATCH' })
-      await this.#finish({ ...job, steps: stepsFromReceipt(r.decoded) }, endingFromReceipt(r.decoded, r.output, r.workerId), r.receipt)
-    } catch (err) {
-      if (controller.signal.reason === STOP_REASON) return await this.#requeue(job)
-      const code = controller.signal.reason === DEADLINE_REASON ? FAILURE_CODES.deadlineExceeded : String((err as { code?: unknown }).code ?? FAILURE_CODES.internal)
-      await this.#finish(job, { state: 'failed', detail: `failed: ${code}`, error: (err as Error).message, errorCode: code })
-    } finally {
-      clearTimeout(deadline)
-    }
+    await runRemoteJob(queued, controller, remote, {
+      update: async (job) => {
+        this.#active.set(job.id, job)
+        await this.#persist(job)
+        this.#emit(job)
+      },
+      finish: async (job, end, receipt) => await this.#finish(job, end, receipt),
+      requeue: async (job) => await this.#requeue(job)
+    })
   }
 
   async #requeue (job: JobRecord): Promise<void> {

@@ -2,7 +2,10 @@ import { containerConfig } from '../config/index.ts'
 import { sha256 } from '../receipt/index.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
 import type { Receipt } from '../receipt/types.ts'
-import type { StepRecord } from '../store/types.ts'
+import type { JobRecord, StepRecord } from '../store/types.ts'
+import { FAILURE_CODES } from './constants.ts'
+import { DEADLINE_REASON, STOP_REASON } from './outcome.ts'
+import { toRunning } from './transitions.ts'
 import { InvalidJobIdError } from './errors.ts'
 import { JOB_ID_PATTERN } from './constants.ts'
 import type { Ending } from './transitions.ts'
@@ -73,4 +76,38 @@ export function endingFromReceipt (r: Receipt, output: Uint8Array, workerId: str
 /** Whether the bytes the worker sent are the ones its receipt signed. */
 export function outputMatches (r: Receipt, output: Uint8Array): boolean {
   return Buffer.from(sha256(output)).equals(Buffer.from(r.outputHash))
+}
+
+export interface RemoteRunHooks {
+  /** Persists and announces a new state of the job. */
+  update: (job: JobRecord) => Promise<void>
+  finish: (job: JobRecord, end: Ending, workerReceipt?: SignedEnvelope) => Promise<void>
+  requeue: (job: JobRecord) => Promise<void>
+}
+
+/** Schedules a job on the mesh and finishes it with the worker's own signed receipt. */
+export async function runRemoteJob (queued: JobRecord, controller: AbortController, remote: RemoteExecutor, hooks: RemoteRunHooks): Promise<void> {
+  let job = toRunning(queued, Date.now(), 'scheduling on the mesh')
+  const update = async (next: JobRecord): Promise<void> => {
+    job = next
+    await hooks.update(job)
+  }
+  await update(job)
+  const deadline = setTimeout(() => { controller.abort(DEADLINE_REASON) }, Math.max(0, job.deadlineAtMs - Date.now()))
+  try {
+    const r = await remote.runRemote(
+      { jobId: job.id, containers: job.containers, input: job.input, deadlineAtMs: job.deadlineAtMs, requiresProof: job.requiresProof },
+      { signal: controller.signal, onProgress: (p) => { update(toRunning(job, Date.now(), p.detail)).catch(() => {}) } }
+    )
+    if (!outputMatches(r.decoded, r.output)) {
+      throw Object.assign(new Error(`worker ${r.workerId} sent an output that does not match its receipt`), { code: 'REMOTE_OUTPUT_MISMATCH' })
+    }
+    await hooks.finish({ ...job, steps: stepsFromReceipt(r.decoded) }, endingFromReceipt(r.decoded, r.output, r.workerId), r.receipt)
+  } catch (err) {
+    if (controller.signal.reason === STOP_REASON) return await hooks.requeue(job)
+    const code = controller.signal.reason === DEADLINE_REASON ? FAILURE_CODES.deadlineExceeded : String((err as { code?: unknown }).code ?? FAILURE_CODES.internal)
+    await hooks.finish(job, { state: 'failed', detail: `failed: ${code}`, error: (err as Error).message, errorCode: code })
+  } finally {
+    clearTimeout(deadline)
+  }
 }
