@@ -220,3 +220,19 @@ export function record (fields: Pick<JobRecord, 'id' | 'state' | 'createdAtMs' |
     ...fields
   }
 }
+
+/** A store that delegates to `store` except for the methods given (to slow down or break one write). */
+export function storeWith (store: JobStore, overrides: Partial<JobStore>): JobStore {
+  return {
+    start: async () => { await store.start() },
+    stop: async () => { await store.stop() },
+    putActive: async (job) => { await store.putActive(job) },
+    complete: async (job) => { await store.complete(job) },
+    get: async (id) => await store.get(id),
+    listActive: async () => await store.listActive(),
+    list: async (opts) => await store.list(opts),
+    completedCount: async () => await store.completedCount(),
+    counters: async () => await store.counters(),
+    ...overrides
+  }
+}

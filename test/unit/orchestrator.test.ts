@@ -3,9 +3,8 @@ import { computeJobHash, sha256, verifyReceipt } from '../../src/receipt/index.t
 import { levelStore } from '../../src/store/index.ts'
 import { silentLogger } from '../../src/telemetry/logger.ts'
 import type { RunRequest, RunResult } from '../../src/runtime/types.ts'
-import type { JobStore } from '../../src/store/types.ts'
 import {
-  DIGEST, FakeRuntime, afterEachCtx, beforeEachCtx, config, dec, echo, enc, gated, record, result, settled, setup, sleep, until,
+  DIGEST, FakeRuntime, afterEachCtx, beforeEachCtx, config, dec, echo, enc, gated, record, result, settled, setup, sleep, storeWith, until,
   type Ctx
 } from '../helpers/fake-runtime.ts'
 
@@ -252,20 +251,12 @@ test.serial('stop() while a run is being recorded completes or parks the job, ne
   const recording = new Promise<void>((resolve) => { entered = resolve })
   let release!: () => void
   const held = new Promise<void>((resolve) => { release = resolve })
-  const slow: JobStore = {
-    start: async () => { await store.start() },
-    stop: async () => { await store.stop() },
-    complete: async (job) => { await store.complete(job) },
-    get: async (id) => await store.get(id),
-    listActive: async () => await store.listActive(),
-    list: async (opts) => await store.list(opts),
-    completedCount: async () => await store.completedCount(),
-    counters: async () => await store.counters(),
+  const slow = storeWith(store, {
     putActive: async (job) => {
       if (job.state === 'running') { entered(); await held }
       await store.putActive(job)
     }
-  }
+  })
   const { orch, runtime } = await setup(t, { store: slow })
   const { job } = await orch.submit({ containerId: 'echo', input: enc('x') })
   await recording
@@ -348,21 +339,14 @@ test.serial('a job whose acceptance cannot be stored is refused, and nothing mor
   await store.start()
   t.context.started.push(store)
   const writes: string[] = []
-  const failing: JobStore = {
-    start: async () => { await store.start() },
-    stop: async () => { await store.stop() },
+  const failing = storeWith(store, {
     complete: async (job) => { writes.push(`complete:${job.state}`); await store.complete(job) },
-    get: async (id) => await store.get(id),
-    listActive: async () => await store.listActive(),
-    list: async (opts) => await store.list(opts),
-    completedCount: async () => await store.completedCount(),
-    counters: async () => await store.counters(),
     putActive: async (job) => {
       writes.push(`put:${job.state}`)
       if (job.state === 'pending') throw Object.assign(new Error('disk full'), { code: 'STORE_WRITE_FAILED' })
       await store.putActive(job)
     }
-  }
+  })
   const { orch } = await setup(t, { store: failing })
   const events: string[] = []
   orch.onEvent((e) => { if (e.state === 'success' || e.state === 'failed') events.push(e.state) })
