@@ -5,6 +5,7 @@
 #   bash scripts/podman.sh load     copy the sample images (inframind/echo:1, inframind/nlp:1) from Docker
 #   bash scripts/podman.sh stop     stop the service this script started
 #   bash scripts/podman.sh status   say whether it answers
+#   bash scripts/podman.sh clean    remove the node's containers (labelled inframind.*) and the sample images
 #
 # Then point the node (or the tests) at it: DOCKER_HOST=unix://$PODMAN_SOCKET, or runtime.socket.
 set -u
@@ -99,10 +100,22 @@ load () {
   CONTAINERS_CONF=$CONF_FILE podman load -q -i "$tar"
 }
 
+clean () {
+  command -v podman >/dev/null 2>&1 || fail "podman is not installed"
+  # The CLI works on the storage directly, so this also runs with the service stopped.
+  local ids
+  ids=$(CONTAINERS_CONF=$CONF_FILE podman ps -aq --filter label=inframind.runtime)
+  # shellcheck disable=SC2086 # one id per word
+  [ -z "$ids" ] || CONTAINERS_CONF=$CONF_FILE podman rm -f -i $ids >/dev/null
+  CONTAINERS_CONF=$CONF_FILE podman rmi -i "${IMAGES[@]}" >/dev/null
+  say "removed $(echo "$ids" | grep -c .) container(s) and the sample images"
+}
+
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
   load) load ;;
+  clean) clean ;;
   status) if answers; then say "answering on unix://$PODMAN_SOCKET"; else say "not answering on unix://$PODMAN_SOCKET"; exit 1; fi ;;
-  *) echo "usage: $0 start|load|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 start|load|stop|status|clean" >&2; exit 2 ;;
 esac

@@ -14,6 +14,7 @@ import { detectHardware } from './hardware.ts'
 import type { HardwareInfo } from './hardware.ts'
 import { LocalImageResolver } from './images.ts'
 import { assertSafeUser } from './sandbox.ts'
+import type { Engine } from './sandbox.ts'
 import { ServiceMonitor } from './services.ts'
 
 export interface DockerRuntimeInit {
@@ -71,6 +72,8 @@ class DockerRuntime implements Runtime {
   readonly #checks = new Set<Promise<void>>()
   readonly #listeners = new Set<(event: ContainerEvent) => void>()
   #hardware: Promise<HardwareInfo> | undefined
+  /** Which engine answers, from GET /version at start(). */
+  #engine: Engine = 'docker'
   #started = false
 
   constructor (init: DockerRuntimeInit, components: DockerRuntimeComponents) {
@@ -104,14 +107,17 @@ class DockerRuntime implements Runtime {
 
   async start (): Promise<void> {
     if (this.#started) return
+    let version: Dockerode.DockerVersion
     try {
-      // The typings miss ping's options argument.
+      // The typings miss ping's and version's options argument.
       await (this.#docker.ping as (opts: { abortSignal: AbortSignal }) => Promise<unknown>)({ abortSignal: AbortSignal.timeout(this.#engineTimeoutMs) })
+      version = await (this.#docker.version as (opts: { abortSignal: AbortSignal }) => Promise<Dockerode.DockerVersion>)({ abortSignal: AbortSignal.timeout(this.#engineTimeoutMs) })
     } catch (err) {
       throw new EngineUnavailableError(this.#where, { cause: err })
     }
+    this.#engine = engineOf(version)
     this.#started = true
-    this.#logger.debug({ engine: this.#where }, 'docker engine answers')
+    this.#logger.info({ engine: this.#where, kind: this.#engine, version: version.Version }, 'container engine answers')
     // In the background: one broken service must not hold up (or fail) the node's boot.
     for (const monitor of this.#services.values()) monitor.start()
     for (const entry of this.#oneShot.values()) this.#checkOneShot(entry)
@@ -209,7 +215,8 @@ class DockerRuntime implements Runtime {
       runtimeId: this.#runtimeId,
       logger: this.#logger,
       active: this.#activeContainers,
-      removals: this.#removals
+      removals: this.#removals,
+      engine: this.#engine
     }
     try {
       const result = await executeContainer(ctx, req, imageId, signal, startedAtMs)
@@ -285,6 +292,13 @@ interface OneShotStatus {
   state: 'ready' | 'missing'
   lastError: string
   checkedAtMs: number
+}
+
+/** Podman's Docker-compatible service names itself among the components of GET /version. */
+export function engineOf (version: Dockerode.DockerVersion): Engine {
+  // Optional in practice: old Docker engines and other compatible servers leave it out.
+  const components: Array<{ Name?: string }> = version.Components ?? []
+  return components.some((c) => /podman/i.test(c.Name ?? '')) ? 'podman' : 'docker'
 }
 
 function abortText (signal: AbortSignal | undefined): string {

@@ -1,5 +1,5 @@
 /** One job container from create to removal: attach, start, feed stdin, stream output, judge the exit. */
-import type { Duplex } from 'node:stream'
+import type { Duplex, Readable } from 'node:stream'
 import type Dockerode from 'dockerode'
 import type { Logger } from '../telemetry/logger.ts'
 import { schemaViolation } from './schema.ts'
@@ -11,7 +11,8 @@ import {
 } from './errors.ts'
 import type { RuntimeError, RuntimeErrorDetails } from './errors.ts'
 import { buildCreateSpec } from './sandbox.ts'
-import { CappedBuffer, STREAM_STDERR, STREAM_STDOUT, StreamDemuxer, TailBuffer } from './streams.ts'
+import type { Engine } from './sandbox.ts'
+import { JobOutput } from './streams.ts'
 
 export interface ExecuteContext {
   docker: Dockerode
@@ -22,6 +23,11 @@ export interface ExecuteContext {
   active: Set<string>
   /** Removals still in flight; settled() and stop() wait for them. */
   removals: Set<Promise<void>>
+  /**
+   * docker: the output is the attach stream's. podman: the attach stream carries stdin and the live
+   * output cap, and the output is read from the container's log once it has exited (docs/PODMAN.md).
+   */
+  engine: Engine
 }
 
 type Failure = (details: RuntimeErrorDetails) => RuntimeError
@@ -33,7 +39,7 @@ type Failure = (details: RuntimeErrorDetails) => RuntimeError
  */
 export async function executeContainer (ctx: ExecuteContext, req: RunRequest, imageId: string, signal: AbortSignal, startedAtMs: number): Promise<RunResult> {
   const { docker, engineTimeoutMs } = ctx
-  const spec = buildCreateSpec({ jobId: req.jobId, container: req.container, imageId, runtimeId: ctx.runtimeId })
+  const spec = buildCreateSpec({ jobId: req.jobId, container: req.container, imageId, runtimeId: ctx.runtimeId, engine: ctx.engine })
   if (signal.aborted) throw new RunAbortedError(String(signal.reason), { imageDigest: imageId })
 
   let handle: Dockerode.Container
@@ -64,14 +70,11 @@ export async function executeContainer (ctx: ExecuteContext, req: RunRequest, im
 async function runCreated (ctx: ExecuteContext, req: RunRequest, handle: Dockerode.Container, imageId: string, signal: AbortSignal, startedAtMs: number): Promise<RunResult> {
   const { container } = req
   const { engineTimeoutMs } = ctx
-  const stdout = new CappedBuffer(container.maxOutputBytes)
-  const stderr = new TailBuffer(STDERR_TAIL_BYTES)
-  const details = (exitCode?: number): RuntimeErrorDetails =>
-    exitCode === undefined ? { imageDigest: imageId, stderrTail: stderr.text() } : { imageDigest: imageId, stderrTail: stderr.text(), exitCode }
-
   const state: { failure: Failure | undefined, started: boolean } = { failure: undefined, started: false }
   // A function, not a read of state.failure: callbacks set it, which TS's narrowing cannot see.
   const failed = (): Failure | undefined => state.failure
+  // Aborted by the first failure, so a read of the log (Podman) ends with the run's timeout or abort.
+  const anyFailure = new AbortController()
   const kill = (): void => {
     // 409 (not running) and 404 (gone) are fine: the point is only that it stops.
     handle.kill({ abortSignal: AbortSignal.timeout(engineTimeoutMs) }).catch(() => {})
@@ -79,16 +82,22 @@ async function runCreated (ctx: ExecuteContext, req: RunRequest, handle: Dockero
   const fail = (f: Failure): void => {
     if (state.failure !== undefined) return
     state.failure = f
+    anyFailure.abort()
     if (state.started) kill()
   }
+  const tooLarge: Failure = (d) => new OutputTooLargeError(container.id, container.maxOutputBytes, d)
 
   // Long-lived requests (attach, wait) get no engine timeout; the run's own deadline bounds them.
   const longLived = new AbortController()
   const attachTimer = setTimeout(() => longLived.abort(), engineTimeoutMs)
   let stream: Duplex
   try {
-    stream = await handle.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true, abortSignal: longLived.signal }) as unknown as Duplex
+    stream = await attach(ctx, handle, longLived.signal)
   } catch (err) {
+    // docker-modem never ends a hijacked request whose stdin is open: without this its socket stays.
+    longLived.abort()
+    // Podman prepares the OCI container at attach, so a command missing from the image fails here (409).
+    if ((err as { statusCode?: number }).statusCode === 409) throw new ContainerStartError(container.id, { imageDigest: imageId, cause: err })
     throw new EngineRequestError(`attach to container ${container.id}`, { imageDigest: imageId, cause: err })
   } finally {
     clearTimeout(attachTimer)
@@ -97,25 +106,29 @@ async function runCreated (ctx: ExecuteContext, req: RunRequest, handle: Dockero
   const exited = handle.wait({ condition: 'next-exit', abortSignal: longLived.signal }) as Promise<{ StatusCode: number }>
   exited.catch(() => {})
 
-  let streamError: Error | undefined
-  const demux = new StreamDemuxer((kind, payload) => {
-    if (kind === STREAM_STDOUT) {
-      if (!stdout.add(payload)) {
-        fail((d) => new OutputTooLargeError(container.id, container.maxOutputBytes, d))
-        // Stop reading at once: nothing past the cap is buffered.
-        stream.destroy()
-      }
-    } else if (kind === STREAM_STDERR) {
-      stderr.add(payload)
+  // On Podman the attach stream only enforces the cap live; the bytes kept are the log's (below).
+  const live = new JobOutput({
+    maxStdout: container.maxOutputBytes,
+    stderrTail: STDERR_TAIL_BYTES,
+    keepStdout: ctx.engine === 'docker',
+    onOverflow: () => {
+      fail(tooLarge)
+      // Stop reading at once: nothing past the cap is buffered.
+      stream.destroy()
     }
   })
+  let output = live
+  const details = (exitCode?: number): RuntimeErrorDetails =>
+    exitCode === undefined ? { imageDigest: imageId, stderrTail: output.stderr.text() } : { imageDigest: imageId, stderrTail: output.stderr.text(), exitCode }
+
+  let streamError: Error | undefined
   // 'end' (the engine finished sending output), not 'close': a container that exits without reading
   // all of its stdin leaves our write side stuck, so the socket would never fully close.
   const closed = new Promise<void>((resolve) => {
     stream.once('end', () => { resolve() })
     stream.once('close', () => { resolve() })
   })
-  stream.on('data', (chunk: Buffer) => { demux.push(chunk) })
+  stream.on('data', (chunk: Buffer) => { live.push(chunk) })
   stream.on('error', (err: Error) => { streamError ??= err })
 
   const onAbort = (): void => { fail((d) => new RunAbortedError(String(signal.reason), d)) }
@@ -149,10 +162,24 @@ async function runCreated (ctx: ExecuteContext, req: RunRequest, handle: Dockero
       throw new EngineRequestError(`wait for container ${container.id}`, { ...details(), cause: outcome })
     }
     const exitCode = outcome[0].StatusCode
+    let logError: Error | undefined
+    const fromLog = ctx.engine === 'podman' && failed() === undefined
+    if (fromLog) {
+      // The container ended on its own, so the log holds all of its output. A failure we caused
+      // (timeout, abort, cap) keeps the attach stream's stderr tail, which is what it has to say.
+      output = new JobOutput({ maxStdout: container.maxOutputBytes, stderrTail: STDERR_TAIL_BYTES, onOverflow: () => { fail(tooLarge) } })
+      logError = await readLog(ctx, handle, output, anyFailure.signal)
+      if (logError === undefined && !output.idle) logError = new Error('the log ended inside a frame')
+    }
     const finishedAtMs = Date.now()
     const failure = failed()
     if (failure !== undefined) throw failure(details(exitCode))
-    if (streamError !== undefined && !demux.idle) {
+    // Without the log there is no output at all, so any error reading it fails the run.
+    if (logError !== undefined) {
+      throw new EngineRequestError(`read the log of container ${container.id}`, { ...details(exitCode), cause: logError })
+    }
+    // An attach stream that broke between frames lost nothing: the engine had sent all the output.
+    if (!fromLog && streamError !== undefined && !output.idle) {
       throw new EngineRequestError(`read output of container ${container.id}`, { ...details(exitCode), cause: streamError })
     }
     if (exitCode !== 0) {
@@ -164,16 +191,85 @@ async function runCreated (ctx: ExecuteContext, req: RunRequest, handle: Dockero
       }
       throw new ContainerExitError(container.id, exitCode, details())
     }
-    const output = stdout.bytes()
-    const violation = schemaViolation(container.outputSchema, output)
+    const bytes = output.stdout.bytes()
+    const violation = schemaViolation(container.outputSchema, bytes)
     if (violation !== undefined) throw new OutputSchemaError(container.id, violation, details(exitCode))
-    return { output, exitCode, imageDigest: imageId, stderrTail: stderr.text(), startedAtMs, finishedAtMs }
+    return { output: bytes, exitCode, imageDigest: imageId, stderrTail: output.stderr.text(), startedAtMs, finishedAtMs }
   } finally {
     clearTimeout(timer)
     clearTimeout(deadline)
     signal.removeEventListener('abort', onAbort)
     stream.destroy()
     longLived.abort()
+  }
+}
+
+/** docker-modem's request options. */
+type DialOptions = Parameters<Dockerode['modem']['dial']>[0]
+
+/**
+ * Attaches stdin, stdout and stderr before start. Dialled by hand because dockerode's attach() also
+ * sends its options as a JSON body, which Podman feeds into the container's stdin (Docker ignores
+ * it). An empty body, not none: Node sends the request headers only with the first write.
+ */
+async function attach (ctx: ExecuteContext, handle: Dockerode.Container, signal: AbortSignal): Promise<Duplex> {
+  return await new Promise<Duplex>((resolve, reject) => {
+    const opts: DialOptions = {
+      path: `/containers/${handle.id}/attach?`,
+      method: 'POST',
+      options: { stream: 'true', stdin: 'true', stdout: 'true', stderr: 'true' },
+      file: Buffer.alloc(0),
+      isStream: true,
+      hijack: true,
+      openStdin: true,
+      abortSignal: signal,
+      statusCodes: { 101: true, 200: true, 400: 'bad parameter', 404: 'no such container', 409: 'conflict', 500: 'server error' }
+    }
+    ctx.docker.modem.dial(opts, (err, data) => {
+      if (err !== null && err !== undefined) reject(err)
+      else resolve(data as Duplex)
+    })
+  })
+}
+
+/**
+ * Reads an exited container's stdout and stderr from its log (`GET /containers/{id}/logs`, the same
+ * multiplexed format as attach) into `output`, and stops at the cap: `output` calls its overflow
+ * handler and nothing more is read. Resolves with the read's error, if any; `signal` ends it early.
+ */
+async function readLog (ctx: ExecuteContext, handle: Dockerode.Container, output: JobOutput, signal: AbortSignal): Promise<Error | undefined> {
+  let log: Readable | undefined
+  // The engine timeout bounds the wait for the answer; the body, bounded by the cap on stdout but
+  // not on stderr, has the run's own timeout (through `signal`).
+  const answer = new AbortController()
+  const answerTimer = setTimeout(() => { answer.abort() }, ctx.engineTimeoutMs)
+  try {
+    log = await new Promise<Readable>((resolve, reject) => {
+      const opts: DialOptions = {
+        path: `/containers/${handle.id}/logs?`,
+        method: 'GET',
+        options: { stdout: 'true', stderr: 'true', follow: 'false' },
+        isStream: true,
+        abortSignal: AbortSignal.any([signal, answer.signal]),
+        statusCodes: { 200: true, 404: 'no such container', 500: 'server error' }
+      }
+      ctx.docker.modem.dial(opts, (err, data) => {
+        if (err !== null && err !== undefined) reject(err)
+        else resolve(data as Readable)
+      })
+    })
+    clearTimeout(answerTimer)
+    for await (const chunk of log) {
+      output.push(chunk as Buffer)
+      // Past the cap nothing more is read; the run has failed (OUTPUT_TOO_LARGE).
+      if (signal.aborted || output.stdout.overflowed) break
+    }
+    return undefined
+  } catch (err) {
+    return err as Error
+  } finally {
+    clearTimeout(answerTimer)
+    log?.destroy()
   }
 }
 

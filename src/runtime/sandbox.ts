@@ -66,6 +66,18 @@ export function assertSafeUser (container: ContainerConfig): void {
   if (match === null || uid === 0 || gid === 0) throw new UnsafeUserError(container.id, container.user)
 }
 
+/** The engine behind the Docker API: they differ in how a job's output is best read (docs/PODMAN.md). */
+export type Engine = 'docker' | 'podman'
+
+/**
+ * The log driver of a job container. Docker: none, as buildHostConfig says. Podman 4.3 can drop the
+ * attach stream's output of a container that exits within milliseconds, so there the output is read
+ * from the container's log after it exits, and conmon writes that log (k8s-file) until the removal.
+ */
+export function jobLogConfig (engine: Engine): SandboxHostConfig['LogConfig'] {
+  return engine === 'podman' ? { Type: 'k8s-file', Config: {} } : { Type: 'none', Config: {} }
+}
+
 export interface CreateSpec {
   name: string
   Image: string
@@ -82,8 +94,11 @@ export interface CreateSpec {
   HostConfig: SandboxHostConfig
 }
 
-/** Everything `POST /containers/create` gets for one job; `imageId` is the verified id, never a tag. */
-export function buildCreateSpec (opts: { jobId: string, container: ContainerConfig, imageId: string, runtimeId: string }): CreateSpec {
+/**
+ * Everything `POST /containers/create` gets for one job; `imageId` is the verified id, never a tag.
+ * `engine` (default docker) only changes the log driver, see jobLogConfig.
+ */
+export function buildCreateSpec (opts: { jobId: string, container: ContainerConfig, imageId: string, runtimeId: string, engine?: Engine }): CreateSpec {
   const { jobId, container, imageId, runtimeId } = opts
   // JOB_ID comes first and cannot be overridden by the container's env.
   const env = [`JOB_ID=${jobId}`]
@@ -103,7 +118,7 @@ export function buildCreateSpec (opts: { jobId: string, container: ContainerConf
     OpenStdin: true,
     StdinOnce: true,
     Tty: false,
-    HostConfig: buildHostConfig(container)
+    HostConfig: { ...buildHostConfig(container), LogConfig: jobLogConfig(opts.engine ?? 'docker') }
   }
   if (container.command.length > 0) spec.Cmd = [...container.command]
   return spec

@@ -1,4 +1,4 @@
-/** Byte handling of Docker's attach stream: demultiplexing, a hard stdout cap, a stderr tail. */
+/** Byte handling of the engine's output streams (attach, logs): demultiplexing, a hard stdout cap, a stderr tail. */
 
 export const STREAM_STDOUT = 1
 export const STREAM_STDERR = 2
@@ -49,15 +49,20 @@ export class StreamDemuxer {
   }
 }
 
-/** Collects bytes up to `max`; the first byte beyond it makes add() return false and nothing more is kept. */
+/**
+ * Collects bytes up to `max`; the first byte beyond it makes add() return false and nothing more is kept.
+ * With `keep: false` it only counts (a cap on a stream whose bytes are read again elsewhere).
+ */
 export class CappedBuffer {
   readonly #max: number
+  readonly #keep: boolean
   readonly #chunks: Buffer[] = []
   #length = 0
   #overflowed = false
 
-  constructor (max: number) {
+  constructor (max: number, opts: { keep?: boolean } = {}) {
     this.#max = max
+    this.#keep = opts.keep ?? true
   }
 
   add (bytes: Buffer): boolean {
@@ -67,7 +72,7 @@ export class CappedBuffer {
       return false
     }
     // Copy: a slice would pin the whole socket chunk it came from.
-    this.#chunks.push(Buffer.from(bytes))
+    if (this.#keep) this.#chunks.push(Buffer.from(bytes))
     this.#length += bytes.length
     return true
   }
@@ -81,6 +86,8 @@ export class CappedBuffer {
   }
 
   bytes (): Uint8Array {
+    // Returning nothing here would pass for an empty output.
+    if (!this.#keep) throw new TypeError('this CappedBuffer only counts bytes (keep: false)')
     return Buffer.concat(this.#chunks, this.#length)
   }
 }
@@ -106,5 +113,38 @@ export class TailBuffer {
   /** The tail as text; a multi-byte character cut at the start becomes U+FFFD. */
   text (): string {
     return new TextDecoder('utf-8').decode(this.#tail)
+  }
+}
+
+/**
+ * One job's output from a multiplexed stream: stdout up to `maxStdout` (or only counted, with
+ * `keepStdout: false`), the last `stderrTail` bytes of stderr. `onOverflow` runs once, at the first
+ * stdout byte past the cap; nothing past it is kept.
+ */
+export class JobOutput {
+  readonly stdout: CappedBuffer
+  readonly stderr: TailBuffer
+  readonly #demux: StreamDemuxer
+
+  constructor (opts: { maxStdout: number, stderrTail: number, keepStdout?: boolean, onOverflow: () => void }) {
+    this.stdout = new CappedBuffer(opts.maxStdout, { keep: opts.keepStdout ?? true })
+    this.stderr = new TailBuffer(opts.stderrTail)
+    this.#demux = new StreamDemuxer((kind, payload) => {
+      if (kind === STREAM_STDOUT) {
+        const overflowing = !this.stdout.overflowed
+        if (!this.stdout.add(payload) && overflowing) opts.onOverflow()
+      } else if (kind === STREAM_STDERR) {
+        this.stderr.add(payload)
+      }
+    })
+  }
+
+  push (chunk: Buffer): void {
+    this.#demux.push(chunk)
+  }
+
+  /** True when the stream stopped at a frame boundary (nothing half-read). */
+  get idle (): boolean {
+    return this.#demux.idle
   }
 }
