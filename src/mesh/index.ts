@@ -1,6 +1,7 @@
 import { TopicValidatorResult } from '@libp2p/interface'
 import type { Message } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
+import { multiaddr } from '@multiformats/multiaddr'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import type { MeshConfig, Role } from '../config/types.ts'
@@ -78,6 +79,8 @@ async function keyCid (key: string): Promise<CID> {
   return CID.create(1, raw.code, await sha256.digest(new TextEncoder().encode(key)))
 }
 
+/** How often unreachable bootstrap peers are dialled again. */
+const BOOTSTRAP_REDIAL_MS = 5_000
 /** Retry delay for provider records while the routing table is still empty. */
 const PROVIDE_RETRY_MS = 2_000
 
@@ -168,6 +171,23 @@ export function mesh (init: MeshInit) {
       if (ok) logger.debug({ keys }, 'provider records announced')
     }
 
+    // Bootstrap peers are dialled directly (and redialled while unreachable), not left to discovery
+    // events: a node must reach the mesh through them even when the connection manager would not dial.
+    const dialBootstrap = async (): Promise<void> => {
+      const n = node
+      if (n === undefined || stopping) return
+      const connected = new Set(n.getConnections().map((c) => c.remotePeer.toString()))
+      const missing = [...config.bootstrap, ...(config.behindNat ? config.relays : [])]
+        .filter((a) => !connected.has(multiaddr(a).getPeerId() ?? ''))
+      await Promise.all(missing.map(async (a) => {
+        try {
+          await n.dial(multiaddr(a), { signal: AbortSignal.timeout(5_000) })
+        } catch (err) {
+          logger.debug({ peer: a, err: (err as Error).message }, 'bootstrap peer not reachable yet')
+        }
+      }))
+    }
+
     const pingAll = async (): Promise<void> => {
       if (node === undefined) return
       for (const conn of node.getConnections()) {
@@ -251,8 +271,10 @@ export function mesh (init: MeshInit) {
         node = n
         timers = [
           setInterval(() => { heartbeat().catch((err: unknown) => logger.debug({ err }, 'heartbeat publish failed')) }, config.heartbeatIntervalMs),
-          setInterval(() => { void pingAll() }, PING_INTERVAL_MS)
+          setInterval(() => { void pingAll() }, PING_INTERVAL_MS),
+          setInterval(() => { void dialBootstrap() }, BOOTSTRAP_REDIAL_MS)
         ]
+        void dialBootstrap()
         void provideAll()
         void heartbeat().catch(() => {})
         logger.info({ addresses: n.getMultiaddrs().map(String), bootstrap: config.bootstrap.length }, 'joined the mesh')
