@@ -56,7 +56,17 @@ async function rawGossip (n: number, messages: number): Promise<Summary> {
       }) as Libp2p<{ pubsub: GossipSub }>)
     }
     // Dial the first node directly, as the inframind mesh does with its bootstrap peers.
-    for (const node of nodes.slice(1)) await node.dial(nodes[0]!.getMultiaddrs()[0]!)
+    for (const node of nodes.slice(1)) {
+      // The bootstrap module may be dialling the same peer at the same moment; a clash is retried.
+      for (let attempt = 0; attempt < 5; attempt++) {
+        try {
+          await node.dial(nodes[0]!.getMultiaddrs()[0]!)
+          break
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, 200))
+        }
+      }
+    }
     for (const node of nodes) node.services.pubsub.subscribe(topic)
     // Let the mesh form (heartbeats graft peers).
     const until = Date.now() + 20_000

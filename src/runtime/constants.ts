@@ -12,6 +12,11 @@ export const TMPFS_TMP_OPTIONS = 'rw,noexec,nosuid,nodev,size=64m'
 
 /** stderr is diagnostics only: the last few KiB are enough for a receipt and bounded in memory. */
 export const STDERR_TAIL_BYTES = 4096
+/**
+ * Total stderr a job may write before it is killed. Only a tail is kept, but an endless stderr flood
+ * still burns CPU, and on Podman (whose output is read back from a log file) it fills the disk.
+ */
+export const MAX_STDERR_BYTES = 16 * 1024 * 1024
 
 /** Labels on every job container, so leftovers (e.g. after a crash) can be found and removed. */
 export const LABEL_JOB = 'inframind.job'

@@ -126,6 +126,14 @@ export class OutputTooLargeError extends RuntimeError {
   }
 }
 
+export class StderrTooLargeError extends RuntimeError {
+  static readonly code = 'STDERR_TOO_LARGE'
+  constructor (containerId: string, maxBytes: number, details?: RuntimeErrorDetails) {
+    super('StderrTooLargeError', StderrTooLargeError.code,
+      `container ${containerId} wrote more than ${maxBytes} bytes to stderr and was killed (log less, or write diagnostics to /tmp)`, details)
+  }
+}
+
 export class ContainerExitError extends RuntimeError {
   static readonly code = 'CONTAINER_EXIT'
   constructor (containerId: string, exitCode: number, details?: RuntimeErrorDetails) {

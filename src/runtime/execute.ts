@@ -4,10 +4,10 @@ import type Dockerode from 'dockerode'
 import type { Logger } from '../telemetry/logger.ts'
 import { schemaViolation } from './schema.ts'
 import type { RunRequest, RunResult } from './types.ts'
-import { EXIT_SIGKILL, STDERR_TAIL_BYTES } from './constants.ts'
+import { EXIT_SIGKILL, MAX_STDERR_BYTES, STDERR_TAIL_BYTES } from './constants.ts'
 import {
   ContainerExitError, ContainerOomError, ContainerStartError, ContainerTimeoutError, EngineRequestError,
-  OutputSchemaError, OutputTooLargeError, RunAbortedError
+  OutputSchemaError, OutputTooLargeError, RunAbortedError, StderrTooLargeError
 } from './errors.ts'
 import type { RuntimeError, RuntimeErrorDetails } from './errors.ts'
 import { buildCreateSpec } from './sandbox.ts'
@@ -114,6 +114,11 @@ async function runCreated (ctx: ExecuteContext, req: RunRequest, handle: Dockero
     onOverflow: () => {
       fail(tooLarge)
       // Stop reading at once: nothing past the cap is buffered.
+      stream.destroy()
+    },
+    maxStderr: MAX_STDERR_BYTES,
+    onStderrFlood: () => {
+      fail((d) => new StderrTooLargeError(container.id, MAX_STDERR_BYTES, d))
       stream.destroy()
     }
   })

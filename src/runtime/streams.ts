@@ -126,7 +126,9 @@ export class JobOutput {
   readonly stderr: TailBuffer
   readonly #demux: StreamDemuxer
 
-  constructor (opts: { maxStdout: number, stderrTail: number, keepStdout?: boolean, onOverflow: () => void }) {
+  #stderrBytes = 0
+
+  constructor (opts: { maxStdout: number, stderrTail: number, keepStdout?: boolean, onOverflow: () => void, maxStderr?: number, onStderrFlood?: () => void }) {
     this.stdout = new CappedBuffer(opts.maxStdout, { keep: opts.keepStdout ?? true })
     this.stderr = new TailBuffer(opts.stderrTail)
     this.#demux = new StreamDemuxer((kind, payload) => {
@@ -135,6 +137,9 @@ export class JobOutput {
         if (!this.stdout.add(payload) && overflowing) opts.onOverflow()
       } else if (kind === STREAM_STDERR) {
         this.stderr.add(payload)
+        const before = this.#stderrBytes
+        this.#stderrBytes += payload.byteLength
+        if (opts.maxStderr !== undefined && before <= opts.maxStderr && this.#stderrBytes > opts.maxStderr) opts.onStderrFlood?.()
       }
     })
   }

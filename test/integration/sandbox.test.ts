@@ -25,7 +25,8 @@ test.before(async () => {
       containerYaml('memhog', sh('dd if=/dev/zero of=/dev/null bs=256M count=1 && echo SURVIVED', { resources: { cpus: 0.5, memory: '32m', pids: 16 } })),
       containerYaml('loop', sh('while :; do :; done', { timeout_ms: 1500 })),
       containerYaml('flood', sh('yes flood', { max_output_bytes: 4096 })),
-      containerYaml('crash', sh('echo "model file missing" >&2; exit 3'))
+      containerYaml('crash', sh('echo "model file missing" >&2; exit 3')),
+      containerYaml('stderr-flood', sh('yes "noisy diagnostics" >&2', { timeout_ms: 30_000 }))
     ]
   })
 })
@@ -113,4 +114,14 @@ test.serial('a non-zero exit fails the job with the exit code and the stderr tai
   t.is(job.exitCode, 3)
   t.regex(job.error, /model file missing/)
   await stillServes(t, 'crash')
+})
+
+test.serial('a flood of stderr is stopped at its budget instead of running on', async (t) => {
+  const started = Date.now()
+  const job = await run('stderr-flood')
+  t.is(job.state, 'JOB_STATE_FAILED')
+  t.is(job.errorCode, 'STDERR_TOO_LARGE')
+  t.true(Date.now() - started < 25_000, 'stopped well before its 30 s timeout')
+  t.regex(job.error, /noisy diagnostics/, 'the stderr tail is kept')
+  await stillServes(t, 'stderr-flood')
 })
