@@ -18,6 +18,9 @@ import { apiServer, type ApiServer } from './api/index.ts'
 import { grpcAssign } from './api/client.ts'
 import type { WireHardware } from './api/wire.ts'
 import { VERSION } from './version.ts'
+import { mkdir, rename, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { NODE_FILE } from './types.ts'
 
 export interface InframindNode extends Startable {
   readonly config: NodeConfig
@@ -142,6 +145,7 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
       }
       // Publish a heartbeat now that the gRPC address is known, rather than at the next tick.
       await mesh?.heartbeatNow().catch(() => {})
+      await writeNodeFile(config, identity, api, tel, mesh).catch((err: unknown) => logger.warn({ err }, 'could not write node.json'))
       logger.info({ roles, containers: config.containers.map((c) => c.id), version: VERSION, mesh: mesh?.addresses() ?? [] }, 'node started')
     },
     async stop () {
@@ -150,6 +154,26 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
       logger.info('node stopped')
     }
   }
+}
+
+/**
+ * `<data_dir>/node.json`: where this running node listens (ports chosen by the OS when configured as
+ * 0), for tools that start nodes (devnet) and for operators. No secrets: ids and addresses only.
+ */
+async function writeNodeFile (config: NodeConfig, identity: Identity, api: ApiServer, tel: Telemetry, mesh: Mesh | undefined): Promise<void> {
+  const file = path.join(config.node.dataDir, NODE_FILE)
+  const body = JSON.stringify({
+    nodeId: identity.nodeId,
+    pid: process.pid,
+    roles: config.node.roles,
+    public: api.publicAddress(),
+    control: api.controlAddress(),
+    metrics: tel.metricsUrl(),
+    mesh: mesh?.addresses() ?? []
+  }, null, 2) + '\n'
+  await mkdir(config.node.dataDir, { recursive: true })
+  await writeFile(`${file}.tmp`, body)
+  await rename(`${file}.tmp`, file)
 }
 
 function heartbeatFields (config: NodeConfig, hw: Awaited<ReturnType<typeof detectHardware>>, orch: Orchestrator | undefined,

@@ -13,3 +13,6 @@ export interface StateChange {
   atMs: number
   detail: string
 }
+
+/** Written in data_dir once a node listens: its id and actual addresses (devnet reads it). */
+export const NODE_FILE = 'node.json'

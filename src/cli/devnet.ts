@@ -5,12 +5,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse, stringify } from 'yaml'
 import { connectControl } from '../api/client.ts'
 import { loadOrCreateIdentity } from '../identity/index.ts'
+import { NODE_FILE } from '../types.ts'
 import { parseArgs, str, UsageError } from './args.ts'
 import type { CliIo } from './client-commands.ts'
 import { spinner, table } from './format.ts'
@@ -53,17 +53,6 @@ export interface DevnetOptions {
   logLevel?: string
 }
 
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => resolve(port))
-    })
-  })
-}
-
 interface Plan { name: string, roles: string[], containers: 'all' | 'oneshot' | 'none' }
 
 function plan (n: number, warmFirst: boolean): Plan[] {
@@ -98,14 +87,15 @@ export async function startDevnet (opts: DevnetOptions): Promise<Devnet> {
       await rm(path.join(dir, 'store'), { recursive: true, force: true })
       const keyFile = path.join(dir, 'identity.key')
       const { identity } = loadOrCreateIdentity(keyFile)
-      const [pub, ctl, metrics, meshPort] = [await freePort(), await freePort(), await freePort(), await freePort()]
+      await rm(path.join(dir, NODE_FILE), { force: true })
       const doc = structuredClone(base)
       doc.node = { ...doc.node, name: p.name, roles: p.roles, data_dir: dir }
       doc.identity = { key_file: keyFile }
-      // Everything on loopback: a devnet is reachable from this machine only.
-      doc.api = { ...doc.api, public: `127.0.0.1:${pub}`, control: `127.0.0.1:${ctl}` }
-      doc.telemetry = { ...doc.telemetry, metrics: { ...doc.telemetry.metrics, listen: `127.0.0.1:${metrics}` } }
-      doc.mesh = { ...doc.mesh, listen: [`/ip4/127.0.0.1/tcp/${meshPort}`], bootstrap: bootstrap === '' ? [] : [bootstrap], heartbeat_interval_ms: 1000 }
+      // Everything on loopback (a devnet is reachable from this machine only), on ports the OS picks:
+      // ports chosen in advance can be taken meanwhile by another node's outbound connections.
+      doc.api = { ...doc.api, public: '127.0.0.1:0', control: '127.0.0.1:0' }
+      doc.telemetry = { ...doc.telemetry, metrics: { ...doc.telemetry.metrics, listen: '127.0.0.1:0' } }
+      doc.mesh = { ...doc.mesh, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: bootstrap === '' ? [] : [bootstrap], heartbeat_interval_ms: 1000 }
       doc.runtime = { ...doc.runtime, prefetch: false }
       const containers = (doc.containers ?? []) as Array<Record<string, unknown>>
       doc.containers = p.containers === 'none' ? [] : containers.filter((c) => p.containers === 'all' || c.mode !== 'service')
@@ -120,16 +110,41 @@ export async function startDevnet (opts: DevnetOptions): Promise<Devnet> {
       const log = await open(logFile, 'w')
       const child = spawn(process.execPath, [...NODE_FLAGS, ENTRYPOINT, '--config', configFile], { stdio: ['ignore', log.fd, log.fd] })
       child.once('exit', () => { log.close().catch(() => {}) })
-      const meshAddr = `/ip4/127.0.0.1/tcp/${meshPort}/p2p/${identity.nodeId}`
-      if (bootstrap === '') bootstrap = meshAddr
-      started.push({ name: p.name, roles: p.roles, nodeId: identity.nodeId, dir, publicAddr: `127.0.0.1:${pub}`, controlAddr: `127.0.0.1:${ctl}`, meshAddr, logFile, child })
-      opts.progress(`started ${p.name} (${p.roles.join('+')}) ${identity.nodeId}`)
+      const node: DevnetNode = { name: p.name, roles: p.roles, nodeId: identity.nodeId, dir, publicAddr: '', controlAddr: '', meshAddr: '', logFile, child }
+      started.push(node)
+      opts.progress(`starting ${p.name} (${p.roles.join('+')}) ${identity.nodeId}`)
+      // The first node is everyone's bootstrap peer: its address is needed before the others start.
+      if (bootstrap === '') {
+        await listening(node)
+        bootstrap = node.meshAddr
+      }
     }
+    await Promise.all(started.slice(1).map(async (n) => await listening(n)))
     await waitForMesh(started, opts.progress)
     return { nodes: started, gateway: started[0] as DevnetNode, stop }
   } catch (err) {
     await stop()
     throw err
+  }
+}
+
+/** Waits for the node's node.json (written once it listens) and fills in its addresses. */
+async function listening (n: DevnetNode): Promise<void> {
+  const until = Date.now() + READY_TIMEOUT_MS
+  for (;;) {
+    if (n.child.exitCode !== null) {
+      const tail = (await readFile(n.logFile, 'utf8').catch(() => '')).split('\n').slice(-12).join('\n')
+      throw new Error(`${n.name} exited during start (log ${n.logFile}):\n${tail}`)
+    }
+    try {
+      const info = JSON.parse(await readFile(path.join(n.dir, NODE_FILE), 'utf8')) as { public: string, control: string, mesh: string[] }
+      n.publicAddr = info.public
+      n.controlAddr = info.control
+      n.meshAddr = info.mesh.find((a) => a.startsWith('/ip4/127.0.0.1/tcp/')) ?? info.mesh[0] ?? ''
+      return
+    } catch {}
+    if (Date.now() > until) throw new Error(`${n.name} did not start listening within ${READY_TIMEOUT_MS / 1000} s (log ${n.logFile})`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
   }
 }
 
