@@ -67,7 +67,13 @@ export async function createMeshLibp2p (config: MeshConfig, identity: Identity, 
     transports,
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    connectionManager: { maxConnections: config.maxConnections },
+    connectionManager: {
+      maxConnections: config.maxConnections,
+      // libp2p rate-limits inbound connections per host (5/s by default); a devnet or a site behind one
+      // NAT address connects many nodes from one host at once, so the limit follows max_connections.
+      inboundConnectionThreshold: config.maxConnections,
+      maxIncomingPendingConnections: config.maxConnections
+    },
     peerDiscovery: bootList.length > 0 ? [bootstrap({ list: bootList })] : [],
     services: services as never,
     start: false
