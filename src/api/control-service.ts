@@ -1,6 +1,6 @@
 import type * as grpc from '@grpc/grpc-js'
 import type { ApiComponents } from './types.ts'
-import type { WireNodeEvent, WireNodeStatus } from './wire.ts'
+import type { WireContainerInfo, WireNodeEvent, WireNodeStatus } from './wire.ts'
 import { containerToWire, stateToWire } from './convert.ts'
 import { containerInfos, liveStates } from './containers.ts'
 import { toServiceError } from './errors.ts'
@@ -16,9 +16,8 @@ export function controlServiceHandlers (c: ApiComponents): grpc.UntypedServiceIm
     },
 
     ListContainers: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-      containerInfos(c).then((list) => {
-        const live = liveStates(c)
-        callback(null, { containers: list.map(([cfg, present]) => containerToWire(cfg, present, live.get(cfg.id))) })
+      containersWithState(c).then((containers) => {
+        callback(null, { containers })
       }, (err: unknown) => callback(toServiceError(err) as grpc.ServiceError, null))
     },
 
@@ -63,7 +62,7 @@ async function status (c: ApiComponents): Promise<WireNodeStatus> {
     rssBytes: sys.rssBytes,
     memoryTotalBytes: sys.memoryTotalBytes,
     memoryUsedBytes: sys.memoryUsedBytes,
-    containers: (await containerInfos(c)).map(([cfg, present]) => containerToWire(cfg, present, liveStates(c).get(cfg.id))),
+    containers: await containersWithState(c),
     roles: c.config.node.roles,
     metricsUrl: c.telemetry.metricsUrl(),
     imageCacheHits: c.images?.stats().hits ?? 0,
@@ -71,4 +70,10 @@ async function status (c: ApiComponents): Promise<WireNodeStatus> {
     imageCacheHitRatio: c.images?.stats().hitRatio ?? 1,
     guardianRejections: stats.guardianRejections
   }
+}
+
+/** Every configured container with its image readiness and live state (one status read for all). */
+async function containersWithState (c: ApiComponents): Promise<WireContainerInfo[]> {
+  const live = liveStates(c)
+  return (await containerInfos(c)).map(([cfg, present]) => containerToWire(cfg, present, live.get(cfg.id)))
 }

@@ -69,9 +69,8 @@ export function scheduler (init: { config: NodeConfig, via?: 'gossip' | 'grpc' }
 
     const liveWorkers = (): Heartbeat[] => c.mesh.peers().filter((p) => p.alive && p.heartbeat !== null).map((p) => p.heartbeat as Heartbeat)
 
-    const assignOnce = async (job: RemoteJob, worker: Heartbeat, signal: AbortSignal): Promise<AssignmentAck> => {
+    const assignOnce = async (job: RemoteJob, inputHash: Buffer, worker: Heartbeat, signal: AbortSignal): Promise<AssignmentAck> => {
       const inline = job.input.byteLength <= init.config.mesh.inlineBytes
-      const inputHash = createHash('sha256').update(job.input).digest()
       if (!inline) inputs.set(inputHash.toString('hex'), job.input)
       const assignment: Assignment = {
         jobId: job.jobId,
@@ -107,6 +106,8 @@ export function scheduler (init: { config: NodeConfig, via?: 'gossip' | 'grpc' }
     const runRemote = async (job: RemoteJob, opts: { signal: AbortSignal, onProgress?: (p: Progress) => void }): Promise<RemoteResult> => {
       const tried = new Set<string>()
       const refusals: string[] = []
+      // Hashed once per job, not per attempt: large inputs are served by this hash until the job ends.
+      const inputHash = createHash('sha256').update(job.input).digest()
       // Registered before any assignment goes out, so a fast worker's result is never missed.
       let resultFrom = ''
       const result = new Promise<{ msg: MeshMessage<JobResultNotice>, receipt: Receipt }>((resolve, reject) => {
@@ -125,7 +126,7 @@ export function scheduler (init: { config: NodeConfig, via?: 'gossip' | 'grpc' }
           resultFrom = worker.nodeId
           let ack: AssignmentAck
           try {
-            ack = await assignOnce(job, worker, opts.signal)
+            ack = await assignOnce(job, inputHash, worker, opts.signal)
           } catch (err) {
             if (opts.signal.aborted) throw new RemoteJobTimeoutError(job.jobId, worker.nodeId)
             refusals.push(`${worker.nodeId}: ${(err as Error).message}`)
@@ -146,7 +147,7 @@ export function scheduler (init: { config: NodeConfig, via?: 'gossip' | 'grpc' }
         }
       } finally {
         results.delete(job.jobId)
-        inputs.delete(createHash('sha256').update(job.input).digest('hex'))
+        inputs.delete(inputHash.toString('hex'))
       }
       if (refusals.length > 0) throw new AssignmentRejectedError(job.jobId, refusals)
       throw new NoWorkerError(job.containers)
