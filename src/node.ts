@@ -15,7 +15,7 @@ import { mesh as meshComponent, type Mesh, type HeartbeatFields } from './mesh/i
 import { workerAgent, type WorkerAgent } from './worker/index.ts'
 import { scheduler as schedulerComponent, type Scheduler } from './scheduler/index.ts'
 import { apiServer, type ApiServer } from './api/index.ts'
-import { grpcAssign } from './api/client.ts'
+import { assignClients } from './api/client.ts'
 import type { WireHardware } from './api/wire.ts'
 import { VERSION } from './version.ts'
 import { mkdir, rename, writeFile } from 'node:fs/promises'
@@ -91,7 +91,7 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
     })
     : undefined
   if (mesh !== undefined && roles.includes('scheduler')) {
-    sched = schedulerComponent({ config, via: 'gossip' })({ mesh, identity, logger, grpcAssign })
+    sched = schedulerComponent({ config })({ mesh, identity, logger, grpc: assignClients() })
   }
   orch = orchestrator({ config, hardware: hardwareInfo })({
     store, runtime, identity, logger: logger.child({ component: 'orchestrator' }), remote: sched
@@ -99,7 +99,7 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
   if (mesh !== undefined && roles.includes('worker')) {
     worker = workerAgent({ config })({ mesh, orchestrator: orch, identity, logger })
   }
-  const tel = telemetry({ metrics: config.telemetry.metrics })({ orchestrator: orch, logger, images, mesh })
+  const tel = telemetry({ metrics: config.telemetry.metrics })({ orchestrator: orch, logger, images, mesh, scheduler: sched })
   api = apiServer()({
     config, identity, orchestrator: orch, runtime, telemetry: tel, logger, hardware: toWireHardware(hardwareInfo),
     version: VERSION, startedAtMs: Date.now(), images, mesh, worker
@@ -202,16 +202,20 @@ function heartbeatFields (config: NodeConfig, hw: Awaited<ReturnType<typeof dete
   }
 }
 
-/** The gRPC address peers can dial: a wildcard listener is announced on the mesh's own host. */
+/**
+ * The gRPC address peers can dial: a wildcard listener is announced on the mesh's own host, or as
+ * "0.0.0.0:port" (= "the host you reach me from") when the mesh listens on a wildcard too.
+ */
 function reachableAddress (config: NodeConfig, bound: string): string {
-  if (bound === '') return ''
+  // Behind NAT the gRPC port is not reachable from the mesh: schedulers assign by gossip instead.
+  if (bound === '' || config.mesh.behindNat) return ''
   const port = bound.slice(bound.lastIndexOf(':') + 1)
   const host = config.api.public.host
   if (!['0.0.0.0', '::', ''].includes(host)) return bound
   const meshHost = [...config.mesh.announce, ...config.mesh.listen]
     .map((a) => /^\/ip4\/([\d.]+)\//.exec(a)?.[1])
     .find((h) => h !== undefined && h !== '0.0.0.0')
-  return `${meshHost ?? '127.0.0.1'}:${port}`
+  return `${meshHost ?? '0.0.0.0'}:${port}`
 }
 
 function toWireHardware (hw: Awaited<ReturnType<typeof detectHardware>>): WireHardware {

@@ -109,18 +109,57 @@ export function connectNode (address: string, opts: { maxMessageBytes?: number }
   }
 }
 
+/** A channel unused this long is closed; the next assignment to that worker opens a new one. */
+const ASSIGN_CHANNEL_IDLE_MS = 60_000
+/** A worker's gRPC port that does not connect within this is treated as unreachable (the caller falls back to gossip). */
+const ASSIGN_CONNECT_MS = 1_000
+
+function ready (client: grpc.Client, address: string, timeoutMs: number): Promise<void> {
+  if (client.getChannel().getConnectivityState(true) === grpc.connectivityState.READY) return Promise.resolve()
+  return new Promise((resolve, reject) => {
+    client.waitForReady(new Date(Date.now() + timeoutMs), (err) => {
+      if (err === undefined || err === null) resolve()
+      else reject(new Error(`cannot reach ${address} over gRPC: ${err.message}`))
+    })
+  })
+}
+
+export interface AssignClients {
+  /** Sends a scheduler's signed assignment to a worker's public AssignJob and returns the signed ack. */
+  assign(address: string, assignment: SignedEnvelope, signal: AbortSignal): Promise<SignedEnvelope>
+  close(): void
+}
+
 /**
- * Sends a scheduler's signed assignment to a worker's public AssignJob and returns the signed ack.
- * One short-lived channel per call: assignments are rare next to the jobs they carry.
+ * One channel per worker address, kept while assignments flow: a connection (TCP + HTTP/2) per job
+ * would cost more than the assignment itself. Idle channels close on their own.
  */
-export async function grpcAssign (address: string, assignment: SignedEnvelope, signal: AbortSignal): Promise<SignedEnvelope> {
+export function assignClients (): AssignClients {
   const Ctor = serviceConstructor(NODE_SERVICE)
-  const client = new Ctor(address, grpc.credentials.createInsecure(), channelOptions())
-  try {
-    const ack = await call<WireEnvelope>(client, 'AssignJob', envelopeToWire(assignment), { signal, timeoutMs: 10_000 })
-    return envelopeFromWire(ack)
-  } finally {
-    client.close()
+  const open = new Map<string, { client: grpc.Client, idle: NodeJS.Timeout }>()
+  const drop = (address: string): void => {
+    const entry = open.get(address)
+    if (entry === undefined) return
+    clearTimeout(entry.idle)
+    entry.client.close()
+    open.delete(address)
+  }
+  return {
+    async assign (address, assignment, signal) {
+      let entry = open.get(address)
+      if (entry === undefined) {
+        entry = { client: new Ctor(address, grpc.credentials.createInsecure(), channelOptions()), idle: setTimeout(() => {}, 0) }
+        open.set(address, entry)
+      }
+      clearTimeout(entry.idle)
+      entry.idle = setTimeout(() => drop(address), ASSIGN_CHANNEL_IDLE_MS)
+      entry.idle.unref()
+      await ready(entry.client, address, ASSIGN_CONNECT_MS)
+      return envelopeFromWire(await call<WireEnvelope>(entry.client, 'AssignJob', envelopeToWire(assignment), { signal, timeoutMs: 10_000 }))
+    },
+    close () {
+      for (const address of [...open.keys()]) drop(address)
+    }
   }
 }
 

@@ -121,6 +121,11 @@ export const DEFAULT_MAX_CLOCK_SKEW_MS = 30_000
 export const DEFAULT_PROVIDE_INTERVAL_MS = 10 * 60_000
 /** "A few KiB" inline (DESIGN: job flow); beyond it, fetch by hash. */
 export const DEFAULT_INLINE_BYTES = 4 * KiB
+/**
+ * Point to point first: an assignment over the worker's gRPC AssignJob reaches only that worker
+ * (gossip would carry it, and any inline input, to every node); gossip remains the fallback.
+ */
+export const DEFAULT_ASSIGN_VIA = 'grpc'
 
 /** Where config.yaml is looked for when neither an argument nor INFRAMIND_CONFIG names one. */
 export const DEFAULT_CONFIG_FILE = 'config.yaml'

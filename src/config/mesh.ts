@@ -1,13 +1,13 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import type { MeshConfig } from './types.ts'
 import * as C from './constants.ts'
-import { boolean, integer, section, size, stringList, type Ctx, type Path } from './fields.ts'
+import { boolean, integer, oneOf, section, size, stringList, type Ctx, type Path } from './fields.ts'
 import { parsePeerList } from './service.ts'
 
 const MESH_KEYS = [
   'enabled', 'listen', 'announce', 'bootstrap', 'max_connections', 'heartbeat_interval_ms', 'forward_stats',
   'trusted_schedulers', 'max_gossip_bytes', 'max_clock_skew_ms', 'provide_interval_ms', 'inline_bytes',
-  'behind_nat', 'relays'
+  'behind_nat', 'relays', 'assign_via'
 ] as const
 const HOUR_MS = 3_600_000
 
@@ -47,6 +47,7 @@ export function parseMesh (ctx: Ctx, raw: unknown): MeshConfig {
     provideIntervalMs: integer(ctx, o, 'provide_interval_ms', path, C.DEFAULT_PROVIDE_INTERVAL_MS, 1_000, 24 * HOUR_MS),
     inlineBytes: size(ctx, o, 'inline_bytes', path, C.DEFAULT_INLINE_BYTES, 0, 1024 * 1024),
     behindNat,
-    relays
+    relays,
+    assignVia: oneOf<'grpc' | 'gossip'>(ctx, o, 'assign_via', path, C.DEFAULT_ASSIGN_VIA, ['grpc', 'gossip'] as const)
   }
 }

@@ -184,4 +184,10 @@ export interface MeshConfig {
   /** Reach others through circuit relays (relay multiaddrs in `relays`). */
   behindNat: boolean
   relays: string[]
+  /**
+   * How this node, as a scheduler, sends assignments: 'grpc' = the worker's AssignJob when its
+   * heartbeat names a reachable gRPC address (gossip when it names none or cannot be reached);
+   * 'gossip' = always on the assignments topic.
+   */
+  assignVia: 'grpc' | 'gossip'
 }

@@ -24,6 +24,11 @@ export interface MeshServices {
 
 export type MeshLibp2p = Libp2p<MeshServices>
 
+/** Author + sequence number: gossipsub's message id for signed messages, without the signature check. */
+export function fastMessageId (msg: { from?: Uint8Array, seqno?: Uint8Array }): string {
+  return `${Buffer.from(msg.from ?? []).toString('base64')}/${Buffer.from(msg.seqno ?? []).toString('base64')}`
+}
+
 /**
  * The libp2p node of an inframind node: its key is the node's identity key, so PeerId = node id.
  * TCP + Noise + Yamux, identify, ping, the private DHT, gossipsub with strict signing and scoring;
@@ -49,7 +54,11 @@ export async function createMeshLibp2p (config: MeshConfig, identity: Identity, 
       // message is rejected and its sender scored down rather than silently dropped by the decoder.
       maxInboundDataLength: Math.max(4 * config.maxGossipBytes, 1024 * 1024),
       // Small meshes (a devnet of 3-25 nodes) should still flood assignments to everyone subscribed.
-      floodPublish: true
+      floodPublish: true,
+      // Each message arrives once per mesh peer. Without a fast id gossipsub checks the libp2p
+      // signature of every copy before finding it was seen; author + seqno is exactly its message id
+      // under StrictSign, so copies are dropped unverified (only a verified message enters the cache).
+      fastMsgIdFn: fastMessageId
     })
   }
   if (roles.includes('relay')) services.relay = circuitRelayServer()

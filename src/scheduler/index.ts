@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { NodeConfig } from '../config/types.ts'
-import { signEnvelope } from '../envelope/index.ts'
+import { signEnvelope, verifyEnvelope } from '../envelope/index.ts'
+import { nodeIdFromPublicKey } from '../identity/index.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
 import type { Identity } from '../identity/types.ts'
 import { decodeReceipt } from '../receipt/index.ts'
@@ -22,6 +23,27 @@ const ACK_TIMEOUT_MS = 3_000
 /** Candidates tried for one job before giving up (each refusal or silence moves to the next). */
 const MAX_ATTEMPTS = 3
 
+/**
+ * Where to call a worker's AssignJob. A wildcard host ("0.0.0.0:port": the worker listens everywhere
+ * and does not know its own address) means the host this node's mesh connection to it comes from.
+ */
+export function grpcTarget (advertised: string, connectedFrom: readonly string[]): string {
+  if (!advertised.startsWith('0.0.0.0:')) return advertised
+  const host = connectedFrom.map((a) => /^\/ip4\/([\d.]+)\/tcp\//.exec(a)?.[1]).find((h) => h !== undefined)
+  return host === undefined ? '' : `${host}:${advertised.slice('0.0.0.0:'.length)}`
+}
+
+/** An ack returned by a worker's AssignJob counts only if that worker signed it, for this job. */
+function verifiedAck (envelope: SignedEnvelope, jobId: string, workerId: string): AssignmentAck {
+  verifyEnvelope(envelope, { payloadType: PAYLOAD_TYPES.ack })
+  const ack = decodeAck(envelope.payload)
+  const signer = nodeIdFromPublicKey(envelope.publicKey)
+  if (signer !== workerId || ack.workerId !== workerId || ack.jobId !== jobId) {
+    throw new Error(`ack signed by ${signer} for job ${ack.jobId} does not answer job ${jobId} assigned to ${workerId}`)
+  }
+  return ack
+}
+
 export interface RemoteJob {
   jobId: string
   containers: string[]
@@ -40,8 +62,14 @@ export interface RemoteResult {
 
 export interface Progress { state: 'assigned' | 'accepted' | 'running', detail: string }
 
-/** Sends a signed assignment to one worker and returns its signed ack (gRPC AssignJob). */
-export type GrpcAssign = (address: string, assignment: SignedEnvelope, signal: AbortSignal) => Promise<SignedEnvelope>
+/** One assignment sent: by the worker's gRPC AssignJob, by gossip, or by gossip after gRPC failed. */
+export interface AssignmentSent { jobId: string, workerId: string, via: 'grpc' | 'gossip' | 'gossip_fallback' }
+
+/** Sends signed assignments to workers' gRPC AssignJob and returns their signed acks. */
+export interface GrpcAssign {
+  assign(address: string, assignment: SignedEnvelope, signal: AbortSignal): Promise<SignedEnvelope>
+  close(): void
+}
 
 export interface Scheduler extends Startable {
   /** Containers some live worker serves right now. */
@@ -50,21 +78,29 @@ export interface Scheduler extends Startable {
   runRemote(job: RemoteJob, opts: { signal: AbortSignal, onProgress?: (p: Progress) => void }): Promise<RemoteResult>
   /** Inputs held for workers to fetch by hash. */
   content(hash: Uint8Array): Promise<Uint8Array | undefined>
+  /** Called for every assignment sent; returns an unsubscribe function. */
+  onAssigned(listener: (a: AssignmentSent) => void): () => void
 }
 
-export interface SchedulerComponents { mesh: Mesh, identity: Identity, logger: Logger, grpcAssign?: GrpcAssign }
+export interface SchedulerComponents { mesh: Mesh, identity: Identity, logger: Logger, grpc?: GrpcAssign }
 
 /**
- * A first scheduler: picks a capable worker from live heartbeats, sends it a signed assignment (gossip,
- * or its gRPC AssignJob when configured), waits for the ack, fails over, and collects the result notice.
+ * A first scheduler: picks a capable worker from live heartbeats, sends it a signed assignment (its
+ * gRPC AssignJob, or gossip: mesh.assign_via), waits for the ack, fails over, and collects the result notice.
  */
-export function scheduler (init: { config: NodeConfig, via?: 'gossip' | 'grpc' }) {
+export function scheduler (init: { config: NodeConfig }) {
   return (c: SchedulerComponents): Scheduler => {
     const logger = c.logger.child({ component: 'scheduler' })
-    const via = init.via ?? 'gossip'
+    const preferred = init.config.mesh.assignVia
     const acks = new Map<string, (ack: AssignmentAck) => void>()
     const results = new Map<string, (msg: MeshMessage<JobResultNotice>, receipt: Receipt) => void>()
     const inputs = new Map<string, Uint8Array>()
+    const assignedListeners = new Set<(a: AssignmentSent) => void>()
+    const sent = (a: AssignmentSent): void => {
+      for (const l of assignedListeners) {
+        try { l(a) } catch (err) { logger.error({ err }, 'assignment listener failed') }
+      }
+    }
     let unsubscribe: Array<() => void> = []
 
     const liveWorkers = (): Heartbeat[] => c.mesh.peers().filter((p) => p.alive && p.heartbeat !== null).map((p) => p.heartbeat as Heartbeat)
@@ -87,9 +123,20 @@ export function scheduler (init: { config: NodeConfig, via?: 'gossip' | 'grpc' }
       }
       const payload = encodeAssignment(assignment)
       const ackSignal = AbortSignal.any([signal, AbortSignal.timeout(ACK_TIMEOUT_MS)])
-      if (via === 'grpc' && worker.grpcAddress !== '' && c.grpcAssign !== undefined) {
-        const env = await c.grpcAssign(worker.grpcAddress, signEnvelope(c.identity, PAYLOAD_TYPES.assignment, payload), ackSignal)
-        return decodeAck(env.payload)
+      const target = preferred === 'grpc' ? grpcTarget(worker.grpcAddress, c.mesh.peers().find((p) => p.nodeId === worker.nodeId)?.addresses ?? []) : ''
+      let path: AssignmentSent['via'] = 'gossip'
+      if (target !== '' && c.grpc !== undefined) {
+        try {
+          const env = await c.grpc.assign(target, signEnvelope(c.identity, PAYLOAD_TYPES.assignment, payload), ackSignal)
+          sent({ jobId: job.jobId, workerId: worker.nodeId, via: 'grpc' })
+          return verifiedAck(env, job.jobId, worker.nodeId)
+        } catch (err) {
+          path = 'gossip_fallback'
+          if (ackSignal.aborted) throw err
+          // Unreachable port, a guard in front of it, a bad ack: the same assignment goes by gossip
+          // (assignments are idempotent, so one that did arrive is acknowledged as a duplicate).
+          logger.info({ job: job.jobId, worker: worker.nodeId, err: (err as Error).message }, 'gRPC assignment failed; sending it by gossip')
+        }
       }
       const acked = new Promise<AssignmentAck>((resolve, reject) => {
         acks.set(`${job.jobId}/${worker.nodeId}`, resolve)
@@ -97,6 +144,7 @@ export function scheduler (init: { config: NodeConfig, via?: 'gossip' | 'grpc' }
       })
       try {
         await c.mesh.publish(TOPICS.assignments, PAYLOAD_TYPES.assignment, payload)
+        sent({ jobId: job.jobId, workerId: worker.nodeId, via: path })
         return await acked
       } finally {
         acks.delete(`${job.jobId}/${worker.nodeId}`)
@@ -157,6 +205,10 @@ export function scheduler (init: { config: NodeConfig, via?: 'gossip' | 'grpc' }
       servedContainers: () => new Set(liveWorkers().filter((h) => h.roles.includes('worker')).flatMap((h) => h.containers)),
       runRemote,
       content: async (hash) => inputs.get(Buffer.from(hash).toString('hex')),
+      onAssigned (listener) {
+        assignedListeners.add(listener)
+        return () => { assignedListeners.delete(listener) }
+      },
       async start () {
         if (unsubscribe.length > 0) return
         unsubscribe = [
@@ -175,6 +227,7 @@ export function scheduler (init: { config: NodeConfig, via?: 'gossip' | 'grpc' }
       async stop () {
         for (const u of unsubscribe) u()
         unsubscribe = []
+        c.grpc?.close()
       }
     }
   }

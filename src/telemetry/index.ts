@@ -1,6 +1,7 @@
 import type { Orchestrator } from '../orchestrator/types.ts'
 import type { ImageCache } from '../images/types.ts'
 import type { Mesh } from '../mesh/index.ts'
+import type { Scheduler } from '../scheduler/index.ts'
 import type { Startable } from '../types.ts'
 import type { Logger } from './logger.ts'
 import { createMetrics, type NodeMetrics } from './metrics.ts'
@@ -23,7 +24,7 @@ export interface Telemetry extends Startable {
 
 /** Keeps Prometheus metrics in step with the orchestrator's job events and serves them. */
 export function telemetry (init: TelemetryInit) {
-  return (components: { orchestrator: Orchestrator, logger: Logger, images?: ImageCache, mesh?: Mesh }): Telemetry => {
+  return (components: { orchestrator: Orchestrator, logger: Logger, images?: ImageCache, mesh?: Mesh, scheduler?: Scheduler }): Telemetry => {
     const logger = components.logger.child({ component: 'telemetry' })
     const metrics = createMetrics({
       queued: () => components.orchestrator.stats().queued,
@@ -53,6 +54,7 @@ export function telemetry (init: TelemetryInit) {
         // Rejections carry the rule and container, never the origin of the job or message.
         others = [components.orchestrator.onRejected((r) => metrics.guardianRejections.inc({ reason: r.reason, container: r.containerId }))]
         if (components.mesh !== undefined) others.push(components.mesh.onRejected((r) => metrics.gossipRejected.inc({ topic: r.topic, code: r.code })))
+        if (components.scheduler !== undefined) others.push(components.scheduler.onAssigned((a) => metrics.assignmentsSent.inc({ via: a.via })))
         await server?.start()
       },
       async stop () {

@@ -11,6 +11,7 @@ export interface NodeMetrics {
   activeJobs: Gauge
   rejected: Counter<'reason'>
   guardianRejections: Counter<'reason' | 'container'>
+  assignmentsSent: Counter<'via'>
   gossipRejected: Counter<'topic' | 'code'>
   imageCacheHitRatio: Gauge
 }
@@ -29,6 +30,7 @@ export function createMetrics (read: { queued: () => number, active: () => numbe
     activeJobs: new Gauge({ name: 'inframind_active_jobs', help: 'Jobs running now', registers: [registry], collect () { this.set(read.active()) } }),
     rejected: new Counter({ name: 'inframind_submissions_rejected_total', help: 'Job submissions refused, by reason code', labelNames: ['reason'], registers: [registry] }),
     guardianRejections: new Counter({ name: 'inframind_guardian_rejections_total', help: 'Jobs the Guardian refused, by rule and container', labelNames: ['reason', 'container'], registers: [registry] }),
+    assignmentsSent: new Counter({ name: 'inframind_assignments_sent_total', help: 'Assignments this scheduler sent, by path (grpc, gossip, gossip_fallback = gossip after gRPC failed)', labelNames: ['via'], registers: [registry] }),
     gossipRejected: new Counter({ name: 'inframind_gossip_rejected_total', help: 'Mesh messages rejected by validation, by topic and reason', labelNames: ['topic', 'code'], registers: [registry] }),
     imageCacheHitRatio: new Gauge({ name: 'inframind_image_cache_hit_ratio', help: 'Image lookups answered from the local engine, over all lookups', registers: [registry], collect () { this.set(read.cacheHitRatio()) } })
   }

@@ -4,7 +4,8 @@ import { envelopeFromWire } from '../../src/api/convert.ts'
 import { signEnvelope } from '../../src/envelope/index.ts'
 import { identityFromSeed } from '../../src/identity/index.ts'
 import type { Identity } from '../../src/identity/types.ts'
-import { decodeAck, encodeAssignment, PAYLOAD_TYPES, TOPICS, type JobResultNotice } from '../../src/mesh/index.ts'
+import { decodeAck, encodeAssignment, PAYLOAD_TYPES, TOPICS, type Assignment, type JobResultNotice } from '../../src/mesh/index.ts'
+import type { AssignmentSent } from '../../src/scheduler/index.ts'
 import { verifyReceipt } from '../../src/receipt/index.ts'
 import { containerYaml, startTestNode, text, waitJob, type TestNode, type TestNodeOptions } from '../helpers/node.ts'
 
@@ -32,9 +33,9 @@ async function eventually<T> (fn: () => T | undefined | false, timeoutMs = 15_00
   }
 }
 
-async function meshOf (t: ExecutionContext): Promise<{ gateway: TestNode, worker: TestNode }> {
+async function meshOf (t: ExecutionContext, gatewayMesh: Record<string, unknown> = {}): Promise<{ gateway: TestNode, worker: TestNode }> {
   const worker = await start(t, { mesh: {}, containers: [containerYaml('echo')] })
-  const gateway = await start(t, { mesh: { bootstrap: [meshAddr(worker)] }, node: { roles: ['scheduler', 'gateway'] }, containers: [] })
+  const gateway = await start(t, { mesh: { bootstrap: [meshAddr(worker)], ...gatewayMesh }, node: { roles: ['scheduler', 'gateway'] }, containers: [] })
   // The gateway knows the worker once its heartbeat arrives, and the worker knows the scheduler likewise.
   await eventually(() => gateway.node.mesh?.livePeer(worker.node.identity.nodeId) ?? undefined)
   await eventually(() => worker.node.mesh?.livePeer(gateway.node.identity.nodeId) ?? undefined)
@@ -57,8 +58,42 @@ function assignment (scheduler: Identity, workerId: string, fields: { jobId?: st
   }))
 }
 
-test('a job submitted to the gateway is assigned over gossip, run by the worker, and returned with its receipt', async (t) => {
+/** Assignments the scheduler sent, and assignment messages the worker saw on the gossip topic. */
+function watchAssignments (gateway: TestNode, worker: TestNode): { sent: AssignmentSent[], gossiped: string[] } {
+  const seen = { sent: [] as AssignmentSent[], gossiped: [] as string[] }
+  gateway.node.scheduler?.onAssigned((a) => seen.sent.push(a))
+  worker.node.mesh?.subscribe<Assignment>(TOPICS.assignments, (m) => seen.gossiped.push(m.value.jobId))
+  return seen
+}
+
+test('by default a job is assigned through the worker\'s gRPC AssignJob, which no other node sees', async (t) => {
   const { gateway, worker } = await meshOf(t)
+  const seen = watchAssignments(gateway, worker)
+  const { jobId } = await gateway.client.submitJob({ containerId: 'echo', input: text('point to point') })
+  const done = await waitJob(gateway.client, jobId)
+  t.is(done.state, 'JOB_STATE_SUCCESS', done.error)
+  t.is(Buffer.from(done.output).toString(), 'point to point')
+  t.deepEqual(seen.sent.map((a) => `${a.jobId}:${a.workerId}:${a.via}`), [`${jobId}:${worker.node.identity.nodeId}:grpc`])
+  t.deepEqual(seen.gossiped, [], 'nothing went over the assignments topic')
+  t.regex(await (await fetch(gateway.node.telemetry.metricsUrl())).text(), /inframind_assignments_sent_total\{via="grpc"\} 1/)
+})
+
+test('when the worker\'s gRPC port cannot be reached, the same assignment goes by gossip', async (t) => {
+  const { gateway, worker } = await meshOf(t)
+  const seen = watchAssignments(gateway, worker)
+  // The worker keeps heartbeating its (now closed) gRPC address.
+  await worker.node.api.stop()
+  const { jobId } = await gateway.client.submitJob({ containerId: 'echo', input: text('fallback') })
+  const done = await waitJob(gateway.client, jobId)
+  t.is(done.state, 'JOB_STATE_SUCCESS', done.error)
+  t.is(Buffer.from(done.output).toString(), 'fallback')
+  t.deepEqual(seen.sent.map((a) => a.via), ['gossip_fallback'])
+  t.deepEqual(seen.gossiped, [jobId])
+})
+
+test('a job submitted to the gateway is assigned over gossip, run by the worker, and returned with its receipt', async (t) => {
+  const { gateway, worker } = await meshOf(t, { assign_via: 'gossip' })
+  const seen = watchAssignments(gateway, worker)
   const { jobId } = await gateway.client.submitJob({ containerId: 'echo', input: text('through the mesh') })
   const states: string[] = []
   let done
@@ -79,6 +114,8 @@ test('a job submitted to the gateway is assigned over gossip, run by the worker,
   // The worker holds the same job, run once.
   const onWorker = await worker.client.getJob(jobId)
   t.is(onWorker.state, 'JOB_STATE_SUCCESS')
+  t.deepEqual(seen.sent.map((a) => a.via), ['gossip'])
+  t.deepEqual(seen.gossiped, [jobId])
 })
 
 test('inputs and outputs above the inline limit travel by hash over the fetch protocol', async (t) => {
