@@ -4,6 +4,7 @@
  * beside raw gossipsub propagation among the same number of plain libp2p nodes, measured in the same run.
  */
 import { readFile } from 'node:fs/promises'
+import os from 'node:os'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { createLibp2p, type Libp2p } from 'libp2p'
@@ -12,11 +13,11 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub, type GossipSub } from '@chainsafe/libp2p-gossipsub'
 import { identify } from '@libp2p/identify'
-import { bootstrap } from '@libp2p/bootstrap'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { connectNode } from '../src/api/client.ts'
 import { startDevnet } from '../src/cli/devnet.ts'
 import { decodeReceipt } from '../src/receipt/index.ts'
+import { fastMessageId, MESH_DEGREE } from '../src/mesh/libp2p.ts'
 import { summarise, type Summary } from './stats.ts'
 import type { BenchContext } from './run.ts'
 
@@ -30,6 +31,42 @@ export interface MeshSizeResult {
   /** Time for one gossip message to reach every other node, plain gossipsub. */
   rawGossip: Summary
   rssMiB: { gateway: number, workerMean: number, validator: number }
+  /** Time the fresh mesh took to settle before measuring (see settle()). */
+  settledAfterMs: number
+  /** Jobs that failed (not counted in the latencies). */
+  failed: number
+  /** Jobs per second the closed loop reached (one job at a time). */
+  jobsPerSecond: number
+  /** CPU time per job (user + system, idle work included), summed over every node process. */
+  meshCpuMsPerJob: number
+}
+
+/** Settled = the node processes together use under half the machine over a 5 s window. */
+const SETTLE_WINDOW_MS = 5_000
+const SETTLE_LIMIT_MS = 180_000
+
+/**
+ * Waits for the mesh to finish starting (connections, identify, DHT walks and provider records keep a
+ * fresh mesh busy for a while), so latency is measured in steady state. Returns the time waited.
+ */
+async function settle (pids: Array<number | undefined>): Promise<number> {
+  const start = Date.now()
+  const budget = os.availableParallelism() * SETTLE_WINDOW_MS / 2
+  for (;;) {
+    const before = await Promise.all(pids.map(async (p) => await cpuMs(p)))
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_WINDOW_MS))
+    const after = await Promise.all(pids.map(async (p) => await cpuMs(p)))
+    const used = after.reduce((sum, a, i) => sum + a - before[i]!, 0)
+    if (used < budget || Date.now() - start > SETTLE_LIMIT_MS) return Date.now() - start
+  }
+}
+
+/** User + system CPU time of a process so far, ms (from /proc; clock ticks are 10 ms). */
+async function cpuMs (pid: number | undefined): Promise<number> {
+  if (pid === undefined) return 0
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) * 10
 }
 
 async function rssMiB (pid: number | undefined): Promise<number> {
@@ -38,41 +75,36 @@ async function rssMiB (pid: number | undefined): Promise<number> {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024
 }
 
-/** Plain libp2p + gossipsub nodes in this process: the floor the node's mesh path is compared with. */
+/**
+ * Plain libp2p + gossipsub nodes in this process, every pair connected, with the node's own gossipsub
+ * settings (mesh degree, fast message id) but no envelopes or validators: the floor the node's mesh
+ * path is compared with. All nodes share this process's one thread, so a message's propagation to
+ * n-1 peers includes each peer's processing in turn.
+ */
 async function rawGossip (n: number, messages: number): Promise<Summary> {
   const nodes: Array<Libp2p<{ pubsub: GossipSub }>> = []
   const topic = 'inframind/bench/1'
   try {
     for (let i = 0; i < n; i++) {
-      const boot = nodes[0]?.getMultiaddrs().map(String) ?? []
       nodes.push(await createLibp2p({
         privateKey: await generateKeyPairFromSeed('Ed25519', randomBytes(32)) as never,
         addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
         transports: [tcp()],
         connectionEncrypters: [noise()],
         streamMuxers: [yamux()],
-        peerDiscovery: boot.length > 0 ? [bootstrap({ list: boot })] : [],
-        services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, floodPublish: true }) as never },
+        services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, floodPublish: false, fastMsgIdFn: fastMessageId, ...MESH_DEGREE }) as never },
         // As the node's own mesh: many peers connect from 127.0.0.1 at once.
         connectionManager: { inboundConnectionThreshold: 1000, maxIncomingPendingConnections: 1000 }
       }) as Libp2p<{ pubsub: GossipSub }>)
     }
-    // Dial the first node directly, as the inframind mesh does with its bootstrap peers.
-    for (const node of nodes.slice(1)) {
-      // The bootstrap module may be dialling the same peer at the same moment; a clash is retried.
-      for (let attempt = 0; attempt < 5; attempt++) {
-        try {
-          await node.dial(nodes[0]!.getMultiaddrs()[0]!)
-          break
-        } catch {
-          await new Promise((resolve) => setTimeout(resolve, 200))
-        }
-      }
+    // Every pair connected, as the node's DHT walks connect a small mesh.
+    for (const [i, node] of nodes.entries()) {
+      for (const other of nodes.slice(i + 1)) await node.dial(other.getMultiaddrs()[0]!)
     }
     for (const node of nodes) node.services.pubsub.subscribe(topic)
-    // Let the mesh form (heartbeats graft peers).
+    // Let the mesh form: the publisher must know every subscriber (heartbeats graft the rest).
     const until = Date.now() + 20_000
-    while (Date.now() < until && nodes.slice(1).some((x) => x.services.pubsub.getSubscribers(topic).length === 0)) {
+    while (Date.now() < until && nodes[0]!.services.pubsub.getSubscribers(topic).length < n - 1) {
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
     await new Promise((resolve) => setTimeout(resolve, 2000))
@@ -138,21 +170,33 @@ export async function benchMesh (ctx: BenchContext, opts: { sizes: number[], job
         if (Date.now() > ready) throw new Error(`warm containers did not come up on the ${n}-node mesh`)
         await new Promise((resolve) => setTimeout(resolve, 500))
       }
+      const settledAfterMs = await settle(net.nodes.map((x) => x.child.pid))
       const e2e: number[] = []
       const overhead: number[] = []
+      const cpuBefore = await Promise.all(net.nodes.map(async (x) => await cpuMs(x.child.pid)))
+      const loopStart = performance.now()
+      let failed = 0
       for (let i = 0; i < opts.jobs; i++) {
         const t0 = performance.now()
         const { jobId } = await client.submitJob({ containerId: 'echo-warm', input: new TextEncoder().encode(`job ${i}`) })
-        let workerMs = 0
+        let workerMs: number | undefined
         for await (const e of client.watchJob(jobId, { timeoutMs: 30_000 })) {
           if (e.job === null) continue
-          if (e.job.state !== 'JOB_STATE_SUCCESS') throw new Error(`bench job failed: ${e.job.error}`)
-          workerMs = decodeReceipt(new Uint8Array(e.job.receipt!.payload)).latencyMs
+          if (e.job.state === 'JOB_STATE_SUCCESS') workerMs = decodeReceipt(new Uint8Array(e.job.receipt!.payload)).latencyMs
+          else process.stderr.write(`bench: mesh job failed: ${e.job.error}\n`)
+        }
+        // A failed job has no latency to report; it is counted apart.
+        if (workerMs === undefined) {
+          failed++
+          continue
         }
         const total = performance.now() - t0
         e2e.push(total)
         overhead.push(Math.max(0, total - workerMs))
       }
+      const loopSeconds = (performance.now() - loopStart) / 1000
+      const cpuAfter = await Promise.all(net.nodes.map(async (x) => await cpuMs(x.child.pid)))
+      const meshCpuMs = cpuAfter.reduce((sum, after, i) => sum + after - cpuBefore[i]!, 0)
       const workers = net.nodes.filter((x) => x.roles.includes('worker'))
       const workerRss = await Promise.all(workers.map(async (w) => await rssMiB(w.child.pid)))
       results.push({
@@ -161,6 +205,10 @@ export async function benchMesh (ctx: BenchContext, opts: { sizes: number[], job
         endToEnd: summarise(e2e),
         meshOverhead: summarise(overhead),
         rawGossip: { p50: 0, p90: 0, p99: 0, mean: 0, min: 0, max: 0, n: 0 },
+        settledAfterMs,
+        failed,
+        jobsPerSecond: opts.jobs / loopSeconds,
+        meshCpuMsPerJob: meshCpuMs / opts.jobs,
         rssMiB: {
           gateway: await rssMiB(net.gateway.child.pid),
           workerMean: workerRss.reduce((a, b) => a + b, 0) / Math.max(1, workerRss.length),

@@ -20,7 +20,7 @@ const ENTRYPOINT = path.join(ROOT, 'entrypoint.ts')
 /** Long enough for a cold 2-core machine to start node processes and a warm model server. */
 const READY_TIMEOUT_MS = 120_000
 /** As `npm start` runs a node: a small young generation keeps idle RSS low. */
-export const NODE_FLAGS = ['--max-semi-space-size=1']
+export const NODE_FLAGS = ['--max-semi-space-size=1', ...(process.env.PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof', '--cpu-prof-interval=2000'] : [])]
 
 export interface DevnetNode {
   name: string
@@ -95,7 +95,7 @@ export async function startDevnet (opts: DevnetOptions): Promise<Devnet> {
       // ports chosen in advance can be taken meanwhile by another node's outbound connections.
       doc.api = { ...doc.api, public: '127.0.0.1:0', control: '127.0.0.1:0' }
       doc.telemetry = { ...doc.telemetry, metrics: { ...doc.telemetry.metrics, listen: '127.0.0.1:0' } }
-      doc.mesh = { ...doc.mesh, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: bootstrap === '' ? [] : [bootstrap], heartbeat_interval_ms: 1000 }
+      doc.mesh = { ...doc.mesh, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: bootstrap === '' ? [] : [bootstrap] }
       doc.runtime = { ...doc.runtime, prefetch: false }
       const containers = (doc.containers ?? []) as Array<Record<string, unknown>>
       doc.containers = p.containers === 'none' ? [] : containers.filter((c) => p.containers === 'all' || c.mode !== 'service')

@@ -33,7 +33,10 @@ export function containerKey (containerId: string): string {
 
 /** A peer silent for this many heartbeat intervals is considered gone. */
 export const LIVENESS_INTERVALS = 3
-/** How often connected peers are pinged for the latency shown in `infra peers`. */
+/**
+ * How often libp2p's connection monitor pings each connection: its round trip is the latency shown
+ * in `infra peers`, and a connection that stops answering is closed.
+ */
 export const PING_INTERVAL_MS = 10_000
 /** Largest fetch response accepted (bigger content is not something the mesh moves). */
 export const MAX_FETCH_BYTES = 64 * 1024 * 1024

@@ -10,7 +10,7 @@ import type { SignedEnvelope } from '../envelope/types.ts'
 import type { Identity } from '../identity/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { Startable } from '../types.ts'
-import { containerKey, PING_INTERVAL_MS, roleKey, TOPICS, PAYLOAD_TYPES } from './constants.ts'
+import { containerKey, roleKey, TOPICS, PAYLOAD_TYPES } from './constants.ts'
 import { fetchFrom, handleFetch, type ContentSource } from './fetch.ts'
 import { createMeshLibp2p, type MeshLibp2p } from './libp2p.ts'
 import { encodeHeartbeat, type Heartbeat } from './messages.ts'
@@ -156,11 +156,13 @@ export function mesh (init: MeshInit) {
 
     const provideAll = async (): Promise<void> => {
       if (node === undefined || stopping) return
+      const n = node
       const keys = [...init.roles.map(roleKey), ...init.containers.map(containerKey)]
       let ok = true
       for (const key of keys) {
+        if (stopping) return
         try {
-          await node.contentRouting.provide(await keyCid(key), { signal: AbortSignal.timeout(30_000) })
+          await n.contentRouting.provide(await keyCid(key), { signal: AbortSignal.timeout(30_000) })
         } catch (err) {
           ok = false
           logger.debug({ key, err: (err as Error).message }, 'provide failed; will retry')
@@ -188,17 +190,8 @@ export function mesh (init: MeshInit) {
       }))
     }
 
-    const pingAll = async (): Promise<void> => {
-      if (node === undefined) return
-      for (const conn of node.getConnections()) {
-        try {
-          const rtt = await node.services.ping.ping(conn.remotePeer, { signal: AbortSignal.timeout(5_000) })
-          peers.onLatency(conn.remotePeer.toString(), rtt)
-        } catch {}
-      }
-    }
-
-    // The first latency of a new peer is measured at once, not at the next ping round.
+    // The first latency of a new peer is measured at once; after that the connection monitor's
+    // pings (every PING_INTERVAL_MS) keep it current.
     const onConnect = (evt: CustomEvent<{ remotePeer: { toString: () => string } }>): void => {
       const peer = evt.detail.remotePeer
       setTimeout(() => {
@@ -212,6 +205,7 @@ export function mesh (init: MeshInit) {
       for (const conn of node?.getConnections() ?? []) {
         const id = conn.remotePeer.toString()
         out.set(id, [...(out.get(id) ?? []), conn.remoteAddr.toString()])
+        if (conn.rtt !== undefined) peers.onLatency(id, conn.rtt)
       }
       return out
     }
@@ -271,7 +265,6 @@ export function mesh (init: MeshInit) {
         node = n
         timers = [
           setInterval(() => { heartbeat().catch((err: unknown) => logger.debug({ err }, 'heartbeat publish failed')) }, config.heartbeatIntervalMs),
-          setInterval(() => { void pingAll() }, PING_INTERVAL_MS),
           setInterval(() => { void dialBootstrap() }, BOOTSTRAP_REDIAL_MS)
         ]
         void dialBootstrap()

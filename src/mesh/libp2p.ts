@@ -11,7 +11,7 @@ import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import type { MeshConfig, Role } from '../config/types.ts'
 import type { Identity } from '../identity/types.ts'
-import { DHT_PROTOCOL } from './constants.ts'
+import { DHT_PROTOCOL, PING_INTERVAL_MS } from './constants.ts'
 import { peerScoreParams, peerScoreThresholds } from './scoring.ts'
 
 export interface MeshServices {
@@ -37,7 +37,7 @@ export type MeshLibp2p = Libp2p<MeshServices>
  * - IDONTWANT only from 16 KiB: for messages of a few hundred bytes the notice costs as much as
  *   the copy it saves.
  */
-const MESH_DEGREE = { D: 4, Dlo: 3, Dhi: 8, Dout: 2, Dscore: 2, Dlazy: 4, idontwantMinDataSize: 16 * 1024 }
+export const MESH_DEGREE = { D: 4, Dlo: 3, Dhi: 8, Dout: 2, Dscore: 2, Dlazy: 4, idontwantMinDataSize: 16 * 1024 }
 
 /** Author + sequence number: gossipsub's message id for signed messages, without the signature check. */
 export function fastMessageId (msg: { from?: Uint8Array, seqno?: Uint8Array }): string {
@@ -53,7 +53,9 @@ export async function createMeshLibp2p (config: MeshConfig, identity: Identity, 
   const privateKey = await generateKeyPairFromSeed('Ed25519', identity.seed)
   const services: Record<string, unknown> = {
     identify: identify(),
-    ping: ping(),
+    // Two outbound pings per connection: the first-latency ping on connect may overlap the connection
+    // monitor's, and with the default of one the monitor's fails and it closes a healthy connection.
+    ping: ping({ maxOutboundStreams: 2 }),
     // Server mode always: every node answers DHT queries, so a small mesh needs no public DHT peers.
     dht: kadDHT({ protocol: DHT_PROTOCOL, clientMode: false, peerInfoMapper: (peer) => peer }),
     pubsub: gossipsub({
@@ -68,8 +70,10 @@ export async function createMeshLibp2p (config: MeshConfig, identity: Identity, 
       // Frames up to 1 MiB (or 4x the gossip limit) still reach our validator, so an oversized
       // message is rejected and its sender scored down rather than silently dropped by the decoder.
       maxInboundDataLength: Math.max(4 * config.maxGossipBytes, 1024 * 1024),
-      // Small meshes (a devnet of 3-25 nodes) should still flood assignments to everyone subscribed.
-      floodPublish: true,
+      // A node's own messages go to its mesh peers (D) and spread from there, not to every peer it is
+      // connected to: flooding sends each heartbeat n-1 times and, at 25 nodes on two cores, that alone
+      // kept the machine saturated; within the mesh a receipt still reaches its scheduler in a hop or two.
+      floodPublish: false,
       ...MESH_DEGREE,
       // Each message arrives once per mesh peer. Without a fast id gossipsub checks the libp2p
       // signature of every copy before finding it was seen; author + seqno is exactly its message id
@@ -100,6 +104,10 @@ export async function createMeshLibp2p (config: MeshConfig, identity: Identity, 
       maxIncomingPendingConnections: config.maxConnections
     },
     peerDiscovery: bootList.length > 0 ? [bootstrap({ list: bootList })] : [],
+    // The one periodic ping per connection (its round trip is the latency peers show). A connection
+    // whose ping fails is closed; the timeout adapts to measured round trips but never drops below
+    // 10 s, so a busy small device is not mistaken for a dead link (closing would only add a reconnect).
+    connectionMonitor: { pingInterval: PING_INTERVAL_MS, pingTimeout: { minTimeout: 10_000 } },
     services: services as never,
     start: false
   }) as MeshLibp2p
