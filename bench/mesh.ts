@@ -75,8 +75,11 @@ async function rssMiB (pid: number | undefined): Promise<number> {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024
 }
 
+/** Connections per node in the raw gossip baseline (beyond 11 nodes). */
+const RAW_LINKS = 10
+
 /**
- * Plain libp2p + gossipsub nodes in this process, every pair connected, with the node's own gossipsub
+ * Plain libp2p + gossipsub nodes in this process, connected on a ring (every pair in small meshes), with the node's own gossipsub
  * settings (mesh degree, fast message id) but no envelopes or validators: the floor the node's mesh
  * path is compared with. All nodes share this process's one thread, so a message's propagation to
  * n-1 peers includes each peer's processing in turn.
@@ -97,14 +100,18 @@ async function rawGossip (n: number, messages: number): Promise<Summary> {
         connectionManager: { inboundConnectionThreshold: 1000, maxIncomingPendingConnections: 1000 }
       }) as Libp2p<{ pubsub: GossipSub }>)
     }
-    // Every pair connected, as the node's DHT walks connect a small mesh.
-    for (const [i, node] of nodes.entries()) {
-      for (const other of nodes.slice(i + 1)) await node.dial(other.getMultiaddrs()[0]!)
-    }
     for (const node of nodes) node.services.pubsub.subscribe(topic)
-    // Let the mesh form: the publisher must know every subscriber (heartbeats graft the rest).
+    // Each node dials the next RAW_LINKS / 2 on a ring: every pair up to 11 nodes, ~10 peers each
+    // beyond (with every pair connected, 25 nodes in one process never formed a gossip mesh).
+    for (const [i, node] of nodes.entries()) {
+      for (let k = 1; k <= Math.min(RAW_LINKS / 2, Math.floor((n - 1) / 2) + 1); k++) {
+        const other = nodes[(i + k) % n]!
+        if (other !== node && node.getConnections(other.peerId).length === 0) await node.dial(other.getMultiaddrs()[0]!)
+      }
+    }
+    // Let the mesh form: every node knows its peers' subscriptions (heartbeats graft the mesh).
     const until = Date.now() + 20_000
-    while (Date.now() < until && nodes[0]!.services.pubsub.getSubscribers(topic).length < n - 1) {
+    while (Date.now() < until && nodes.some((x) => x.services.pubsub.getSubscribers(topic).length < x.getConnections().length)) {
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
     await new Promise((resolve) => setTimeout(resolve, 2000))
