@@ -128,8 +128,9 @@ export function scheduler (init: { config: NodeConfig }) {
       if (target !== '' && c.grpc !== undefined) {
         try {
           const env = await c.grpc.assign(target, signEnvelope(c.identity, PAYLOAD_TYPES.assignment, payload), ackSignal)
+          const ack = verifiedAck(env, job.jobId, worker.nodeId)
           sent({ jobId: job.jobId, workerId: worker.nodeId, via: 'grpc' })
-          return verifiedAck(env, job.jobId, worker.nodeId)
+          return ack
         } catch (err) {
           path = 'gossip_fallback'
           if (ackSignal.aborted) throw err
