@@ -13,10 +13,10 @@ import {
   type Assignment, type AssignmentAck, type Heartbeat, type JobResultNotice, type Mesh, type MeshMessage
 } from '../mesh/index.ts'
 import { NoWorkerError, AssignmentRejectedError, RemoteJobTimeoutError } from './errors.ts'
-import { pickWorker } from './pick.ts'
+import { pickWorker, type WorkerUse } from './pick.ts'
 
 export { NoWorkerError, AssignmentRejectedError, RemoteJobTimeoutError } from './errors.ts'
-export { pickWorker } from './pick.ts'
+export { pickWorker, type WorkerUse } from './pick.ts'
 
 /** How long a worker has to acknowledge an assignment before the next candidate gets it. */
 const ACK_TIMEOUT_MS = 3_000
@@ -95,6 +95,13 @@ export function scheduler (init: { config: NodeConfig }) {
     const acks = new Map<string, (ack: AssignmentAck) => void>()
     const results = new Map<string, (msg: MeshMessage<JobResultNotice>, receipt: Receipt) => void>()
     const inputs = new Map<string, Uint8Array>()
+    // Kept between heartbeats so a burst does not pile onto one worker; only workers seen lately stay.
+    const use = new Map<string, WorkerUse>()
+    const useOf = (workerId: string): WorkerUse => {
+      let u = use.get(workerId)
+      if (u === undefined) { u = { inFlight: 0, lastAssignedMs: 0 }; use.set(workerId, u) }
+      return u
+    }
     const assignedListeners = new Set<(a: AssignmentSent) => void>()
     const sent = (a: AssignmentSent): void => {
       for (const l of assignedListeners) {
@@ -168,8 +175,11 @@ export function scheduler (init: { config: NodeConfig }) {
       result.catch(() => {})
       try {
         for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-          const worker = pickWorker(liveWorkers(), job.containers, tried)
+          const live = liveWorkers()
+          for (const id of use.keys()) if (use.get(id)!.inFlight === 0 && !live.some((h) => h.nodeId === id)) use.delete(id)
+          const worker = pickWorker(live, job.containers, tried, use)
           if (worker === undefined) break
+          useOf(worker.nodeId).lastAssignedMs = Date.now()
           tried.add(worker.nodeId)
           opts.onProgress?.({ state: 'assigned', detail: `assigned to ${worker.nodeId}` })
           resultFrom = worker.nodeId
@@ -188,11 +198,17 @@ export function scheduler (init: { config: NodeConfig }) {
             continue
           }
           opts.onProgress?.({ state: 'accepted', detail: `accepted by ${worker.nodeId}` })
-          const { msg, receipt } = await result
-          const notice = msg.value
-          let output = notice.output
-          if (!notice.outputInline) output = await c.mesh.fetch(worker.nodeId, receipt.outputHash, opts.signal)
-          return { output, receipt: notice.receipt as SignedEnvelope, decoded: receipt, workerId: worker.nodeId }
+          const running = useOf(worker.nodeId)
+          running.inFlight += 1
+          try {
+            const { msg, receipt } = await result
+            const notice = msg.value
+            let output = notice.output
+            if (!notice.outputInline) output = await c.mesh.fetch(worker.nodeId, receipt.outputHash, opts.signal)
+            return { output, receipt: notice.receipt as SignedEnvelope, decoded: receipt, workerId: worker.nodeId }
+          } finally {
+            running.inFlight -= 1
+          }
         }
       } finally {
         results.delete(job.jobId)

@@ -1,15 +1,27 @@
 import type { Heartbeat } from '../mesh/messages.ts'
 
+/** What this scheduler knows of a worker beyond its last heartbeat (heartbeats are seconds apart). */
+export interface WorkerUse {
+  /** Jobs this scheduler has running there now (accepted, no result yet). */
+  inFlight: number
+  /** When this scheduler last assigned it a job (0 = never). */
+  lastAssignedMs: number
+}
+
 /**
  * The worker for a job: a live worker serving every container of the chain, with a free slot,
- * least loaded first (free slots, then mean latency), never one already tried for this job.
+ * least loaded first (free slots less this scheduler's own jobs there since, then load and mean
+ * latency), the one assigned longest ago among equals, never one already tried for this job.
  */
-export function pickWorker (candidates: Heartbeat[], containers: string[], exclude: ReadonlySet<string>): Heartbeat | undefined {
+export function pickWorker (candidates: Heartbeat[], containers: string[], exclude: ReadonlySet<string>,
+  use: ReadonlyMap<string, WorkerUse> = new Map()): Heartbeat | undefined {
   const capable = candidates.filter((h) =>
     h.roles.includes('worker') && !exclude.has(h.nodeId) && containers.every((c) => h.containers.includes(c)))
   if (capable.length === 0) return undefined
+  const free = (h: Heartbeat): number => h.freeSlots - (use.get(h.nodeId)?.inFlight ?? 0)
   const score = (h: Heartbeat): number => (h.stats?.load ?? 0) * 1000 + (h.stats?.avgLatencyMs ?? 0) / 1000
-  const withRoom = capable.filter((h) => h.freeSlots > 0)
+  const last = (h: Heartbeat): number => use.get(h.nodeId)?.lastAssignedMs ?? 0
+  const withRoom = capable.filter((h) => free(h) > 0)
   const pool = withRoom.length > 0 ? withRoom : capable
-  return [...pool].sort((a, b) => b.freeSlots - a.freeSlots || score(a) - score(b) || a.nodeId.localeCompare(b.nodeId))[0]
+  return [...pool].sort((a, b) => free(b) - free(a) || score(a) - score(b) || last(a) - last(b) || a.nodeId.localeCompare(b.nodeId))[0]
 }

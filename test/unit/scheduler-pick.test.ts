@@ -1,0 +1,45 @@
+import test from 'ava'
+import type { Heartbeat } from '../../src/mesh/index.ts'
+import { pickWorker, type WorkerUse } from '../../src/scheduler/index.ts'
+
+function worker (nodeId: string, fields: Partial<Heartbeat> = {}): Heartbeat {
+  return {
+    nodeId, atMs: 0, roles: ['worker'], containers: ['echo'], cpuCores: 2, memoryBytes: 1, gpus: 0,
+    grpcAddress: '', freeSlots: 2, stats: null, intervalMs: 2000, ...fields
+  }
+}
+
+const use = (entries: Record<string, Partial<WorkerUse>>): Map<string, WorkerUse> =>
+  new Map(Object.entries(entries).map(([id, u]) => [id, { inFlight: 0, lastAssignedMs: 0, ...u }]))
+
+test('only a worker serving every container of the chain, not yet tried, is picked', (t) => {
+  const ws = [worker('a', { containers: ['echo'] }), worker('b', { containers: ['echo', 'sentiment'] }), worker('c', { roles: ['validator'], containers: ['echo', 'sentiment'] })]
+  t.is(pickWorker(ws, ['echo', 'sentiment'], new Set())?.nodeId, 'b')
+  t.is(pickWorker(ws, ['echo', 'sentiment'], new Set(['b'])), undefined)
+  t.is(pickWorker(ws, ['echo'], new Set(['a']))?.nodeId, 'b')
+})
+
+test('jobs this scheduler placed since the last heartbeat count against a worker\'s free slots', (t) => {
+  const ws = [worker('a', { freeSlots: 2 }), worker('b', { freeSlots: 2 })]
+  t.is(pickWorker(ws, ['echo'], new Set(), use({ a: { inFlight: 2 } }))?.nodeId, 'b')
+  t.is(pickWorker(ws, ['echo'], new Set(), use({ a: { inFlight: 1 } }))?.nodeId, 'b')
+  // Everyone full: the least loaded still gets it (the worker queues it).
+  t.is(pickWorker(ws, ['echo'], new Set(), use({ a: { inFlight: 3 }, b: { inFlight: 2 } }))?.nodeId, 'b')
+})
+
+test('among equally idle workers the one assigned longest ago goes next, so work spreads', (t) => {
+  const ws = [worker('a'), worker('b'), worker('c')]
+  const u = use({})
+  const order: string[] = []
+  for (let i = 0; i < 6; i++) {
+    const w = pickWorker(ws, ['echo'], new Set(), u)!
+    order.push(w.nodeId)
+    u.set(w.nodeId, { inFlight: 0, lastAssignedMs: i + 1 })
+  }
+  t.deepEqual(order, ['a', 'b', 'c', 'a', 'b', 'c'])
+})
+
+test('heartbeat load outranks recency', (t) => {
+  const busy = worker('a', { stats: { activeJobs: 1, queuedJobs: 0, succeeded: 0, failed: 0, avgLatencyMs: 5, cacheHitRatio: 1, load: 0.5 } })
+  t.is(pickWorker([busy, worker('b')], ['echo'], new Set(), use({ b: { lastAssignedMs: 99 } }))?.nodeId, 'b')
+})
