@@ -146,14 +146,16 @@ export function assignClients (): AssignClients {
   }
   return {
     async assign (address, assignment, signal) {
+      const idle = setTimeout(() => drop(address), ASSIGN_CHANNEL_IDLE_MS)
+      idle.unref()
       let entry = open.get(address)
       if (entry === undefined) {
-        entry = { client: new Ctor(address, grpc.credentials.createInsecure(), channelOptions()), idle: setTimeout(() => {}, 0) }
+        entry = { client: new Ctor(address, grpc.credentials.createInsecure(), channelOptions()), idle }
         open.set(address, entry)
+      } else {
+        clearTimeout(entry.idle)
+        entry.idle = idle
       }
-      clearTimeout(entry.idle)
-      entry.idle = setTimeout(() => drop(address), ASSIGN_CHANNEL_IDLE_MS)
-      entry.idle.unref()
       await ready(entry.client, address, ASSIGN_CONNECT_MS)
       return envelopeFromWire(await call<WireEnvelope>(entry.client, 'AssignJob', envelopeToWire(assignment), { signal, timeoutMs: 10_000 }))
     },

@@ -29,8 +29,7 @@ export type MeshLibp2p = Libp2p<MeshServices>
  * every redundant copy costs CPU on small devices (measured on 10 nodes, 600-byte messages:
  * ~1.2 ms of CPU per message per node with the library defaults, ~0.8 ms with these):
  * - D 4 (default 6), kept between 3 and 8: each message still reaches every node along several
- *   paths (and with flood publishing the author sends it to every peer it knows), and the lazy
- *   gossip below repairs the rest.
+ *   paths, and the lazy gossip below repairs the rest.
  * - Dout 2 (< Dlo, <= D/2): outbound mesh links a peer cannot fake, against eclipse attempts.
  * - Dscore 2: best-scoring peers kept when the mesh is pruned.
  * - Dlazy 4: peers told "I have" each heartbeat, the repair path for anything the mesh missed.
