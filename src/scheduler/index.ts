@@ -10,7 +10,7 @@ import type { Logger } from '../telemetry/logger.ts'
 import type { Startable } from '../types.ts'
 import {
   decodeAck, encodeAssignment, PAYLOAD_TYPES, TOPICS,
-  type Assignment, type AssignmentAck, type Heartbeat, type JobResultNotice, type Mesh, type MeshMessage
+  type Assignment, type AssignmentAck, type Heartbeat, type JobResultNotice, type Mesh, type MeshMessage, type PeerView
 } from '../mesh/index.ts'
 import { NoWorkerError, AssignmentRejectedError, RemoteJobTimeoutError } from './errors.ts'
 import { pickWorker, type WorkerUse } from './pick.ts'
@@ -110,9 +110,11 @@ export function scheduler (init: { config: NodeConfig }) {
     }
     let unsubscribe: Array<() => void> = []
 
-    const liveWorkers = (): Heartbeat[] => c.mesh.peers().filter((p) => p.alive && p.heartbeat !== null).map((p) => p.heartbeat as Heartbeat)
+    const livePeers = (): PeerView[] => c.mesh.peers().filter((p) => p.alive && p.heartbeat !== null)
+    const liveWorkers = (): Heartbeat[] => livePeers().map((p) => p.heartbeat as Heartbeat)
 
-    const assignOnce = async (job: RemoteJob, inputHash: Buffer, worker: Heartbeat, signal: AbortSignal): Promise<AssignmentAck> => {
+    /** `connectedFrom`: addresses of this node's mesh connections to the worker. */
+    const assignOnce = async (job: RemoteJob, inputHash: Buffer, worker: Heartbeat, connectedFrom: string[], signal: AbortSignal): Promise<AssignmentAck> => {
       const inline = job.input.byteLength <= init.config.mesh.inlineBytes
       if (!inline) inputs.set(inputHash.toString('hex'), job.input)
       const assignment: Assignment = {
@@ -130,7 +132,7 @@ export function scheduler (init: { config: NodeConfig }) {
       }
       const payload = encodeAssignment(assignment)
       const ackSignal = AbortSignal.any([signal, AbortSignal.timeout(ACK_TIMEOUT_MS)])
-      const target = preferred === 'grpc' ? grpcTarget(worker.grpcAddress, c.mesh.peers().find((p) => p.nodeId === worker.nodeId)?.addresses ?? []) : ''
+      const target = preferred === 'grpc' ? grpcTarget(worker.grpcAddress, connectedFrom) : ''
       let path: AssignmentSent['via'] = 'gossip'
       if (target !== '' && c.grpc !== undefined) {
         try {
@@ -175,7 +177,8 @@ export function scheduler (init: { config: NodeConfig }) {
       result.catch(() => {})
       try {
         for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-          const live = liveWorkers()
+          const peers = livePeers()
+          const live = peers.map((p) => p.heartbeat as Heartbeat)
           for (const id of use.keys()) if (use.get(id)!.inFlight === 0 && !live.some((h) => h.nodeId === id)) use.delete(id)
           const worker = pickWorker(live, job.containers, tried, use)
           if (worker === undefined) break
@@ -185,7 +188,7 @@ export function scheduler (init: { config: NodeConfig }) {
           resultFrom = worker.nodeId
           let ack: AssignmentAck
           try {
-            ack = await assignOnce(job, inputHash, worker, opts.signal)
+            ack = await assignOnce(job, inputHash, worker, peers.find((p) => p.nodeId === worker.nodeId)?.addresses ?? [], opts.signal)
           } catch (err) {
             if (opts.signal.aborted) throw new RemoteJobTimeoutError(job.jobId, worker.nodeId)
             refusals.push(`${worker.nodeId}: ${(err as Error).message}`)
