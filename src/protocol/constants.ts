@@ -1,0 +1,51 @@
+/**
+ * Every protocol id, gossip topic and signed payload type of inframind, named once. Versioned: a
+ * change to a message's meaning gets a new name, never a silent reinterpretation of the old one.
+ */
+
+/** Private Kademlia DHT: never the public IPFS one (/ipfs/kad/1.0.0). */
+export const DHT_PROTOCOL = '/inframind/kad/1.0.0'
+/** Request/response for content by sha256 (inputs and outputs above the inline limit). */
+export const FETCH_PROTOCOL = '/inframind/fetch/1.0.0'
+
+/** Gossipsub topics. Every node subscribes to all of them; the mesh has a rule for each (compiler-checked). */
+export const TOPICS = {
+  heartbeats: 'inframind/heartbeats/1',
+  assignments: 'inframind/assignments/1',
+  acks: 'inframind/acks/1',
+  receipts: 'inframind/receipts/1',
+  attestations: 'inframind/attestations/1'
+} as const
+
+export type TopicName = keyof typeof TOPICS
+export type Topic = typeof TOPICS[TopicName]
+
+/** payload_type of every signed envelope (the first input of its signature). */
+export const PAYLOAD_TYPES = {
+  heartbeat: 'inframind/heartbeat/v1',
+  assignment: 'inframind/assignment/v1',
+  ack: 'inframind/ack/v1',
+  jobResult: 'inframind/job-result/v1',
+  receipt: 'inframind/receipt/v1',
+  attestation: 'inframind/attestation/v1'
+} as const
+
+export type PayloadTypeName = keyof typeof PAYLOAD_TYPES
+
+/** The one payload type each topic carries; anything else on the topic is rejected. */
+export const TOPIC_PAYLOAD = {
+  heartbeats: 'heartbeat',
+  assignments: 'assignment',
+  acks: 'ack',
+  receipts: 'jobResult',
+  attestations: 'attestation'
+} as const satisfies Record<TopicName, PayloadTypeName>
+
+/** DHT keys a node provides, one per role and one per container it serves. */
+export function roleKey (role: string): string {
+  return `inframind/role/${role}`
+}
+
+export function containerKey (containerId: string): string {
+  return `inframind/container/${containerId}`
+}
