@@ -27,7 +27,7 @@ function loadRoot (): protobuf.Root {
   if (root !== undefined) return root
   const r = new protobuf.Root()
   r.resolvePath = (_origin, target) => path.isAbsolute(target) ? target : path.join(PROTO_ROOT, target)
-  r.loadSync(['inframind/v1/node.proto', 'inframind/v1/control.proto', 'inframind/v1/mesh.proto', 'inframind/v1/receipt.proto'], { keepCase: false })
+  r.loadSync(['inframind/v1/node.proto', 'inframind/v1/control.proto', 'inframind/v1/mesh.proto', 'inframind/v1/receipt.proto', 'inframind/v1/attestation.proto'], { keepCase: false })
   r.resolveAll()
   root = r
   return r
