@@ -1,6 +1,5 @@
 import type { NodeConfig } from './config/types.ts'
 import type { Identity } from './identity/types.ts'
-import type { Orchestrator } from './orchestrator/types.ts'
 import type { Runtime } from './runtime/types.ts'
 import type { JobStore } from './store/types.ts'
 import type { Startable } from './types.ts'
@@ -9,14 +8,16 @@ import { loadOrCreateIdentity } from './identity/index.ts'
 import { levelStore } from './store/index.ts'
 import { dockerRuntime, detectHardware } from './runtime/index.ts'
 import { imageCache, type ImageCache } from './images/index.ts'
-import { orchestrator } from './orchestrator/index.ts'
+import { executor as executorComponent, type Executor } from './executor/index.ts'
+import { jobsService, type JobsService } from './gateway/index.ts'
 import { telemetry, createLogger, type Telemetry } from './telemetry/index.ts'
-import { mesh as meshComponent, type Mesh, type HeartbeatFields } from './mesh/index.ts'
+import { heartbeatFields } from './telemetry/heartbeat.ts'
+import { mesh as meshComponent, type Mesh } from './mesh/index.ts'
 import { workerAgent, type WorkerAgent } from './worker/index.ts'
 import { scheduler as schedulerComponent, type Scheduler } from './scheduler/index.ts'
 import { apiServer, type ApiServer } from './api/index.ts'
 import { assignClients } from './api/client.ts'
-import type { WireHardware } from './api/wire.ts'
+import { reachableAddress } from './api/address.ts'
 import { VERSION } from './version.ts'
 import { mkdir, rename, writeFile } from 'node:fs/promises'
 import path from 'node:path'
@@ -29,14 +30,17 @@ export interface InframindNode extends Startable {
   readonly store: JobStore
   readonly images: ImageCache
   readonly runtime: Runtime
-  readonly orchestrator: Orchestrator
+  /** The chain runner with the node's concurrency limit. */
+  readonly executor: Executor
+  /** Job intake: admission, durability, local or mesh, status and watch. */
+  readonly jobs: JobsService
   readonly telemetry: Telemetry
   readonly api: ApiServer
   /** Present when mesh.enabled. */
   readonly mesh?: Mesh
   /** Present on mesh nodes with the worker role. */
   readonly worker?: WorkerAgent
-  /** Present on mesh nodes with the scheduler role. */
+  /** Present on mesh nodes with the scheduler or gateway role. */
   readonly scheduler?: Scheduler
 }
 
@@ -45,9 +49,24 @@ export interface CreateNodeOptions {
   logger?: Logger
 }
 
+/** A component and the name it is logged and reported under when it fails to start or stop. */
+interface Part { name: string, component: Startable }
+
+/** Thrown by start() when a component fails: every component already started has been stopped again. */
+export class NodeStartError extends Error {
+  readonly code = 'NODE_START_FAILED'
+  readonly component: string
+  constructor (component: string, cause: unknown) {
+    super(`the node could not start: ${component} failed: ${(cause as Error)?.message ?? String(cause)}`, { cause })
+    this.name = 'NodeStartError'
+    this.component = component
+  }
+}
+
 /**
- * Composes the components a node's roles need. This is the only place that knows how
- * components connect; they start in order and stop in reverse.
+ * Composes the components a node's roles need. This is the only place that knows how components
+ * connect: each gets its own config slice and its collaborators (metrics included); they start in
+ * dependency order and stop in reverse.
  */
 export async function createNode (opts: CreateNodeOptions): Promise<InframindNode> {
   const { config } = opts
@@ -57,8 +76,16 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
   if (created) logger.info({ nodeId: identity.nodeId, keyFile: identity.keyFile }, 'created a new node identity')
   else logger.info({ nodeId: identity.nodeId, keyFile: identity.keyFile }, 'loaded node identity')
 
-  const hardwareInfo = await detectHardware()
+  const onMesh = config.mesh.enabled
+  // A node runs jobs itself when it is a worker, or when it is alone (no mesh to hand them to).
+  // A pure gateway lists containers to admit them (Guardian, limits, schemas) but never runs them.
+  const runsJobs = roles.includes('worker') || !onMesh
+  const localContainers = runsJobs ? config.containers : []
+  const hardware = await detectHardware()
   const socket = config.runtime.socket === '' ? undefined : config.runtime.socket
+
+  const tel = telemetry({ metrics: config.telemetry.metrics })({ logger })
+  const metrics = tel.metrics
   const store = levelStore({ path: config.store.path, maxResults: config.store.maxResults })({ logger: logger.child({ component: 'store' }) })
   const images = imageCache({
     socket,
@@ -67,90 +94,125 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
     budgetBytes: config.runtime.imageBudgetBytes,
     dataDir: config.node.dataDir,
     configured: config.containers
-  })({ logger })
+  })({ logger, metrics })
   const runtime = dockerRuntime({
     socket,
     engineTimeoutMs: config.runtime.engineTimeoutMs,
     startTimeoutMs: config.runtime.startTimeoutMs,
-    containers: config.containers,
+    containers: localContainers,
     images,
-    detectHardware: async () => hardwareInfo
+    detectHardware: async () => hardware
   })({ logger })
+  const executor = executorComponent({ concurrency: config.jobs.concurrency, containers: localContainers })({ runtime, logger })
 
-  // Mesh components reference each other through closures; each is started in order below.
-  let worker: WorkerAgent | undefined
-  let sched: Scheduler | undefined
-  let api: ApiServer | undefined
-  let orch: Orchestrator | undefined
-  const mesh = config.mesh.enabled
+  // The API binds after the mesh has started (its ports may be 0), so each heartbeat reads its address then.
+  let publicAddress = (): string => ''
+  const mesh: Mesh | undefined = onMesh
     ? meshComponent({ config: config.mesh, roles, containers: roles.includes('worker') ? config.containers.map((c) => c.id) : [] })({
       identity,
       logger,
-      heartbeat: () => heartbeatFields(config, hardwareInfo, orch, images, api),
-      content: async (hash) => (await worker?.content(hash)) ?? (await sched?.content(hash))
+      heartbeat: heartbeatFields({
+        hardware,
+        grpcAddress: () => reachableAddress(publicAddress(), {
+          publicHost: config.api.public.host,
+          meshAddresses: [...config.mesh.announce, ...config.mesh.listen],
+          behindNat: config.mesh.behindNat
+        }),
+        slots: () => executor.stats(),
+        jobs: () => jobs.stats(),
+        cacheHitRatio: () => images.stats().hitRatio
+      }),
+      content: async (hash): Promise<Uint8Array | undefined> => (await worker?.content(hash)) ?? (await scheduler?.content(hash))
     })
     : undefined
-  if (mesh !== undefined && roles.includes('scheduler')) {
-    sched = schedulerComponent({ config })({ mesh, identity, logger, grpc: assignClients() })
-  }
-  orch = orchestrator({ config, hardware: hardwareInfo })({
-    store, runtime, identity, logger: logger.child({ component: 'orchestrator' }), remote: sched
-  })
-  if (mesh !== undefined && roles.includes('worker')) {
-    worker = workerAgent({ config })({ mesh, orchestrator: orch, identity, logger })
-  }
-  const tel = telemetry({ metrics: config.telemetry.metrics })({ orchestrator: orch, logger, images, mesh, scheduler: sched })
-  api = apiServer()({
-    config, identity, orchestrator: orch, runtime, telemetry: tel, logger, hardware: toWireHardware(hardwareInfo),
+  const scheduler: Scheduler | undefined = mesh !== undefined && (roles.includes('scheduler') || roles.includes('gateway'))
+    ? schedulerComponent({ assignVia: config.mesh.assignVia, inlineBytes: config.mesh.inlineBytes })({ mesh, identity, logger, grpc: assignClients(), metrics })
+    : undefined
+  const jobs = jobsService({
+    containers: config.containers,
+    queueSize: config.jobs.queueSize,
+    defaultDeadlineMs: config.jobs.defaultDeadlineMs,
+    maxInFlight: config.gateway.maxInFlight,
+    meshQueueSize: config.gateway.queueSize,
+    hardware
+  })({ store, executor, identity, logger, remote: scheduler, metrics })
+  const worker: WorkerAgent | undefined = mesh !== undefined && roles.includes('worker')
+    ? workerAgent({ trustedSchedulers: config.mesh.trustedSchedulers, inlineBytes: config.mesh.inlineBytes })({ mesh, jobs, identity, logger })
+    : undefined
+  const api = apiServer()({
+    config, identity, jobs, runtime, telemetry: tel, logger, hardware: toWireHardware(hardware),
     version: VERSION, startedAtMs: Date.now(), images, mesh, worker
   })
+  publicAddress = () => api.publicAddress()
 
-  const ordered: Startable[] = [store, images, runtime, orch, tel]
-  if (mesh !== undefined) ordered.push(mesh)
-  if (worker !== undefined) ordered.push(worker)
-  if (sched !== undefined) ordered.push(sched)
-  ordered.push(api)
-  let started: Startable[] = []
+  // Dependency order: the jobs service resumes stored jobs only once the mesh and scheduler can take them.
+  const parts: Part[] = [
+    { name: 'telemetry', component: tel },
+    { name: 'store', component: store },
+    { name: 'images', component: images },
+    { name: 'runtime', component: runtime },
+    { name: 'executor', component: executor }
+  ]
+  if (mesh !== undefined) parts.push({ name: 'mesh', component: mesh })
+  if (scheduler !== undefined) parts.push({ name: 'scheduler', component: scheduler })
+  parts.push({ name: 'jobs', component: jobs })
+  if (worker !== undefined) parts.push({ name: 'worker', component: worker })
+  parts.push({ name: 'api', component: api })
 
-  const stop = async (): Promise<void> => {
+  let started: Part[] = []
+  let starting: Promise<void> | undefined
+
+  const stopStarted = async (): Promise<void> => {
     const toStop = started.reverse()
     started = []
-    for (const component of toStop) {
+    for (const part of toStop) {
       try {
-        await component.stop()
+        await part.component.stop()
       } catch (err) {
-        logger.error({ err }, 'component failed to stop cleanly')
+        logger.error({ err, component: part.name }, 'component failed to stop cleanly')
       }
     }
   }
 
-  return {
-    config, identity, logger, store, images, runtime, orchestrator: orch, telemetry: tel, api, mesh, worker, scheduler: sched,
-    async start () {
-      if (started.length > 0) return
+  const startAll = async (): Promise<void> => {
+    for (const part of parts) {
       try {
-        for (const component of ordered) {
-          await component.start()
-          started.push(component)
-        }
+        await part.component.start()
       } catch (err) {
-        await stop()
-        throw err
+        // Roll back: whatever started (sockets, containers, the DB) is released before the error surfaces.
+        await stopStarted()
+        throw new NodeStartError(part.name, err)
       }
-      // Configured images are fetched at boot, in the background: a slow download never delays the node.
-      if (config.runtime.prefetch) {
-        images.prefetch(config.containers).then((results) => {
-          for (const r of results.filter((x) => !x.ok)) logger.warn({ container: r.containerId, image: r.image, error: r.error }, 'image prefetch failed')
-        }, (err: unknown) => logger.warn({ err }, 'image prefetch failed'))
+      started.push(part)
+    }
+    // Configured images are fetched at boot, in the background: a slow download never delays the node.
+    if (config.runtime.prefetch && localContainers.length > 0) {
+      images.prefetch(localContainers).then((results) => {
+        for (const r of results.filter((x) => !x.ok)) logger.warn({ container: r.containerId, image: r.image, error: r.error }, 'image prefetch failed')
+      }, (err: unknown) => logger.warn({ err }, 'image prefetch failed'))
+    }
+    // Publish a heartbeat now that the gRPC address is known, rather than at the next tick.
+    await mesh?.heartbeatNow().catch(() => {})
+    await writeNodeFile(config, identity, api, tel, mesh).catch((err: unknown) => logger.warn({ err }, 'could not write node.json'))
+    logger.info({ roles, containers: config.containers.map((c) => c.id), runs: localContainers.map((c) => c.id), version: VERSION, mesh: mesh?.addresses() ?? [] }, 'node started')
+  }
+
+  return {
+    config, identity, logger, store, images, runtime, executor, jobs, telemetry: tel, api, mesh, worker, scheduler,
+    async start () {
+      if (starting !== undefined) return await starting
+      if (started.length > 0) return
+      starting = startAll()
+      try {
+        await starting
+      } finally {
+        starting = undefined
       }
-      // Publish a heartbeat now that the gRPC address is known, rather than at the next tick.
-      await mesh?.heartbeatNow().catch(() => {})
-      await writeNodeFile(config, identity, api, tel, mesh).catch((err: unknown) => logger.warn({ err }, 'could not write node.json'))
-      logger.info({ roles, containers: config.containers.map((c) => c.id), version: VERSION, mesh: mesh?.addresses() ?? [] }, 'node started')
     },
     async stop () {
+      await starting?.catch(() => {})
       if (started.length === 0) return
-      await stop()
+      await stopStarted()
       logger.info('node stopped')
     }
   }
@@ -176,49 +238,7 @@ async function writeNodeFile (config: NodeConfig, identity: Identity, api: ApiSe
   await rename(`${file}.tmp`, file)
 }
 
-function heartbeatFields (config: NodeConfig, hw: Awaited<ReturnType<typeof detectHardware>>, orch: Orchestrator | undefined,
-  images: ImageCache, api: ApiServer | undefined): HeartbeatFields {
-  const stats = orch?.stats()
-  const active = stats?.active ?? 0
-  const queued = stats?.queued ?? 0
-  const concurrency = config.jobs.concurrency
-  return {
-    cpuCores: hw.cpuCores,
-    memoryBytes: hw.memoryBytes,
-    gpus: hw.gpus.length,
-    grpcAddress: reachableAddress(config, api?.publicAddress() ?? ''),
-    freeSlots: Math.max(0, concurrency - active - queued),
-    stats: stats === undefined
-      ? null
-      : {
-          activeJobs: active,
-          queuedJobs: queued,
-          succeeded: stats.succeeded,
-          failed: stats.failed,
-          avgLatencyMs: stats.avgLatencyMs,
-          cacheHitRatio: images.stats().hitRatio,
-          load: (active + queued) / concurrency
-        }
-  }
-}
-
-/**
- * The gRPC address peers can dial: a wildcard listener is announced on the mesh's own host, or as
- * "0.0.0.0:port" (= "the host you reach me from") when the mesh listens on a wildcard too.
- */
-function reachableAddress (config: NodeConfig, bound: string): string {
-  // Behind NAT the gRPC port is not reachable from the mesh: schedulers assign by gossip instead.
-  if (bound === '' || config.mesh.behindNat) return ''
-  const port = bound.slice(bound.lastIndexOf(':') + 1)
-  const host = config.api.public.host
-  if (!['0.0.0.0', '::', ''].includes(host)) return bound
-  const meshHost = [...config.mesh.announce, ...config.mesh.listen]
-    .map((a) => /^\/ip4\/([\d.]+)\//.exec(a)?.[1])
-    .find((h) => h !== undefined && h !== '0.0.0.0')
-  return `${meshHost ?? '0.0.0.0'}:${port}`
-}
-
-function toWireHardware (hw: Awaited<ReturnType<typeof detectHardware>>): WireHardware {
+function toWireHardware (hw: Awaited<ReturnType<typeof detectHardware>>): { cpuModel: string, cpuCores: number, memoryBytes: number, gpus: Array<{ name: string, memoryBytes: number }>, arch: string, platform: string } {
   return {
     cpuModel: hw.cpuModel,
     cpuCores: hw.cpuCores,

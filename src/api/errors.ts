@@ -10,11 +10,23 @@ export class InvalidRequestError extends Error {
   }
 }
 
-export class JobNotFoundError extends Error {
-  readonly code = 'JOB_NOT_FOUND'
-  constructor (jobId: string) {
-    super(`no job with id "${jobId}" on this node (list jobs with ListJobs or \`infra jobs\`)`)
-    this.name = 'JobNotFoundError'
+export { JobNotFoundError } from '../gateway/errors.ts'
+
+/** AssignJob on a node that takes no assignments (no worker role, or no mesh). */
+export class NotAWorkerError extends Error {
+  readonly code = 'NOT_A_WORKER'
+  constructor () {
+    super('this node takes no assignments: it needs the worker role and mesh.enabled')
+    this.name = 'NotAWorkerError'
+  }
+}
+
+/** AssignJob with a body that is not a signed envelope. */
+export class InvalidAssignmentError extends Error {
+  readonly code = 'INVALID_ASSIGNMENT'
+  constructor (reason: string, options?: ErrorOptions) {
+    super(`not a signed assignment: ${reason}`, options)
+    this.name = 'InvalidAssignmentError'
   }
 }
 
@@ -33,6 +45,12 @@ const STATUS_BY_CODE: Record<string, grpc.status> = {
   NOT_FOUND: grpc.status.NOT_FOUND,
   JOB_NOT_FOUND: grpc.status.NOT_FOUND,
   QUEUE_FULL: grpc.status.RESOURCE_EXHAUSTED,
+  GATEWAY_FULL: grpc.status.RESOURCE_EXHAUSTED,
+  NO_EXECUTOR: grpc.status.FAILED_PRECONDITION,
+  NOT_A_WORKER: grpc.status.FAILED_PRECONDITION,
+  INVALID_ASSIGNMENT: grpc.status.INVALID_ARGUMENT,
+  MALFORMED_ENVELOPE: grpc.status.INVALID_ARGUMENT,
+  ABORTED: grpc.status.CANCELLED,
   // GuardianRejectedError carries the status name itself as its code (its `reason` says which rule).
   PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
   FAILED_PRECONDITION: grpc.status.FAILED_PRECONDITION,

@@ -2,25 +2,26 @@ import * as grpc from '@grpc/grpc-js'
 import type { ApiComponents } from './types.ts'
 import type { WireEnvelope, WirePeersResponse } from './wire.ts'
 import { envelopeFromWire, envelopeToWire } from './convert.ts'
+import { InvalidAssignmentError, NotAWorkerError, toServiceError } from './errors.ts'
 
 /** Node.AssignJob: a scheduler's signed assignment in, the worker's signed ack out. */
 export function assignJobHandler (c: ApiComponents): grpc.handleUnaryCall<WireEnvelope, WireEnvelope> {
-  return (call, callback) => {
+  const answer = async (request: WireEnvelope): Promise<WireEnvelope> => {
     const worker = c.worker
-    if (worker === undefined) {
-      callback({ code: grpc.status.FAILED_PRECONDITION, details: 'this node takes no assignments: it needs the worker role and mesh.enabled' } as grpc.ServiceError, null)
-      return
-    }
+    if (worker === undefined) throw new NotAWorkerError()
     let env
     try {
-      env = envelopeFromWire(call.request)
+      env = envelopeFromWire(request)
     } catch (err) {
-      callback({ code: grpc.status.INVALID_ARGUMENT, details: `not a signed assignment: ${(err as Error).message}` } as grpc.ServiceError, null)
-      return
+      throw new InvalidAssignmentError((err as Error).message, { cause: err })
     }
-    worker.handleAssignment(env).then((r) => callback(null, envelopeToWire(r.envelope)), (err: unknown) => {
-      c.logger.error({ err }, 'AssignJob failed')
-      callback({ code: grpc.status.INTERNAL, details: 'internal error handling the assignment' } as grpc.ServiceError, null)
+    return envelopeToWire((await worker.handleAssignment(env)).envelope)
+  }
+  return (call, callback) => {
+    answer(call.request).then((res) => callback(null, res), (err: unknown) => {
+      const status = toServiceError(err)
+      if (status.code === grpc.status.INTERNAL) c.logger.error({ err }, 'AssignJob failed')
+      callback(status as grpc.ServiceError, null)
     })
   }
 }

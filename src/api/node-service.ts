@@ -1,9 +1,8 @@
 import { isIP } from 'node:net'
 import * as grpc from '@grpc/grpc-js'
-import { GuardianRejectedError } from '../guardian/errors.ts'
+import { JOB_ID_PATTERN } from '../gateway/index.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { ApiComponents } from './types.ts'
-import type { JobRecord } from '../store/types.ts'
 import type { WireJobEvent, WireNodeInfo, WireSubmitJobRequest } from './wire.ts'
 import { containerToWire, jobSummaryToWire, jobToWire, stateFromWire, stateToWire } from './convert.ts'
 import { InvalidRequestError, JobNotFoundError, toServiceError } from './errors.ts'
@@ -50,30 +49,31 @@ export function peerIp (peer: string): string {
 
 function requireJobId (jobId: unknown): string {
   if (typeof jobId !== 'string' || jobId === '') throw new InvalidRequestError('job_id is required')
+  // The same rule as SubmitJob's ids: an id that could never have been accepted is a client error, not NOT_FOUND.
+  if (!JOB_ID_PATTERN.test(jobId)) throw new InvalidRequestError(`job_id is not a valid job id (${jobId.length} characters; ids are 1-128 of A-Z a-z 0-9 . _ : -)`)
   return jobId
 }
 
+/** An AbortSignal that fires when the client cancels the call (or its deadline passes). */
+function callSignal (call: { on: (event: 'cancelled', listener: () => void) => unknown }): AbortSignal {
+  const controller = new AbortController()
+  call.on('cancelled', () => controller.abort())
+  return controller.signal
+}
+
+/** inframind.v1.Node: each job RPC adapts the jobs service (admission, status, watch, wait live there). */
 export function nodeServiceHandlers (c: ApiComponents): grpc.UntypedServiceImplementation {
   const logger = c.logger
-  /** The one path into the orchestrator for SubmitJob and RunJob: origin from the connection, refusals counted. */
-  const submit = async (req: WireSubmitJobRequest, call: grpc.ServerUnaryCall<WireSubmitJobRequest, unknown>) => {
-    try {
-      return await c.orchestrator.submit({
-        containerId: req.containerId,
-        containers: req.containers,
-        input: new Uint8Array(req.input.buffer, req.input.byteOffset, req.input.byteLength),
-        deadlineMs: req.deadlineMs,
-        jobId: req.jobId === '' ? undefined : req.jobId,
-        origin: { ip: peerIp(call.getPeer()), peerId: '', delegate: req.delegate },
-        requiresProof: req.requiresProof
-      })
-    } catch (err) {
-      // The Guardian's rule names are a closed set; anything else is labelled by its code.
-      const reason = err instanceof GuardianRejectedError ? err.reason : (err as { code?: string }).code ?? 'INTERNAL'
-      c.telemetry.metrics.rejected.inc({ reason })
-      throw err
-    }
-  }
+  const submit = async (req: WireSubmitJobRequest, call: grpc.ServerUnaryCall<WireSubmitJobRequest, unknown>) => await c.jobs.submit({
+    containerId: req.containerId,
+    containers: req.containers,
+    input: new Uint8Array(req.input.buffer, req.input.byteOffset, req.input.byteLength),
+    deadlineMs: req.deadlineMs,
+    jobId: req.jobId === '' ? undefined : req.jobId,
+    // The origin comes from the connection, never from the request body.
+    origin: { ip: peerIp(call.getPeer()), peerId: '', delegate: req.delegate },
+    requiresProof: req.requiresProof
+  })
   return {
     GetInfo: unary(logger, 'GetInfo', async (): Promise<WireNodeInfo> => ({
       nodeId: c.identity.nodeId,
@@ -84,29 +84,9 @@ export function nodeServiceHandlers (c: ApiComponents): grpc.UntypedServiceImple
       uptimeMs: Date.now() - c.startedAtMs
     })),
 
-    // The orchestrator (and its Guardian) checks everything, including that some container is named.
     RunJob: unary(logger, 'RunJob', async (req: WireSubmitJobRequest, call) => {
-      // Terminal events are caught from before the submit, so a job that ends at once is not missed.
-      const ended = new Map<string, JobRecord>()
-      let waiting: { id: string, resolve: (job: JobRecord | undefined) => void } | undefined
-      const unsubscribe = c.orchestrator.onEvent((e) => {
-        if (e.job === undefined) return
-        if (waiting?.id === e.jobId) waiting.resolve(e.job)
-        else ended.set(e.jobId, e.job)
-      })
-      try {
-        const { job } = await submit(req, call)
-        let done: JobRecord | undefined = job.state === 'success' || job.state === 'failed' ? job : ended.get(job.id)
-        done ??= await new Promise<JobRecord | undefined>((resolve) => {
-          waiting = { id: job.id, resolve }
-          call.on('cancelled', () => resolve(undefined))
-        })
-        done ??= await c.orchestrator.get(job.id)
-        if (done === undefined) throw new JobNotFoundError(job.id)
-        return jobToWire(done)
-      } finally {
-        unsubscribe()
-      }
+      const { job } = await submit(req, call)
+      return jobToWire(await c.jobs.wait(job.id, callSignal(call)))
     }),
 
     SubmitJob: unary(logger, 'SubmitJob', async (req: WireSubmitJobRequest, call) => {
@@ -116,72 +96,35 @@ export function nodeServiceHandlers (c: ApiComponents): grpc.UntypedServiceImple
 
     GetJob: unary(logger, 'GetJob', async (req: { jobId: string, includeSteps: boolean }) => {
       const id = requireJobId(req.jobId)
-      const job = await c.orchestrator.get(id)
+      const job = await c.jobs.get(id)
       if (job === undefined) throw new JobNotFoundError(id)
       return jobToWire(job, { includeSteps: req.includeSteps })
     }),
 
     ListJobs: unary(logger, 'ListJobs', async (req: { state: string, limit: number }) => {
       const state = req.state === 'JOB_STATE_UNSPECIFIED' ? undefined : stateFromWire(req.state)
-      if (req.state !== 'JOB_STATE_UNSPECIFIED' && state === undefined) throw new InvalidRequestError(`unknown state ${String(req.state)}`)
+      if (req.state !== 'JOB_STATE_UNSPECIFIED' && state === undefined) throw new InvalidRequestError(`unknown state ${String(req.state).slice(0, 64)}`)
       if (req.limit > MAX_LIST) throw new InvalidRequestError(`limit is at most ${MAX_LIST}, got ${req.limit}`)
-      const jobs = await c.orchestrator.list({ state, limit: req.limit === 0 ? DEFAULT_LIST : req.limit })
+      const jobs = await c.jobs.list({ state, limit: req.limit === 0 ? DEFAULT_LIST : req.limit })
       return { jobs: jobs.map(jobSummaryToWire) }
     }),
 
     WatchJob: (call: grpc.ServerWritableStream<{ jobId: string }, WireJobEvent>) => {
-      watchJob(c, call).catch((err: unknown) => {
+      const watch = async (): Promise<void> => {
+        const id = requireJobId(call.request.jobId)
+        const job = await c.jobs.watch(id, (ch) => {
+          call.write({ jobId: id, state: stateToWire(ch.state), atMs: ch.atMs, detail: ch.detail, job: null })
+        }, callSignal(call))
+        const last = job.history[job.history.length - 1]
+        call.write({ jobId: id, state: stateToWire(job.state), atMs: last?.atMs ?? Date.now(), detail: last?.detail ?? '', job: jobToWire(job) })
+        call.end()
+      }
+      watch().catch((err: unknown) => {
+        if (call.cancelled) return
         const status = toServiceError(err)
         if (status.code === grpc.status.INTERNAL) logger.error({ err }, 'WatchJob failed')
         call.emit('error', status)
       })
-    }
-  }
-}
-
-async function watchJob (c: ApiComponents, call: grpc.ServerWritableStream<{ jobId: string }, WireJobEvent>): Promise<void> {
-  const id = requireJobId(call.request.jobId)
-  let done = false
-  // state + detail: a chain reports each step as its own `running` event.
-  let lastKey = ''
-  // Subscribe before reading the job so no state change falls between the read and the subscription.
-  const finish = async (known?: JobRecord): Promise<void> => {
-    if (done) return
-    done = true
-    unsubscribe()
-    const job = known ?? await c.orchestrator.get(id)
-    if (job === undefined) throw new JobNotFoundError(id)
-    const last = job.history[job.history.length - 1]
-    call.write({ jobId: id, state: stateToWire(job.state), atMs: last?.atMs ?? Date.now(), detail: last?.detail ?? '', job: jobToWire(job) })
-    call.end()
-  }
-  const unsubscribe = c.orchestrator.onEvent((event) => {
-    if (event.jobId !== id || done) return
-    if (event.state === 'success' || event.state === 'failed') {
-      finish(event.job).catch((err: unknown) => call.emit('error', toServiceError(err)))
-      return
-    }
-    const key = `${event.state} ${event.detail}`
-    if (key === lastKey) return
-    lastKey = key
-    call.write({ jobId: id, state: stateToWire(event.state), atMs: event.atMs, detail: event.detail, job: null })
-  })
-  call.on('cancelled', () => { done = true; unsubscribe() })
-  const job = await c.orchestrator.get(id)
-  if (job === undefined) {
-    done = true
-    unsubscribe()
-    throw new JobNotFoundError(id)
-  }
-  if (job.state === 'success' || job.state === 'failed') {
-    await finish()
-    return
-  }
-  if (!done && lastKey === '') {
-    // Replay what already happened so a late watcher still sees the whole history.
-    for (const h of job.history) {
-      call.write({ jobId: id, state: stateToWire(h.state), atMs: h.atMs, detail: h.detail, job: null })
-      lastKey = `${h.state} ${h.detail}`
     }
   }
 }

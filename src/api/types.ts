@@ -1,6 +1,6 @@
 import type { NodeConfig } from '../config/types.ts'
 import type { Identity } from '../identity/types.ts'
-import type { Orchestrator } from '../orchestrator/types.ts'
+import type { JobsService } from '../gateway/types.ts'
 import type { Runtime } from '../runtime/types.ts'
 import type { Telemetry } from '../telemetry/index.ts'
 import type { Logger } from '../telemetry/logger.ts'
@@ -12,7 +12,8 @@ import type { WorkerAgent } from '../worker/index.ts'
 export interface ApiComponents {
   config: NodeConfig
   identity: Identity
-  orchestrator: Orchestrator
+  /** The jobs service: every job RPC is a thin adapter over it. */
+  jobs: JobsService
   runtime: Runtime
   telemetry: Telemetry
   logger: Logger

@@ -39,6 +39,13 @@ export const DEFAULT_ENGINE_TIMEOUT_MS = 30_000
 export const DEFAULT_CONCURRENCY = 2
 /** Enough to absorb a burst; beyond it clients get RESOURCE_EXHAUSTED and retry elsewhere. */
 export const DEFAULT_QUEUE_SIZE = 64
+/**
+ * Mesh jobs a gateway keeps in flight at once. A mesh job holds no executor slot, only a record and
+ * a few timers while it waits on the network, so hundreds are cheap; the workers' slots are the real limit.
+ */
+export const DEFAULT_GATEWAY_MAX_IN_FLIGHT = 256
+/** Mesh jobs waiting for an in-flight place; beyond this SubmitJob answers RESOURCE_EXHAUSTED. */
+export const DEFAULT_GATEWAY_QUEUE_SIZE = 1024
 /** A job that has not finished in a minute is better reassigned than waited for. */
 export const DEFAULT_DEADLINE_MS = 60_000
 

@@ -19,7 +19,7 @@ export type { ConfigErrorCode } from './errors.ts'
 export { parseAddress, formatSize } from './fields.ts'
 export * as defaults from './constants.ts'
 
-const TOP_KEYS = ['node', 'identity', 'api', 'runtime', 'jobs', 'store', 'telemetry', 'mesh', 'containers'] as const
+const TOP_KEYS = ['node', 'identity', 'api', 'runtime', 'jobs', 'gateway', 'store', 'telemetry', 'mesh', 'containers'] as const
 
 /** The config file to read: the argument, else INFRAMIND_CONFIG, else ./config.yaml. */
 export function configPath (path?: string, env: NodeJS.ProcessEnv = process.env): string {
@@ -99,6 +99,7 @@ function build (ctx: Ctx, top: Record<string, unknown>, baseDir: string, env: No
   const api = at('api', ['public', 'control', 'control_socket', 'max_message_bytes'])
   const runtime = at('runtime', ['socket', 'engine_timeout_ms', 'pull_timeout_ms', 'start_timeout_ms', 'image_budget', 'prefetch'])
   const jobs = at('jobs', ['concurrency', 'queue_size', 'default_deadline_ms'])
+  const gateway = at('gateway', ['max_in_flight', 'queue_size'])
   const store = at('store', ['path', 'max_results'])
   const telemetry = at('telemetry', ['metrics', 'log_level'])
   const metrics = section(ctx, telemetry.metrics, ['telemetry', 'metrics'], ['enabled', 'listen'])
@@ -136,6 +137,10 @@ function build (ctx: Ctx, top: Record<string, unknown>, baseDir: string, env: No
       concurrency: integer(ctx, jobs, 'concurrency', ['jobs'], C.DEFAULT_CONCURRENCY, 1, 1024),
       queueSize: integer(ctx, jobs, 'queue_size', ['jobs'], C.DEFAULT_QUEUE_SIZE, 0, 1_000_000),
       defaultDeadlineMs: integer(ctx, jobs, 'default_deadline_ms', ['jobs'], C.DEFAULT_DEADLINE_MS, 1, 7 * 24 * 3_600_000)
+    },
+    gateway: {
+      maxInFlight: integer(ctx, gateway, 'max_in_flight', ['gateway'], C.DEFAULT_GATEWAY_MAX_IN_FLIGHT, 1, 100_000),
+      queueSize: integer(ctx, gateway, 'queue_size', ['gateway'], C.DEFAULT_GATEWAY_QUEUE_SIZE, 0, 1_000_000)
     },
     store: {
       // The store lives inside data_dir unless given an absolute path.

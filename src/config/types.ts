@@ -142,6 +142,13 @@ export interface NodeConfig {
     /** Deadline of a job submitted without one, in milliseconds. */
     defaultDeadlineMs: number
   }
+  /** Job intake for the mesh (a node with the gateway or scheduler role forwarding jobs it does not run). */
+  gateway: {
+    /** Mesh jobs awaiting their worker at once; they hold no executor slot. */
+    maxInFlight: number
+    /** Mesh jobs waiting for an in-flight place; above this SubmitJob answers RESOURCE_EXHAUSTED. */
+    queueSize: number
+  }
   store: {
     /** LevelDB directory; relative paths resolve against node.dataDir. */
     path: string

@@ -18,11 +18,14 @@ export interface ChainDeps {
   update: (job: JobRecord) => Promise<void>
 }
 
-/** How a chain run ended: finished (success or a failure naming its step), or interrupted by stop(). */
+/** How a chain run ended: finished (success or a failure naming its step), interrupted by stop(), or expired unrun. */
 export type ChainEnd =
   /** `internal` holds what the runtime threw when it carried no error code (worth a log line). */
   | { kind: 'finished', job: JobRecord, end: Ending, internal?: { error: unknown } }
+  /** The node stopped it (before or during a step); it resumes after its last finished step. */
   | { kind: 'stopped', job: JobRecord }
+  /** Its deadline passed while it waited for a slot: nothing ran. */
+  | { kind: 'expired', job: JobRecord }
 
 /**
  * Runs the job's containers in order from the first one without a stored successful step: the input

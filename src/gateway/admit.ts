@@ -22,7 +22,8 @@ export interface ValidSubmit {
 export interface SubmitRules {
   containers: ReadonlyMap<string, ContainerConfig>
   guardian: Guardian
-  hardware: HardwareProfile
+  /** This machine, for a job that runs here; undefined for a mesh job (the worker checks its own). */
+  hardware: HardwareProfile | undefined
   defaultDeadlineMs: number
 }
 
@@ -40,10 +41,11 @@ export function validateSubmit (req: SubmitRequest, rules: SubmitRules): ValidSu
   const ids = chainOf(req)
   const origin = originOf(req.origin)
   const requiresProof = req.requiresProof === true
-  rules.guardian.check({ containers: ids, origin, requiresProof })
+  rules.guardian.check({ containers: ids, origin: guardedOrigin(req, origin), requiresProof })
   // The Guardian has refused unknown ids, so every lookup succeeds.
   const containers = ids.map((id) => rules.containers.get(id) as ContainerConfig)
-  for (const c of containers) checkResources(c, rules.hardware)
+  const hardware = rules.hardware
+  if (hardware !== undefined) for (const c of containers) checkResources(c, hardware)
   const first = containers[0] as ContainerConfig
   if (!(req.input instanceof Uint8Array)) {
     throw new InvalidInputError(first.id, 'input must be bytes (Uint8Array)')
@@ -78,6 +80,16 @@ export function checkResources (c: ContainerConfig, hw: HardwareProfile): void {
   if (c.resources.cpus > hw.cpuCores) throw new InsufficientResourcesError(c.id, 'cpus', c.resources.cpus, hw.cpuCores)
   if (c.resources.memoryBytes > hw.memoryBytes) throw new InsufficientResourcesError(c.id, 'memory', c.resources.memoryBytes, hw.memoryBytes)
   if (c.resources.gpu && hw.gpus.length === 0) throw new GpuUnavailableError(c.id)
+}
+
+/**
+ * Whom the Guardian judges. A client's job: the client (address, delegate). A scheduler's assignment:
+ * that scheduler (allowed_peers), since the gateway that admitted the job already judged the client
+ * by its own rules, and this node can verify the scheduler's signature but not the client's address.
+ */
+function guardedOrigin (req: SubmitRequest, origin: JobOrigin): JobOrigin {
+  const scheduler = typeof req.schedulerId === 'string' ? req.schedulerId : ''
+  return scheduler === '' ? origin : { ip: '', peerId: scheduler, delegate: '' }
 }
 
 function originOf (origin: JobOrigin | undefined): JobOrigin {

@@ -86,3 +86,59 @@ export class InsufficientResourcesError extends Error {
     this.available = available
   }
 }
+
+/** The gateway's mesh lane is full: max_in_flight jobs await workers and queue_size more wait for a place. */
+export class GatewayFullError extends Error {
+  readonly code = 'GATEWAY_FULL'
+  readonly waiting: number
+  readonly limit: number
+  constructor (waiting: number, limit: number) {
+    super(`the gateway is at its limit of mesh jobs (${waiting} waiting for one of gateway.max_in_flight places); retry later or raise gateway.queue_size`)
+    this.name = 'GatewayFullError'
+    this.waiting = waiting
+    this.limit = limit
+  }
+}
+
+/** No live worker on the mesh serves every container of the job right now. */
+export class NoLiveWorkerError extends Error {
+  readonly code = 'NO_WORKER'
+  constructor (missing: string[], served: ReadonlySet<string>) {
+    super(`no live worker on the mesh serves ${missing.map((m) => `"${m}"`).join(', ')}; served now: ${[...served].sort().join(', ') || 'none'} (see \`infra peers\`; retry once workers have joined)`)
+    this.name = 'NoLiveWorkerError'
+  }
+}
+
+/** The node neither runs the job's containers itself nor is on a mesh that could. */
+export class NoExecutorError extends Error {
+  readonly code = 'NO_EXECUTOR'
+  constructor (containers: string[]) {
+    super(`this node does not run ${containers.map((c) => `"${c}"`).join(' → ')} (no worker role) and is not on a mesh; give it the worker role or enable mesh`)
+    this.name = 'NoExecutorError'
+  }
+}
+
+/**
+ * A worker's answer does not match the job the gateway sent: its receipt is for another job, the
+ * output bytes are not the ones it signed, or an image other than the pinned one ran.
+ */
+export class RemoteResultMismatchError extends Error {
+  readonly code: 'REMOTE_OUTPUT_MISMATCH' | 'REMOTE_RECEIPT_MISMATCH' | 'REMOTE_IMAGE_MISMATCH'
+  readonly workerId: string
+  constructor (code: RemoteResultMismatchError['code'], workerId: string, detail: string) {
+    super(`worker ${workerId}: ${detail}`)
+    this.name = 'RemoteResultMismatchError'
+    this.code = code
+    this.workerId = workerId
+  }
+}
+
+/** A job id that GetJob/WatchJob/wait does not know. */
+export class JobNotFoundError extends Error {
+  readonly code = 'JOB_NOT_FOUND'
+  constructor (jobId: string) {
+    const shown = jobId.length > 64 ? `${jobId.slice(0, 64)}…` : jobId
+    super(`no job with id "${shown}" on this node (list jobs with ListJobs or \`infra jobs\`)`)
+    this.name = 'JobNotFoundError'
+  }
+}

@@ -1,5 +1,5 @@
 import { computeJobHash, sha256 } from '../receipt/index.ts'
-import { NO_EXIT_CODE } from './constants.ts'
+import { NO_EXIT_CODE } from '../executor/index.ts'
 import type { Receipt, ReceiptStep } from '../receipt/types.ts'
 import type { JobRecord } from '../store/types.ts'
 

@@ -1,4 +1,6 @@
+import type { SignedEnvelope } from '../envelope/types.ts'
 import type { GuardianReason } from '../guardian/errors.ts'
+import type { Receipt } from '../receipt/types.ts'
 import type { JobOrigin } from '../runtime/types.ts'
 import type { JobRecord } from '../store/types.ts'
 import type { JobState, Startable } from '../types.ts'
@@ -10,12 +12,16 @@ export interface SubmitRequest {
    * (giving both is allowed only when containerId equals containers[0]). */
   containers?: string[]
   input: Uint8Array
-  /** Budget for the whole job (every step) in ms from now; 0/undefined = config.jobs.defaultDeadlineMs. */
+  /** Budget for the whole job (every step) in ms from now; 0/undefined = jobs.default_deadline_ms. */
   deadlineMs?: number
   /** Optional client-chosen id; a repeat returns the existing job (duplicate = true). */
   jobId?: string
+  /**
+   * Set when the job is a scheduler's assignment (the worker side of the mesh): the Guardian then
+   * checks this scheduler's right to assign (allowed_peers), not the client, whom the gateway checked.
+   */
   schedulerId?: string
-  /** Who sent the job, for the Guardian and service containers; default: nothing known. */
+  /** Who sent the job (the client as the admitting gateway saw it); recorded and handed to service containers. */
   origin?: JobOrigin
   /** The result must carry a proof: the last container must declare generates_proofs. */
   requiresProof?: boolean
@@ -37,9 +43,13 @@ export interface JobEvent {
   /** Set on terminal events (success/failed). */
   latencyMs?: number
   errorCode?: string
+  /** Where the job ran: this node's executor, or a worker on the mesh. */
+  lane: Lane
   /** The finished record (output, receipt), on terminal events only. Never sent to telemetry. */
   job?: JobRecord
 }
+
+export type Lane = 'local' | 'mesh'
 
 /** A submission the Guardian refused: the rule and the container it is about, never the origin. */
 export interface GuardianRejection {
@@ -50,13 +60,29 @@ export interface GuardianRejection {
   code: string
 }
 
+/** A submission refused for any reason (Guardian, limits, schema, full queue): its error code only. */
+export interface Refusal { code: string, reason: string }
+
+export interface JobsEvents {
+  /** Every state change of every job (including each step). */
+  job: JobEvent
+  /** Every submission the Guardian refused. */
+  rejected: GuardianRejection
+  /** Every submission refused, whatever the reason (label = Guardian rule or error code). */
+  refused: Refusal
+}
+
 export interface JobStats {
   /** Finished jobs since this node's store began (success + failed). */
   served: number
   succeeded: number
   failed: number
+  /** Jobs running now: on this node's executor plus mesh jobs awaiting their worker. */
   active: number
+  /** Jobs accepted and waiting: for an executor slot or for a mesh in-flight place. */
   queued: number
+  /** Mesh jobs awaiting their worker now (part of `active`). */
+  meshInFlight: number
   /** Mean latency of the last 50 finished jobs (0 when none). */
   avgLatencyMs: number
   /** Submissions the Guardian refused since this process started. */
@@ -71,16 +97,58 @@ export interface HardwareProfile {
   gpus: readonly unknown[]
 }
 
-export interface Orchestrator extends Startable {
-  /** Validates, guards and queues a job. Throws InvalidJobIdError, InvalidChainError,
-   * GuardianRejectedError, InsufficientResourcesError, GpuUnavailableError, InputTooLargeError,
-   * InvalidInputError (schema), InvalidDeadlineError, QueueFullError, NotStartedError. */
+/** A job handed to the mesh: what a scheduler needs to assign it, nothing more. */
+export interface RemoteJob {
+  jobId: string
+  containers: string[]
+  input: Uint8Array
+  deadlineAtMs: number
+  requiresProof: boolean
+  /** The client as this gateway saw it; travels in the signed assignment to the worker only. */
+  origin: JobOrigin
+}
+
+export interface RemoteResult {
+  output: Uint8Array
+  /** The worker's signed receipt, verified on arrival. */
+  receipt: SignedEnvelope
+  decoded: Receipt
+  workerId: string
+}
+
+export interface RemoteProgress { state: 'assigned' | 'accepted' | 'running', detail: string }
+
+/** Runs jobs on other nodes (a scheduler on the mesh); the gateway uses it for jobs it does not run itself. */
+export interface RemoteExecutor {
+  /** Containers some live worker serves now. */
+  servedContainers(): Set<string>
+  /** Assigns the job to a capable worker (failing over on refusal or silence) and waits for its verified result. */
+  runRemote(job: RemoteJob, opts: { signal: AbortSignal, onProgress?: (p: RemoteProgress) => void }): Promise<RemoteResult>
+}
+
+/**
+ * The jobs service: admits a job (id, idempotency, Guardian with the client's real origin, schema,
+ * limits, a durable record), runs it on this node's executor or hands it to the mesh, and answers
+ * status, watch and wait. Transport-neutral: gRPC (and later REST and the CLI) are thin adapters.
+ */
+export interface JobsService extends Startable {
+  /** Validates, guards and queues a job; resolves once the job is stored. Throws InvalidJobIdError,
+   * InvalidChainError, GuardianRejectedError, InsufficientResourcesError, GpuUnavailableError,
+   * InputTooLargeError, InvalidInputError (schema), InvalidDeadlineError, QueueFullError,
+   * GatewayFullError, NoLiveWorkerError, NoExecutorError, NotStartedError. */
   submit(req: SubmitRequest): Promise<SubmitResult>
   get(id: string): Promise<JobRecord | undefined>
   list(opts?: { state?: JobState, limit?: number }): Promise<JobRecord[]>
-  /** Calls listener for every job state change (including each step); returns an unsubscribe function. */
-  onEvent(listener: (event: JobEvent) => void): () => void
-  /** Calls listener for every submission the Guardian refuses; returns an unsubscribe function. */
-  onRejected(listener: (rejection: GuardianRejection) => void): () => void
+  /** Resolves with the finished job (JobNotFoundError for an unknown id; rejects when `signal` aborts). */
+  wait(id: string, signal?: AbortSignal): Promise<JobRecord>
+  /**
+   * Calls onChange for each state change of the job, its past ones first (each once), and resolves
+   * with the finished job. Rejects with JobNotFoundError, or when `signal` aborts.
+   */
+  watch(id: string, onChange: (change: JobChange) => void, signal?: AbortSignal): Promise<JobRecord>
+  /** Subscribes to job events, Guardian rejections or refusals; returns the unsubscribe function. */
+  on<K extends keyof JobsEvents>(name: K, listener: (value: JobsEvents[K]) => void): () => void
   stats(): JobStats
 }
+
+export interface JobChange { state: JobState, atMs: number, detail: string }

@@ -5,6 +5,7 @@ import Dockerode from 'dockerode'
 import type { ContainerConfig } from '../config/types.ts'
 import { resolveEngine } from '../runtime/index.ts'
 import { EngineUnavailableError, ImageDigestMismatchError, ImageNotFoundError } from '../runtime/errors.ts'
+import type { Metrics } from '../telemetry/metrics.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { ImageCache, ImageCacheStats, PrefetchResult } from './types.ts'
 import { DEFAULT_HIT_CACHE_MS, DOWNLOAD_DIR, RECORD_FILE } from './constants.ts'
@@ -36,6 +37,8 @@ export interface ImageCacheInit {
 
 export interface ImageCacheComponents {
   logger: Logger
+  /** Where the cache registers its metrics (hit ratio). */
+  metrics?: Metrics
 }
 
 type Origin = 'local' | FetchSource
@@ -77,6 +80,7 @@ export class DockerImageCache implements ImageCache {
     this.#hitCacheMs = init.hitCacheMs ?? DEFAULT_HIT_CACHE_MS
     this.#recordPath = join(init.dataDir, RECORD_FILE)
     this.#downloadDir = join(init.dataDir, DOWNLOAD_DIR)
+    components.metrics?.gauge({ name: 'inframind_image_cache_hit_ratio', help: 'Image lookups answered from the local engine, over all lookups', read: () => this.stats().hitRatio })
   }
 
   async start (): Promise<void> {

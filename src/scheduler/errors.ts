@@ -23,3 +23,21 @@ export class RemoteJobTimeoutError extends Error {
     this.name = 'RemoteJobTimeoutError'
   }
 }
+
+/** A worker's ack that does not answer the assignment sent: another signer, worker or job. */
+export class AckMismatchError extends Error {
+  readonly code = 'ACK_MISMATCH'
+  constructor (signer: string, ackJobId: string, jobId: string, workerId: string) {
+    super(`ack signed by ${signer} for job ${ackJobId} does not answer job ${jobId} assigned to ${workerId}`)
+    this.name = 'AckMismatchError'
+  }
+}
+
+/** The worker did not acknowledge the assignment within the ack timeout. */
+export class AckTimeoutError extends Error {
+  readonly code = 'ACK_TIMEOUT'
+  constructor (workerId: string, timeoutMs: number) {
+    super(`${workerId} did not acknowledge within ${timeoutMs} ms`)
+    this.name = 'AckTimeoutError'
+  }
+}

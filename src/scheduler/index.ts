@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto'
-import type { NodeConfig } from '../config/types.ts'
 import { signEnvelope, verifyEnvelope } from '../envelope/index.ts'
 import { nodeIdFromPublicKey } from '../identity/index.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
@@ -8,14 +7,18 @@ import { decodeReceipt } from '../receipt/index.ts'
 import type { Receipt } from '../receipt/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { Startable } from '../types.ts'
+import { TypedEmitter } from '../events.ts'
+import type { Metrics } from '../telemetry/metrics.ts'
 import {
   decodeAck, encodeAssignment, PAYLOAD_TYPES, TOPICS,
-  type Assignment, type AssignmentAck, type Heartbeat, type JobResultNotice, type Mesh, type MeshMessage, type PeerView
-} from '../mesh/index.ts'
-import { NoWorkerError, AssignmentRejectedError, RemoteJobTimeoutError } from './errors.ts'
+  type Assignment, type AssignmentAck, type Heartbeat, type JobResultNotice
+} from '../protocol/index.ts'
+import type { Mesh, MeshMessage, PeerView } from '../mesh/index.ts'
+import type { RemoteExecutor, RemoteJob, RemoteProgress, RemoteResult } from '../gateway/types.ts'
+import { AckMismatchError, AckTimeoutError, AssignmentRejectedError, NoWorkerError, RemoteJobTimeoutError } from './errors.ts'
 import { pickWorker, type WorkerUse } from './pick.ts'
 
-export { NoWorkerError, AssignmentRejectedError, RemoteJobTimeoutError } from './errors.ts'
+export * from './errors.ts'
 export { pickWorker, type WorkerUse } from './pick.ts'
 
 /** How long a worker has to acknowledge an assignment before the next candidate gets it. */
@@ -38,29 +41,9 @@ function verifiedAck (envelope: SignedEnvelope, jobId: string, workerId: string)
   verifyEnvelope(envelope, { payloadType: PAYLOAD_TYPES.ack })
   const ack = decodeAck(envelope.payload)
   const signer = nodeIdFromPublicKey(envelope.publicKey)
-  if (signer !== workerId || ack.workerId !== workerId || ack.jobId !== jobId) {
-    throw new Error(`ack signed by ${signer} for job ${ack.jobId} does not answer job ${jobId} assigned to ${workerId}`)
-  }
+  if (signer !== workerId || ack.workerId !== workerId || ack.jobId !== jobId) throw new AckMismatchError(signer, ack.jobId, jobId, workerId)
   return ack
 }
-
-export interface RemoteJob {
-  jobId: string
-  containers: string[]
-  input: Uint8Array
-  deadlineAtMs: number
-  requiresProof: boolean
-}
-
-export interface RemoteResult {
-  output: Uint8Array
-  /** The worker's signed receipt, verified on arrival. */
-  receipt: SignedEnvelope
-  decoded: Receipt
-  workerId: string
-}
-
-export interface Progress { state: 'assigned' | 'accepted' | 'running', detail: string }
 
 /** One assignment sent: by the worker's gRPC AssignJob, by gossip, or by gossip after gRPC failed. */
 export interface AssignmentSent { jobId: string, workerId: string, via: 'grpc' | 'gossip' | 'gossip_fallback' }
@@ -71,27 +54,45 @@ export interface GrpcAssign {
   close(): void
 }
 
-export interface Scheduler extends Startable {
-  /** Containers some live worker serves right now. */
-  servedContainers(): Set<string>
-  /** Assigns a job to a capable worker, fails over on refusal or silence, and waits for its result. */
-  runRemote(job: RemoteJob, opts: { signal: AbortSignal, onProgress?: (p: Progress) => void }): Promise<RemoteResult>
-  /** Inputs held for workers to fetch by hash. */
-  content(hash: Uint8Array): Promise<Uint8Array | undefined>
-  /** Called for every assignment sent; returns an unsubscribe function. */
-  onAssigned(listener: (a: AssignmentSent) => void): () => void
+export interface SchedulerEvents {
+  /** Every assignment sent, with its path. */
+  assigned: AssignmentSent
 }
 
-export interface SchedulerComponents { mesh: Mesh, identity: Identity, logger: Logger, grpc?: GrpcAssign }
+/** The scheduler is the gateway's remote executor: it runs jobs on workers of the mesh. */
+export interface Scheduler extends Startable, RemoteExecutor {
+  /** Inputs held for workers to fetch by hash. */
+  content(hash: Uint8Array): Promise<Uint8Array | undefined>
+  on<K extends keyof SchedulerEvents>(name: K, listener: (value: SchedulerEvents[K]) => void): () => void
+}
+
+export interface SchedulerInit {
+  /** How assignments go out (mesh.assign_via). */
+  assignVia: 'grpc' | 'gossip'
+  /** Inputs up to this size ride in the assignment; larger ones are fetched by hash (mesh.inline_bytes). */
+  inlineBytes: number
+  /** How long a worker has to acknowledge (default ACK_TIMEOUT_MS). */
+  ackTimeoutMs?: number
+}
+
+export interface SchedulerComponents {
+  mesh: Mesh
+  identity: Identity
+  logger: Logger
+  grpc?: GrpcAssign
+  /** Where the scheduler registers its metrics (assignments by path). */
+  metrics?: Metrics
+}
 
 /**
  * A first scheduler: picks a capable worker from live heartbeats, sends it a signed assignment (its
  * gRPC AssignJob, or gossip: mesh.assign_via), waits for the ack, fails over, and collects the result notice.
  */
-export function scheduler (init: { config: NodeConfig }) {
+export function scheduler (init: SchedulerInit) {
   return (c: SchedulerComponents): Scheduler => {
     const logger = c.logger.child({ component: 'scheduler' })
-    const preferred = init.config.mesh.assignVia
+    const preferred = init.assignVia
+    const ackTimeoutMs = init.ackTimeoutMs ?? ACK_TIMEOUT_MS
     const acks = new Map<string, (ack: AssignmentAck) => void>()
     const results = new Map<string, (msg: MeshMessage<JobResultNotice>, receipt: Receipt) => void>()
     const inputs = new Map<string, Uint8Array>()
@@ -102,11 +103,11 @@ export function scheduler (init: { config: NodeConfig }) {
       if (u === undefined) { u = { inFlight: 0, lastAssignedMs: 0 }; use.set(workerId, u) }
       return u
     }
-    const assignedListeners = new Set<(a: AssignmentSent) => void>()
+    const events = new TypedEmitter<SchedulerEvents>(logger)
+    const sentTotal = c.metrics?.counter({ name: 'inframind_assignments_sent_total', help: 'Assignments this scheduler sent, by path (grpc, gossip, gossip_fallback = gossip after gRPC failed)', labelNames: ['via'] })
     const sent = (a: AssignmentSent): void => {
-      for (const l of assignedListeners) {
-        try { l(a) } catch (err) { logger.error({ err }, 'assignment listener failed') }
-      }
+      sentTotal?.inc({ via: a.via })
+      events.emit('assigned', a)
     }
     let unsubscribe: Array<() => void> = []
 
@@ -115,7 +116,7 @@ export function scheduler (init: { config: NodeConfig }) {
 
     /** `connectedFrom`: addresses of this node's mesh connections to the worker. */
     const assignOnce = async (job: RemoteJob, inputHash: Buffer, worker: Heartbeat, connectedFrom: string[], signal: AbortSignal): Promise<AssignmentAck> => {
-      const inline = job.input.byteLength <= init.config.mesh.inlineBytes
+      const inline = job.input.byteLength <= init.inlineBytes
       if (!inline) inputs.set(inputHash.toString('hex'), job.input)
       const assignment: Assignment = {
         jobId: job.jobId,
@@ -128,10 +129,11 @@ export function scheduler (init: { config: NodeConfig }) {
         schedulerId: c.identity.nodeId,
         issuedAtMs: Date.now(),
         deadlineAtMs: job.deadlineAtMs,
-        requiresProof: job.requiresProof
+        requiresProof: job.requiresProof,
+        origin: { ip: job.origin.ip, peerId: job.origin.peerId, delegate: job.origin.delegate, gatewayId: c.identity.nodeId }
       }
       const payload = encodeAssignment(assignment)
-      const ackSignal = AbortSignal.any([signal, AbortSignal.timeout(ACK_TIMEOUT_MS)])
+      const ackSignal = AbortSignal.any([signal, AbortSignal.timeout(ackTimeoutMs)])
       const target = preferred === 'grpc' ? grpcTarget(worker.grpcAddress, connectedFrom) : ''
       let path: AssignmentSent['via'] = 'gossip'
       if (target !== '' && c.grpc !== undefined) {
@@ -150,7 +152,7 @@ export function scheduler (init: { config: NodeConfig }) {
       }
       const acked = new Promise<AssignmentAck>((resolve, reject) => {
         acks.set(`${job.jobId}/${worker.nodeId}`, resolve)
-        ackSignal.addEventListener('abort', () => reject(new Error('no acknowledgement in time')), { once: true })
+        ackSignal.addEventListener('abort', () => reject(new AckTimeoutError(worker.nodeId, ackTimeoutMs)), { once: true })
       })
       try {
         await c.mesh.publish(TOPICS.assignments, PAYLOAD_TYPES.assignment, payload)
@@ -161,7 +163,7 @@ export function scheduler (init: { config: NodeConfig }) {
       }
     }
 
-    const runRemote = async (job: RemoteJob, opts: { signal: AbortSignal, onProgress?: (p: Progress) => void }): Promise<RemoteResult> => {
+    const runRemote = async (job: RemoteJob, opts: { signal: AbortSignal, onProgress?: (p: RemoteProgress) => void }): Promise<RemoteResult> => {
       const tried = new Set<string>()
       const refusals: string[] = []
       // Hashed once per job, not per attempt: large inputs are served by this hash until the job ends.
@@ -225,10 +227,7 @@ export function scheduler (init: { config: NodeConfig }) {
       servedContainers: () => new Set(liveWorkers().filter((h) => h.roles.includes('worker')).flatMap((h) => h.containers)),
       runRemote,
       content: async (hash) => inputs.get(Buffer.from(hash).toString('hex')),
-      onAssigned (listener) {
-        assignedListeners.add(listener)
-        return () => { assignedListeners.delete(listener) }
-      },
+      on: (name, listener) => events.on(name, listener),
       async start () {
         if (unsubscribe.length > 0) return
         unsubscribe = [

@@ -1,17 +1,16 @@
 import { createHash } from 'node:crypto'
-import type { NodeConfig } from '../config/types.ts'
-import { signEnvelope } from '../envelope/index.ts'
+import { signEnvelope, verifyEnvelope } from '../envelope/index.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
+import { nodeIdFromPublicKey } from '../identity/index.ts'
 import type { Identity } from '../identity/types.ts'
-import type { Orchestrator } from '../orchestrator/types.ts'
+import type { JobsService } from '../gateway/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { Startable } from '../types.ts'
 import {
   decodeAssignment, encodeAck, encodeJobResult, PAYLOAD_TYPES, TOPICS,
-  type Assignment, type AssignmentAck, type Mesh, type MeshMessage
-} from '../mesh/index.ts'
-import { verifyEnvelope } from '../envelope/index.ts'
-import { nodeIdFromPublicKey } from '../identity/index.ts'
+  type Assignment, type AssignmentAck
+} from '../protocol/index.ts'
+import type { Mesh, MeshMessage } from '../mesh/index.ts'
 
 /** Outputs kept in memory for peers to fetch by hash after a job ends (bounded; older ones come from the store). */
 const MAX_SERVED_OUTPUTS = 256
@@ -25,19 +24,24 @@ export interface WorkerAgent extends Startable {
   content(hash: Uint8Array): Promise<Uint8Array | undefined>
 }
 
-export interface WorkerInit { config: NodeConfig }
-export interface WorkerComponents { mesh: Mesh, orchestrator: Orchestrator, identity: Identity, logger: Logger }
+export interface WorkerInit {
+  /** Schedulers whose assignments this worker accepts ([] = any live scheduler on the mesh; mesh.trusted_schedulers). */
+  trustedSchedulers: string[]
+  /** Outputs up to this size ride in the result notice; larger ones are fetched by hash (mesh.inline_bytes). */
+  inlineBytes: number
+}
+
+export interface WorkerComponents { mesh: Mesh, jobs: JobsService, identity: Identity, logger: Logger }
 
 /**
  * The worker side of the mesh: takes assignments addressed to this node from trusted schedulers,
- * acknowledges every one (accepted, or rejected with the reason), runs accepted ones through the
- * orchestrator (so the Guardian, limits and idempotency apply), and gossips a signed result notice
- * when each ends.
+ * acknowledges every one (accepted, or rejected with the reason), admits accepted ones through its
+ * jobs service (durable, idempotent by job id, its Guardian judging the scheduler's right to assign),
+ * and gossips a signed result notice when each ends.
  */
 export function workerAgent (init: WorkerInit) {
   return (c: WorkerComponents): WorkerAgent => {
     const logger = c.logger.child({ component: 'worker' })
-    const { mesh: meshConfig } = init.config
     const served = new Map<string, Uint8Array>()
     let unsubscribe: Array<() => void> = []
 
@@ -50,7 +54,7 @@ export function workerAgent (init: WorkerInit) {
     }
 
     const trusted = (schedulerId: string): boolean => {
-      if (meshConfig.trustedSchedulers.length > 0) return meshConfig.trustedSchedulers.includes(schedulerId)
+      if (init.trustedSchedulers.length > 0) return init.trustedSchedulers.includes(schedulerId)
       // "Any scheduler on the mesh": a live peer whose own signed heartbeat says it schedules.
       return c.mesh.livePeer(schedulerId)?.roles.includes('scheduler') === true
     }
@@ -80,14 +84,15 @@ export function workerAgent (init: WorkerInit) {
         }
       }
       try {
-        const { duplicate } = await c.orchestrator.submit({
+        const { duplicate } = await c.jobs.submit({
           jobId: a.jobId,
           containers: a.containers,
           input,
           deadlineMs: Math.max(1, a.deadlineAtMs - Date.now()),
           schedulerId: a.schedulerId,
           requiresProof: a.requiresProof,
-          origin: { ip: '', peerId: a.schedulerId, delegate: '' }
+          // The client as the gateway saw it, for this node's containers; the Guardian judges the scheduler.
+          origin: { ip: a.origin?.ip ?? '', peerId: a.origin?.peerId ?? '', delegate: a.origin?.delegate ?? '' }
         })
         logger.debug({ job: a.jobId, scheduler: a.schedulerId, duplicate }, 'assignment accepted')
         return ack(a, { accepted: true, duplicate })
@@ -98,13 +103,13 @@ export function workerAgent (init: WorkerInit) {
     }
 
     const announce = async (jobId: string): Promise<void> => {
-      const job = await c.orchestrator.get(jobId)
+      const job = await c.jobs.get(jobId)
       if (job?.receipt === undefined || job.schedulerId === '') return
       const output = job.output ?? new Uint8Array()
       const hash = createHash('sha256').update(output).digest()
       served.set(hash.toString('hex'), output)
       while (served.size > MAX_SERVED_OUTPUTS) served.delete(served.keys().next().value as string)
-      const inline = output.byteLength <= meshConfig.inlineBytes
+      const inline = output.byteLength <= init.inlineBytes
       const notice = { receipt: job.receipt, output: inline ? output : new Uint8Array(), outputInline: inline, outputSize: output.byteLength, atMs: Date.now() }
       await c.mesh.publish(TOPICS.receipts, PAYLOAD_TYPES.jobResult, encodeJobResult(notice))
     }
@@ -121,8 +126,9 @@ export function workerAgent (init: WorkerInit) {
               await c.mesh.publish(TOPICS.acks, PAYLOAD_TYPES.ack, r.envelope.payload)
             }).catch((err: unknown) => logger.error({ err }, 'assignment handling failed'))
           }),
-          c.orchestrator.onEvent((event) => {
-            if (event.state !== 'success' && event.state !== 'failed') return
+          c.jobs.on('job', (event) => {
+            // Only jobs this node ran for a scheduler: a gateway+worker's own clients hear from it directly.
+            if ((event.state !== 'success' && event.state !== 'failed') || event.job?.schedulerId === '') return
             announce(event.jobId).catch((err: unknown) => logger.warn({ err, job: event.jobId }, 'could not announce job result'))
           })
         ]

@@ -1,15 +1,16 @@
-/** A Docker stand-in and orchestrator setup for unit tests (test/unit/orchestrator*.test.ts). */
+/** A Docker stand-in and a jobs service + executor setup for unit tests (test/unit/orchestrator*.test.ts). */
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { containerConfig, defaultConfig } from '../../src/config/index.ts'
 import { generateIdentity } from '../../src/identity/index.ts'
-import { orchestrator } from '../../src/orchestrator/index.ts'
+import { executor } from '../../src/executor/index.ts'
+import { jobsService } from '../../src/gateway/index.ts'
 import { levelStore } from '../../src/store/index.ts'
 import { silentLogger } from '../../src/telemetry/logger.ts'
 import type { ContainerConfig, NodeConfig } from '../../src/config/types.ts'
 import type { Identity } from '../../src/identity/types.ts'
-import type { GuardianRejection, HardwareProfile, JobEvent, Orchestrator } from '../../src/orchestrator/types.ts'
+import type { GuardianRejection, HardwareProfile, JobEvent, JobsService, RemoteExecutor } from '../../src/gateway/types.ts'
 import type { ContainerStatus, ImageStatus, Runtime, RunRequest, RunResult } from '../../src/runtime/types.ts'
 import type { JobRecord, JobStore } from '../../src/store/types.ts'
 import type { Startable } from '../../src/types.ts'
@@ -149,7 +150,8 @@ export function config (dir: string, jobs: Partial<NodeConfig['jobs']> = {}, con
 
 export interface Setup {
   store: JobStore
-  orch: Orchestrator
+  /** The jobs service under test (named for the orchestrator it replaced: admission + lanes + records). */
+  orch: JobsService
   runtime: FakeRuntime
   events: JobEvent[]
   rejections: GuardianRejection[]
@@ -163,6 +165,11 @@ export interface SetupOptions {
   abortGraceMs?: number
   start?: boolean
   store?: JobStore
+  /** A stand-in scheduler: jobs whose containers this node does not run go to it. */
+  remote?: RemoteExecutor
+  /** Containers the executor runs (default: all configured ones). */
+  runs?: ContainerConfig[]
+  gateway?: { maxInFlight?: number, queueSize?: number }
 }
 
 export async function setup (t: { context: Ctx }, opts: SetupOptions = {}): Promise<Setup> {
@@ -174,13 +181,22 @@ export async function setup (t: { context: Ctx }, opts: SetupOptions = {}): Prom
     t.context.started.push(store)
   }
   const runtime = opts.runtime ?? new FakeRuntime()
-  const orch = orchestrator({ config: cfg, hardware: opts.hardware ?? HARDWARE, stopTimeoutMs: 2_000, abortGraceMs: opts.abortGraceMs ?? 1_000 })({
-    store, runtime, identity: t.context.identity, logger: silentLogger()
-  })
+  const exec = executor({ concurrency: cfg.jobs.concurrency, containers: opts.runs ?? cfg.containers, abortGraceMs: opts.abortGraceMs ?? 1_000 })({ runtime, logger: silentLogger() })
+  await exec.start()
+  t.context.started.push(exec)
+  const orch = jobsService({
+    containers: cfg.containers,
+    queueSize: cfg.jobs.queueSize,
+    defaultDeadlineMs: cfg.jobs.defaultDeadlineMs,
+    maxInFlight: opts.gateway?.maxInFlight ?? 256,
+    meshQueueSize: opts.gateway?.queueSize ?? 1024,
+    hardware: opts.hardware ?? HARDWARE,
+    stopTimeoutMs: 2_000
+  })({ store, executor: exec, identity: t.context.identity, logger: silentLogger(), remote: opts.remote })
   const events: JobEvent[] = []
   const rejections: GuardianRejection[] = []
-  orch.onEvent((e) => { events.push(e) })
-  orch.onRejected((r) => { rejections.push(r) })
+  orch.on('job', (e) => { events.push(e) })
+  orch.on('rejected', (r) => { rejections.push(r) })
   if (opts.start !== false) {
     await orch.start()
     t.context.started.push(orch)
@@ -189,7 +205,7 @@ export async function setup (t: { context: Ctx }, opts: SetupOptions = {}): Prom
 }
 
 /** Resolves with the job once it reaches a terminal state. */
-export async function settled (orch: Orchestrator, id: string, timeoutMs = 5_000): Promise<JobRecord> {
+export async function settled (orch: JobsService, id: string, timeoutMs = 5_000): Promise<JobRecord> {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     const job = await orch.get(id)

@@ -61,7 +61,7 @@ function assignment (scheduler: Identity, workerId: string, fields: { jobId?: st
 /** Assignments the scheduler sent, and assignment messages the worker saw on the gossip topic. */
 function watchAssignments (gateway: TestNode, worker: TestNode): { sent: AssignmentSent[], gossiped: string[] } {
   const seen = { sent: [] as AssignmentSent[], gossiped: [] as string[] }
-  gateway.node.scheduler?.onAssigned((a) => seen.sent.push(a))
+  gateway.node.scheduler?.on('assigned', (a) => seen.sent.push(a))
   worker.node.mesh?.subscribe<Assignment>(TOPICS.assignments, (m) => seen.gossiped.push(m.value.jobId))
   return seen
 }

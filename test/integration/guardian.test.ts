@@ -51,7 +51,7 @@ test('allowed_ips: a loopback client is refused by 10.0.0.0/8 with the reason, a
   t.like(await refusal(t, n.client.submitJob({ containers: ['echo', 'lan-only'], input: text('x') })), { status: 'PERMISSION_DENIED', reason: 'IP_NOT_ALLOWED' })
   const { jobId } = await n.client.submitJob({ containerId: 'loopback', input: text('from loopback') })
   t.is((await waitJob(n.client, jobId)).output.toString(), 'from loopback')
-  t.is(n.node.orchestrator.stats().guardianRejections, 2)
+  t.is(n.node.jobs.stats().guardianRejections, 2)
   await stillServes(t, n)
 })
 
@@ -89,7 +89,7 @@ test('a container needing more than the machine has is FAILED_PRECONDITION at su
   t.like(await refusal(t, n.client.submitJob({ containerId: 'gpu', input: text('x') })), { status: 'FAILED_PRECONDITION', code: 'GPU_UNAVAILABLE' })
   t.deepEqual(await n.client.listJobs(), [])
   // Not a Guardian rule: not counted as a rejection.
-  t.is(n.node.orchestrator.stats().guardianRejections, 0)
+  t.is(n.node.jobs.stats().guardianRejections, 0)
   await stillServes(t, n)
 })
 

@@ -307,8 +307,8 @@ test('a runtime throwing non-Errors (sync or async) fails the job with INTERNAL 
 test('a throwing event listener does not stop other listeners or the job', async (t) => {
   const { orch, events } = await setup(t)
   const seen: string[] = []
-  orch.onEvent(() => { throw new Error('listener bug') })
-  const off = orch.onEvent((e) => { seen.push(e.state) })
+  orch.on('job', () => { throw new Error('listener bug') })
+  const off = orch.on('job', (e) => { seen.push(e.state) })
   const { job } = await orch.submit({ containerId: 'echo', input: enc('x') })
   await settled(orch, job.id)
   await until(() => seen.length === 3)
@@ -349,7 +349,7 @@ test.serial('a job whose acceptance cannot be stored is refused, and nothing mor
   })
   const { orch } = await setup(t, { store: failing })
   const events: string[] = []
-  orch.onEvent((e) => { if (e.state === 'success' || e.state === 'failed') events.push(e.state) })
+  orch.on('job', (e) => { if (e.state === 'success' || e.state === 'failed') events.push(e.state) })
   const err = await t.throwsAsync(orch.submit({ containerId: 'echo', input: enc('x') }))
   t.is((err as { code?: string }).code, 'STORE_WRITE_FAILED')
   await new Promise((resolve) => setTimeout(resolve, 200))
