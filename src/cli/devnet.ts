@@ -53,13 +53,15 @@ export interface DevnetOptions {
   logLevel?: string
 }
 
-interface Plan { name: string, roles: string[], containers: 'all' | 'oneshot' | 'none' }
+/** Which containers a node's config lists: all, one-shot only, none, or (the gateway) every container any worker serves. */
+interface Plan { name: string, roles: string[], containers: 'all' | 'oneshot' | 'none' | 'admit' }
 
 function plan (n: number, warmFirst: boolean): Plan[] {
   const workers = Array.from({ length: n - 2 }, (_, i): Plan => ({
     name: `worker-${i + 1}`, roles: ['worker'], containers: warmFirst && i === 0 ? 'all' : 'oneshot'
   }))
-  return [{ name: 'gateway', roles: ['scheduler', 'gateway'], containers: 'none' }, ...workers, { name: 'validator', roles: ['validator', 'archive'], containers: 'none' }]
+  // The gateway admits jobs only for containers its config lists (its Guardian and limits apply); it runs none.
+  return [{ name: 'gateway', roles: ['scheduler', 'gateway'], containers: 'admit' }, ...workers, { name: 'validator', roles: ['validator', 'archive'], containers: 'none' }]
 }
 
 export async function startDevnet (opts: DevnetOptions): Promise<Devnet> {
@@ -98,7 +100,11 @@ export async function startDevnet (opts: DevnetOptions): Promise<Devnet> {
       doc.mesh = { ...doc.mesh, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: bootstrap === '' ? [] : [bootstrap] }
       doc.runtime = { ...doc.runtime, prefetch: false }
       const containers = (doc.containers ?? []) as Array<Record<string, unknown>>
-      doc.containers = p.containers === 'none' ? [] : containers.filter((c) => p.containers === 'all' || c.mode !== 'service')
+      doc.containers = p.containers === 'none' ? [] : containers.filter((c) => p.containers !== 'oneshot' || c.mode !== 'service')
+      if (p.containers === 'admit' && opts.workerContainers !== undefined) {
+        const listed = new Set(doc.containers.map((c: Record<string, unknown>) => c.id))
+        doc.containers.push(...opts.workerContainers.containers.filter((c) => !listed.has(c.id)))
+      }
       if (p.roles.includes('worker')) {
         if (opts.workerContainers !== undefined && workerIndex < opts.workerContainers.count) doc.containers = opts.workerContainers.containers
         workerIndex += 1

@@ -188,8 +188,8 @@ export async function setup (t: { context: Ctx }, opts: SetupOptions = {}): Prom
     containers: cfg.containers,
     queueSize: cfg.jobs.queueSize,
     defaultDeadlineMs: cfg.jobs.defaultDeadlineMs,
-    maxInFlight: opts.gateway?.maxInFlight ?? 256,
-    meshQueueSize: opts.gateway?.queueSize ?? 1024,
+    maxInFlight: opts.gateway?.maxInFlight ?? cfg.gateway.maxInFlight,
+    meshQueueSize: opts.gateway?.queueSize ?? cfg.gateway.queueSize,
     hardware: opts.hardware ?? HARDWARE,
     stopTimeoutMs: 2_000
   })({ store, executor: exec, identity: t.context.identity, logger: silentLogger(), remote: opts.remote })

@@ -35,7 +35,8 @@ async function eventually<T> (fn: () => T | undefined | false, timeoutMs = 15_00
 
 async function meshOf (t: ExecutionContext, gatewayMesh: Record<string, unknown> = {}): Promise<{ gateway: TestNode, worker: TestNode }> {
   const worker = await start(t, { mesh: {}, containers: [containerYaml('echo')] })
-  const gateway = await start(t, { mesh: { bootstrap: [meshAddr(worker)], ...gatewayMesh }, node: { roles: ['scheduler', 'gateway'] }, containers: [] })
+  // The gateway lists what it admits (its Guardian and limits apply) and runs none of it.
+  const gateway = await start(t, { mesh: { bootstrap: [meshAddr(worker)], ...gatewayMesh }, node: { roles: ['scheduler', 'gateway'] }, containers: [containerYaml('echo'), containerYaml('sentiment')] })
   // The gateway knows the worker once its heartbeat arrives, and the worker knows the scheduler likewise.
   await eventually(() => gateway.node.mesh?.livePeer(worker.node.identity.nodeId) ?? undefined)
   await eventually(() => worker.node.mesh?.livePeer(gateway.node.identity.nodeId) ?? undefined)
@@ -175,8 +176,12 @@ test('a job result is gossiped and anyone holding only the receipt can verify it
   if (verdict.valid) t.is(verdict.receipt.jobId, jobId)
 })
 
-test('a gateway refuses a container no live worker serves', async (t) => {
+test('a gateway refuses a container it does not list, and one no live worker serves, before storing anything', async (t) => {
   const { gateway } = await meshOf(t)
-  const err = await t.throwsAsync(gateway.client.submitJob({ containerId: 'sentiment', input: text('x') }))
-  t.is((err as { code?: number }).code, 5 /* NOT_FOUND */)
+  const unknown = await t.throwsAsync(gateway.client.submitJob({ containerId: 'embed', input: text('x') }))
+  t.is((unknown as { code?: number }).code, 5 /* NOT_FOUND: not a container this gateway admits */)
+  const unserved = await t.throwsAsync(gateway.client.submitJob({ containerId: 'sentiment', input: text('x') }))
+  t.is((unserved as { code?: number }).code, 14 /* UNAVAILABLE: listed, but no live worker serves it now */)
+  t.regex(unserved?.message ?? '', /no live worker on the mesh serves "sentiment"/)
+  t.deepEqual(await gateway.client.listJobs(), [])
 })
