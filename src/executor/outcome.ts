@@ -8,6 +8,15 @@ import type { RunResult } from '../runtime/types.ts'
 export const DEADLINE_REASON = Object.freeze({ reason: 'deadline' })
 export const STOP_REASON = Object.freeze({ reason: 'stop' })
 
+/** A run that did not settle within the grace period after its abort; its slot is freed anyway. */
+export class RuntimeHungError extends Error {
+  readonly code = 'RUNTIME_HUNG'
+  constructor (graceMs: number) {
+    super(`runtime did not stop within ${graceMs} ms of the abort`)
+    this.name = 'RuntimeHungError'
+  }
+}
+
 export type Outcome =
   | { ok: true, result: RunResult }
   | { ok: false, error: unknown, hung: boolean }
@@ -21,7 +30,7 @@ export function settle (start: () => Promise<RunResult>, signal: AbortSignal, gr
     let grace: NodeJS.Timeout | undefined
     const onAbort = (): void => {
       grace = setTimeout(() => {
-        resolve({ ok: false, error: new Error(`runtime did not stop within ${graceMs} ms of the abort`), hung: true })
+        resolve({ ok: false, error: new RuntimeHungError(graceMs), hung: true })
       }, graceMs)
     }
     const done = (): void => {

@@ -142,3 +142,12 @@ export class JobNotFoundError extends Error {
     this.name = 'JobNotFoundError'
   }
 }
+
+/** A wait on or watch of a job ended because its caller went away (the job itself carries on). */
+export class WaitAbortedError extends Error {
+  readonly code = 'ABORTED'
+  constructor (jobId: string, options?: ErrorOptions) {
+    super(`stopped waiting for job ${jobId.slice(0, 128)} (the caller went away; the job carries on: fetch it with GetJob)`, options)
+    this.name = 'WaitAbortedError'
+  }
+}

@@ -1,4 +1,4 @@
-import { JobNotFoundError } from './errors.ts'
+import { JobNotFoundError, WaitAbortedError } from './errors.ts'
 import type { JobRecord } from '../store/types.ts'
 import type { JobChange, JobEvent } from './types.ts'
 
@@ -12,9 +12,8 @@ function terminal (job: JobRecord): boolean {
   return job.state === 'success' || job.state === 'failed'
 }
 
-function aborted (signal: AbortSignal): Error {
-  const reason: unknown = signal.reason
-  return reason instanceof Error ? reason : Object.assign(new Error('stopped waiting for the job'), { name: 'AbortError', code: 'ABORTED' })
+function aborted (id: string, signal: AbortSignal): Error {
+  return new WaitAbortedError(id, { cause: signal.reason })
 }
 
 /**
@@ -30,7 +29,7 @@ export async function waitJob (id: string, source: JobSource, signal?: AbortSign
  * each state+detail once) and resolves with the finished job.
  */
 export async function watchJob (id: string, onChange: (change: JobChange) => void, source: JobSource, signal?: AbortSignal): Promise<JobRecord> {
-  if (signal?.aborted === true) throw aborted(signal)
+  if (signal?.aborted === true) throw aborted(id, signal)
   let settle: { resolve: (job: JobRecord) => void, reject: (err: Error) => void } | undefined
   const ended = new Promise<JobRecord>((resolve, reject) => { settle = { resolve, reject } })
   // Changes that arrive before the history is replayed wait here, so the order stays history-first.
@@ -52,7 +51,7 @@ export async function watchJob (id: string, onChange: (change: JobChange) => voi
     if (buffered !== undefined) buffered.push(change)
     else deliver(change)
   })
-  const onAbort = (): void => settle?.reject(aborted(signal as AbortSignal))
+  const onAbort = (): void => settle?.reject(aborted(id, signal as AbortSignal))
   signal?.addEventListener('abort', onAbort, { once: true })
   try {
     const job = await source.get(id)

@@ -16,6 +16,7 @@ import { LocalImageResolver } from './images.ts'
 import { assertSafeUser } from './sandbox.ts'
 import type { Engine } from './sandbox.ts'
 import { ServiceMonitor } from './services.ts'
+import { TypedEmitter } from '../events.ts'
 
 export interface DockerRuntimeInit {
   /** Docker API unix socket path; default: DOCKER_HOST when set, else /var/run/docker.sock. */
@@ -70,7 +71,7 @@ class DockerRuntime implements Runtime {
   readonly #oneShot = new Map<string, OneShotStatus>()
   readonly #order: string[] = []
   readonly #checks = new Set<Promise<void>>()
-  readonly #listeners = new Set<(event: ContainerEvent) => void>()
+  readonly #events: TypedEmitter<{ container: ContainerEvent }>
   #hardware: Promise<HardwareInfo> | undefined
   /** Which engine answers, from GET /version at start(). */
   #engine: Engine = 'docker'
@@ -82,6 +83,7 @@ class DockerRuntime implements Runtime {
     this.#where = engine.where
     this.#engineTimeoutMs = init.engineTimeoutMs ?? DEFAULT_ENGINE_TIMEOUT_MS
     this.#logger = components.logger.child({ component: 'runtime' })
+    this.#events = new TypedEmitter(this.#logger)
     this.#detectHardware = init.detectHardware ?? (async () => await detectHardware())
     this.#local = new LocalImageResolver(this.#docker, this.#engineTimeoutMs)
     this.#images = init.images ?? this.#local
@@ -154,8 +156,7 @@ class DockerRuntime implements Runtime {
   }
 
   onContainerEvent (listener: (event: ContainerEvent) => void): () => void {
-    this.#listeners.add(listener)
-    return () => { this.#listeners.delete(listener) }
+    return this.#events.on('container', listener)
   }
 
   async settled (): Promise<void> {
@@ -267,13 +268,7 @@ class DockerRuntime implements Runtime {
   #changed (status: ContainerStatus, detail: string): void {
     this.#logger.info({ container: status.id, state: status.state, restarts: status.restarts, hostPort: status.hostPort, detail }, 'container state')
     const event: ContainerEvent = { containerId: status.id, state: status.state, detail, atMs: Date.now() }
-    for (const listener of this.#listeners) {
-      try {
-        listener(event)
-      } catch (err) {
-        this.#logger.warn({ err, container: status.id }, 'a container event listener threw')
-      }
-    }
+    this.#events.emit('container', event)
   }
 
   async #assertGpu (container: ContainerConfig): Promise<void> {

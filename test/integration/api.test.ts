@@ -27,8 +27,8 @@ test('GetInfo reports the node id, roles, containers and hardware', async (t) =>
   t.deepEqual(info.roles, ['worker'])
   t.deepEqual(info.containers.map((c) => c.id), ['echo'])
   t.true(info.containers[0].imagePresent)
-  t.true(info.hardware.cpuCores > 0)
-  t.true(info.hardware.memoryBytes > 0)
+  t.true((info.hardware?.cpuCores ?? 0) > 0)
+  t.true((info.hardware?.memoryBytes ?? 0) > 0)
   t.true(info.uptimeMs >= 0)
 })
 
@@ -215,7 +215,7 @@ test('Control: status, containers, events and metrics follow the jobs', async (t
   t.true(containers[0].imagePresent)
 
   const metrics = await (await fetch(status.metricsUrl)).text()
-  t.regex(metrics, /inframind_jobs_total\{container="echo",status="success"\} 1/)
+  t.regex(metrics, /inframind_jobs_total\{container="echo",status="success",lane="local"\} 1/)
   t.regex(metrics, /inframind_job_latency_seconds_count\{container="echo"\} 1/)
   t.regex(metrics, /inframind_process_resident_memory_bytes \d+/)
   t.regex(metrics, /inframind_active_jobs 0/)

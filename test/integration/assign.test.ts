@@ -55,7 +55,8 @@ function assignment (scheduler: Identity, workerId: string, fields: { jobId?: st
     schedulerId: scheduler.nodeId,
     issuedAtMs: Date.now(),
     deadlineAtMs: fields.deadlineAtMs ?? Date.now() + 30_000,
-    requiresProof: false
+    requiresProof: false,
+    origin: null
   }))
 }
 
