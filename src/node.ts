@@ -160,7 +160,15 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
   parts.push({ name: 'api', component: api })
 
   let started: Part[] = []
-  let starting: Promise<void> | undefined
+  // start() and stop() run one at a time, in call order: a stop during a start waits for it (and
+  // then stops), a start during a stop waits for it (and then starts), a second call of either
+  // resolves only once the first has finished.
+  let lifecycle: Promise<unknown> = Promise.resolve()
+  const serial = async (step: () => Promise<void>): Promise<void> => {
+    const run = lifecycle.then(step, step)
+    lifecycle = run.catch(() => {})
+    await run
+  }
 
   const stopStarted = async (): Promise<void> => {
     const toStop = started.reverse()
@@ -200,20 +208,17 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
   return {
     config, identity, logger, store, images, runtime, executor, jobs, telemetry: tel, api, mesh, worker, scheduler,
     async start () {
-      if (starting !== undefined) return await starting
-      if (started.length > 0) return
-      starting = startAll()
-      try {
-        await starting
-      } finally {
-        starting = undefined
-      }
+      await serial(async () => {
+        if (started.length > 0) return
+        await startAll()
+      })
     },
     async stop () {
-      await starting?.catch(() => {})
-      if (started.length === 0) return
-      await stopStarted()
-      logger.info('node stopped')
+      await serial(async () => {
+        if (started.length === 0) return
+        await stopStarted()
+        logger.info('node stopped')
+      })
     }
   }
 }
