@@ -3,9 +3,8 @@ import { CONTROL_SERVICE, NODE_SERVICE, serviceConstructor } from './proto.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
 import { envelopeFromWire, envelopeToWire } from './convert.ts'
 import type {
-  WireEnvelope, WirePeersResponse, WireJob, WireJobEvent, WireJobState, WireJobSummary, WireNodeEvent, WireNodeInfo, WireNodeStatus,
-  WireContainerInfo, WireSubmitJobResponse
-} from './wire.ts'
+  ContainerInfo, Job, JobEvent, JobState, JobSummary, ListPeersResponse, NodeEvent, NodeInfo, NodeStatus, SubmitJobResponse
+} from '../protocol/generated.ts'
 
 /** Client-side default: long enough for a cold model run, short enough that nothing waits forever. */
 const DEFAULT_CALL_TIMEOUT_MS = 30_000
@@ -13,26 +12,26 @@ const DEFAULT_CALL_TIMEOUT_MS = 30_000
 export interface CallOptions { timeoutMs?: number, signal?: AbortSignal }
 
 export interface NodeClient {
-  getInfo(opts?: CallOptions): Promise<WireNodeInfo>
+  getInfo(opts?: CallOptions): Promise<NodeInfo>
   /** Sends a signed assignment (scheduler → worker); resolves with the worker's signed ack. */
   assignJob(assignment: SignedEnvelope, opts?: CallOptions): Promise<SignedEnvelope>
-  submitJob(req: { containerId?: string, containers?: string[], input: Uint8Array, deadlineMs?: number, jobId?: string, requiresProof?: boolean, delegate?: string }, opts?: CallOptions): Promise<WireSubmitJobResponse>
+  submitJob(req: { containerId?: string, containers?: string[], input: Uint8Array, deadlineMs?: number, jobId?: string, requiresProof?: boolean, delegate?: string }, opts?: CallOptions): Promise<SubmitJobResponse>
   /** Submits and waits in one call; resolves with the finished job. */
-  runJob(req: { containerId?: string, containers?: string[], input: Uint8Array, deadlineMs?: number, jobId?: string, requiresProof?: boolean, delegate?: string }, opts?: CallOptions): Promise<WireJob>
-  getJob(jobId: string, opts?: CallOptions & { includeSteps?: boolean }): Promise<WireJob>
-  listJobs(req?: { state?: WireJobState, limit?: number }, opts?: CallOptions): Promise<WireJobSummary[]>
+  runJob(req: { containerId?: string, containers?: string[], input: Uint8Array, deadlineMs?: number, jobId?: string, requiresProof?: boolean, delegate?: string }, opts?: CallOptions): Promise<Job>
+  getJob(jobId: string, opts?: CallOptions & { includeSteps?: boolean }): Promise<Job>
+  listJobs(req?: { state?: JobState, limit?: number }, opts?: CallOptions): Promise<JobSummary[]>
   /** Yields each state change; the last event carries the finished job. */
-  watchJob(jobId: string, opts?: CallOptions): AsyncIterable<WireJobEvent>
+  watchJob(jobId: string, opts?: CallOptions): AsyncIterable<JobEvent>
   /** Resolves once the channel is connected, or rejects with the reason after timeoutMs. */
   waitReady(timeoutMs: number): Promise<void>
   close(): void
 }
 
 export interface ControlClient {
-  getStatus(opts?: CallOptions): Promise<WireNodeStatus>
-  listContainers(opts?: CallOptions): Promise<WireContainerInfo[]>
-  streamEvents(opts?: CallOptions): AsyncIterable<WireNodeEvent>
-  listPeers(opts?: CallOptions): Promise<WirePeersResponse>
+  getStatus(opts?: CallOptions): Promise<NodeStatus>
+  listContainers(opts?: CallOptions): Promise<ContainerInfo[]>
+  streamEvents(opts?: CallOptions): AsyncIterable<NodeEvent>
+  listPeers(opts?: CallOptions): Promise<ListPeersResponse>
   waitReady(timeoutMs: number): Promise<void>
   close(): void
 }
@@ -100,10 +99,10 @@ export function connectNode (address: string, opts: { maxMessageBytes?: number }
     getInfo: async (o) => await call(client, 'GetInfo', {}, o),
     submitJob: async (req, o) => await call(client, 'SubmitJob', submitRequest(req), o),
     runJob: async (req, o) => await call(client, 'RunJob', submitRequest(req), o),
-    assignJob: async (env, o) => envelopeFromWire(await call<WireEnvelope>(client, 'AssignJob', envelopeToWire(env), o)),
+    assignJob: async (env, o) => envelopeFromWire(await call<SignedEnvelope>(client, 'AssignJob', envelopeToWire(env), o)),
     getJob: async (jobId, o) => await call(client, 'GetJob', { jobId, includeSteps: o?.includeSteps ?? false }, o),
-    listJobs: async (req, o) => (await call<{ jobs: WireJobSummary[] }>(client, 'ListJobs', { state: req?.state ?? 'JOB_STATE_UNSPECIFIED', limit: req?.limit ?? 0 }, o)).jobs,
-    watchJob: (jobId, o) => stream<WireJobEvent>(client, 'WatchJob', { jobId }, o),
+    listJobs: async (req, o) => (await call<{ jobs: JobSummary[] }>(client, 'ListJobs', { state: req?.state ?? 'JOB_STATE_UNSPECIFIED', limit: req?.limit ?? 0 }, o)).jobs,
+    watchJob: (jobId, o) => stream<JobEvent>(client, 'WatchJob', { jobId }, o),
     waitReady: async (t) => await waitReady(client, t),
     close: () => client.close()
   }
@@ -157,7 +156,7 @@ export function assignClients (): AssignClients {
         entry.idle = idle
       }
       await ready(entry.client, address, ASSIGN_CONNECT_MS)
-      return envelopeFromWire(await call<WireEnvelope>(entry.client, 'AssignJob', envelopeToWire(assignment), { signal, timeoutMs: 10_000 }))
+      return envelopeFromWire(await call<SignedEnvelope>(entry.client, 'AssignJob', envelopeToWire(assignment), { signal, timeoutMs: 10_000 }))
     },
     close () {
       for (const address of [...open.keys()]) drop(address)
@@ -171,8 +170,8 @@ export function connectControl (address: string, opts: { maxMessageBytes?: numbe
   const client = new Ctor(address, grpc.credentials.createInsecure(), channelOptions(opts.maxMessageBytes))
   return {
     getStatus: async (o) => await call(client, 'GetStatus', {}, o),
-    listContainers: async (o) => (await call<{ containers: WireContainerInfo[] }>(client, 'ListContainers', {}, o)).containers,
-    streamEvents: (o) => stream<WireNodeEvent>(client, 'StreamEvents', {}, o),
+    listContainers: async (o) => (await call<{ containers: ContainerInfo[] }>(client, 'ListContainers', {}, o)).containers,
+    streamEvents: (o) => stream<NodeEvent>(client, 'StreamEvents', {}, o),
     listPeers: async (o) => await call(client, 'ListPeers', {}, o),
     waitReady: async (t) => await waitReady(client, t),
     close: () => client.close()

@@ -1,6 +1,6 @@
 import type * as grpc from '@grpc/grpc-js'
 import type { ApiComponents } from './types.ts'
-import type { WireContainerInfo, WireNodeEvent, WireNodeStatus } from './wire.ts'
+import type { ContainerInfo, NodeEvent, NodeStatus } from '../protocol/generated.ts'
 import { containerToWire, stateToWire } from './convert.ts'
 import { containerInfos, liveStates } from './containers.ts'
 import { toServiceError } from './errors.ts'
@@ -8,7 +8,7 @@ import { toServiceError } from './errors.ts'
 /** Local-only service: status, containers and the live event stream. Bound to loopback or a unix socket. */
 export function controlServiceHandlers (c: ApiComponents): grpc.UntypedServiceImplementation {
   return {
-    GetStatus: (_call: grpc.ServerUnaryCall<unknown, WireNodeStatus>, callback: grpc.sendUnaryData<WireNodeStatus>) => {
+    GetStatus: (_call: grpc.ServerUnaryCall<unknown, NodeStatus>, callback: grpc.sendUnaryData<NodeStatus>) => {
       status(c).then((res) => callback(null, res), (err: unknown) => {
         c.logger.error({ err }, 'GetStatus failed')
         callback(toServiceError(err) as grpc.ServiceError, null)
@@ -21,9 +21,9 @@ export function controlServiceHandlers (c: ApiComponents): grpc.UntypedServiceIm
       }, (err: unknown) => callback(toServiceError(err) as grpc.ServiceError, null))
     },
 
-    StreamEvents: (call: grpc.ServerWritableStream<unknown, WireNodeEvent>) => {
+    StreamEvents: (call: grpc.ServerWritableStream<unknown, NodeEvent>) => {
       // Job events carry ids and states only: never inputs, outputs or origins.
-      const unsubscribe = c.orchestrator.onEvent((event) => {
+      const unsubscribe = c.jobs.on('job', (event) => {
         call.write({
           atMs: event.atMs,
           kind: 'job',
@@ -45,8 +45,8 @@ export function controlServiceHandlers (c: ApiComponents): grpc.UntypedServiceIm
   }
 }
 
-async function status (c: ApiComponents): Promise<WireNodeStatus> {
-  const stats = c.orchestrator.stats()
+async function status (c: ApiComponents): Promise<NodeStatus> {
+  const stats = c.jobs.stats()
   const sys = c.telemetry.sample()
   return {
     nodeId: c.identity.nodeId,
@@ -73,7 +73,7 @@ async function status (c: ApiComponents): Promise<WireNodeStatus> {
 }
 
 /** Every configured container with its image readiness and live state (one status read for all). */
-async function containersWithState (c: ApiComponents): Promise<WireContainerInfo[]> {
+async function containersWithState (c: ApiComponents): Promise<ContainerInfo[]> {
   const live = liveStates(c)
   return (await containerInfos(c)).map(([cfg, present]) => containerToWire(cfg, present, live.get(cfg.id)))
 }

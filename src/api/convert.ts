@@ -1,8 +1,7 @@
 import type { ContainerConfig } from '../config/types.ts'
-import type { SignedEnvelope } from '../envelope/types.ts'
 import type { JobRecord, StepRecord } from '../store/types.ts'
 import type { JobState } from '../types.ts'
-import type { WireContainerInfo, WireEnvelope, WireJob, WireJobState, WireJobStep, WireJobSummary } from './wire.ts'
+import type { ContainerInfo, Job, JobState as WireJobState, JobStep, JobSummary, SignedEnvelope } from '../protocol/generated.ts'
 
 const TO_WIRE: Record<JobState, WireJobState> = {
   pending: 'JOB_STATE_PENDING',
@@ -20,7 +19,8 @@ export function stateFromWire (state: string): JobState | undefined {
   return undefined
 }
 
-export function envelopeToWire (env: SignedEnvelope): WireEnvelope {
+/** Buffers, as proto-loader itself hands bytes out, so wire objects look alike in both directions. */
+export function envelopeToWire (env: SignedEnvelope): SignedEnvelope {
   return {
     payloadType: env.payloadType,
     payload: Buffer.from(env.payload),
@@ -29,7 +29,8 @@ export function envelopeToWire (env: SignedEnvelope): WireEnvelope {
   }
 }
 
-export function envelopeFromWire (env: WireEnvelope): SignedEnvelope {
+/** Copies out of gRPC's receive buffers, so signed bytes cannot change under a verifier. */
+export function envelopeFromWire (env: SignedEnvelope): SignedEnvelope {
   return {
     payloadType: env.payloadType,
     payload: new Uint8Array(env.payload),
@@ -44,7 +45,7 @@ const NO_BYTES = Buffer.alloc(0)
  * The wire form of a job. Steps always carry container, digest, hash, size and status; their output
  * bytes only with includeSteps (a chain's intermediates can be large and most callers want the result).
  */
-export function jobToWire (job: JobRecord, opts: { includeSteps?: boolean } = {}): WireJob {
+export function jobToWire (job: JobRecord, opts: { includeSteps?: boolean } = {}): Job {
   return {
     jobId: job.id,
     containerId: job.containerId,
@@ -66,7 +67,7 @@ export function jobToWire (job: JobRecord, opts: { includeSteps?: boolean } = {}
   }
 }
 
-function stepToWire (job: JobRecord, step: StepRecord, i: number, withOutput: boolean): WireJobStep {
+function stepToWire (job: JobRecord, step: StepRecord, i: number, withOutput: boolean): JobStep {
   // The last successful step's output is the job's output, stored once.
   const output = step.output ?? (step.status === 'success' && i === job.steps.length - 1 ? job.output : undefined)
   return {
@@ -82,7 +83,7 @@ function stepToWire (job: JobRecord, step: StepRecord, i: number, withOutput: bo
   }
 }
 
-export function jobSummaryToWire (job: JobRecord): WireJobSummary {
+export function jobSummaryToWire (job: JobRecord): JobSummary {
   return {
     jobId: job.id,
     containerId: job.containerId,
@@ -96,7 +97,7 @@ export function jobSummaryToWire (job: JobRecord): WireJobSummary {
 
 export interface ContainerLiveState { state: string, restarts: number, lastError: string }
 
-export function containerToWire (c: ContainerConfig, imagePresent: boolean, live?: ContainerLiveState): WireContainerInfo {
+export function containerToWire (c: ContainerConfig, imagePresent: boolean, live?: ContainerLiveState): ContainerInfo {
   return {
     id: c.id,
     image: c.image,

@@ -1,12 +1,12 @@
 import * as grpc from '@grpc/grpc-js'
 import type { ApiComponents } from './types.ts'
-import type { WireEnvelope, WirePeersResponse } from './wire.ts'
+import type { ListPeersResponse, SignedEnvelope } from '../protocol/index.ts'
 import { envelopeFromWire, envelopeToWire } from './convert.ts'
 import { InvalidAssignmentError, NotAWorkerError, toServiceError } from './errors.ts'
 
 /** Node.AssignJob: a scheduler's signed assignment in, the worker's signed ack out. */
-export function assignJobHandler (c: ApiComponents): grpc.handleUnaryCall<WireEnvelope, WireEnvelope> {
-  const answer = async (request: WireEnvelope): Promise<WireEnvelope> => {
+export function assignJobHandler (c: ApiComponents): grpc.handleUnaryCall<SignedEnvelope, SignedEnvelope> {
+  const answer = async (request: SignedEnvelope): Promise<SignedEnvelope> => {
     const worker = c.worker
     if (worker === undefined) throw new NotAWorkerError()
     let env
@@ -27,7 +27,7 @@ export function assignJobHandler (c: ApiComponents): grpc.handleUnaryCall<WireEn
 }
 
 /** Control.ListPeers: who is on the mesh, from heartbeats, connections and pings. */
-export function listPeersHandler (c: ApiComponents): grpc.handleUnaryCall<unknown, WirePeersResponse> {
+export function listPeersHandler (c: ApiComponents): grpc.handleUnaryCall<unknown, ListPeersResponse> {
   return (_call, callback) => {
     const m = c.mesh
     if (m === undefined) {

@@ -3,7 +3,7 @@ import * as grpc from '@grpc/grpc-js'
 import { JOB_ID_PATTERN } from '../gateway/index.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { ApiComponents } from './types.ts'
-import type { WireJobEvent, WireNodeInfo, WireSubmitJobRequest } from './wire.ts'
+import type { JobEvent as WireJobEvent, NodeInfo, SubmitJobRequest } from '../protocol/index.ts'
 import { containerToWire, jobSummaryToWire, jobToWire, stateFromWire, stateToWire } from './convert.ts'
 import { InvalidRequestError, JobNotFoundError, toServiceError } from './errors.ts'
 import { containerInfos } from './containers.ts'
@@ -64,7 +64,7 @@ function callSignal (call: { on: (event: 'cancelled', listener: () => void) => u
 /** inframind.v1.Node: each job RPC adapts the jobs service (admission, status, watch, wait live there). */
 export function nodeServiceHandlers (c: ApiComponents): grpc.UntypedServiceImplementation {
   const logger = c.logger
-  const submit = async (req: WireSubmitJobRequest, call: grpc.ServerUnaryCall<WireSubmitJobRequest, unknown>) => await c.jobs.submit({
+  const submit = async (req: SubmitJobRequest, call: grpc.ServerUnaryCall<SubmitJobRequest, unknown>) => await c.jobs.submit({
     containerId: req.containerId,
     containers: req.containers,
     input: new Uint8Array(req.input.buffer, req.input.byteOffset, req.input.byteLength),
@@ -75,7 +75,7 @@ export function nodeServiceHandlers (c: ApiComponents): grpc.UntypedServiceImple
     requiresProof: req.requiresProof
   })
   return {
-    GetInfo: unary(logger, 'GetInfo', async (): Promise<WireNodeInfo> => ({
+    GetInfo: unary(logger, 'GetInfo', async (): Promise<NodeInfo> => ({
       nodeId: c.identity.nodeId,
       version: c.version,
       roles: c.config.node.roles,
@@ -84,12 +84,12 @@ export function nodeServiceHandlers (c: ApiComponents): grpc.UntypedServiceImple
       uptimeMs: Date.now() - c.startedAtMs
     })),
 
-    RunJob: unary(logger, 'RunJob', async (req: WireSubmitJobRequest, call) => {
+    RunJob: unary(logger, 'RunJob', async (req: SubmitJobRequest, call) => {
       const { job } = await submit(req, call)
       return jobToWire(await c.jobs.wait(job.id, callSignal(call)))
     }),
 
-    SubmitJob: unary(logger, 'SubmitJob', async (req: WireSubmitJobRequest, call) => {
+    SubmitJob: unary(logger, 'SubmitJob', async (req: SubmitJobRequest, call) => {
       const { job, duplicate } = await submit(req, call)
       return { jobId: job.id, state: stateToWire(job.state), duplicate }
     }),

@@ -1,45 +1,40 @@
-import { fileURLToPath } from 'node:url'
-import { createRequire } from 'node:module'
+/** The gRPC side of the protocol layer: service constructors built from its one package definition. */
 import * as grpc from '@grpc/grpc-js'
-import * as protoLoader from '@grpc/proto-loader'
+import { assertWellFormed, packageDefinition, serviceType, UnknownMessageTypeError } from '../protocol/index.ts'
 
-/** Directory holding inframind/v1/*.proto: the single source of truth for the wire format. */
-export const PROTO_ROOT = fileURLToPath(new URL('../../proto', import.meta.url))
-
-export const NODE_SERVICE = 'inframind.v1.Node'
-export const CONTROL_SERVICE = 'inframind.v1.Control'
-export const HEALTH_SERVICE = 'grpc.health.v1.Health'
-
-const require = createRequire(import.meta.url)
-const HEALTH_PROTO: string = require('grpc-health-check').protoPath
-
-/** camelCase fields, enums as names, 64-bit ints as numbers, bytes as Buffer. */
-export const LOADER_OPTIONS: protoLoader.Options = {
-  keepCase: false,
-  longs: Number,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-  includeDirs: [PROTO_ROOT]
-}
-
-let cached: protoLoader.PackageDefinition | undefined
-
-/** Package definition of every service the node serves, health included (reflection needs them all). */
-export function packageDefinition (): protoLoader.PackageDefinition {
-  cached ??= protoLoader.loadSync(
-    ['inframind/v1/node.proto', 'inframind/v1/control.proto', HEALTH_PROTO],
-    LOADER_OPTIONS
-  )
-  return cached
-}
+export { NODE_SERVICE, CONTROL_SERVICE, HEALTH_SERVICE, packageDefinition } from '../protocol/index.ts'
 
 interface ServiceCtor { service: grpc.ServiceDefinition, new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions): grpc.Client }
 
+export class UnknownServiceError extends Error {
+  override name = 'UnknownServiceError'
+  readonly code = 'UNKNOWN_SERVICE'
+  constructor (fullName: string) {
+    super(`service ${fullName} is not in the loaded .proto files`)
+  }
+}
+
+const constructors = new Map<string, ServiceCtor>()
+
+/**
+ * Client constructor (and `.service` definition) of a service. Responses pass the strict check before
+ * proto-loader decodes them: the node at the other end is outside this process too, and a malformed
+ * answer fails the call (INTERNAL, naming the message type) instead of arriving half-decoded.
+ */
 export function serviceConstructor (fullName: string): ServiceCtor {
-  const loaded = grpc.loadPackageDefinition(packageDefinition()) as Record<string, any>
-  let at: any = loaded
-  for (const part of fullName.split('.')) at = at?.[part]
-  if (at?.service === undefined) throw new Error(`service ${fullName} is not in the loaded protos`)
-  return at as ServiceCtor
+  const known = constructors.get(fullName)
+  if (known !== undefined) return known
+  const def = packageDefinition()[fullName] as grpc.ServiceDefinition | undefined
+  if (def === undefined || typeof def.format === 'string') throw new UnknownServiceError(fullName)
+  const methods = serviceType(fullName).methods
+  const strict: Record<string, grpc.MethodDefinition<unknown, unknown>> = {}
+  for (const [name, spec] of Object.entries(def)) {
+    const resolved = methods[name]?.resolvedResponseType
+    if (resolved == null) throw new UnknownMessageTypeError(`${fullName}.${name} response`)
+    const responseType = resolved.fullName.slice(1)
+    strict[name] = { ...spec, responseDeserialize: (bytes: Buffer) => { assertWellFormed(responseType, bytes); return spec.responseDeserialize(bytes) } }
+  }
+  const ctor = grpc.makeClientConstructor(strict as grpc.ServiceDefinition, fullName) as unknown as ServiceCtor
+  constructors.set(fullName, ctor)
+  return ctor
 }

@@ -8,7 +8,8 @@ import { CONTROL_SERVICE, HEALTH_SERVICE, NODE_SERVICE, packageDefinition, servi
 import { nodeServiceHandlers } from './node-service.ts'
 import { controlServiceHandlers } from './control-service.ts'
 import { assignJobHandler, listPeersHandler } from './mesh-service.ts'
-import { messageType, wireViolation } from '../wire/check.ts'
+import { assertWellFormed, MalformedMessageError, serviceType, UnknownMessageTypeError } from '../protocol/index.ts'
+import { ERROR_CODE_KEY } from './errors.ts'
 
 /** How long stop() lets in-flight calls finish before cutting them (streams never finish on their own). */
 const SHUTDOWN_GRACE_MS = 1000
@@ -69,6 +70,9 @@ export function apiServer () {
           }
         } catch (err) {
           pub.forceShutdown()
+          // Nothing listens any more: report no address rather than the closed listener's.
+          publicAddr = ''
+          controlAddr = ''
           throw err
         }
         publicServer = pub
@@ -116,29 +120,32 @@ export class ListenError extends Error {
 }
 
 /**
- * Registers a service whose request decoding cannot fail silently: a body that is not a valid
- * protobuf of the request type is answered INVALID_ARGUMENT naming the type, instead of
- * grpc-js's bare INTERNAL "Error deserializing request".
+ * Registers a service whose request decoding cannot fail silently: every body passes the protocol
+ * layer's strict check, and one that is not a valid protobuf of the request type is answered
+ * INVALID_ARGUMENT naming the type and the field, instead of grpc-js's bare INTERNAL "Error
+ * deserializing request" (or a leniently half-decoded request).
  */
 function addGuarded (server: grpc.Server, fullName: string, handlers: grpc.UntypedServiceImplementation): void {
   const def = serviceConstructor(fullName).service
+  const methods = serviceType(fullName).methods
   const guardedDef: Record<string, grpc.MethodDefinition<unknown, unknown>> = {}
   const guardedHandlers: grpc.UntypedServiceImplementation = {}
   for (const [method, spec] of Object.entries(def)) {
-    const typeName = (spec as { requestType?: { type?: { name?: string } } }).requestType?.type?.name ?? 'request'
-    const strict = messageType(`inframind.v1.${typeName}`)
-    const malformed = (reason: string): unknown => ({
-      [MALFORMED]: `the request body is not a valid inframind.v1.${typeName} protobuf (${reason}); check the client's .proto files or use server reflection`
-    })
+    const resolved = methods[method]?.resolvedRequestType
+    if (resolved == null) throw new UnknownMessageTypeError(`${fullName}.${method} request`)
+    // Without protobufjs's leading dot: inframind.v1.SubmitJobRequest.
+    const requestType = resolved.fullName.slice(1)
     guardedDef[method] = {
       ...spec,
       requestDeserialize: (bytes: Buffer) => {
-        const reason = strict === undefined ? undefined : wireViolation(strict, bytes)
-        if (reason !== undefined) return malformed(reason)
         try {
+          assertWellFormed(requestType, bytes)
           return spec.requestDeserialize(bytes)
         } catch (err) {
-          return malformed((err as Error).message)
+          const what = err instanceof MalformedMessageError
+            ? (err.field === '' ? err.reason : `${err.field}: ${err.reason}`)
+            : (err as Error).message
+          return { [MALFORMED]: `the request body is not a valid ${requestType} protobuf (${what}); check the client's .proto files or use server reflection` }
         }
       }
     }
@@ -147,7 +154,9 @@ function addGuarded (server: grpc.Server, fullName: string, handlers: grpc.Untyp
     guardedHandlers[method] = ((call: any, callback?: grpc.sendUnaryData<unknown>) => {
       const malformed = call.request?.[MALFORMED]
       if (typeof malformed === 'string') {
-        const status = { code: grpc.status.INVALID_ARGUMENT, details: malformed }
+        const metadata = new grpc.Metadata()
+        metadata.set(ERROR_CODE_KEY, 'MALFORMED_MESSAGE')
+        const status = { code: grpc.status.INVALID_ARGUMENT, details: malformed, metadata }
         if (callback !== undefined) callback(status as grpc.ServiceError, null)
         else call.emit('error', status)
         return

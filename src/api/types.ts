@@ -4,7 +4,7 @@ import type { JobsService } from '../gateway/types.ts'
 import type { Runtime } from '../runtime/types.ts'
 import type { Telemetry } from '../telemetry/index.ts'
 import type { Logger } from '../telemetry/logger.ts'
-import type { WireHardware } from './wire.ts'
+import type { Hardware } from '../protocol/index.ts'
 import type { ImageCache } from '../images/types.ts'
 import type { Mesh } from '../mesh/index.ts'
 import type { WorkerAgent } from '../worker/index.ts'
@@ -17,7 +17,7 @@ export interface ApiComponents {
   runtime: Runtime
   telemetry: Telemetry
   logger: Logger
-  hardware: WireHardware
+  hardware: Hardware
   version: string
   startedAtMs: number
   images?: ImageCache

@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import * as grpc from '@grpc/grpc-js'
 import { connectControl, connectNode } from '../api/client.ts'
 import { envelopeFromWire } from '../api/convert.ts'
-import type { WireJob, WireJobStep } from '../api/wire.ts'
+import type { Job, JobStep } from '../protocol/generated.ts'
 import { envelopeToJson } from '../envelope/index.ts'
 import { parseArgs, str, UsageError, type ParsedArgs } from './args.ts'
 import { resolveEndpoints, type Endpoints } from './endpoints.ts'
@@ -31,7 +31,7 @@ function timeoutMs (args: ParsedArgs): number {
 }
 
 /** The JSON form of a job: what `--json` prints and what `infra verify` accepts. */
-export function jobToJson (job: WireJob): Record<string, unknown> {
+export function jobToJson (job: Job): Record<string, unknown> {
   const text = printable(job.output)
   return {
     job_id: job.jobId,
@@ -53,7 +53,7 @@ export function jobToJson (job: WireJob): Record<string, unknown> {
   }
 }
 
-function stepToJson (step: WireJobStep): Record<string, unknown> {
+function stepToJson (step: JobStep): Record<string, unknown> {
   const text = step.output.byteLength > 0 ? printable(step.output) : undefined
   return {
     container_id: step.containerId,
@@ -151,7 +151,7 @@ export async function runSubmit (argv: string[], io: CliIo): Promise<number> {
       return 0
     }
     const spin = spinner(io.stderr, `job ${res.jobId}: ${stateName(res.state)}`)
-    let job: WireJob | null = null
+    let job: Job | null = null
     try {
       for await (const event of client.watchJob(res.jobId)) {
         spin.update(`job ${res.jobId}: ${stateName(event.state)}${event.detail !== '' ? ` (${event.detail})` : ''}`)
@@ -169,7 +169,7 @@ export async function runSubmit (argv: string[], io: CliIo): Promise<number> {
   }
 }
 
-async function printJob (job: WireJob, args: ParsedArgs, io: CliIo): Promise<number> {
+async function printJob (job: Job, args: ParsedArgs, io: CliIo): Promise<number> {
   const outFile = str(args, 'output-file')
   if (outFile !== undefined) await writeFile(outFile, job.output)
   const failed = stateName(job.state) === 'failed'
@@ -224,7 +224,7 @@ export async function runJob (argv: string[], io: CliIo): Promise<number> {
 }
 
 /** One block per step: a table row, then its output when it is text (only present with --steps). */
-function formatSteps (steps: WireJobStep[]): string {
+function formatSteps (steps: JobStep[]): string {
   if (steps.length === 0) return 'Steps\n  (none ran yet)\n'
   const rows = steps.map((s, i) => [
     `${i + 1}/${steps.length}`, s.containerId, shortDigest(s.imageDigest) || '-', s.status, `${s.latencyMs} ms`, formatBytes(s.outputBytes)

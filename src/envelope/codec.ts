@@ -1,7 +1,7 @@
 import type { SignedEnvelope } from './types.ts'
 import { MalformedEnvelopeError } from './errors.ts'
 import { assertEnvelopeShape } from './signing-input.ts'
-import { protoType } from './proto.ts'
+import { decodeStrict, encode, MalformedMessageError } from '../protocol/index.ts'
 
 /** The JSON form of an envelope (CLI output, `infra verify` input): bytes as standard base64. */
 export interface SignedEnvelopeJson {
@@ -17,39 +17,26 @@ export const MAX_ENVELOPE_BYTES = 16 * 1024 * 1024
 /** Protobuf inframind.v1.SignedEnvelope bytes. */
 export function encodeEnvelope (env: SignedEnvelope): Uint8Array {
   assertEnvelopeShape(env)
-  const type = protoType('inframind.v1.SignedEnvelope')
-  const bytes = type.encode(type.create({
-    payloadType: env.payloadType,
-    payload: env.payload,
-    publicKey: env.publicKey,
-    signature: env.signature
-  })).finish()
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  return encode('inframind.v1.SignedEnvelope', env)
 }
 
-/** Parses protobuf bytes; any failure is a MalformedEnvelopeError (never a RangeError from the decoder). */
+/**
+ * Parses untrusted bytes: the strict wire check, then the envelope's own rules (key and signature
+ * lengths, payload type). Any failure is a MalformedEnvelopeError, never a RangeError from the decoder.
+ * The decoded fields never share memory with `bytes`.
+ */
 export function decodeEnvelope (bytes: Uint8Array): SignedEnvelope {
   if (!(bytes instanceof Uint8Array)) throw new MalformedEnvelopeError('', 'expected bytes')
   if (bytes.length > MAX_ENVELOPE_BYTES) throw new MalformedEnvelopeError('', `larger than ${MAX_ENVELOPE_BYTES} bytes`)
-  let msg: Record<string, unknown>
+  let env: SignedEnvelope
   try {
-    msg = protoType('inframind.v1.SignedEnvelope').decode(bytes) as unknown as Record<string, unknown>
+    env = decodeStrict('inframind.v1.SignedEnvelope', bytes)
   } catch (err) {
-    throw new MalformedEnvelopeError('', `not a protobuf SignedEnvelope (${(err as Error).message})`, { cause: err })
-  }
-  const env = {
-    payloadType: msg.payloadType,
-    // Copies: the caller's buffer may be reused, and signed bytes must not change under us.
-    payload: copyBytes(msg.payload),
-    publicKey: copyBytes(msg.publicKey),
-    signature: copyBytes(msg.signature)
+    if (!(err instanceof MalformedMessageError)) throw err
+    throw new MalformedEnvelopeError(err.field, `not a protobuf SignedEnvelope (${err.reason})`, { cause: err })
   }
   assertEnvelopeShape(env)
   return env
-}
-
-function copyBytes (value: unknown): Uint8Array | undefined {
-  return value instanceof Uint8Array ? new Uint8Array(value) : undefined
 }
 
 export function envelopeToJson (env: SignedEnvelope): SignedEnvelopeJson {

@@ -2,6 +2,7 @@
  * Every protocol id, gossip topic and signed payload type of inframind, named once. Versioned: a
  * change to a message's meaning gets a new name, never a silent reinterpretation of the old one.
  */
+import type { MessageName } from './generated.ts'
 
 /** Private Kademlia DHT: never the public IPFS one (/ipfs/kad/1.0.0). */
 export const DHT_PROTOCOL = '/inframind/kad/1.0.0'
@@ -49,3 +50,21 @@ export function roleKey (role: string): string {
 export function containerKey (containerId: string): string {
   return `inframind/container/${containerId}`
 }
+
+/** The protobuf package of every inframind message and service (proto/inframind/v1/). */
+export const PROTO_PACKAGE = 'inframind.v1'
+
+/** gRPC services by full name, as reflection lists them. */
+export const NODE_SERVICE = 'inframind.v1.Node'
+export const CONTROL_SERVICE = 'inframind.v1.Control'
+export const HEALTH_SERVICE = 'grpc.health.v1.Health'
+
+/** The protobuf message inside each payload type's envelope. */
+export const PAYLOAD_MESSAGES = {
+  heartbeat: 'inframind.v1.Heartbeat',
+  assignment: 'inframind.v1.Assignment',
+  ack: 'inframind.v1.AssignmentAck',
+  jobResult: 'inframind.v1.JobResultNotice',
+  receipt: 'inframind.v1.Receipt',
+  attestation: 'inframind.v1.Attestation'
+} as const satisfies Record<PayloadTypeName, MessageName>

@@ -1,25 +1,19 @@
-/** Interim: the protocol layer's public names, wrapping the mesh codecs until the generated codecs land. */
-import { decodeStrict, encodeMessage } from '../wire/index.ts'
-
+/**
+ * The protocol layer: one loader of proto/inframind/v1, strict decoding of everything that arrives
+ * from outside, types generated from the .proto files, and the names of every topic, payload type and
+ * protocol id.
+ */
 export * from './constants.ts'
+export * from './errors.ts'
+export type * from './generated.ts'
+export { encode, decodeStrict, assertWellFormed } from './codec.ts'
+export { wireViolation, findViolation, MAX_DEPTH, type WireViolation } from './strict.ts'
+export {
+  PROTO_ROOT, PROTO_DIR, HEALTH_PROTO, LOADER_OPTIONS, protoFiles, protoRoot, messageType, serviceType, packageDefinition
+} from './loader.ts'
 export {
   encodeHeartbeat, decodeHeartbeat, encodeAssignment, decodeAssignment, encodeAck, decodeAck,
-  encodeJobResult, decodeJobResult, encodeFetchRequest, decodeFetchRequest, encodeFetchResponse, decodeFetchResponse
-} from '../mesh/messages.ts'
-export type { Heartbeat, HeartbeatStats, Assignment, AssignmentAck, JobResultNotice, FetchRequest, FetchResponse } from '../mesh/messages.ts'
-export { MalformedMessageError } from '../wire/index.ts'
-
-export interface Attestation {
-  receiptHash: Uint8Array
-  jobId: string
-  workerId: string
-  validatorId: string
-  verdict: string
-  method: string
-  outputHash: Uint8Array
-  reason: string
-  atMs: number
-}
-
-export const encodeAttestation = (m: Attestation): Uint8Array => encodeMessage('inframind.v1.Attestation', m as unknown as Record<string, unknown>)
-export const decodeAttestation = (b: Uint8Array): Attestation => decodeStrict<Attestation>('inframind.v1.Attestation', b)
+  encodeJobResult, decodeJobResult, encodeAttestation, decodeAttestation,
+  encodeFetchRequest, decodeFetchRequest, encodeFetchResponse, decodeFetchResponse, FETCH_STATUSES
+} from './messages.ts'
+export type { FetchResponse, FetchStatus } from './messages.ts'

@@ -1,6 +1,6 @@
 import type { Receipt, ReceiptStep } from './types.ts'
 import { MalformedReceiptError } from './errors.ts'
-import { protoType } from '../envelope/proto.ts'
+import { decodeStrict, encode, MalformedMessageError } from '../protocol/index.ts'
 
 const HASH_BYTES = 32
 const STATUSES: ReadonlySet<string> = new Set(['success', 'failed'])
@@ -8,72 +8,24 @@ const STATUSES: ReadonlySet<string> = new Set(['success', 'failed'])
 /** Protobuf inframind.v1.Receipt bytes; throws MalformedReceiptError for a receipt that could not be decoded back. */
 export function encodeReceipt (r: Receipt): Uint8Array {
   checkReceipt(r)
-  const type = protoType('inframind.v1.Receipt')
-  const bytes = type.encode(type.create({
-    jobId: r.jobId,
-    jobHash: r.jobHash,
-    inputHash: r.inputHash,
-    outputHash: r.outputHash,
-    steps: r.steps.map((s) => ({
-      containerId: s.containerId, imageDigest: s.imageDigest, outputHash: s.outputHash, exitCode: s.exitCode
-    })),
-    status: r.status,
-    exitCode: r.exitCode,
-    latencyMs: r.latencyMs,
-    startedAtMs: r.startedAtMs,
-    finishedAtMs: r.finishedAtMs,
-    workerId: r.workerId,
-    schedulerId: r.schedulerId,
-    error: r.error
-  })).finish()
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  return encode('inframind.v1.Receipt', r)
 }
 
-/** Parses receipt bytes (untrusted); anything wrong is a MalformedReceiptError. */
+/**
+ * Parses receipt bytes (untrusted): the strict wire check, then the receipt's own rules (hash lengths,
+ * status, integer ranges). Anything wrong is a MalformedReceiptError naming the field.
+ */
 export function decodeReceipt (bytes: Uint8Array): Receipt {
   if (!(bytes instanceof Uint8Array)) throw new MalformedReceiptError('', 'expected bytes')
-  let m: Record<string, unknown>
+  let r: unknown
   try {
-    m = protoType('inframind.v1.Receipt').decode(bytes) as unknown as Record<string, unknown>
+    r = decodeStrict('inframind.v1.Receipt', bytes)
   } catch (err) {
-    throw new MalformedReceiptError('', `not a protobuf Receipt (${(err as Error).message})`, { cause: err })
-  }
-  const steps = Array.isArray(m.steps) ? m.steps as Array<Record<string, unknown>> : []
-  const r = {
-    jobId: m.jobId,
-    jobHash: copy(m.jobHash),
-    inputHash: copy(m.inputHash),
-    outputHash: copy(m.outputHash),
-    steps: steps.map((s) => ({
-      containerId: s.containerId, imageDigest: s.imageDigest, outputHash: copy(s.outputHash), exitCode: s.exitCode
-    })),
-    status: m.status,
-    exitCode: m.exitCode,
-    latencyMs: u64(m.latencyMs, 'latency_ms'),
-    startedAtMs: u64(m.startedAtMs, 'started_at_ms'),
-    finishedAtMs: u64(m.finishedAtMs, 'finished_at_ms'),
-    workerId: m.workerId,
-    schedulerId: m.schedulerId,
-    error: m.error
+    if (!(err instanceof MalformedMessageError)) throw err
+    throw new MalformedReceiptError(err.field, `not a protobuf Receipt (${err.reason})`, { cause: err })
   }
   checkReceipt(r)
   return r
-}
-
-function copy (value: unknown): Uint8Array | undefined {
-  return value instanceof Uint8Array ? new Uint8Array(value) : undefined
-}
-
-/** protobufjs yields uint64 as a Long when the `long` package is present; receipts carry them as JS numbers. */
-function u64 (value: unknown, field: string): number {
-  if (typeof value === 'number') return value
-  if (typeof value === 'object' && value !== null && 'low' in value && 'high' in value) {
-    const { low, high } = value as { low: number, high: number }
-    const n = (high >>> 0) * 2 ** 32 + (low >>> 0)
-    if (!Number.isSafeInteger(n)) throw new MalformedReceiptError(field, 'larger than 2^53')
-    return n
-  }
-  throw new MalformedReceiptError(field, 'not an integer')
 }
 
 function checkReceipt (value: unknown): asserts value is Receipt {

@@ -1,17 +1,18 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { Identity } from '../identity/types.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
-import type { Receipt, ReceiptStep } from './types.ts'
+import type { Receipt, ReceiptStatus, ReceiptStep } from './types.ts'
 import { signEnvelope, verifyEnvelope } from '../envelope/index.ts'
 import { nodeIdFromPublicKey } from '../identity/index.ts'
 import { MalformedReceiptError } from './errors.ts'
 import { decodeReceipt, encodeReceipt } from './codec.ts'
+import { PAYLOAD_TYPES } from '../protocol/constants.ts'
 
-export type { Receipt, ReceiptStep }
+export type { Receipt, ReceiptStatus, ReceiptStep }
 export * from './errors.ts'
 export { encodeReceipt, decodeReceipt }
 
-export const RECEIPT_PAYLOAD_TYPE = 'inframind/receipt/v1'
+export const RECEIPT_PAYLOAD_TYPE = PAYLOAD_TYPES.receipt
 /** Domain tag of computeJobHash, so a job hash can never collide with any other sha256 we compute. */
 export const JOB_HASH_DOMAIN = 'inframind-job-v1'
 
@@ -44,6 +45,14 @@ function uvarint (n: number): Uint8Array {
   }
   out.push(n)
   return Uint8Array.from(out)
+}
+
+/**
+ * The hash an Attestation names a receipt by: sha256 of the envelope's payload, the exact Receipt
+ * bytes the worker signed. Bytes, not the decoded receipt, so no re-encoding can change it.
+ */
+export function receiptHash (env: SignedEnvelope): Uint8Array {
+  return sha256(env.payload)
 }
 
 /** Encodes and signs; the receipt's workerId must be the signer's node id (verifiers check exactly that). */

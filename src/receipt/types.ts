@@ -1,23 +1,11 @@
-export interface ReceiptStep {
-  containerId: string
-  /** sha256:<hex> image id of the image that ran ('' when the job failed before an image was resolved). */
-  imageDigest: string
-  outputHash: Uint8Array
-  exitCode: number
-}
+import type * as G from '../protocol/generated.ts'
 
-export interface Receipt {
-  jobId: string
-  jobHash: Uint8Array
-  inputHash: Uint8Array
-  outputHash: Uint8Array
-  steps: ReceiptStep[]
-  status: 'success' | 'failed'
-  exitCode: number
-  latencyMs: number
-  startedAtMs: number
-  finishedAtMs: number
-  workerId: string
-  schedulerId: string
-  error: string
+/** One container run inside a job (inframind.v1.ReceiptStep as generated from receipt.proto). */
+export type ReceiptStep = G.ReceiptStep
+
+export type ReceiptStatus = 'success' | 'failed'
+
+/** inframind.v1.Receipt, with the status narrowed to the two values decodeReceipt accepts. */
+export interface Receipt extends Omit<G.Receipt, 'status'> {
+  status: ReceiptStatus
 }

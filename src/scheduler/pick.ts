@@ -1,4 +1,4 @@
-import type { Heartbeat } from '../mesh/messages.ts'
+import type { Heartbeat } from '../protocol/index.ts'
 
 /** What this scheduler knows of a worker beyond its last heartbeat (heartbeats are seconds apart). */
 export interface WorkerUse {

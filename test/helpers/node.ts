@@ -7,7 +7,7 @@ import { parseConfig } from '../../src/config/index.ts'
 import type { NodeConfig } from '../../src/config/types.ts'
 import { createNode, type InframindNode } from '../../src/node.ts'
 import { connectControl, connectNode, type ControlClient, type NodeClient } from '../../src/api/client.ts'
-import type { WireJob } from '../../src/api/wire.ts'
+import type { Job as WireJob } from '../../src/protocol/index.ts'
 import { silentLogger } from '../../src/telemetry/logger.ts'
 
 const LOCK = JSON.parse(readFileSync(new URL('../../containers/images.lock.json', import.meta.url), 'utf8')) as Record<string, string>

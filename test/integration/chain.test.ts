@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { envelopeFromWire } from '../../src/api/convert.ts'
 import { computeJobHash, sha256, verifyReceipt } from '../../src/receipt/index.ts'
 import { NLP_IMAGE, containerYaml, startTestNode, text, type TestNode } from '../helpers/node.ts'
-import type { WireJob } from '../../src/api/wire.ts'
+import type { Job as WireJob } from '../../src/protocol/index.ts'
 
 const INFRA = fileURLToPath(new URL('../../bin/infra.js', import.meta.url))
 

@@ -2,9 +2,9 @@ import test from 'ava'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { encodeEnvelope, envelopeToJson } from '../../src/envelope/index.ts'
+import { encodeEnvelope, envelopeToJson, signEnvelope } from '../../src/envelope/index.ts'
 import { identityFromSeed } from '../../src/identity/index.ts'
-import { computeJobHash, sha256, signReceipt, type Receipt } from '../../src/receipt/index.ts'
+import { RECEIPT_PAYLOAD_TYPE, computeJobHash, encodeReceipt, sha256, signReceipt, type Receipt } from '../../src/receipt/index.ts'
 import { runVerify } from '../../src/cli/verify.ts'
 
 const worker = identityFromSeed(new Uint8Array(32).fill(11))
@@ -120,6 +120,21 @@ test('garbage files are invalid (1), not crashes', async (t) => {
     t.is(r.code, 1, name)
     t.regex(r.out, /^invalid: /, name)
   }
+})
+
+test('files are decoded strictly: bytes a lenient decoder would half-read are refused by the field at fault', async (t) => {
+  // worker_id (field 11, a string) sent as a varint: protobufjs alone would read it as an empty string.
+  const payload = Buffer.concat([encodeReceipt(receipt), Uint8Array.of((11 << 3) | 0, 0)])
+  const signed = signEnvelope(worker, RECEIPT_PAYLOAD_TYPE, payload)
+  const r = await verify([file('odd-payload.json', JSON.stringify(envelopeToJson(signed))), '--json'])
+  t.is(r.code, 1)
+  t.is(JSON.parse(r.out).code, 'MALFORMED_RECEIPT')
+  t.regex(JSON.parse(r.out).reason, /worker_id/)
+  // The envelope's payload (field 2, bytes) repeated as a varint: the same in the binary form.
+  const bin = await verify([file('odd-envelope.bin', Buffer.concat([encodeEnvelope(env), Uint8Array.of((2 << 3) | 0, 0)])), '--json'])
+  t.is(bin.code, 1)
+  t.is(JSON.parse(bin.out).code, 'MALFORMED_ENVELOPE')
+  t.regex(JSON.parse(bin.out).reason, /payload/)
 })
 
 test('usage errors exit 2', async (t) => {

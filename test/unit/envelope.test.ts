@@ -115,6 +115,25 @@ test('protobuf encoding is the SignedEnvelope wire format, and round-trips', (t)
   t.deepEqual(decodeEnvelope(reordered), back)
 })
 
+test('decoding is strict: a known field with the wrong wire type is refused by name, not half-read', (t) => {
+  const bytes = encodeEnvelope(signEnvelope(alice, TYPE, enc('hi')))
+  // payload (field 2) again as a varint 0: a lenient decoder would read it as an empty payload.
+  const err = errorOf(() => decodeEnvelope(Buffer.concat([bytes, Uint8Array.of((2 << 3) | 0, 0)])))
+  t.is(err?.name, 'MalformedEnvelopeError')
+  t.is(err?.code, 'MALFORMED_ENVELOPE')
+  t.is(err?.field, 'payload')
+  // payload_type that is not UTF-8.
+  t.is(errorOf(() => decodeEnvelope(Uint8Array.of(0x0a, 0x02, 0xc3, 0x28)))?.field, 'payload_type')
+})
+
+test('decoded envelopes do not share memory with the input', (t) => {
+  const input = new Uint8Array(encodeEnvelope(signEnvelope(alice, TYPE, enc('hi'))))
+  const env = decodeEnvelope(input)
+  input.fill(0)
+  t.deepEqual(env.payload, enc('hi'))
+  verifyEnvelope(env)
+})
+
 test('decoding garbage only ever throws MalformedEnvelopeError', (t) => {
   const valid = encodeEnvelope(signEnvelope(alice, TYPE, randomBytes(100)))
   const inputs: Uint8Array[] = [new Uint8Array(0), Uint8Array.of(0xff), Uint8Array.of(0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f)]

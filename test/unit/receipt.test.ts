@@ -1,11 +1,11 @@
 import test from 'ava'
 import { createHash, randomBytes } from 'node:crypto'
 import protobuf from 'protobufjs'
-import { signEnvelope } from '../../src/envelope/index.ts'
+import { decodeEnvelope, encodeEnvelope, signEnvelope } from '../../src/envelope/index.ts'
 import type { SignedEnvelope } from '../../src/envelope/types.ts'
 import { identityFromSeed } from '../../src/identity/index.ts'
 import {
-  RECEIPT_PAYLOAD_TYPE, computeJobHash, decodeReceipt, encodeReceipt, sha256, signReceipt, verifyReceipt, type Receipt
+  RECEIPT_PAYLOAD_TYPE, computeJobHash, decodeReceipt, encodeReceipt, receiptHash, sha256, signReceipt, verifyReceipt, type Receipt
 } from '../../src/receipt/index.ts'
 
 const worker = identityFromSeed(new Uint8Array(32).fill(5))
@@ -65,6 +65,31 @@ test('decodeReceipt refuses garbage and out-of-range values with MalformedReceip
     t.is(err?.name, 'MalformedReceiptError')
     t.is((err as { code?: string }).code, 'MALFORMED_RECEIPT')
   }
+})
+
+test('decodeReceipt is strict: wire errors are MalformedReceiptError naming the field', (t) => {
+  const W = protobuf.Writer
+  // worker_id (field 11, a string) sent as a varint 0: a lenient decoder would read an empty string.
+  const wrongWire = Buffer.concat([encodeReceipt(receipt()), W.create().uint32((11 << 3) | 0).uint32(0).finish()])
+  const err = t.throws(() => decodeReceipt(wrongWire))
+  t.is(err?.name, 'MalformedReceiptError')
+  t.is((err as { field?: string }).field, 'worker_id')
+  // A step whose exit_code (sint32) arrives as fixed32.
+  const step = W.create().uint32((4 << 3) | 5).fixed32(1).finish()
+  const badStep = Buffer.concat([encodeReceipt(receipt({ steps: [] })), W.create().uint32((5 << 3) | 2).bytes(step).finish()])
+  t.is((t.throws(() => decodeReceipt(badStep)) as { field?: string }).field, 'steps.exit_code')
+  // A time beyond 2^53 cannot be held exactly.
+  const late = Buffer.concat([encodeReceipt(receipt()), W.create().uint32((10 << 3) | 0).uint64('9007199254740993').finish()])
+  t.is((t.throws(() => decodeReceipt(late)) as { field?: string }).field, 'finished_at_ms')
+})
+
+test('receiptHash is sha256 of the exact signed Receipt bytes, whoever re-encodes the envelope', (t) => {
+  const env = signReceipt(worker, receipt())
+  const h = receiptHash(env)
+  t.deepEqual(h, new Uint8Array(createHash('sha256').update(encodeReceipt(receipt())).digest()))
+  t.is(h.length, 32)
+  t.deepEqual(receiptHash(decodeEnvelope(encodeEnvelope(env))), h)
+  t.notDeepEqual(receiptHash(signReceipt(worker, receipt({ latencyMs: 43 }))), h)
 })
 
 test('computeJobHash is sha256 of the documented length-prefixed encoding', (t) => {

@@ -1,5 +1,5 @@
 import test from 'ava'
-import type { Heartbeat } from '../../src/mesh/index.ts'
+import type { Heartbeat } from '../../src/protocol/index.ts'
 import { pickWorker, type WorkerUse } from '../../src/scheduler/index.ts'
 
 function worker (nodeId: string, fields: Partial<Heartbeat> = {}): Heartbeat {

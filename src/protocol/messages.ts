@@ -1,0 +1,38 @@
+/** Named codecs of the mesh messages: the signed gossip payloads and the fetch protocol. */
+import type * as G from './generated.ts'
+import { decodeStrict, encode } from './codec.ts'
+import { MalformedMessageError } from './errors.ts'
+
+export type { Heartbeat, HeartbeatStats, Assignment, JobOrigin, AssignmentAck, JobResultNotice, Attestation, FetchRequest } from './generated.ts'
+
+export const encodeHeartbeat = (m: G.Heartbeat): Uint8Array => encode('inframind.v1.Heartbeat', m)
+export const decodeHeartbeat = (b: Uint8Array): G.Heartbeat => decodeStrict('inframind.v1.Heartbeat', b)
+export const encodeAssignment = (m: G.Assignment): Uint8Array => encode('inframind.v1.Assignment', m)
+export const decodeAssignment = (b: Uint8Array): G.Assignment => decodeStrict('inframind.v1.Assignment', b)
+export const encodeAck = (m: G.AssignmentAck): Uint8Array => encode('inframind.v1.AssignmentAck', m)
+export const decodeAck = (b: Uint8Array): G.AssignmentAck => decodeStrict('inframind.v1.AssignmentAck', b)
+export const encodeJobResult = (m: G.JobResultNotice): Uint8Array => encode('inframind.v1.JobResultNotice', m)
+export const decodeJobResult = (b: Uint8Array): G.JobResultNotice => decodeStrict('inframind.v1.JobResultNotice', b)
+export const encodeAttestation = (m: G.Attestation): Uint8Array => encode('inframind.v1.Attestation', m)
+export const decodeAttestation = (b: Uint8Array): G.Attestation => decodeStrict('inframind.v1.Attestation', b)
+export const encodeFetchRequest = (m: G.FetchRequest): Uint8Array => encode('inframind.v1.FetchRequest', m)
+export const decodeFetchRequest = (b: Uint8Array): G.FetchRequest => decodeStrict('inframind.v1.FetchRequest', b)
+
+/** The statuses mesh.proto lists for FetchResponse.status (a string on the wire, a closed set here). */
+export const FETCH_STATUSES = ['OK', 'NOT_FOUND', 'TOO_LARGE', 'ERROR'] as const
+export type FetchStatus = typeof FETCH_STATUSES[number]
+
+export interface FetchResponse extends Omit<G.FetchResponse, 'status'> {
+  status: FetchStatus
+}
+
+export const encodeFetchResponse = (m: FetchResponse): Uint8Array => encode('inframind.v1.FetchResponse', m)
+
+/** Strict decode, and a status outside FETCH_STATUSES is malformed too (the caller switches on it). */
+export function decodeFetchResponse (b: Uint8Array): FetchResponse {
+  const m = decodeStrict('inframind.v1.FetchResponse', b)
+  if (!(FETCH_STATUSES as readonly string[]).includes(m.status)) {
+    throw new MalformedMessageError('inframind.v1.FetchResponse', `"${m.status.slice(0, 32)}" is not one of ${FETCH_STATUSES.join(', ')}`, { field: 'status' })
+  }
+  return m as FetchResponse
+}

@@ -1,1 +1,0 @@
-export { decodeStrict, encodeMessage, messageType, wireViolation, MalformedMessageError } from './check.ts'
