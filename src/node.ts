@@ -122,7 +122,8 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
         jobs: () => jobs.stats(),
         cacheHitRatio: () => images.stats().hitRatio
       }),
-      content: async (hash): Promise<Uint8Array | undefined> => (await worker?.content(hash)) ?? (await scheduler?.content(hash))
+      content: async (hash): Promise<Uint8Array | undefined> => (await worker?.content(hash)) ?? (await scheduler?.content(hash)),
+      metrics
     })
     : undefined
   const scheduler: Scheduler | undefined = mesh !== undefined && (roles.includes('scheduler') || roles.includes('gateway'))

@@ -31,7 +31,7 @@ export function listPeersHandler (c: ApiComponents): grpc.handleUnaryCall<unknow
   return (_call, callback) => {
     const m = c.mesh
     if (m === undefined) {
-      callback(null, { nodeId: c.identity.nodeId, addresses: [], peers: [], rejected: {} })
+      callback(null, { nodeId: c.identity.nodeId, addresses: [], peers: [], rejected: {}, ignored: {} })
       return
     }
     callback(null, {
@@ -49,7 +49,8 @@ export function listPeersHandler (c: ApiComponents): grpc.handleUnaryCall<unknow
         freeSlots: p.heartbeat?.freeSlots ?? 0,
         load: p.heartbeat?.stats?.load ?? 0
       })),
-      rejected: m.rejections()
+      rejected: m.rejections(),
+      ignored: m.ignored()
     })
   }
 }

@@ -286,6 +286,8 @@ export async function runPeers (argv: string[], io: CliIo): Promise<number> {
     }
     const rejected = Object.entries(res.rejected)
     if (rejected.length > 0) io.out(`\nrejected gossip: ${rejected.map(([k, v]) => `${k} ${v}`).join(', ')}\n`)
+    const ignored = Object.entries(res.ignored ?? {})
+    if (ignored.length > 0) io.out(`ignored gossip (valid, unwanted): ${ignored.map(([k, v]) => `${k} ${v}`).join(', ')}\n`)
     return 0
   } catch (err) {
     return reportRpcError(err, ep.control, io)

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto'
 import { lpStream } from 'it-length-prefixed-stream'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from '../telemetry/logger.ts'
-import { FETCH_PROTOCOL, FETCH_TIMEOUT_MS, MAX_FETCH_BYTES } from './constants.ts'
-import { decodeFetchRequest, decodeFetchResponse, encodeFetchRequest, encodeFetchResponse } from './messages.ts'
+import { FETCH_PROTOCOL, decodeFetchRequest, decodeFetchResponse, encodeFetchRequest, encodeFetchResponse } from '../protocol/index.ts'
+import { FETCH_TIMEOUT_MS, MAX_FETCH_BYTES } from './constants.ts'
 import type { MeshLibp2p } from './libp2p.ts'
 
 /** Answers a hash with the bytes it names, or undefined when this node does not hold them. */

@@ -1,5 +1,4 @@
-import { TopicValidatorResult } from '@libp2p/interface'
-import type { Message } from '@libp2p/interface'
+import type { Message, PeerId, TopicValidatorResult } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
 import { multiaddr } from '@multiformats/multiaddr'
 import * as raw from 'multiformats/codecs/raw'
@@ -8,35 +7,58 @@ import type { MeshConfig, Role } from '../config/types.ts'
 import { encodeEnvelope, signEnvelope } from '../envelope/index.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
 import type { Identity } from '../identity/types.ts'
+import { containerKey, roleKey, TOPICS, type Topic, type TopicName } from '../protocol/constants.ts'
+import type { Heartbeat } from '../protocol/index.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { Startable } from '../types.ts'
-import { containerKey, roleKey, TOPICS, PAYLOAD_TYPES } from './constants.ts'
 import { fetchFrom, handleFetch, type ContentSource } from './fetch.ts'
+import { notAccepted, TOPIC_VALIDATOR_RESULT, type GossipContext, type GossipVerdict, type IgnoreCode, type PayloadOf, type RejectCode } from './gossip.ts'
+import { TypedEmitter } from '../events.ts'
+import type { Metrics } from '../telemetry/metrics.ts'
+import type { HeartbeatFields } from '../telemetry/heartbeat.ts'
+import { GOSSIP_RULES } from './gossip-rules.ts'
 import { createMeshLibp2p, type MeshLibp2p } from './libp2p.ts'
-import { encodeHeartbeat, type Heartbeat } from './messages.ts'
 import { PeerTable, type PeerView } from './peers.ts'
-import { validateGossip, type RejectCode } from './validate.ts'
+import { payloadTypeOf, validateGossip } from './validate.ts'
 
-export * from './constants.ts'
-export * from './messages.ts'
+export { LIVENESS_INTERVALS, PING_INTERVAL_MS, MAX_FETCH_BYTES, FETCH_TIMEOUT_MS } from './constants.ts'
 export { FetchError, type ContentSource } from './fetch.ts'
 export type { PeerView } from './peers.ts'
-export { validateGossip, type RejectCode, type Verdict } from './validate.ts'
+export {
+  GossipAction, GOSSIP_CODES, TOPIC_VALIDATOR_RESULT,
+  type GossipCode, type GossipContext, type GossipRule, type GossipRules, type GossipVerdict, type IgnoreCode, type PayloadOf, type RejectCode
+} from './gossip.ts'
+export { GOSSIP_RULES } from './gossip-rules.ts'
+export { payloadTypeOf, validateGossip } from './validate.ts'
 export type { MeshLibp2p } from './libp2p.ts'
+
+/** The mesh was used before start() or after stop(). */
+export class MeshNotStartedError extends Error {
+  readonly code = 'MESH_NOT_STARTED'
+  constructor () {
+    super('the mesh is not started (the node is starting or stopping; retry shortly)')
+    this.name = 'MeshNotStartedError'
+  }
+}
 
 /** A gossip message that passed validation. */
 export interface MeshMessage<T> {
-  topic: string
+  topic: Topic
   value: T
   envelope: SignedEnvelope
   /** Node id of the signer (= the gossipsub author). */
   from: string
 }
 
-export interface Rejection { topic: string, code: RejectCode, reason: string, from: string }
+/** A message dropped as invalid; the peer that sent it was scored down. */
+export interface Rejection { topic: Topic, code: RejectCode, reason: string, from: string }
+/** A valid message this node did not want (late, early, already superseded); nobody was scored down. */
+export interface Ignored { topic: Topic, code: IgnoreCode, reason: string, from: string }
 
-/** The parts of a heartbeat only the rest of the node knows (load, stats, address). */
-export type HeartbeatFields = Pick<Heartbeat, 'cpuCores' | 'memoryBytes' | 'gpus' | 'grpcAddress' | 'freeSlots' | 'stats'>
+type TopicMessages = { [K in TopicName]: MeshMessage<PayloadOf<K>> }
+interface VerdictEvents { rejected: Rejection, ignored: Ignored }
+
+export type { HeartbeatFields }
 
 export interface MeshInit {
   config: MeshConfig
@@ -51,6 +73,8 @@ export interface MeshComponents {
   heartbeat: () => HeartbeatFields
   /** Bytes this node serves over /inframind/fetch/1.0.0. */
   content: ContentSource
+  /** Where the mesh registers its metrics (gossip messages rejected and ignored, by topic and code). */
+  metrics?: Metrics
 }
 
 export interface Mesh extends Startable {
@@ -58,13 +82,18 @@ export interface Mesh extends Startable {
   /** The libp2p node (started only between start() and stop()). */
   libp2p(): MeshLibp2p
   addresses(): string[]
-  /** Signs `payload` as `payloadType` and publishes it on a topic. */
-  publish(topic: string, payloadType: string, payload: Uint8Array): Promise<void>
+  /** Encodes `value` with the topic's codec, signs it as the topic's payload type and publishes it. */
+  publish<K extends TopicName>(topic: K, value: PayloadOf<K>): Promise<void>
   /** Handler for validated messages on one topic; returns an unsubscribe function. */
-  subscribe<T>(topic: string, handler: (msg: MeshMessage<T>) => void): () => void
+  subscribe<K extends TopicName>(topic: K, handler: (msg: MeshMessage<PayloadOf<K>>) => void): () => void
+  /** Every REJECTed message; returns an unsubscribe function. */
   onRejected(listener: (r: Rejection) => void): () => void
-  /** Rejected messages since start, by topic and code. */
+  /** Every IGNOREd message; returns an unsubscribe function. */
+  onIgnored(listener: (i: Ignored) => void): () => void
+  /** Rejected messages since start, by `${topic}:${code}`. */
   rejections(): Record<string, number>
+  /** Ignored messages since start, by `${topic}:${code}`. */
+  ignored(): Record<string, number>
   peers(): PeerView[]
   /** The latest heartbeat of a live peer (null when unknown or silent). */
   livePeer(nodeId: string): Heartbeat | null
@@ -89,48 +118,68 @@ export function mesh (init: MeshInit) {
     const logger = components.logger.child({ component: 'mesh' })
     const { config } = init
     const peers = new PeerTable()
-    const handlers = new Map<string, Set<(msg: MeshMessage<unknown>) => void>>()
-    const rejectListeners = new Set<(r: Rejection) => void>()
+    const messages = new TypedEmitter<TopicMessages>(logger)
+    const verdicts = new TypedEmitter<VerdictEvents>(logger)
+    const rejectedTotal = components.metrics?.counter({ name: 'inframind_gossip_rejected_total', help: 'Mesh messages rejected as invalid (the sender scored down), by topic and reason', labelNames: ['topic', 'code'] })
+    const ignoredTotal = components.metrics?.counter({ name: 'inframind_gossip_ignored_total', help: 'Valid mesh messages this node did not want (late, early, superseded; nobody scored down), by topic and reason', labelNames: ['topic', 'code'] })
     const rejected: Record<string, number> = {}
+    const ignored: Record<string, number> = {}
     let node: MeshLibp2p | undefined
     let timers: NodeJS.Timeout[] = []
     let provideTimer: NodeJS.Timeout | undefined
     let stopping = false
 
-    const emitRejected = (r: Rejection): void => {
-      const k = `${r.topic}:${r.code}`
-      rejected[k] = (rejected[k] ?? 0) + 1
-      logger.debug({ topic: r.topic, code: r.code, from: r.from, reason: r.reason }, 'gossip message rejected')
-      for (const l of rejectListeners) {
-        try { l(r) } catch (err) { logger.error({ err }, 'rejection listener failed') }
-      }
+    const context = (): GossipContext => ({
+      now: Date.now(),
+      maxBytes: config.maxGossipBytes,
+      maxSkewMs: config.maxClockSkewMs,
+      lastHeartbeatAt: (nodeId) => peers.heartbeat(nodeId)?.atMs
+    })
+
+    // Recorded when accepted, not when delivered: gossipsub awaits between the two and validates the
+    // messages of one RPC concurrently, so a replay validated in that gap must already see this one.
+    const onAccept: { [K in TopicName]?: (value: PayloadOf<K>) => void } = {
+      heartbeats: (hb) => { peers.onHeartbeat(hb, Date.now()) }
     }
 
-    const validator = (topic: string) => (_source: unknown, msg: Message): TopicValidatorResult => {
-      if (msg.type !== 'signed') {
-        emitRejected({ topic, code: 'BAD_SIGNATURE', reason: 'unsigned gossip message', from: '' })
-        return TopicValidatorResult.Reject
+    /** The one place a verdict becomes a count, a log line, an event and gossipsub's result. */
+    const settle = (name: TopicName, verdict: GossipVerdict<unknown>, from: string): TopicValidatorResult => {
+      if (verdict.action !== 'ACCEPT') {
+        const topic = TOPICS[name]
+        const key = `${topic}:${verdict.code}`
+        logger.debug({ topic, action: verdict.action, code: verdict.code, from, reason: verdict.reason }, 'gossip message not accepted')
+        if (verdict.action === 'REJECT') {
+          rejected[key] = (rejected[key] ?? 0) + 1
+          rejectedTotal?.inc({ topic, code: verdict.code })
+          verdicts.emit('rejected', { topic, code: verdict.code, reason: verdict.reason, from })
+        } else {
+          ignored[key] = (ignored[key] ?? 0) + 1
+          ignoredTotal?.inc({ topic, code: verdict.code })
+          verdicts.emit('ignored', { topic, code: verdict.code, reason: verdict.reason, from })
+        }
       }
-      const from = msg.from.toString()
-      const verdict = validateGossip<unknown>(topic, msg.data, from, { maxBytes: config.maxGossipBytes, maxSkewMs: config.maxClockSkewMs, now: Date.now() })
-      if (!verdict.ok) {
-        emitRejected({ topic, code: verdict.code, reason: verdict.reason, from })
-        return TopicValidatorResult.Reject
-      }
-      accepted.set(msg.data, { topic, value: verdict.value, envelope: verdict.envelope, from: verdict.signer })
-      return TopicValidatorResult.Accept
+      return TOPIC_VALIDATOR_RESULT[verdict.action]
     }
+
     // Validation already decoded the message; the delivery handler picks the result up by identity.
-    const accepted = new WeakMap<Uint8Array, MeshMessage<unknown>>()
+    const accepted = new WeakMap<Uint8Array, () => void>()
+
+    const validator = <K extends TopicName>(name: K) => (_source: PeerId, msg: Message): TopicValidatorResult => {
+      // Gossipsub's StrictSign already refuses these; kept so an unsigned message can never pass.
+      if (msg.type !== 'signed') return settle(name, notAccepted('BAD_SIGNATURE', 'unsigned gossip message'), '')
+      const from = msg.from.toString()
+      const verdict = validateGossip(name, msg.data, from, context())
+      if (verdict.action === 'ACCEPT') {
+        onAccept[name]?.(verdict.value)
+        const m: MeshMessage<PayloadOf<K>> = { topic: TOPICS[name], value: verdict.value, envelope: verdict.envelope, from: verdict.signer }
+        // TS widens TopicMessages[K] to the intersection of every topic's message; for this K they are the same.
+        accepted.set(msg.data, () => { messages.emit(name, m as TopicMessages[K]) })
+      }
+      return settle(name, verdict, from)
+    }
 
     const deliver = (evt: CustomEvent<Message>): void => {
-      const msg = evt.detail
-      const m = accepted.get(msg.data)
-      if (m === undefined) return
-      if (m.topic === TOPICS.heartbeats) peers.onHeartbeat(m.value as Heartbeat, Date.now())
-      for (const h of handlers.get(m.topic) ?? []) {
-        try { h(m) } catch (err) { logger.error({ err, topic: m.topic }, 'mesh message handler failed') }
-      }
+      accepted.get(evt.detail.data)?.()
     }
 
     const heartbeat = async (): Promise<void> => {
@@ -145,14 +194,21 @@ export function mesh (init: MeshInit) {
         containers: init.containers,
         intervalMs: config.heartbeatIntervalMs
       }
-      await publish(TOPICS.heartbeats, PAYLOAD_TYPES.heartbeat, encodeHeartbeat(hb))
+      await publish('heartbeats', hb)
     }
 
-    const publish = async (topic: string, payloadType: string, payload: Uint8Array): Promise<void> => {
-      if (node === undefined) throw new Error('mesh is not started')
+    const publishSigned = async (topic: Topic, payloadType: string, payload: Uint8Array): Promise<void> => {
+      if (node === undefined) throw new MeshNotStartedError()
       const env = signEnvelope(components.identity, payloadType, payload)
       await node.services.pubsub.publish(topic, encodeEnvelope(env))
     }
+
+    const publish = async <K extends TopicName>(name: K, value: PayloadOf<K>): Promise<void> => {
+      await publishSigned(TOPICS[name], payloadTypeOf(name), GOSSIP_RULES[name].encode(value as never))
+    }
+
+    const subscribe = <K extends TopicName>(name: K, handler: (msg: MeshMessage<PayloadOf<K>>) => void): () => void =>
+      messages.on(name, handler as (msg: TopicMessages[K]) => void)
 
     const provideAll = async (): Promise<void> => {
       if (node === undefined || stopping) return
@@ -213,27 +269,20 @@ export function mesh (init: MeshInit) {
     return {
       nodeId: components.identity.nodeId,
       libp2p: () => {
-        if (node === undefined) throw new Error('mesh is not started')
+        if (node === undefined) throw new MeshNotStartedError()
         return node
       },
       addresses: () => node?.getMultiaddrs().map(String) ?? [],
       publish,
-      subscribe<T>(topic: string, handler: (msg: MeshMessage<T>) => void) {
-        let set = handlers.get(topic)
-        if (set === undefined) { set = new Set(); handlers.set(topic, set) }
-        const h = handler as (msg: MeshMessage<unknown>) => void
-        set.add(h)
-        return () => { set.delete(h) }
-      },
-      onRejected (listener) {
-        rejectListeners.add(listener)
-        return () => { rejectListeners.delete(listener) }
-      },
+      subscribe,
+      onRejected: (listener) => verdicts.on('rejected', listener),
+      onIgnored: (listener) => verdicts.on('ignored', listener),
       rejections: () => ({ ...rejected }),
+      ignored: () => ({ ...ignored }),
       peers: () => peers.list(Date.now(), connections()),
       livePeer: (nodeId) => peers.isAlive(nodeId, Date.now()) ? peers.heartbeat(nodeId) : null,
       async findProviders (key, opts = {}) {
-        if (node === undefined) throw new Error('mesh is not started')
+        if (node === undefined) throw new MeshNotStartedError()
         const out: string[] = []
         const signal = opts.signal ?? AbortSignal.timeout(10_000)
         try {
@@ -248,7 +297,7 @@ export function mesh (init: MeshInit) {
         return out
       },
       fetch: async (peer, hash, signal) => {
-        if (node === undefined) throw new Error('mesh is not started')
+        if (node === undefined) throw new MeshNotStartedError()
         return await fetchFrom(node, peer, hash, signal)
       },
       heartbeatNow: heartbeat,
@@ -256,7 +305,7 @@ export function mesh (init: MeshInit) {
         if (node !== undefined) return
         stopping = false
         const n = await createMeshLibp2p(config, components.identity, init.roles)
-        for (const topic of Object.values(TOPICS)) n.services.pubsub.topicValidators.set(topic, validator(topic))
+        for (const name of Object.keys(TOPICS) as TopicName[]) n.services.pubsub.topicValidators.set(TOPICS[name], validator(name))
         n.services.pubsub.addEventListener('message', deliver)
         n.addEventListener('connection:open', onConnect as never)
         await n.start()

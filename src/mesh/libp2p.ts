@@ -11,7 +11,8 @@ import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import type { MeshConfig, Role } from '../config/types.ts'
 import type { Identity } from '../identity/types.ts'
-import { DHT_PROTOCOL, PING_INTERVAL_MS } from './constants.ts'
+import { DHT_PROTOCOL } from '../protocol/constants.ts'
+import { PING_INTERVAL_MS } from './constants.ts'
 import { peerScoreParams, peerScoreThresholds } from './scoring.ts'
 
 export interface MeshServices {

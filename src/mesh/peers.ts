@@ -1,4 +1,4 @@
-import type { Heartbeat } from './messages.ts'
+import type { Heartbeat } from '../protocol/index.ts'
 import { LIVENESS_INTERVALS } from './constants.ts'
 
 export interface PeerView {

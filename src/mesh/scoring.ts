@@ -1,14 +1,28 @@
 import { createPeerScoreParams, createPeerScoreThresholds, createTopicScoreParams, type PeerScoreParams, type PeerScoreThresholds } from '@chainsafe/libp2p-gossipsub/score'
-import { TOPICS } from './constants.ts'
+import { TOPICS, type TopicName } from '../protocol/constants.ts'
+
+/**
+ * Weight of each topic's score; every topic needs one, since gossipsub scores invalid messages only
+ * on topics it has parameters for. Assignments, acks, receipts and attestations matter more than
+ * heartbeats: invalid ones there weigh more.
+ */
+const TOPIC_WEIGHTS: { [K in TopicName]: number } = {
+  heartbeats: 0.5,
+  assignments: 1,
+  acks: 1,
+  receipts: 1,
+  attestations: 1
+}
 
 /**
  * Gossipsub peer scoring, set on purpose. The mesh carries few, small, signed messages, so the one
  * behaviour that must cost a peer dearly is sending invalid ones (bad signature, wrong payload type,
- * oversized, stale). Delivery-rate rewards stay small: a quiet node is not a bad node.
+ * oversized, malformed, invalid content): the messages our validator REJECTs. IGNOREd ones (stale,
+ * from the future, superseded heartbeats) cost nothing, since an honest peer may forward them.
+ * Delivery-rate rewards stay small: a quiet node is not a bad node.
  */
 export function peerScoreParams (): PeerScoreParams {
   const topic = (weight: number) => createTopicScoreParams({
-    // Assignments, receipts and acks matter more than heartbeats: invalid ones there weigh more.
     topicWeight: weight,
     // A small reward for staying in the mesh, capped so age never outweighs one invalid message.
     timeInMeshWeight: 0.01,
@@ -32,14 +46,9 @@ export function peerScoreParams (): PeerScoreParams {
     invalidMessageDeliveriesWeight: -100,
     invalidMessageDeliveriesDecay: 0.99
   })
+  const names = Object.keys(TOPIC_WEIGHTS) as TopicName[]
   return createPeerScoreParams({
-    topics: {
-      [TOPICS.heartbeats]: topic(0.5),
-      [TOPICS.assignments]: topic(1),
-      [TOPICS.acks]: topic(1),
-      [TOPICS.receipts]: topic(1),
-      [TOPICS.attestations]: topic(1)
-    },
+    topics: Object.fromEntries(names.map((name) => [TOPICS[name], topic(TOPIC_WEIGHTS[name])])),
     // Bounds how much positive score topics can add up to, so rewards never mask misbehaviour.
     topicScoreCap: 50,
     // No application-specific scoring yet (reputation comes with the full scheduler).

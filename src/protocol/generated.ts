@@ -55,8 +55,13 @@ export interface ListPeersResponse {
   nodeId: string
   addresses: string[]
   peers: PeerInfo[]
-  /** Gossip messages rejected since start, by "topic:code". */
+  /** Gossip messages rejected since start (invalid: the sender was scored down), by "topic:code". */
   rejected: Record<string, number>
+  /**
+   * Valid gossip messages ignored since start (stale, from the future, superseded; nobody was
+   * scored down), by "topic:code".
+   */
+  ignored: Record<string, number>
 }
 
 export type GetStatusRequest = Record<string, never>

@@ -10,7 +10,7 @@ import type { Startable } from '../types.ts'
 import { TypedEmitter } from '../events.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
 import {
-  decodeAck, encodeAssignment, PAYLOAD_TYPES, TOPICS,
+  decodeAck, encodeAssignment, PAYLOAD_TYPES,
   type Assignment, type AssignmentAck, type Heartbeat, type JobResultNotice
 } from '../protocol/index.ts'
 import type { Mesh, MeshMessage, PeerView } from '../mesh/index.ts'
@@ -155,7 +155,9 @@ export function scheduler (init: SchedulerInit) {
         ackSignal.addEventListener('abort', () => reject(new AckTimeoutError(worker.nodeId, ackTimeoutMs)), { once: true })
       })
       try {
-        await c.mesh.publish(TOPICS.assignments, PAYLOAD_TYPES.assignment, payload)
+        // Every node sees the assignments topic, so the client's origin stays off it (the input, for now,
+        // does not: confidential job data on gossip is issue #9's encryption to the recipient).
+        await c.mesh.publish('assignments', { ...assignment, origin: null })
         sent({ jobId: job.jobId, workerId: worker.nodeId, via: path })
         return await acked
       } finally {
@@ -231,11 +233,11 @@ export function scheduler (init: SchedulerInit) {
       async start () {
         if (unsubscribe.length > 0) return
         unsubscribe = [
-          c.mesh.subscribe<AssignmentAck>(TOPICS.acks, (msg) => {
+          c.mesh.subscribe('acks', (msg) => {
             if (msg.value.schedulerId !== c.identity.nodeId) return
             acks.get(`${msg.value.jobId}/${msg.from}`)?.(msg.value)
           }),
-          c.mesh.subscribe<JobResultNotice>(TOPICS.receipts, (msg) => {
+          c.mesh.subscribe('receipts', (msg) => {
             // The mesh validator already verified the receipt and that the worker signed it.
             const receipt = decodeReceipt((msg.value.receipt as SignedEnvelope).payload)
             if (receipt.schedulerId !== c.identity.nodeId) return

@@ -7,10 +7,10 @@ import type { JobsService } from '../gateway/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { Startable } from '../types.ts'
 import {
-  decodeAssignment, encodeAck, encodeJobResult, PAYLOAD_TYPES, TOPICS,
+  decodeAssignment, encodeAck, PAYLOAD_TYPES,
   type Assignment, type AssignmentAck
 } from '../protocol/index.ts'
-import type { Mesh, MeshMessage } from '../mesh/index.ts'
+import type { Mesh } from '../mesh/index.ts'
 
 /** Outputs kept in memory for peers to fetch by hash after a job ends (bounded; older ones come from the store). */
 const MAX_SERVED_OUTPUTS = 256
@@ -111,7 +111,7 @@ export function workerAgent (init: WorkerInit) {
       while (served.size > MAX_SERVED_OUTPUTS) served.delete(served.keys().next().value as string)
       const inline = output.byteLength <= init.inlineBytes
       const notice = { receipt: job.receipt, output: inline ? output : new Uint8Array(), outputInline: inline, outputSize: output.byteLength, atMs: Date.now() }
-      await c.mesh.publish(TOPICS.receipts, PAYLOAD_TYPES.jobResult, encodeJobResult(notice))
+      await c.mesh.publish('receipts', notice)
     }
 
     return {
@@ -120,10 +120,10 @@ export function workerAgent (init: WorkerInit) {
       async start () {
         if (unsubscribe.length > 0) return
         unsubscribe = [
-          c.mesh.subscribe<Assignment>(TOPICS.assignments, (msg: MeshMessage<Assignment>) => {
+          c.mesh.subscribe('assignments', (msg) => {
             if (msg.value.workerId !== c.identity.nodeId) return
             handleAssignment(msg.envelope).then(async (r) => {
-              await c.mesh.publish(TOPICS.acks, PAYLOAD_TYPES.ack, r.envelope.payload)
+              await c.mesh.publish('acks', r.ack)
             }).catch((err: unknown) => logger.error({ err }, 'assignment handling failed'))
           }),
           c.jobs.on('job', (event) => {

@@ -4,7 +4,7 @@ import { envelopeFromWire } from '../../src/api/convert.ts'
 import { signEnvelope } from '../../src/envelope/index.ts'
 import { identityFromSeed } from '../../src/identity/index.ts'
 import type { Identity } from '../../src/identity/types.ts'
-import { decodeAck, encodeAssignment, PAYLOAD_TYPES, TOPICS, type Assignment, type JobResultNotice } from '../../src/protocol/index.ts'
+import { decodeAck, encodeAssignment, PAYLOAD_TYPES, type JobResultNotice } from '../../src/protocol/index.ts'
 import type { AssignmentSent } from '../../src/scheduler/index.ts'
 import { verifyReceipt } from '../../src/receipt/index.ts'
 import { containerYaml, startTestNode, text, waitJob, type TestNode, type TestNodeOptions } from '../helpers/node.ts'
@@ -64,7 +64,7 @@ function assignment (scheduler: Identity, workerId: string, fields: { jobId?: st
 function watchAssignments (gateway: TestNode, worker: TestNode): { sent: AssignmentSent[], gossiped: string[] } {
   const seen = { sent: [] as AssignmentSent[], gossiped: [] as string[] }
   gateway.node.scheduler?.on('assigned', (a) => seen.sent.push(a))
-  worker.node.mesh?.subscribe<Assignment>(TOPICS.assignments, (m) => seen.gossiped.push(m.value.jobId))
+  worker.node.mesh?.subscribe('assignments', (m) => seen.gossiped.push(m.value.jobId))
   return seen
 }
 
@@ -167,7 +167,7 @@ test('a job result is gossiped and anyone holding only the receipt can verify it
   const { gateway, worker } = await meshOf(t)
   const observer = await start(t, { mesh: { bootstrap: [meshAddr(worker)] }, node: { roles: ['validator', 'archive'] }, containers: [] })
   const notices: JobResultNotice[] = []
-  observer.node.mesh?.subscribe<JobResultNotice>(TOPICS.receipts, (m) => notices.push(m.value))
+  observer.node.mesh?.subscribe('receipts', (m) => notices.push(m.value))
   await eventually(() => observer.node.mesh?.livePeer(worker.node.identity.nodeId) ?? undefined)
   const { jobId } = await gateway.client.submitJob({ containerId: 'echo', input: text('gossiped') })
   await waitJob(gateway.client, jobId)

@@ -4,7 +4,6 @@ import { envelopeFromWire } from '../../src/api/convert.ts'
 import { defaultConfig } from '../../src/config/index.ts'
 import { identityFromSeed } from '../../src/identity/index.ts'
 import { mesh, type Mesh } from '../../src/mesh/index.ts'
-import { TOPICS, type Assignment } from '../../src/protocol/index.ts'
 import { verifyReceipt } from '../../src/receipt/index.ts'
 import type { AssignmentSent } from '../../src/scheduler/index.ts'
 import { silentLogger } from '../../src/telemetry/logger.ts'
@@ -109,7 +108,7 @@ test('a peer that heartbeats as a worker but never acknowledges is passed over a
   await silent.start()
   t.teardown(async () => await silent.stop())
   const received: string[] = []
-  silent.subscribe<Assignment>(TOPICS.assignments, (m) => { if (m.value.workerId === silentIdentity.nodeId) received.push(m.value.jobId) })
+  silent.subscribe('assignments', (m) => { if (m.value.workerId === silentIdentity.nodeId) received.push(m.value.jobId) })
   // Gossip flows both ways: the scheduler has its heartbeat, and it hears the scheduler's.
   await eventually(() => gateway.node.mesh?.livePeer(silentIdentity.nodeId)?.freeSlots === 64)
   await eventually(() => silent.livePeer(gateway.node.identity.nodeId))
