@@ -141,7 +141,7 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
     ? workerAgent({ trustedSchedulers: config.mesh.trustedSchedulers, inlineBytes: config.mesh.inlineBytes })({ mesh, jobs, identity, logger })
     : undefined
   const api = apiServer()({
-    config, identity, jobs, runtime, telemetry: tel, logger, hardware: toWireHardware(hardware),
+    config, identity, jobs, runsLocally: (id) => executor.serves([id]), runtime, telemetry: tel, logger, hardware: toWireHardware(hardware),
     version: VERSION, startedAtMs: Date.now(), images, mesh, worker
   })
   publicAddress = () => api.publicAddress()

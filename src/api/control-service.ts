@@ -68,7 +68,8 @@ async function status (c: ApiComponents): Promise<NodeStatus> {
     imageCacheHits: c.images?.stats().hits ?? 0,
     imageCacheMisses: c.images?.stats().misses ?? 0,
     imageCacheHitRatio: c.images?.stats().hitRatio ?? 1,
-    guardianRejections: stats.guardianRejections
+    guardianRejections: stats.guardianRejections,
+    meshJobsInFlight: stats.meshInFlight
   }
 }
 

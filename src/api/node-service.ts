@@ -6,7 +6,7 @@ import type { ApiComponents } from './types.ts'
 import type { JobEvent as WireJobEvent, NodeInfo, SubmitJobRequest } from '../protocol/index.ts'
 import { containerToWire, jobSummaryToWire, jobToWire, stateFromWire, stateToWire } from './convert.ts'
 import { InvalidRequestError, JobNotFoundError, toServiceError } from './errors.ts'
-import { containerInfos } from './containers.ts'
+import { containerInfos, liveStates } from './containers.ts'
 
 const MAX_LIST = 1000
 const DEFAULT_LIST = 100
@@ -79,7 +79,10 @@ export function nodeServiceHandlers (c: ApiComponents): grpc.UntypedServiceImple
       nodeId: c.identity.nodeId,
       version: c.version,
       roles: c.config.node.roles,
-      containers: (await containerInfos(c)).map(([cfg, present]) => containerToWire(cfg, present)),
+      containers: await (async () => {
+        const live = liveStates(c)
+        return (await containerInfos(c)).map(([cfg, present]) => containerToWire(cfg, present, live.get(cfg.id)))
+      })(),
       hardware: c.hardware,
       uptimeMs: Date.now() - c.startedAtMs
     })),

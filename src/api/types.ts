@@ -14,6 +14,8 @@ export interface ApiComponents {
   identity: Identity
   /** The jobs service: every job RPC is a thin adapter over it. */
   jobs: JobsService
+  /** Whether this node runs a container itself (else it admits jobs for it and workers on the mesh run them). */
+  runsLocally: (containerId: string) => boolean
   runtime: Runtime
   telemetry: Telemetry
   logger: Logger

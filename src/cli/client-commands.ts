@@ -90,7 +90,7 @@ export async function runStatus (argv: string[], io: CliIo): Promise<number> {
       ['Uptime', formatDuration(s.uptimeMs)],
       ['Jobs Served', `${s.jobsServed} (${s.succeeded} succeeded, ${s.failed} failed)`],
       ['Avg Latency', s.jobsServed > 0 ? `${s.avgLatencyMs.toFixed(1)} ms (last 50 jobs)` : '-'],
-      ['Active Jobs', `${s.activeJobs} running, ${s.queuedJobs} queued`],
+      ['Active Jobs', `${s.activeJobs} running${s.meshJobsInFlight > 0 ? ` (${s.meshJobsInFlight} on mesh workers)` : ''}, ${s.queuedJobs} queued`],
       ['CPU', `${s.cpuPercent.toFixed(1)} % of one core (node process)`],
       ['RAM', `${formatBytes(s.rssBytes)} node RSS; host ${formatBytes(s.memoryUsedBytes)} used of ${formatBytes(s.memoryTotalBytes)}`],
       ['Image Cache', s.imageCacheHits + s.imageCacheMisses === 0 ? 'no lookups yet' : `${(s.imageCacheHitRatio * 100).toFixed(1)} % hits (${s.imageCacheHits} hits, ${s.imageCacheMisses} fetched)`],

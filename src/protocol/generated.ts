@@ -91,6 +91,8 @@ export interface NodeStatus {
   imageCacheHitRatio: number
   /** Jobs refused by the Guardian since start. */
   guardianRejections: number
+  /** Mesh jobs awaiting their worker now (part of active_jobs; they hold no executor slot). */
+  meshJobsInFlight: number
 }
 
 export type ListContainersRequest = Record<string, never>
@@ -287,6 +289,7 @@ export interface ContainerInfo {
   /**
    * Service containers: pulling, starting, healthy, unhealthy, restarting, stopped, failed.
    * One-shot containers: "ready" when the image is present, else "missing".
+   * "mesh": this node admits jobs for it (a gateway) and workers on the mesh run them.
    */
   state: string
   restarts: number

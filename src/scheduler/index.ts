@@ -133,10 +133,10 @@ export function scheduler (init: SchedulerInit) {
         origin: { ip: job.origin.ip, peerId: job.origin.peerId, delegate: job.origin.delegate, gatewayId: c.identity.nodeId }
       }
       const payload = encodeAssignment(assignment)
-      const ackSignal = AbortSignal.any([signal, AbortSignal.timeout(ackTimeoutMs)])
       const target = preferred === 'grpc' ? grpcTarget(worker.grpcAddress, connectedFrom) : ''
       let path: AssignmentSent['via'] = 'gossip'
       if (target !== '' && c.grpc !== undefined) {
+        const ackSignal = AbortSignal.any([signal, AbortSignal.timeout(ackTimeoutMs)])
         try {
           const env = await c.grpc.assign(target, signEnvelope(c.identity, PAYLOAD_TYPES.assignment, payload), ackSignal)
           const ack = verifiedAck(env, job.jobId, worker.nodeId)
@@ -150,6 +150,8 @@ export function scheduler (init: SchedulerInit) {
           logger.info({ job: job.jobId, worker: worker.nodeId, err: (err as Error).message }, 'gRPC assignment failed; sending it by gossip')
         }
       }
+      // The gossip path gets its own ack budget: a failed gRPC attempt must not use it up.
+      const ackSignal = AbortSignal.any([signal, AbortSignal.timeout(ackTimeoutMs)])
       const acked = new Promise<AssignmentAck>((resolve, reject) => {
         acks.set(`${job.jobId}/${worker.nodeId}`, resolve)
         ackSignal.addEventListener('abort', () => reject(new AckTimeoutError(worker.nodeId, ackTimeoutMs)), { once: true })

@@ -77,7 +77,13 @@ test('by default a job is assigned through the worker\'s gRPC AssignJob, which n
   t.is(Buffer.from(done.output).toString(), 'point to point')
   t.deepEqual(seen.sent.map((a) => `${a.jobId}:${a.workerId}:${a.via}`), [`${jobId}:${worker.node.identity.nodeId}:grpc`])
   t.deepEqual(seen.gossiped, [], 'nothing went over the assignments topic')
-  t.regex(await (await fetch(gateway.node.telemetry.metricsUrl())).text(), /inframind_assignments_sent_total\{via="grpc"\} 1/)
+  const metrics = await (await fetch(gateway.node.telemetry.metricsUrl())).text()
+  t.regex(metrics, /inframind_assignments_sent_total\{via="grpc"\} 1/)
+  t.regex(metrics, /inframind_jobs_total\{container="echo",status="success",lane="mesh"\} 1/)
+  // The gateway lists what it admits and runs none of it: no container, no image check, state "mesh".
+  t.deepEqual((await gateway.control.listContainers()).map((c) => `${c.id}:${c.state}`), ['echo:mesh', 'sentiment:mesh'])
+  t.deepEqual(gateway.node.runtime.containerStatuses(), [])
+  t.is((await gateway.control.getStatus()).meshJobsInFlight, 0)
 })
 
 test('when the worker\'s gRPC port cannot be reached, the same assignment goes by gossip', async (t) => {
