@@ -1,3 +1,4 @@
+import type { ExecutionContext } from 'ava'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
 import os from 'node:os'
@@ -111,4 +112,29 @@ export async function waitJob (client: NodeClient, jobId: string): Promise<WireJ
     if (event.job !== null) return event.job
   }
   return await client.getJob(jobId)
+}
+
+/** startTestNode, destroyed when the test ends (pass or fail). */
+export async function startFor (t: ExecutionContext, opts: TestNodeOptions = {}): Promise<TestNode> {
+  const n = await startTestNode(opts)
+  t.teardown(async () => await n.destroy())
+  return n
+}
+
+/** The node's mesh address that names its peer id (what another node bootstraps from). */
+export function meshAddr (n: TestNode): string {
+  const addr = n.node.mesh?.addresses().find((a) => a.includes('/p2p/'))
+  if (addr === undefined) throw new Error('node has no mesh address')
+  return addr
+}
+
+/** Polls `fn` until it returns a value (not undefined, null or false); throws after timeoutMs. */
+export async function eventually<T> (fn: () => T | undefined | null | false, timeoutMs = 20_000): Promise<T> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    const v = fn()
+    if (v !== undefined && v !== null && v !== false) return v
+    if (Date.now() > until) throw new Error('condition not met in time')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
 }

@@ -7,31 +7,12 @@ import type { Identity } from '../../src/identity/types.ts'
 import { decodeAck, encodeAssignment, PAYLOAD_TYPES, type JobResultNotice } from '../../src/protocol/index.ts'
 import type { AssignmentSent } from '../../src/scheduler/index.ts'
 import { verifyReceipt } from '../../src/receipt/index.ts'
-import { containerYaml, startTestNode, text, waitJob, type TestNode, type TestNodeOptions } from '../helpers/node.ts'
+import { containerYaml, eventually, meshAddr, startFor as start, text, waitJob, type TestNode } from '../helpers/node.ts'
 
 // Real nodes (LevelDB, Docker, gRPC, libp2p over 127.0.0.1): a scheduler+gateway and workers.
 
-async function start (t: ExecutionContext, opts: TestNodeOptions): Promise<TestNode> {
-  const n = await startTestNode(opts)
-  t.teardown(async () => await n.destroy())
-  return n
-}
 
-function meshAddr (n: TestNode): string {
-  const addr = n.node.mesh?.addresses().find((a) => a.includes('/p2p/'))
-  if (addr === undefined) throw new Error('node has no mesh address')
-  return addr
-}
 
-async function eventually<T> (fn: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const until = Date.now() + timeoutMs
-  for (;;) {
-    const v = fn()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > until) throw new Error('condition not met in time')
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
 
 async function meshOf (t: ExecutionContext, gatewayMesh: Record<string, unknown> = {}): Promise<{ gateway: TestNode, worker: TestNode }> {
   const worker = await start(t, { mesh: {}, containers: [containerYaml('echo')] })

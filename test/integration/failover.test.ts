@@ -7,32 +7,13 @@ import { mesh, type Mesh } from '../../src/mesh/index.ts'
 import { verifyReceipt } from '../../src/receipt/index.ts'
 import type { AssignmentSent } from '../../src/scheduler/index.ts'
 import { silentLogger } from '../../src/telemetry/logger.ts'
-import { containerYaml, startTestNode, text, waitJob, type TestNode, type TestNodeOptions } from '../helpers/node.ts'
+import { containerYaml, eventually, meshAddr, startFor as start, text, waitJob, type TestNode, type TestNodeOptions } from '../helpers/node.ts'
 
 // Scheduler failover with real nodes (LevelDB, Docker, gRPC on port 0, libp2p on 127.0.0.1): a
 // gateway+scheduler that runs nothing itself, workers that refuse, stay silent or leave.
 
-async function start (t: ExecutionContext, opts: TestNodeOptions): Promise<TestNode> {
-  const n = await startTestNode(opts)
-  t.teardown(async () => await n.destroy())
-  return n
-}
 
-function meshAddr (n: TestNode): string {
-  const addr = n.node.mesh?.addresses().find((a) => a.includes('/p2p/'))
-  if (addr === undefined) throw new Error('node has no mesh address')
-  return addr
-}
 
-async function eventually<T> (fn: () => T | undefined | null | false, timeoutMs = 20_000): Promise<T> {
-  const until = Date.now() + timeoutMs
-  for (;;) {
-    const v = fn()
-    if (v !== undefined && v !== null && v !== false) return v
-    if (Date.now() > until) throw new Error('condition not met in time')
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
 
 /** A gateway+scheduler that admits echo (its Guardian and limits apply) and runs none of it. */
 async function gatewayNode (t: ExecutionContext): Promise<TestNode> {

@@ -59,6 +59,41 @@ function statesOf (h: Harness, id: string): ContainerState[] {
   return h.events.filter((e) => e.containerId === id).map((e) => e.state)
 }
 
+/** Waits until the container's states satisfy `done` (`what` names the condition in the error). */
+async function until (h: Harness, id: string, what: string, done: (states: ContainerState[]) => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!done(statesOf(h, id))) {
+    if (Date.now() > deadline) {
+      throw new Error(`${id}: ${what} not seen within ${timeoutMs} ms; events: ${statesOf(h, id).join(' > ')}; status: ${JSON.stringify(statusOf(h, id))}`)
+    }
+    await sleep(25)
+  }
+}
+
+const count = (states: ContainerState[], state: ContainerState): number => states.filter((s) => s === state).length
+
+/**
+ * Every move the service monitor (src/runtime/services.ts, service-instance.ts) can make. Which of them
+ * a service takes may depend on timing: on a busy machine a health check can notice a crash before the
+ * exit watcher does (`unhealthy` first), and a slow warm-up can run past its startup timeout (a restart).
+ * So tests check that what they saw is a path of this machine, and assert only the moves that must happen.
+ */
+const NEXT: Partial<Record<ContainerState, readonly ContainerState[]>> = {
+  stopped: ['pulling'],
+  pulling: ['starting', 'failed', 'stopped'],
+  starting: ['healthy', 'restarting', 'failed', 'stopped'],
+  healthy: ['unhealthy', 'restarting', 'failed', 'stopped'],
+  unhealthy: ['restarting', 'failed'],
+  restarting: ['starting', 'stopped'],
+  failed: ['stopped']
+}
+
+function assertValidPath (t: ExecutionContext, states: ContainerState[]): void {
+  t.is(states[0], 'pulling', `a service's life begins with its image (path: ${states.join(' > ')})`)
+  const bad = states.findIndex((to, i) => i > 0 && NEXT[states[i - 1]!]?.includes(to) !== true)
+  t.is(bad, -1, `${states[bad - 1]} > ${states[bad]} is not a move of the service state machine (path: ${states.join(' > ')})`)
+}
+
 async function fails (t: ExecutionContext, promise: Promise<unknown>, name: string, code: string): Promise<Error & Record<string, unknown>> {
   const err = await t.throwsAsync(promise) as Error & Record<string, unknown>
   t.is(err?.name, name, `error name (message: ${err?.message})`)
@@ -77,16 +112,20 @@ test.afterEach.always(async (t) => {
   t.deepEqual((await ourContainers()).map((c) => c.Names.join(',')), [], 'no service container left behind')
 })
 
-test.serial('the nlp image as a warm service: pulling > starting > healthy, then answers jobs', async (t) => {
+test.serial('the nlp image as a warm service: pulled, started, healthy, then answers jobs', async (t) => {
   const nlp = serviceContainer(sid('nlp'), 'serve', { env: { TASK: 'analyze' } })
   const h = harness([nlp])
-  const began = Date.now()
   await h.runtime.start()
-  t.true(Date.now() - began < 2000, 'start() does not wait for the service to warm up')
+  t.false(statesOf(h, nlp.id).includes('healthy'), 'start() does not wait for the service to warm up')
   await reach(h, nlp.id, 'healthy')
-  t.deepEqual(statesOf(h, nlp.id), ['pulling', 'starting', 'healthy'])
+  const states = statesOf(h, nlp.id)
+  assertValidPath(t, states)
+  t.deepEqual(states.slice(0, 2), ['pulling', 'starting'])
   const status = statusOf(h, nlp.id)
-  t.like(status, { mode: 'service', state: 'healthy', restarts: 0, lastError: '' })
+  t.like(status, { mode: 'service', state: 'healthy' })
+  // A warm-up slower than its startup timeout (a busy machine) is a restart: counted, and it says why.
+  t.is(status.restarts, count(states, 'restarting'))
+  t.is(status.lastError === '', status.restarts === 0, `lastError: ${status.lastError}`)
   t.true(status.hostPort > 0)
 
   const result = await call(h, nlp, 'I absolutely love the new release on Monday, it is wonderful!')
@@ -148,17 +187,22 @@ test.serial('the published port is bound to 127.0.0.1 only, in the job sandbox, 
 })
 
 test.serial('a warm container that crashes is restarted and jobs go on succeeding', async (t) => {
-  const svc = serviceContainer(sid('crash'), 'testserver')
+  // Health checks far apart: the crash is then noticed by the exit watcher, whose reason (the exit code
+  // and last output) is under test here; every 200 ms, a busy machine lets a refused health check win.
+  const svc = serviceContainer(sid('crash'), 'testserver', { service: { healthIntervalMs: 60_000 } })
   const h = harness([svc])
   await h.runtime.start()
   await reach(h, svc.id, 'healthy')
   t.is(text(await call(h, svc, 'before')), 'before')
+  const restartsBefore = count(statesOf(h, svc.id), 'restarting')
 
   await fails(t, call(h, svc, 'crash'), 'ServiceCallError', 'SERVICE_CALL_FAILED')
-  await reach(h, svc.id, 'healthy', 20_000, 2)
-  t.deepEqual(statesOf(h, svc.id), ['pulling', 'starting', 'healthy', 'restarting', 'starting', 'healthy'])
+  await until(h, svc.id, 'a restart after the crash, then healthy', (s) => count(s, 'restarting') > restartsBefore && s.at(-1) === 'healthy')
+  const states = statesOf(h, svc.id)
+  assertValidPath(t, states)
   const status = statusOf(h, svc.id)
-  t.is(status.restarts, 1)
+  t.is(status.state, 'healthy')
+  t.is(status.restarts, count(states, 'restarting'))
   t.regex(status.lastError, /exited with code 3/)
   t.regex(status.lastError, /crashing: asked to by a job/, 'the last output says why')
   for (let i = 0; i < 3; i++) t.is(text(await call(h, svc, `after ${i}`)), `after ${i}`)
@@ -170,15 +214,20 @@ test.serial('a container that crashes after N jobs keeps coming back; the restar
   await h.runtime.start()
   let served = 0
   for (let round = 1; round <= 2; round++) {
-    await reach(h, svc.id, 'healthy', 20_000, round)
+    await until(h, svc.id, `healthy (round ${round})`, (s) => s.at(-1) === 'healthy')
+    const restartsBefore = count(statesOf(h, svc.id), 'restarting')
     t.is(text(await call(h, svc, `r${round}a`)), `r${round}a`)
     t.is(text(await call(h, svc, `r${round}b`)), `r${round}b`)
     served += 2
-    await reach(h, svc.id, 'restarting', 20_000, round)
+    // The second answer was its last: the server exits, seen by the exit watcher or by health checks.
+    await until(h, svc.id, `a restart after round ${round}`, (s) => count(s, 'restarting') > restartsBefore)
   }
-  await reach(h, svc.id, 'healthy', 20_000, 3)
+  await until(h, svc.id, 'healthy after the last crash', (s) => s.at(-1) === 'healthy')
   t.is(served, 4)
-  t.is(statusOf(h, svc.id).restarts, 2)
+  const states = statesOf(h, svc.id)
+  assertValidPath(t, states)
+  t.true(count(states, 'restarting') >= 2, states.join(' > '))
+  t.is(statusOf(h, svc.id).restarts, count(states, 'restarting'))
   t.is(text(await call(h, svc, 'still here')), 'still here')
 })
 
@@ -186,22 +235,24 @@ test.serial('a container that never becomes ready ends failed while another serv
   const never = serviceContainer(sid('never'), 'testserver', { env: { READY_AFTER_MS: 'never' }, service: { startupTimeoutMs: 3000, maxRestarts: 1 } })
   const good = serviceContainer(sid('good'), 'testserver')
   const h = harness([never, good])
-  const began = Date.now()
   await h.runtime.start()
-  t.true(Date.now() - began < 2000, 'start() returns without waiting for either service')
+  t.false(statesOf(h, good.id).includes('healthy') || statesOf(h, never.id).includes('healthy'), 'start() returns without waiting for either service')
   await reach(h, good.id, 'healthy')
   t.is(text(await call(h, good, 'served while the other warms up')), 'served while the other warms up')
+  // Which of these it is depends on how long `good` took to warm up; it is never serving.
   const early = await fails(t, call(h, never, 'x'), 'ServiceUnavailableError', 'SERVICE_UNAVAILABLE')
-  t.is(early.state, 'starting')
+  t.true(['pulling', 'starting', 'restarting', 'failed'].includes(early.state as string), `state ${String(early.state)}`)
 
   await reach(h, never.id, 'failed', 20_000)
+  // The only path for a service that never gets ready, with max_restarts 1, whatever the timing.
   t.deepEqual(statesOf(h, never.id), ['pulling', 'starting', 'restarting', 'starting', 'failed'])
   const status = statusOf(h, never.id)
   t.like(status, { state: 'failed', restarts: 1, hostPort: 0 })
   t.log(status.lastError)
   t.regex(status.lastError, /gave up after 1 restart/)
   t.regex(status.lastError, /not ready within startup_timeout_ms \(3000 ms\)/)
-  t.regex(status.lastError, /HTTP 503/)
+  // The last full health check's answer: the server's 503, or no answer in time on a loaded machine.
+  t.regex(status.lastError, /GET \/health (answered HTTP 503|did not answer within 1000 ms)/)
   const err = await fails(t, call(h, never, 'x'), 'ServiceUnavailableError', 'SERVICE_UNAVAILABLE')
   t.is(err.state, 'failed')
   t.regex(err.message, /not ready within/)
@@ -215,18 +266,19 @@ test.serial('a server that dies at startup is retried with doubling backoff, the
   const h = harness([svc])
   await h.runtime.start()
   await reach(h, svc.id, 'failed', 30_000)
+  // The only path for a server that always exits at startup, with max_restarts 2, whatever the timing.
   t.deepEqual(statesOf(h, svc.id), ['pulling', 'starting', 'restarting', 'starting', 'restarting', 'starting', 'failed'])
   const status = statusOf(h, svc.id)
   t.is(status.restarts, 2)
   t.log(status.lastError)
   t.regex(status.lastError, /exited with code 1/)
   t.regex(status.lastError, /PORT must be a TCP port/)
-  // Delay between each `restarting` and the following `starting`: 300 ms, then 600 ms.
+  // The delays doubled (as announced in each `restarting`), and each was waited out before the next
+  // `starting`. How much longer a restart took (container removal, a busy machine) is not asserted.
   const events = h.events.filter((e) => e.containerId === svc.id)
-  const gaps = events.flatMap((e, i) => e.state === 'restarting' ? [(events[i + 1]?.atMs ?? 0) - e.atMs] : [])
-  t.is(gaps.length, 2)
-  t.true((gaps[0] ?? 0) >= 280 && (gaps[0] ?? 0) < 1500, `first backoff ${gaps[0]} ms`)
-  t.true((gaps[1] ?? 0) >= 580 && (gaps[1] ?? 0) < 2000, `second backoff ${gaps[1]} ms`)
+  const restarts = events.flatMap((e, i) => e.state === 'restarting' ? [{ planned: Number(/restart \d+ in (\d+) ms$/.exec(e.detail)?.[1]), gap: (events[i + 1]?.atMs ?? 0) - e.atMs }] : [])
+  t.deepEqual(restarts.map((r) => r.planned), [300, 600])
+  for (const r of restarts) t.true(r.gap >= r.planned - 20, `waited ${r.gap} ms of a planned ${r.planned} ms`)
 })
 
 test.serial('a service that turns unhealthy is restarted', async (t) => {
@@ -234,11 +286,16 @@ test.serial('a service that turns unhealthy is restarted', async (t) => {
   const h = harness([svc])
   await h.runtime.start()
   await reach(h, svc.id, 'healthy')
+  const sickFrom = statesOf(h, svc.id).length
   t.is(text(await call(h, svc, 'unhealthy')), 'ok')
-  await reach(h, svc.id, 'healthy', 20_000, 2)
-  t.deepEqual(statesOf(h, svc.id), ['pulling', 'starting', 'healthy', 'unhealthy', 'restarting', 'starting', 'healthy'])
-  t.regex(statusOf(h, svc.id).lastError, /2 health check\(s\) failed in a row \(last: GET \/health answered HTTP 503\)/)
-  t.is(statusOf(h, svc.id).restarts, 1)
+  await until(h, svc.id, 'a restart, then healthy', (s) => s.slice(sickFrom).includes('restarting') && s.at(-1) === 'healthy')
+  const states = statesOf(h, svc.id)
+  assertValidPath(t, states)
+  // A server that stays up but fails its checks can only leave `healthy` as `unhealthy`.
+  t.deepEqual(states.slice(sickFrom, sickFrom + 2), ['unhealthy', 'restarting'])
+  const sick = h.events.filter((e) => e.containerId === svc.id && e.state === 'unhealthy')[0]
+  t.regex(sick?.detail ?? '', /^2 health check\(s\) failed in a row \(last: GET \/health (answered HTTP 503|did not answer within 1000 ms)\)/)
+  t.is(statusOf(h, svc.id).restarts, count(states, 'restarting'))
   t.is(text(await call(h, svc, 'recovered')), 'recovered')
 })
 
@@ -270,12 +327,15 @@ test.serial('limits hold for service calls: timeout, abort, output cap, output s
   await h.runtime.start()
   await Promise.all([reach(h, svc.id, 'healthy'), reach(h, json.id, 'healthy')])
 
+  // Bounds that must hold however busy the machine: not before the limit, and not by waiting for the answer.
   let began = Date.now()
   await fails(t, call(h, svc, 'sleep:5000'), 'ContainerTimeoutError', 'CONTAINER_TIMEOUT')
-  t.true(Date.now() - began < 2500, 'the call ends at its timeout')
+  let took = Date.now() - began
+  t.true(took >= 780 && took < 5000, `the call ends at its timeout (${took} ms)`)
   began = Date.now()
   await fails(t, call(h, svc, 'sleep:5000', AbortSignal.timeout(300)), 'RunAbortedError', 'ABORTED')
-  t.true(Date.now() - began < 2000)
+  took = Date.now() - began
+  t.true(took >= 280 && took < 5000, `the call ends at the abort (${took} ms)`)
   await fails(t, call(h, svc, 'big:200000'), 'OutputTooLargeError', 'OUTPUT_TOO_LARGE')
   t.is(text(await call(h, svc, 'big:1000')), 'x'.repeat(1000), 'exactly at the cap is fine')
   await fails(t, call(h, json, 'not json'), 'OutputSchemaError', 'OUTPUT_SCHEMA')
@@ -288,9 +348,9 @@ test.serial('a job to a service that is not healthy fails fast with SERVICE_UNAV
   const h = harness([svc])
   await h.runtime.start()
   await reach(h, svc.id, 'starting')
-  const began = Date.now()
   const err = await fails(t, call(h, svc, 'x'), 'ServiceUnavailableError', 'SERVICE_UNAVAILABLE')
-  t.true(Date.now() - began < 100, `failed in ${Date.now() - began} ms`)
+  // Fast = without waiting for the service to get ready (it answers its health checks 2.5 s after start).
+  t.false(statesOf(h, svc.id).includes('healthy'), 'the job failed before the service got ready')
   t.is(err.state, 'starting')
   // A service the runtime was not given is never called either.
   const unknown = serviceContainer(sid('unknown'), 'testserver')
