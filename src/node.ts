@@ -105,19 +105,16 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
   })({ logger })
   const executor = executorComponent({ concurrency: config.jobs.concurrency, containers: localContainers })({ runtime, logger })
 
-  // The API binds after the mesh has started (its ports may be 0), so each heartbeat reads its address then.
-  let publicAddress = (): string => ''
+  // Where peers can call this node's gRPC: known once the API has bound (after the mesh started; its
+  // port may be 0), so heartbeats carry '' until then and that address from then on.
+  let grpcAddress = ''
   const mesh: Mesh | undefined = onMesh
     ? meshComponent({ config: config.mesh, roles, containers: roles.includes('worker') ? config.containers.map((c) => c.id) : [] })({
       identity,
       logger,
       heartbeat: heartbeatFields({
         hardware,
-        grpcAddress: () => reachableAddress(publicAddress(), {
-          publicHost: config.api.public.host,
-          meshAddresses: [...config.mesh.announce, ...config.mesh.listen],
-          behindNat: config.mesh.behindNat
-        }),
+        grpcAddress: () => grpcAddress,
         slots: () => executor.stats(),
         jobs: () => jobs.stats(),
         cacheHitRatio: () => images.stats().hitRatio
@@ -144,7 +141,6 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
     config, identity, jobs, runsLocally: (id) => executor.serves([id]), runtime, telemetry: tel, logger, hardware: toWireHardware(hardware),
     version: VERSION, startedAtMs: Date.now(), images, mesh, worker
   })
-  publicAddress = () => api.publicAddress()
 
   // Dependency order: the jobs service resumes stored jobs only once the mesh and scheduler can take them.
   const parts: Part[] = [
@@ -200,6 +196,11 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
         for (const r of results.filter((x) => !x.ok)) logger.warn({ container: r.containerId, image: r.image, error: r.error }, 'image prefetch failed')
       }, (err: unknown) => logger.warn({ err }, 'image prefetch failed'))
     }
+    grpcAddress = reachableAddress(api.publicAddress(), {
+      publicHost: config.api.public.host,
+      meshAddresses: [...config.mesh.announce, ...config.mesh.listen],
+      behindNat: config.mesh.behindNat
+    })
     // Publish a heartbeat now that the gRPC address is known, rather than at the next tick.
     await mesh?.heartbeatNow().catch(() => {})
     await writeNodeFile(config, identity, api, tel, mesh).catch((err: unknown) => logger.warn({ err }, 'could not write node.json'))
