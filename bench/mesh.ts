@@ -3,8 +3,6 @@
  * node processes on loopback, with a trivial warm container so container time is (almost) nothing;
  * beside raw gossipsub propagation among the same number of plain libp2p nodes, measured in the same run.
  */
-import { readFile } from 'node:fs/promises'
-import os from 'node:os'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { createLibp2p, type Libp2p } from 'libp2p'
@@ -19,6 +17,8 @@ import { startDevnet } from '../src/cli/devnet.ts'
 import { decodeReceipt } from '../src/receipt/index.ts'
 import { fastMessageId, MESH_DEGREE } from '../src/mesh/libp2p.ts'
 import { summarise, type Summary } from './stats.ts'
+import { cpuMs, rssMiB, settle } from './proc.ts'
+import { warmEcho } from './warm-echo.ts'
 import type { BenchContext } from './run.ts'
 
 export interface MeshSizeResult {
@@ -39,40 +39,6 @@ export interface MeshSizeResult {
   jobsPerSecond: number
   /** CPU time per job (user + system, idle work included), summed over every node process. */
   meshCpuMsPerJob: number
-}
-
-/** Settled = the node processes together use under half the machine over a 5 s window. */
-const SETTLE_WINDOW_MS = 5_000
-const SETTLE_LIMIT_MS = 180_000
-
-/**
- * Waits for the mesh to finish starting (connections, identify, DHT walks and provider records keep a
- * fresh mesh busy for a while), so latency is measured in steady state. Returns the time waited.
- */
-async function settle (pids: Array<number | undefined>): Promise<number> {
-  const start = Date.now()
-  const budget = os.availableParallelism() * SETTLE_WINDOW_MS / 2
-  for (;;) {
-    const before = await Promise.all(pids.map(async (p) => await cpuMs(p)))
-    await new Promise((resolve) => setTimeout(resolve, SETTLE_WINDOW_MS))
-    const after = await Promise.all(pids.map(async (p) => await cpuMs(p)))
-    const used = after.reduce((sum, a, i) => sum + a - before[i]!, 0)
-    if (used < budget || Date.now() - start > SETTLE_LIMIT_MS) return Date.now() - start
-  }
-}
-
-/** User + system CPU time of a process so far, ms (from /proc; clock ticks are 10 ms). */
-async function cpuMs (pid: number | undefined): Promise<number> {
-  if (pid === undefined) return 0
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) * 10
-}
-
-async function rssMiB (pid: number | undefined): Promise<number> {
-  if (pid === undefined) return 0
-  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024
 }
 
 /** Connections per node in the raw gossip baseline (beyond 11 nodes). */
@@ -144,13 +110,7 @@ async function rawGossip (n: number, messages: number): Promise<Summary> {
 }
 
 export async function benchMesh (ctx: BenchContext, opts: { sizes: number[], jobs: number }): Promise<MeshSizeResult[]> {
-  const lock = JSON.parse(await readFile(path.join(ctx.root, 'containers', 'images.lock.json'), 'utf8')) as Record<string, string>
-  // The nlp image's test server echoes its input: a warm container that costs well under a millisecond.
-  const warmEcho = {
-    id: 'echo-warm', image: 'inframind/nlp:1', digest: lock['inframind/nlp:1'], command: ['testserver'], mode: 'service',
-    service: { port: 8080, startup_timeout_ms: 60_000, health_interval_ms: 5_000 },
-    resources: { cpus: 0.5, memory: '128m', pids: 32 }, timeout_ms: 10_000, input_schema: 'text', output_schema: 'text'
-  }
+  const echo = await warmEcho(ctx.root)
   const results: MeshSizeResult[] = []
   for (const n of opts.sizes) {
     process.stderr.write(`bench: mesh of ${n} nodes\n`)
@@ -159,7 +119,7 @@ export async function benchMesh (ctx: BenchContext, opts: { sizes: number[], job
       baseDir: path.join(ctx.tmp, `mesh-${n}`),
       warmOnFirstWorker: false,
       // A few warm workers are enough to serve; every node still takes part in the gossip mesh.
-      workerContainers: { count: Math.min(3, n - 2), containers: [warmEcho] },
+      workerContainers: { count: Math.min(3, n - 2), containers: [echo] },
       logLevel: 'warn',
       progress: () => {}
     })

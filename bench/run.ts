@@ -2,7 +2,9 @@
  * `npm run bench`: side-by-side measurements in one run, written to bench/results/.
  *   1. one-shot job through the node (gRPC submit → result) vs `docker run --rm` of the same image and input, paired;
  *   2. envelope sign/verify per second, node:crypto vs tweetnacl, on the same key and bytes;
- *   3. idle node RSS (a real node process, after it settles).
+ *   3. idle node RSS (a real node process, after it settles);
+ *   4. a warm service container through the node vs direct HTTP; 5. mesh latency vs raw gossipsub;
+ *   6. mesh throughput: 64 clients through one gateway vs the sum of its warm workers' own throughput.
  * Timings are not asserted anywhere: this machine is shared and noisy, so we record ratios.
  */
 import { spawn } from 'node:child_process'
@@ -15,6 +17,7 @@ import { benchSigning } from './signing.ts'
 import { benchIdleRss } from './idle.ts'
 import { benchService } from './service.ts'
 import { benchMesh } from './mesh.ts'
+import { benchThroughput, type LoadResult, type ThroughputResult } from './throughput.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const RESULTS = path.join(ROOT, 'bench', 'results')
@@ -31,7 +34,7 @@ async function dockerVersion (): Promise<string> {
   })
 }
 
-/** `npm run bench [-- --quick] [-- --only oneshot,signing,idle,service,mesh] [-- --mesh-sizes 3,10,25]` */
+/** `npm run bench [-- --quick] [-- --only oneshot,signing,idle,service,mesh,throughput] [-- --mesh-sizes 3,10,25]` */
 async function main (): Promise<void> {
   const quick = process.argv.includes('--quick')
   const onlyArg = process.argv[process.argv.indexOf('--only') + 1]
@@ -53,6 +56,9 @@ async function main (): Promise<void> {
     process.stderr.write('bench: warm service container through the node vs direct HTTP (paired)\n')
     const service = want('service') ? await benchService(ctx, { pairs: quick ? 50 : 300, seconds: quick ? 1 : 3 }) : previous.service
     const mesh = want('mesh') ? await benchMesh(ctx, { sizes: meshSizes, jobs: quick ? 30 : 200 }) : previous.mesh
+    const throughput = (want('throughput')
+      ? await benchThroughput(ctx, { nodes: 10, warmWorkers: 3, clients: 64, warmupSeconds: quick ? 2 : 5, seconds: quick ? 5 : 20 })
+      : previous.throughput) as ThroughputResult | undefined
     const mesh10 = (mesh as Array<{ nodes: number, failed?: number, meshOverhead: { p50: number, p99: number } }> | undefined)?.find((m) => m.nodes === 10 && (m.failed ?? 0) === 0)
 
     const results = {
@@ -63,13 +69,15 @@ async function main (): Promise<void> {
       idle,
       service,
       mesh,
+      throughput,
       targets: {
         serviceOverheadP50Ms: { target: '<= 1', value: service?.overheadP50Ms, met: service !== undefined && service.overheadP50Ms <= 1 },
         mesh10P50Ms: { target: '<= 30', value: mesh10?.meshOverhead.p50, met: mesh10 !== undefined && mesh10.meshOverhead.p50 <= 30 },
         mesh10P99Ms: { target: '<= 150', value: mesh10?.meshOverhead.p99, met: mesh10 !== undefined && mesh10.meshOverhead.p99 <= 150 },
         oneShotRatio: { target: '<= 1.0', value: oneShot.ratioOfMedians, met: oneShot.ratioOfMedians <= 1.0 },
         verifyPerSecond: { target: '>= 4000', value: signing.receiptVerifyPerSecond, met: signing.receiptVerifyPerSecond >= 4000 },
-        idleRssMiB: { target: '<= 150', value: idle.rssMiB, met: idle.rssMiB <= 150 }
+        idleRssMiB: { target: '<= 150', value: idle.rssMiB, met: idle.rssMiB <= 150 },
+        throughputRatio: { target: '>= 0.5', value: throughput?.ratio, met: throughput !== undefined && throughput.ratio >= 0.5 }
       }
     }
     await mkdir(RESULTS, { recursive: true })
@@ -112,11 +120,34 @@ function render (r: any): string {
     ]),
     ...(r.mesh === undefined ? [] : r.mesh.map((m: any) =>
       `| mesh job, ${m.nodes} nodes (${m.jobs} jobs${m.failed > 0 ? `, ${m.failed} FAILED` : ''}), container time excluded | p50 ${ms(m.meshOverhead.p50)}, p99 ${ms(m.meshOverhead.p99)} (end to end p50 ${ms(m.endToEnd.p50)}) | raw gossipsub to ${m.nodes - 1} peers: p50 ${ms(m.rawGossip.p50)}, p99 ${ms(m.rawGossip.p99)} | RSS per node: gateway ${m.rssMiB.gateway.toFixed(0)} MiB, worker ${m.rssMiB.workerMean.toFixed(0)} MiB, validator ${m.rssMiB.validator.toFixed(0)} MiB; ${m.jobsPerSecond === undefined ? '' : `${m.jobsPerSecond.toFixed(0)} jobs/s one at a time, ${m.meshCpuMsPerJob.toFixed(1)} ms CPU per job over all nodes`} | ${m.nodes === 10 ? `p50 <= 30 ms ${r.targets.mesh10P50Ms.met ? 'met' : 'NOT met'}, p99 <= 150 ms ${r.targets.mesh10P99Ms.met ? 'met' : 'NOT met'}` : ''} |`)),
+    ...(r.throughput === undefined ? [] : [renderThroughput(r.throughput, r.targets.throughputRatio)]),
     '',
     ...(r.mesh === undefined ? [] : [`Mesh: separate node processes on loopback (a scheduler+gateway, workers, a validator; three workers serve a warm echo container), measured once the fresh mesh settled (${r.mesh.map((m: any) => `${m.nodes} nodes: ${((m.settledAfterMs ?? 0) / 1000).toFixed(0)} s`).join(', ')}), one job at a time back to back; "container time excluded" subtracts the worker's own run time from its receipt. Raw gossipsub runs plain libp2p nodes in one process with the node's gossipsub settings.`, '']),
+    ...(r.throughput === undefined ? [] : [throughputNote(r.throughput), '']),
     `One-shot: both sides run the same image (${r.oneShot.image}) with the same sandbox flags and the same ${r.oneShot.inputBytes}-byte input; the node side is a gRPC SubmitJob then WatchJob until the result, the baseline is the docker CLI. Pairs alternate which side runs first.`,
     ''
   ].join('\n')
+}
+
+function renderThroughput (t: ThroughputResult, target: { met: boolean }): string {
+  const ms = (v: number): string => `${v.toFixed(1)} ms`
+  const failed = t.mesh.failed + t.workers.reduce((a, w) => a + w.failed, 0)
+  return `| mesh throughput, ${t.nodes} nodes, ${t.clients} clients on the gateway's RunJob, ${t.seconds} s${failed > 0 ? ` (${t.mesh.failed} mesh / ${failed - t.mesh.failed} direct jobs failed)` : ''} | ${t.mesh.jobsPerSecond.toFixed(0)} jobs/s (p50 ${ms(t.mesh.latency.p50)}, p99 ${ms(t.mesh.latency.p99)}) | sum of ${t.workers.length} warm workers' own RunJob, ${t.clients} clients on each, one worker at a time: ${t.workersJobsPerSecond.toFixed(0)} jobs/s (${t.workers.map((w) => w.jobsPerSecond.toFixed(0)).join(' + ')}; p50 ${t.workers.map((w) => ms(w.latency.p50)).join(', ')}) | ${t.ratio.toFixed(2)} | >= 0.5 ${target.met ? 'met' : 'NOT met'} |`
+}
+
+function throughputNote (t: ThroughputResult): string {
+  const mib = (v: number): string => `${v.toFixed(0)} MiB`
+  return `Throughput: ${t.clients} closed-loop clients, RunJob of the warm echo container, counted over ${t.seconds} s after a ${t.warmupSeconds} s warm-up, each phase started on a quiet mesh (first settle ${(t.settledAfterMs / 1000).toFixed(0)} s; the idle devnet then used ${t.idleCores.toFixed(2)} cores); ${t.warmWorkers} of the ${t.nodes - 2} workers serve it, with jobs.concurrency ${t.workerConcurrency} each. ` +
+    `The same clients on all ${t.warmWorkers} warm workers' own RunJob at once (not the baseline: they share the machine's cores): ${t.workersTogether.jobsPerSecond.toFixed(0)} jobs/s. ` +
+    `CPU per job over all node processes: mesh ${t.mesh.nodeCpuMsPerJob.toFixed(2)} ms, direct ${(t.workers.reduce((a, w) => a + w.nodeCpuMsPerJob, 0) / Math.max(1, t.workers.length)).toFixed(2)} ms. ` +
+    `RSS after the mesh phase: gateway ${mib(t.rssMiB.gateway)}, warm workers ${t.rssMiB.warmWorkers.map(mib).join(', ')}, other workers ${mib(t.rssMiB.otherWorkerMean)} on average, validator ${mib(t.rssMiB.validator)}.` +
+    failures('Mesh', [t.mesh]) + failures('Direct', t.workers)
+}
+
+function failures (label: string, results: LoadResult[]): string {
+  const kinds = new Map<string, number>()
+  for (const r of results) for (const [k, v] of Object.entries(r.errors)) kinds.set(k, (kinds.get(k) ?? 0) + v)
+  return kinds.size === 0 ? '' : ` ${label} failures: ${[...kinds].map(([k, v]) => `${v} x ${k}`).join('; ')}.`
 }
 
 main().catch(async (err: unknown) => {

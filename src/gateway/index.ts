@@ -93,8 +93,6 @@ class Jobs implements JobsService {
   readonly #acceptWrites = new Map<string, Promise<void>>()
   /** Submissions with a client id still being stored, so a racing duplicate waits for the first. */
   readonly #submitting = new Map<string, Promise<SubmitResult>>()
-  /** Places taken by submissions between the room check and the launch, per lane. */
-  readonly #reserved: Record<Lane, number> = { local: 0, mesh: 0 }
   /** Everything still in flight (runs, submissions) that stop() must wait for. */
   readonly #tasks = new Set<Promise<unknown>>()
   #counters: JobCounters = { served: 0, succeeded: 0, failed: 0 }
@@ -279,10 +277,10 @@ class Jobs implements JobsService {
 
   #checkRoom (lane: Lane): void {
     if (lane === 'local') {
-      const waiting = this.#executor.stats().waiting + this.#reserved.local
+      const waiting = this.#executor.stats().waiting
       if (waiting >= this.#init.queueSize) throw new QueueFullError(waiting, this.#init.queueSize)
     } else {
-      const waiting = this.#meshSlots.waiting + this.#reserved.mesh
+      const waiting = this.#meshSlots.waiting
       if (waiting >= this.#init.meshQueueSize) throw new GatewayFullError(waiting, this.#init.meshQueueSize)
     }
   }
@@ -293,53 +291,50 @@ class Jobs implements JobsService {
       if (found !== undefined) return { job: found, duplicate: true }
       if (!this.#started) throw new NotStartedError('jobs service')
     }
+    // From the room check to the launch nothing awaits, so no other submission can take the place
+    // in between: the lane's own count (executor line or mesh line) is the only reservation.
     try {
       this.#checkRoom(lane)
     } catch (err) {
       this.#refused(err)
       throw err
     }
-    this.#reserved[lane] += 1
-    try {
-      const now = Date.now()
-      const containers = valid.containers.map((c) => c.id)
-      const job: JobRecord = {
-        id,
-        containerId: containers[0] as string,
-        containers,
-        steps: [],
-        // A private copy: the caller's buffer (e.g. a gRPC frame) may be reused after we return.
-        input: new Uint8Array(req.input),
-        origin: valid.origin,
-        requiresProof: valid.requiresProof,
-        state: 'pending',
-        createdAtMs: now,
-        deadlineAtMs: now + valid.deadlineMs,
-        history: [{ state: 'pending', atMs: now, detail: 'accepted' }],
-        schedulerId: req.schedulerId ?? ''
-      }
-      // Stored before the caller hears "accepted", so an accepted job survives a crash. The write
-      // overlaps the job's first step: store writes are serialised, so it lands before the job's
-      // later writes, and if it fails the job is dropped unreported and the caller gets the error.
-      const stored = this.#store.putActive(job)
-      this.#acceptWrites.set(id, stored)
-      // Stopped meanwhile: the job is stored as pending and the next start() runs it.
-      if (this.#started) {
-        this.#emit(job, lane)
-        this.#launch(job, lane)
-      }
-      try {
-        await stored
-      } catch (err) {
-        this.#drop(job.id)
-        throw err
-      } finally {
-        this.#acceptWrites.delete(id)
-      }
-      return { job, duplicate: false }
-    } finally {
-      this.#reserved[lane] -= 1
+    const now = Date.now()
+    const containers = valid.containers.map((c) => c.id)
+    const job: JobRecord = {
+      id,
+      containerId: containers[0] as string,
+      containers,
+      steps: [],
+      // A private copy: the caller's buffer (e.g. a gRPC frame) may be reused after we return.
+      input: new Uint8Array(req.input),
+      origin: valid.origin,
+      requiresProof: valid.requiresProof,
+      state: 'pending',
+      createdAtMs: now,
+      deadlineAtMs: now + valid.deadlineMs,
+      history: [{ state: 'pending', atMs: now, detail: 'accepted' }],
+      schedulerId: req.schedulerId ?? ''
     }
+    // Stored before the caller hears "accepted", so an accepted job survives a crash. The write
+    // overlaps the job's first step: store writes are serialised, so it lands before the job's
+    // later writes, and if it fails the job is dropped unreported and the caller gets the error.
+    const stored = this.#store.putActive(job)
+    this.#acceptWrites.set(id, stored)
+    // Stopped meanwhile: the job is stored as pending and the next start() runs it.
+    if (this.#started) {
+      this.#emit(job, lane)
+      this.#launch(job, lane)
+    }
+    try {
+      await stored
+    } catch (err) {
+      this.#drop(job.id)
+      throw err
+    } finally {
+      this.#acceptWrites.delete(id)
+    }
+    return { job, duplicate: false }
   }
 
   /** Forgets a job whose acceptance could not be stored: it stops, and nothing more of it is written. */

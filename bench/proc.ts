@@ -1,0 +1,37 @@
+/** What the benches read about node processes from /proc (Linux), and waiting for a fresh mesh to go quiet. */
+import { readFile } from 'node:fs/promises'
+import os from 'node:os'
+
+/** Settled = the node processes together use under half the machine over a 5 s window. */
+const SETTLE_WINDOW_MS = 5_000
+const SETTLE_LIMIT_MS = 180_000
+
+/**
+ * Waits for the mesh to finish starting (connections, identify, DHT walks and provider records keep a
+ * fresh mesh busy for a while), so it is measured in steady state. Returns the time waited.
+ */
+export async function settle (pids: Array<number | undefined>): Promise<number> {
+  const start = Date.now()
+  const budget = os.availableParallelism() * SETTLE_WINDOW_MS / 2
+  for (;;) {
+    const before = await Promise.all(pids.map(async (p) => await cpuMs(p)))
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_WINDOW_MS))
+    const after = await Promise.all(pids.map(async (p) => await cpuMs(p)))
+    const used = after.reduce((sum, a, i) => sum + a - before[i]!, 0)
+    if (used < budget || Date.now() - start > SETTLE_LIMIT_MS) return Date.now() - start
+  }
+}
+
+/** User + system CPU time of a process so far, ms (from /proc; clock ticks are 10 ms). */
+export async function cpuMs (pid: number | undefined): Promise<number> {
+  if (pid === undefined) return 0
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) * 10
+}
+
+export async function rssMiB (pid: number | undefined): Promise<number> {
+  if (pid === undefined) return 0
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024
+}
