@@ -16,7 +16,7 @@ import { mesh as meshComponent, type Mesh } from './mesh/index.ts'
 import { workerAgent, type WorkerAgent } from './worker/index.ts'
 import { scheduler as schedulerComponent, type Scheduler } from './scheduler/index.ts'
 import { apiServer, type ApiServer } from './api/index.ts'
-import { assignClients } from './api/client.ts'
+import { peerClients } from './api/client.ts'
 import { reachableAddress } from './api/address.ts'
 import { VERSION } from './version.ts'
 import { mkdir, rename, writeFile } from 'node:fs/promises'
@@ -123,8 +123,15 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
       metrics
     })
     : undefined
+  // Assignments go out and results come back point to point over the peers' public gRPC.
+  const peers = mesh !== undefined ? peerClients() : undefined
   const scheduler: Scheduler | undefined = mesh !== undefined && (roles.includes('scheduler') || roles.includes('gateway'))
-    ? schedulerComponent({ assignVia: config.mesh.assignVia, inlineBytes: config.mesh.inlineBytes })({ mesh, identity, logger, grpc: assignClients(), metrics })
+    ? schedulerComponent({
+      assignVia: config.mesh.assignVia,
+      inlineBytes: config.mesh.inlineBytes,
+      maxResultBytes: config.api.maxMessageBytes,
+      maxClockSkewMs: config.mesh.maxClockSkewMs
+    })({ mesh, identity, logger, grpc: peers, metrics })
     : undefined
   const jobs = jobsService({
     containers: config.containers,
@@ -135,11 +142,11 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
     hardware
   })({ store, executor, identity, logger, remote: scheduler, metrics })
   const worker: WorkerAgent | undefined = mesh !== undefined && roles.includes('worker')
-    ? workerAgent({ trustedSchedulers: config.mesh.trustedSchedulers, inlineBytes: config.mesh.inlineBytes })({ mesh, jobs, identity, logger })
+    ? workerAgent({ trustedSchedulers: config.mesh.trustedSchedulers, inlineBytes: config.mesh.inlineBytes })({ mesh, jobs, identity, logger, grpc: peers })
     : undefined
   const api = apiServer()({
     config, identity, jobs, runsLocally: (id) => executor.serves([id]), runtime, telemetry: tel, logger, hardware: toWireHardware(hardware),
-    version: VERSION, startedAtMs: Date.now(), images, mesh, worker
+    version: VERSION, startedAtMs: Date.now(), images, mesh, worker, scheduler
   })
 
   // Dependency order: the jobs service resumes stored jobs only once the mesh and scheduler can take them.
@@ -151,6 +158,8 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
     { name: 'executor', component: executor }
   ]
   if (mesh !== undefined) parts.push({ name: 'mesh', component: mesh })
+  // Stopped after the scheduler and worker that call through them.
+  if (peers !== undefined) parts.push({ name: 'peer clients', component: { start: async () => {}, stop: async () => { peers.close() } } })
   if (scheduler !== undefined) parts.push({ name: 'scheduler', component: scheduler })
   parts.push({ name: 'jobs', component: jobs })
   if (worker !== undefined) parts.push({ name: 'worker', component: worker })

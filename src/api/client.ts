@@ -3,7 +3,7 @@ import { CONTROL_SERVICE, NODE_SERVICE, serviceConstructor } from './proto.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
 import { envelopeFromWire, envelopeToWire } from './convert.ts'
 import type {
-  ContainerInfo, Job, JobEvent, JobState, JobSummary, ListPeersResponse, NodeEvent, NodeInfo, NodeStatus, SubmitJobResponse
+  ContainerInfo, Job, JobEvent, JobState, JobSummary, ListPeersResponse, NodeEvent, NodeInfo, NodeStatus, ReportResultResponse, SubmitJobResponse
 } from '../protocol/generated.ts'
 
 /** Client-side default: long enough for a cold model run, short enough that nothing waits forever. */
@@ -15,6 +15,8 @@ export interface NodeClient {
   getInfo(opts?: CallOptions): Promise<NodeInfo>
   /** Sends a signed assignment (scheduler → worker); resolves with the worker's signed ack. */
   assignJob(assignment: SignedEnvelope, opts?: CallOptions): Promise<SignedEnvelope>
+  /** Sends a worker's signed result notice (worker → the scheduler that assigned the job). */
+  reportResult(notice: SignedEnvelope, opts?: CallOptions): Promise<ReportResultResponse>
   submitJob(req: { containerId?: string, containers?: string[], input: Uint8Array, deadlineMs?: number, jobId?: string, requiresProof?: boolean, delegate?: string }, opts?: CallOptions): Promise<SubmitJobResponse>
   /** Submits and waits in one call; resolves with the finished job. */
   runJob(req: { containerId?: string, containers?: string[], input: Uint8Array, deadlineMs?: number, jobId?: string, requiresProof?: boolean, delegate?: string }, opts?: CallOptions): Promise<Job>
@@ -100,6 +102,7 @@ export function connectNode (address: string, opts: { maxMessageBytes?: number }
     submitJob: async (req, o) => await call(client, 'SubmitJob', submitRequest(req), o),
     runJob: async (req, o) => await call(client, 'RunJob', submitRequest(req), o),
     assignJob: async (env, o) => envelopeFromWire(await call<SignedEnvelope>(client, 'AssignJob', envelopeToWire(env), o)),
+    reportResult: async (env, o) => await call<ReportResultResponse>(client, 'ReportResult', envelopeToWire(env), o),
     getJob: async (jobId, o) => await call(client, 'GetJob', { jobId, includeSteps: o?.includeSteps ?? false }, o),
     listJobs: async (req, o) => (await call<{ jobs: JobSummary[] }>(client, 'ListJobs', { state: req?.state ?? 'JOB_STATE_UNSPECIFIED', limit: req?.limit ?? 0 }, o)).jobs,
     watchJob: (jobId, o) => stream<JobEvent>(client, 'WatchJob', { jobId }, o),
@@ -108,57 +111,89 @@ export function connectNode (address: string, opts: { maxMessageBytes?: number }
   }
 }
 
-/** A channel unused this long is closed; the next assignment to that worker opens a new one. */
-const ASSIGN_CHANNEL_IDLE_MS = 60_000
-/** A worker's gRPC port that does not connect within this is treated as unreachable (the caller falls back to gossip). */
-const ASSIGN_CONNECT_MS = 1_000
+/** A channel unused this long is closed; the next call to that peer opens a new one. */
+const PEER_CHANNEL_IDLE_MS = 60_000
+/** A peer's gRPC port that does not connect within this is treated as unreachable (the caller falls back to gossip). */
+const PEER_CONNECT_MS = 1_000
+/** One assignment or result report: an ack or a verdict comes back at once, so a longer wait means trouble. */
+const PEER_CALL_MS = 10_000
+
+/** A peer's gRPC port did not accept a connection in time. */
+export class PeerUnreachableError extends Error {
+  readonly code = 'PEER_UNREACHABLE'
+  constructor (address: string, reason: string) {
+    super(`cannot reach ${address} over gRPC: ${reason}`)
+    this.name = 'PeerUnreachableError'
+  }
+}
 
 function ready (client: grpc.Client, address: string, timeoutMs: number): Promise<void> {
   if (client.getChannel().getConnectivityState(true) === grpc.connectivityState.READY) return Promise.resolve()
   return new Promise((resolve, reject) => {
     client.waitForReady(new Date(Date.now() + timeoutMs), (err) => {
       if (err === undefined || err === null) resolve()
-      else reject(new Error(`cannot reach ${address} over gRPC: ${err.message}`))
+      else reject(new PeerUnreachableError(address, err.message))
     })
   })
 }
 
-export interface AssignClients {
+/** Point-to-point calls between mesh nodes: assignments out to workers, results back to schedulers. */
+export interface PeerClients {
   /** Sends a scheduler's signed assignment to a worker's public AssignJob and returns the signed ack. */
   assign(address: string, assignment: SignedEnvelope, signal: AbortSignal): Promise<SignedEnvelope>
+  /** Sends a worker's signed result notice to the assigning scheduler's public ReportResult. */
+  report(address: string, notice: SignedEnvelope, signal: AbortSignal): Promise<ReportResultResponse>
   close(): void
 }
 
 /**
- * One channel per worker address, kept while assignments flow: a connection (TCP + HTTP/2) per job
- * would cost more than the assignment itself. Idle channels close on their own.
+ * One channel per peer address, kept while calls flow: a connection (TCP + HTTP/2) per job would
+ * cost more than the call itself. Idle channels close on their own.
  */
-export function assignClients (): AssignClients {
+export function peerClients (): PeerClients {
   const Ctor = serviceConstructor(NODE_SERVICE)
-  const open = new Map<string, { client: grpc.Client, idle: NodeJS.Timeout }>()
+  const open = new Map<string, { client: grpc.Client, lastUsedMs: number }>()
   const drop = (address: string): void => {
-    const entry = open.get(address)
-    if (entry === undefined) return
-    clearTimeout(entry.idle)
-    entry.client.close()
+    open.get(address)?.client.close()
     open.delete(address)
+  }
+  // One sweep for every channel (armed while any is open), rather than a timer armed and cleared on each call.
+  let sweep: NodeJS.Timeout | undefined
+  const sweepIdle = (): void => {
+    const cutoff = Date.now() - PEER_CHANNEL_IDLE_MS
+    for (const [address, entry] of open) if (entry.lastUsedMs < cutoff) drop(address)
+    if (open.size === 0) {
+      clearInterval(sweep)
+      sweep = undefined
+    }
+  }
+  const channel = async (address: string): Promise<grpc.Client> => {
+    let entry = open.get(address)
+    if (entry === undefined) {
+      entry = { client: new Ctor(address, grpc.credentials.createInsecure(), channelOptions()), lastUsedMs: Date.now() }
+      open.set(address, entry)
+      if (sweep === undefined) {
+        sweep = setInterval(sweepIdle, PEER_CHANNEL_IDLE_MS / 2)
+        sweep.unref()
+      }
+    }
+    entry.lastUsedMs = Date.now()
+    await ready(entry.client, address, PEER_CONNECT_MS)
+    return entry.client
   }
   return {
     async assign (address, assignment, signal) {
-      const idle = setTimeout(() => drop(address), ASSIGN_CHANNEL_IDLE_MS)
-      idle.unref()
-      let entry = open.get(address)
-      if (entry === undefined) {
-        entry = { client: new Ctor(address, grpc.credentials.createInsecure(), channelOptions()), idle }
-        open.set(address, entry)
-      } else {
-        clearTimeout(entry.idle)
-        entry.idle = idle
-      }
-      await ready(entry.client, address, ASSIGN_CONNECT_MS)
-      return envelopeFromWire(await call<SignedEnvelope>(entry.client, 'AssignJob', envelopeToWire(assignment), { signal, timeoutMs: 10_000 }))
+      const client = await channel(address)
+      return envelopeFromWire(await call<SignedEnvelope>(client, 'AssignJob', envelopeToWire(assignment), { signal, timeoutMs: PEER_CALL_MS }))
     },
+    async report (address, notice, signal) {
+      const client = await channel(address)
+      return await call<ReportResultResponse>(client, 'ReportResult', envelopeToWire(notice), { signal, timeoutMs: PEER_CALL_MS })
+    },
+    /** Closes every channel; the clients stay usable (the next call opens a new one). */
     close () {
+      clearInterval(sweep)
+      sweep = undefined
       for (const address of [...open.keys()]) drop(address)
     }
   }

@@ -21,11 +21,20 @@ export class NotAWorkerError extends Error {
   }
 }
 
-/** AssignJob with a body that is not a signed envelope. */
+/** ReportResult on a node that assigns no jobs (no scheduler or gateway role, or no mesh). */
+export class NotASchedulerError extends Error {
+  readonly code = 'NOT_A_SCHEDULER'
+  constructor () {
+    super('this node assigns no jobs, so it takes no results: it needs the scheduler or gateway role and mesh.enabled')
+    this.name = 'NotASchedulerError'
+  }
+}
+
+/** AssignJob or ReportResult with a body that is not a signed envelope. */
 export class InvalidAssignmentError extends Error {
   readonly code = 'INVALID_ASSIGNMENT'
   constructor (reason: string, options?: ErrorOptions) {
-    super(`not a signed assignment: ${reason}`, options)
+    super(`not a signed envelope: ${reason}`, options)
     this.name = 'InvalidAssignmentError'
   }
 }
@@ -48,6 +57,7 @@ const STATUS_BY_CODE: Record<string, grpc.status> = {
   GATEWAY_FULL: grpc.status.RESOURCE_EXHAUSTED,
   NO_EXECUTOR: grpc.status.FAILED_PRECONDITION,
   NOT_A_WORKER: grpc.status.FAILED_PRECONDITION,
+  NOT_A_SCHEDULER: grpc.status.FAILED_PRECONDITION,
   INVALID_ASSIGNMENT: grpc.status.INVALID_ARGUMENT,
   MALFORMED_ENVELOPE: grpc.status.INVALID_ARGUMENT,
   ABORTED: grpc.status.CANCELLED,

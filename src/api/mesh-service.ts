@@ -1,8 +1,8 @@
 import * as grpc from '@grpc/grpc-js'
 import type { ApiComponents } from './types.ts'
-import type { ListPeersResponse, SignedEnvelope } from '../protocol/index.ts'
+import type { ListPeersResponse, ReportResultResponse, SignedEnvelope } from '../protocol/index.ts'
 import { envelopeFromWire, envelopeToWire } from './convert.ts'
-import { InvalidAssignmentError, NotAWorkerError, toServiceError } from './errors.ts'
+import { InvalidAssignmentError, NotASchedulerError, NotAWorkerError, toServiceError } from './errors.ts'
 
 /** Node.AssignJob: a scheduler's signed assignment in, the worker's signed ack out. */
 export function assignJobHandler (c: ApiComponents): grpc.handleUnaryCall<SignedEnvelope, SignedEnvelope> {
@@ -21,6 +21,28 @@ export function assignJobHandler (c: ApiComponents): grpc.handleUnaryCall<Signed
     answer(call.request).then((res) => callback(null, res), (err: unknown) => {
       const status = toServiceError(err)
       if (status.code === grpc.status.INTERNAL) c.logger.error({ err }, 'AssignJob failed')
+      callback(status as grpc.ServiceError, null)
+    })
+  }
+}
+
+/** Node.ReportResult: a worker's signed result notice for a job this node's scheduler assigned to it. */
+export function reportResultHandler (c: ApiComponents): grpc.handleUnaryCall<SignedEnvelope, ReportResultResponse> {
+  const answer = async (request: SignedEnvelope): Promise<ReportResultResponse> => {
+    const scheduler = c.scheduler
+    if (scheduler === undefined) throw new NotASchedulerError()
+    let env
+    try {
+      env = envelopeFromWire(request)
+    } catch (err) {
+      throw new InvalidAssignmentError((err as Error).message, { cause: err })
+    }
+    return scheduler.acceptResult(env)
+  }
+  return (call, callback) => {
+    answer(call.request).then((res) => callback(null, res), (err: unknown) => {
+      const status = toServiceError(err)
+      if (status.code === grpc.status.INTERNAL) c.logger.error({ err }, 'ReportResult failed')
       callback(status as grpc.ServiceError, null)
     })
   }

@@ -8,6 +8,7 @@ import type { Hardware } from '../protocol/index.ts'
 import type { ImageCache } from '../images/types.ts'
 import type { Mesh } from '../mesh/index.ts'
 import type { WorkerAgent } from '../worker/index.ts'
+import type { Scheduler } from '../scheduler/index.ts'
 
 export interface ApiComponents {
   config: NodeConfig
@@ -27,4 +28,6 @@ export interface ApiComponents {
   mesh?: Mesh
   /** Present when the node takes assignments (worker role on the mesh). */
   worker?: WorkerAgent
+  /** Present when the node assigns jobs on the mesh (scheduler or gateway role): it takes their results. */
+  scheduler?: Pick<Scheduler, 'acceptResult'>
 }

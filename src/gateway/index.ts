@@ -380,6 +380,7 @@ class Jobs implements JobsService {
     try {
       await runRemoteJob(job, signal, this.#remote as RemoteExecutor, this.#containers, {
         update: async (next) => await this.#update(next),
+        note: (next) => { this.#note(next) },
         finish: async (next, end, receipt) => await this.#finish(next, end, receipt),
         requeue: async (next) => await this.#requeue(next)
       })
@@ -392,6 +393,13 @@ class Jobs implements JobsService {
     if (this.#dropped.has(job.id)) return
     this.#active.set(job.id, job)
     await this.#persist(job)
+    this.#emit(job, this.#lanes.get(job.id) ?? 'local')
+  }
+
+  /** A change watchers should see that is not worth a store write of its own. */
+  #note (job: JobRecord): void {
+    if (this.#dropped.has(job.id) || !this.#active.has(job.id)) return
+    this.#active.set(job.id, job)
     this.#emit(job, this.#lanes.get(job.id) ?? 'local')
   }
 

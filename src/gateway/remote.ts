@@ -57,6 +57,8 @@ export function checkRemoteResult (job: JobRecord, r: RemoteResult, pins: Readon
 export interface RemoteRunHooks {
   /** Persists and announces a new state of the job. */
   update: (job: JobRecord) => Promise<void>
+  /** Announces progress without a store write (it is in the final record; a restart fails the job anyway). */
+  note: (job: JobRecord) => void
   finish: (job: JobRecord, end: Ending, workerReceipt?: SignedEnvelope) => Promise<void>
   requeue: (job: JobRecord) => Promise<void>
 }
@@ -73,7 +75,13 @@ export async function runRemoteJob (queued: JobRecord, signal: AbortSignal, remo
   try {
     const r = await remote.runRemote(
       { jobId: job.id, containers: job.containers, input: job.input, deadlineAtMs: job.deadlineAtMs, requiresProof: job.requiresProof, origin: job.origin },
-      { signal, onProgress: (p) => { update(toRunning(job, Date.now(), p.detail)).catch(() => {}) } }
+      {
+        signal,
+        onProgress: (p) => {
+          job = toRunning(job, Date.now(), p.detail)
+          hooks.note(job)
+        }
+      }
     )
     checkRemoteResult(job, r, pins)
     await hooks.finish({ ...job, steps: stepsFromReceipt(r.decoded) }, endingFromReceipt(r.decoded, r.output, r.workerId), r.receipt)

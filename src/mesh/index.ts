@@ -1,4 +1,5 @@
 import type { Message, PeerId, TopicValidatorResult } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
 import { multiaddr } from '@multiformats/multiaddr'
 import * as raw from 'multiformats/codecs/raw'
@@ -12,6 +13,7 @@ import type { Heartbeat } from '../protocol/index.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { Startable } from '../types.ts'
 import { fetchFrom, handleFetch, type ContentSource } from './fetch.ts'
+import { grpcTarget } from './address.ts'
 import { notAccepted, TOPIC_VALIDATOR_RESULT, type GossipContext, type GossipVerdict, type IgnoreCode, type PayloadOf, type RejectCode } from './gossip.ts'
 import { TypedEmitter } from '../events.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
@@ -23,6 +25,7 @@ import { payloadTypeOf, validateGossip } from './validate.ts'
 
 export { LIVENESS_INTERVALS, PING_INTERVAL_MS, MAX_FETCH_BYTES, FETCH_TIMEOUT_MS } from './constants.ts'
 export { FetchError, type ContentSource } from './fetch.ts'
+export { grpcTarget } from './address.ts'
 export type { PeerView } from './peers.ts'
 export {
   GossipAction, GOSSIP_CODES, TOPIC_VALIDATOR_RESULT,
@@ -97,6 +100,8 @@ export interface Mesh extends Startable {
   peers(): PeerView[]
   /** The latest heartbeat of a live peer (null when unknown or silent). */
   livePeer(nodeId: string): Heartbeat | null
+  /** Where to call a live peer's gRPC ('' when it advertises none, is silent, or is unknown). */
+  grpcAddressOf(nodeId: string): string
   /** Node ids providing a role or container key (roleKey/containerKey) in the DHT. */
   findProviders(key: string, opts?: { signal?: AbortSignal, limit?: number }): Promise<string[]>
   fetch(peer: string, hash: Uint8Array, signal?: AbortSignal): Promise<Uint8Array>
@@ -281,6 +286,17 @@ export function mesh (init: MeshInit) {
       ignored: () => ({ ...ignored }),
       peers: () => peers.list(Date.now(), connections()),
       livePeer: (nodeId) => peers.isAlive(nodeId, Date.now()) ? peers.heartbeat(nodeId) : null,
+      grpcAddressOf: (nodeId) => {
+        const advertised = peers.isAlive(nodeId, Date.now()) ? peers.heartbeat(nodeId)?.grpcAddress ?? '' : ''
+        if (advertised === '') return ''
+        let from: string[] = []
+        try {
+          from = (node?.getConnections(peerIdFromString(nodeId)) ?? []).map((conn) => conn.remoteAddr.toString())
+        } catch {
+          // Not a peer id (heartbeats are verified, so only a caller's typo gets here): no connection to use.
+        }
+        return grpcTarget(advertised, from)
+      },
       async findProviders (key, opts = {}) {
         if (node === undefined) throw new MeshNotStartedError()
         const out: string[] = []

@@ -246,6 +246,13 @@ export interface FetchResponse {
 
 // inframind/v1/node.proto
 
+export interface ReportResultResponse {
+  /** True when a job of this scheduler was waiting for this result. */
+  accepted: boolean
+  /** Why not, when not accepted (e.g. no such job in flight, not the assigned worker). */
+  reason: string
+}
+
 export type JobState = 'JOB_STATE_UNSPECIFIED' | 'JOB_STATE_PENDING' | 'JOB_STATE_RUNNING' | 'JOB_STATE_SUCCESS' | 'JOB_STATE_FAILED'
 
 export type GetInfoRequest = Record<string, never>
@@ -478,6 +485,7 @@ export interface MessageTypes {
   'inframind.v1.JobResultNotice': JobResultNotice
   'inframind.v1.FetchRequest': FetchRequest
   'inframind.v1.FetchResponse': FetchResponse
+  'inframind.v1.ReportResultResponse': ReportResultResponse
   'inframind.v1.GetInfoRequest': GetInfoRequest
   'inframind.v1.Gpu': Gpu
   'inframind.v1.Hardware': Hardware

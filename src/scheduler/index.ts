@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { signEnvelope, verifyEnvelope } from '../envelope/index.ts'
+import { encodeEnvelope, signEnvelope, verifyEnvelope } from '../envelope/index.ts'
 import { nodeIdFromPublicKey } from '../identity/index.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
 import type { Identity } from '../identity/types.ts'
@@ -10,10 +10,10 @@ import type { Startable } from '../types.ts'
 import { TypedEmitter } from '../events.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
 import {
-  decodeAck, encodeAssignment, PAYLOAD_TYPES,
+  decodeAck, encodeAssignment, PAYLOAD_TYPES, TOPICS,
   type Assignment, type AssignmentAck, type Heartbeat, type JobResultNotice
 } from '../protocol/index.ts'
-import type { Mesh, MeshMessage, PeerView } from '../mesh/index.ts'
+import { grpcTarget, validateGossip, type Mesh, type MeshMessage, type PeerView } from '../mesh/index.ts'
 import type { RemoteExecutor, RemoteJob, RemoteProgress, RemoteResult } from '../gateway/types.ts'
 import { AckMismatchError, AckTimeoutError, AssignmentRejectedError, NoWorkerError, RemoteJobTimeoutError } from './errors.ts'
 import { pickWorker, type WorkerUse } from './pick.ts'
@@ -25,16 +25,6 @@ export { pickWorker, type WorkerUse } from './pick.ts'
 const ACK_TIMEOUT_MS = 3_000
 /** Candidates tried for one job before giving up (each refusal or silence moves to the next). */
 const MAX_ATTEMPTS = 3
-
-/**
- * Where to call a worker's AssignJob. A wildcard host ("0.0.0.0:port": the worker listens everywhere
- * and does not know its own address) means the host this node's mesh connection to it comes from.
- */
-export function grpcTarget (advertised: string, connectedFrom: readonly string[]): string {
-  if (!advertised.startsWith('0.0.0.0:')) return advertised
-  const host = connectedFrom.map((a) => /^\/ip4\/([\d.]+)\/tcp\//.exec(a)?.[1]).find((h) => h !== undefined)
-  return host === undefined ? '' : `${host}:${advertised.slice('0.0.0.0:'.length)}`
-}
 
 /** An ack returned by a worker's AssignJob counts only if that worker signed it, for this job. */
 function verifiedAck (envelope: SignedEnvelope, jobId: string, workerId: string): AssignmentAck {
@@ -54,6 +44,9 @@ export interface GrpcAssign {
   close(): void
 }
 
+/** What the scheduler says of a result sent to it point to point. */
+export interface ResultVerdict { accepted: boolean, reason: string }
+
 export interface SchedulerEvents {
   /** Every assignment sent, with its path. */
   assigned: AssignmentSent
@@ -63,6 +56,12 @@ export interface SchedulerEvents {
 export interface Scheduler extends Startable, RemoteExecutor {
   /** Inputs held for workers to fetch by hash. */
   content(hash: Uint8Array): Promise<Uint8Array | undefined>
+  /**
+   * A worker's signed result notice sent point to point: checked as a gossiped one would be (size,
+   * signature, signer = the receipt's worker, freshness, the receipt verifies), then taken only for a
+   * job of this scheduler that is waiting for that worker's result.
+   */
+  acceptResult(envelope: SignedEnvelope): ResultVerdict
   on<K extends keyof SchedulerEvents>(name: K, listener: (value: SchedulerEvents[K]) => void): () => void
 }
 
@@ -73,6 +72,10 @@ export interface SchedulerInit {
   inlineBytes: number
   /** How long a worker has to acknowledge (default ACK_TIMEOUT_MS). */
   ackTimeoutMs?: number
+  /** Largest result notice taken point to point (the API's message limit). */
+  maxResultBytes: number
+  /** Notices stamped further than this from our clock are refused (mesh.max_clock_skew_ms). */
+  maxClockSkewMs: number
 }
 
 export interface SchedulerComponents {
@@ -94,7 +97,8 @@ export function scheduler (init: SchedulerInit) {
     const preferred = init.assignVia
     const ackTimeoutMs = init.ackTimeoutMs ?? ACK_TIMEOUT_MS
     const acks = new Map<string, (ack: AssignmentAck) => void>()
-    const results = new Map<string, (msg: MeshMessage<JobResultNotice>, receipt: Receipt) => void>()
+    /** Jobs waiting for their result: true when the notice came from the worker the job is with. */
+    const results = new Map<string, (msg: MeshMessage<JobResultNotice>, receipt: Receipt) => boolean>()
     const inputs = new Map<string, Uint8Array>()
     // Kept between heartbeats so a burst does not pile onto one worker; only workers seen lately stay.
     const use = new Map<string, WorkerUse>()
@@ -176,7 +180,9 @@ export function scheduler (init: SchedulerInit) {
       let resultFrom = ''
       const result = new Promise<{ msg: MeshMessage<JobResultNotice>, receipt: Receipt }>((resolve, reject) => {
         results.set(job.jobId, (msg, receipt) => {
-          if (msg.from === resultFrom) resolve({ msg, receipt })
+          if (msg.from !== resultFrom) return false
+          resolve({ msg, receipt })
+          return true
         })
         opts.signal.addEventListener('abort', () => reject(new RemoteJobTimeoutError(job.jobId, resultFrom)), { once: true })
       })
@@ -227,7 +233,32 @@ export function scheduler (init: SchedulerInit) {
       throw new NoWorkerError(job.containers)
     }
 
+    /** A worker's result notice sent point to point (Node.ReportResult): the same checks as on gossip. */
+    const acceptResult = (envelope: SignedEnvelope): ResultVerdict => {
+      let signer: string
+      try {
+        signer = nodeIdFromPublicKey(envelope.publicKey)
+      } catch (err) {
+        return { accepted: false, reason: `not a valid signer key: ${(err as Error).message}` }
+      }
+      const verdict = validateGossip('receipts', encodeEnvelope(envelope), signer, {
+        now: Date.now(),
+        maxBytes: init.maxResultBytes,
+        maxSkewMs: init.maxClockSkewMs,
+        lastHeartbeatAt: () => undefined
+      })
+      if (verdict.action !== 'ACCEPT') return { accepted: false, reason: `${verdict.code}: ${verdict.reason}` }
+      const receipt = decodeReceipt((verdict.value.receipt as SignedEnvelope).payload)
+      if (receipt.schedulerId !== c.identity.nodeId) return { accepted: false, reason: `job ${receipt.jobId} was assigned by ${receipt.schedulerId}, not by this scheduler` }
+      const waiting = results.get(receipt.jobId)
+      if (waiting === undefined) return { accepted: false, reason: `no job ${receipt.jobId} of this scheduler is waiting for a result` }
+      const msg: MeshMessage<JobResultNotice> = { topic: TOPICS.receipts, value: verdict.value, envelope: verdict.envelope, from: verdict.signer }
+      if (!waiting(msg, receipt)) return { accepted: false, reason: `job ${receipt.jobId} is not assigned to ${signer}` }
+      return { accepted: true, reason: '' }
+    }
+
     return {
+      acceptResult,
       servedContainers: () => new Set(liveWorkers().filter((h) => h.roles.includes('worker')).flatMap((h) => h.containers)),
       runRemote,
       content: async (hash) => inputs.get(Buffer.from(hash).toString('hex')),
@@ -250,7 +281,6 @@ export function scheduler (init: SchedulerInit) {
       async stop () {
         for (const u of unsubscribe) u()
         unsubscribe = []
-        c.grpc?.close()
       }
     }
   }

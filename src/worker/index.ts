@@ -4,22 +4,30 @@ import type { SignedEnvelope } from '../envelope/types.ts'
 import { nodeIdFromPublicKey } from '../identity/index.ts'
 import type { Identity } from '../identity/types.ts'
 import type { JobsService } from '../gateway/types.ts'
+import type { JobRecord } from '../store/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { Startable } from '../types.ts'
 import {
-  decodeAssignment, encodeAck, PAYLOAD_TYPES,
+  decodeAssignment, encodeAck, encodeJobResult, PAYLOAD_TYPES,
   type Assignment, type AssignmentAck
 } from '../protocol/index.ts'
 import type { Mesh } from '../mesh/index.ts'
 
 /** Outputs kept in memory for peers to fetch by hash after a job ends (bounded; older ones come from the store). */
 const MAX_SERVED_OUTPUTS = 256
+/** Jobs remembered as assigned over gRPC until they end (bounded: a job that never ends must not pin memory). */
+const MAX_DIRECT_JOBS = 10_000
+/** A scheduler answers a result report at once; longer means trouble, and gossip takes over. */
+const REPORT_TIMEOUT_MS = 5_000
 
 export interface AckResult { ack: AssignmentAck, envelope: SignedEnvelope }
 
 export interface WorkerAgent extends Startable {
-  /** Checks, acknowledges and (when accepted) queues one signed assignment, from gossip or gRPC AssignJob. */
-  handleAssignment(envelope: SignedEnvelope): Promise<AckResult>
+  /**
+   * Checks, acknowledges and (when accepted) queues one signed assignment, from gossip or gRPC
+   * AssignJob (`via`): its result goes back the way it came.
+   */
+  handleAssignment(envelope: SignedEnvelope, via?: 'grpc' | 'gossip'): Promise<AckResult>
   /** Output bytes of a recent job by sha256 (served over /inframind/fetch/1.0.0). */
   content(hash: Uint8Array): Promise<Uint8Array | undefined>
 }
@@ -31,7 +39,19 @@ export interface WorkerInit {
   inlineBytes: number
 }
 
-export interface WorkerComponents { mesh: Mesh, jobs: JobsService, identity: Identity, logger: Logger }
+/** Sends a signed result notice to a scheduler's public ReportResult. */
+export interface ResultReporter {
+  report(address: string, notice: SignedEnvelope, signal: AbortSignal): Promise<{ accepted: boolean, reason: string }>
+}
+
+export interface WorkerComponents {
+  mesh: Mesh
+  jobs: JobsService
+  identity: Identity
+  logger: Logger
+  /** Results of jobs assigned over gRPC go back the same way; without it (or when it fails) they go by gossip. */
+  grpc?: ResultReporter
+}
 
 /**
  * The worker side of the mesh: takes assignments addressed to this node from trusted schedulers,
@@ -43,6 +63,7 @@ export function workerAgent (init: WorkerInit) {
   return (c: WorkerComponents): WorkerAgent => {
     const logger = c.logger.child({ component: 'worker' })
     const served = new Map<string, Uint8Array>()
+    const directJobs = new Set<string>()
     let unsubscribe: Array<() => void> = []
 
     const ack = (a: Pick<Assignment, 'jobId' | 'schedulerId'>, fields: Partial<AssignmentAck>): AckResult => {
@@ -59,7 +80,7 @@ export function workerAgent (init: WorkerInit) {
       return c.mesh.livePeer(schedulerId)?.roles.includes('scheduler') === true
     }
 
-    const handleAssignment = async (envelope: SignedEnvelope): Promise<AckResult> => {
+    const handleAssignment = async (envelope: SignedEnvelope, via: 'grpc' | 'gossip' = 'grpc'): Promise<AckResult> => {
       let a: Assignment
       try {
         verifyEnvelope(envelope, { payloadType: PAYLOAD_TYPES.assignment })
@@ -94,6 +115,10 @@ export function workerAgent (init: WorkerInit) {
           // The client as the gateway saw it, for this node's containers; the Guardian judges the scheduler.
           origin: { ip: a.origin?.ip ?? '', peerId: a.origin?.peerId ?? '', delegate: a.origin?.delegate ?? '' }
         })
+        if (via === 'grpc' && !duplicate) {
+          directJobs.add(a.jobId)
+          while (directJobs.size > MAX_DIRECT_JOBS) directJobs.delete(directJobs.values().next().value as string)
+        }
         logger.debug({ job: a.jobId, scheduler: a.schedulerId, duplicate }, 'assignment accepted')
         return ack(a, { accepted: true, duplicate })
       } catch (err) {
@@ -102,15 +127,30 @@ export function workerAgent (init: WorkerInit) {
       }
     }
 
-    const announce = async (jobId: string): Promise<void> => {
-      const job = await c.jobs.get(jobId)
-      if (job?.receipt === undefined || job.schedulerId === '') return
+    /**
+     * Sends a finished job's result to its scheduler: point to point when the job came over gRPC (no
+     * other node sees the output), else, or when that fails, as a notice on the receipts topic.
+     */
+    const announce = async (job: JobRecord): Promise<void> => {
+      if (job.receipt === undefined || job.schedulerId === '') return
       const output = job.output ?? new Uint8Array()
       const hash = createHash('sha256').update(output).digest()
       served.set(hash.toString('hex'), output)
       while (served.size > MAX_SERVED_OUTPUTS) served.delete(served.keys().next().value as string)
       const inline = output.byteLength <= init.inlineBytes
       const notice = { receipt: job.receipt, output: inline ? output : new Uint8Array(), outputInline: inline, outputSize: output.byteLength, atMs: Date.now() }
+      const direct = directJobs.delete(job.id)
+      const address = direct && c.grpc !== undefined ? c.mesh.grpcAddressOf(job.schedulerId) : ''
+      if (address !== '' && c.grpc !== undefined) {
+        try {
+          const verdict = await c.grpc.report(address, signEnvelope(c.identity, PAYLOAD_TYPES.jobResult, encodeJobResult(notice)), AbortSignal.timeout(REPORT_TIMEOUT_MS))
+          if (verdict.accepted) return
+          // Refused (the scheduler gave up on the job, or restarted): gossip lets anyone still waiting see it.
+          logger.info({ job: job.id, scheduler: job.schedulerId, reason: verdict.reason }, 'scheduler refused the result; gossiping it')
+        } catch (err) {
+          logger.info({ job: job.id, scheduler: job.schedulerId, err: (err as Error).message }, 'could not report the result over gRPC; gossiping it')
+        }
+      }
       await c.mesh.publish('receipts', notice)
     }
 
@@ -122,14 +162,14 @@ export function workerAgent (init: WorkerInit) {
         unsubscribe = [
           c.mesh.subscribe('assignments', (msg) => {
             if (msg.value.workerId !== c.identity.nodeId) return
-            handleAssignment(msg.envelope).then(async (r) => {
+            handleAssignment(msg.envelope, 'gossip').then(async (r) => {
               await c.mesh.publish('acks', r.ack)
             }).catch((err: unknown) => logger.error({ err }, 'assignment handling failed'))
           }),
           c.jobs.on('job', (event) => {
             // Only jobs this node ran for a scheduler: a gateway+worker's own clients hear from it directly.
-            if ((event.state !== 'success' && event.state !== 'failed') || event.job?.schedulerId === '') return
-            announce(event.jobId).catch((err: unknown) => logger.warn({ err, job: event.jobId }, 'could not announce job result'))
+            if (event.job === undefined || event.job.schedulerId === '') return
+            announce(event.job).catch((err: unknown) => logger.warn({ err, job: event.jobId }, 'could not announce job result'))
           })
         ]
       },

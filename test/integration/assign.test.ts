@@ -4,9 +4,9 @@ import { envelopeFromWire } from '../../src/api/convert.ts'
 import { signEnvelope } from '../../src/envelope/index.ts'
 import { identityFromSeed } from '../../src/identity/index.ts'
 import type { Identity } from '../../src/identity/types.ts'
-import { decodeAck, encodeAssignment, PAYLOAD_TYPES, type JobResultNotice } from '../../src/protocol/index.ts'
+import { decodeAck, encodeAssignment, encodeJobResult, PAYLOAD_TYPES, type JobResultNotice } from '../../src/protocol/index.ts'
 import type { AssignmentSent } from '../../src/scheduler/index.ts'
-import { verifyReceipt } from '../../src/receipt/index.ts'
+import { sha256, signReceipt, verifyReceipt } from '../../src/receipt/index.ts'
 import { containerYaml, eventually, meshAddr, startFor as start, text, waitJob, type TestNode } from '../helpers/node.ts'
 
 // Real nodes (LevelDB, Docker, gRPC, libp2p over 127.0.0.1): a scheduler+gateway and workers.
@@ -150,8 +150,8 @@ test('assignments from untrusted schedulers, for other workers, or past their de
   t.true(ok.accepted)
 })
 
-test('a job result is gossiped and anyone holding only the receipt can verify it', async (t) => {
-  const { gateway, worker } = await meshOf(t)
+test('a job assigned by gossip has its result gossiped, and anyone holding only the receipt can verify it', async (t) => {
+  const { gateway, worker } = await meshOf(t, { assign_via: 'gossip' })
   const observer = await start(t, { mesh: { bootstrap: [meshAddr(worker)] }, node: { roles: ['validator', 'archive'] }, containers: [] })
   const notices: JobResultNotice[] = []
   observer.node.mesh?.subscribe('receipts', (m) => notices.push(m.value))
@@ -162,6 +162,49 @@ test('a job result is gossiped and anyone holding only the receipt can verify it
   const verdict = verifyReceipt(notice.receipt!, { output: notice.output })
   t.true(verdict.valid)
   if (verdict.valid) t.is(verdict.receipt.jobId, jobId)
+})
+
+test('a job assigned over gRPC has its result reported back point to point: no other node sees its output', async (t) => {
+  const { gateway, worker } = await meshOf(t)
+  const observer = await start(t, { mesh: { bootstrap: [meshAddr(worker)] }, node: { roles: ['validator', 'archive'] }, containers: [] })
+  const notices: string[] = []
+  for (const n of [observer, gateway]) n.node.mesh?.subscribe('receipts', (m) => notices.push(m.from))
+  await eventually(() => observer.node.mesh?.livePeer(worker.node.identity.nodeId) ?? undefined)
+  const jobs = await Promise.all(['one', 'two', 'three'].map(async (input) => (await gateway.client.submitJob({ containerId: 'echo', input: text(`private ${input}`) })).jobId))
+  for (const [i, jobId] of jobs.entries()) {
+    const done = await waitJob(gateway.client, jobId)
+    t.is(done.state, 'JOB_STATE_SUCCESS', done.error)
+    t.is(Buffer.from(done.output).toString(), `private ${['one', 'two', 'three'][i]}`)
+    t.true(verifyReceipt(envelopeFromWire(done.receipt!), { output: new Uint8Array(done.output) }).valid)
+  }
+  // A heartbeat from the worker after the jobs ended proves gossip kept flowing meanwhile.
+  const after = Date.now()
+  await eventually(() => (observer.node.mesh?.livePeer(worker.node.identity.nodeId)?.atMs ?? 0) > after)
+  t.deepEqual(notices, [], 'no result notice crossed the receipts topic')
+})
+
+test('ReportResult takes only the assigned worker\'s signed result for a job in flight; anything else changes nothing', async (t) => {
+  const { gateway, worker } = await meshOf(t)
+  const stranger = identityFromSeed(randomBytes(32))
+  const receipt = signReceipt(stranger, {
+    jobId: 'not-in-flight', jobHash: new Uint8Array(32), inputHash: new Uint8Array(32), outputHash: sha256(text('x')), steps: [],
+    status: 'success', exitCode: 0, latencyMs: 1, startedAtMs: Date.now() - 1, finishedAtMs: Date.now(),
+    workerId: stranger.nodeId, schedulerId: gateway.node.identity.nodeId, error: ''
+  })
+  const notice = (signer: Identity, r = receipt) => signEnvelope(signer, PAYLOAD_TYPES.jobResult, encodeJobResult({ receipt: r, output: text('x'), outputInline: true, outputSize: 1, atMs: Date.now() }))
+  const unknown = await gateway.client.reportResult(notice(stranger))
+  t.false(unknown.accepted)
+  t.regex(unknown.reason, /no job not-in-flight of this scheduler is waiting/)
+  // Signed by someone other than the receipt's worker: refused before anything is looked up.
+  const forged = await gateway.client.reportResult(notice(worker.node.identity))
+  t.false(forged.accepted)
+  t.regex(forged.reason, /INVALID_CONTENT|SIGNER_MISMATCH/)
+  // A node that assigns nothing takes no results.
+  const notScheduler = await t.throwsAsync(worker.client.reportResult(notice(stranger)))
+  t.is((notScheduler as { code?: number }).code, 9 /* FAILED_PRECONDITION */)
+  // The gateway still serves jobs.
+  const { jobId } = await gateway.client.submitJob({ containerId: 'echo', input: text('still fine') })
+  t.is((await waitJob(gateway.client, jobId)).state, 'JOB_STATE_SUCCESS')
 })
 
 test('a gateway refuses a container it does not list, and one no live worker serves, before storing anything', async (t) => {

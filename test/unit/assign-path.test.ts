@@ -1,7 +1,7 @@
 import test from 'ava'
 import { ConfigError, parseConfig } from '../../src/config/index.ts'
 import { fastMessageId } from '../../src/mesh/libp2p.ts'
-import { grpcTarget } from '../../src/scheduler/index.ts'
+import { grpcTarget } from '../../src/mesh/index.ts'
 
 test('mesh.assign_via defaults to grpc, takes gossip, and names the key when wrong', (t) => {
   t.is(parseConfig('', '').mesh.assignVia, 'grpc')
