@@ -237,7 +237,14 @@ function join (prefix: string, name: string): string {
   return prefix === '' ? name : `${prefix}.${name}`
 }
 
-/** The .proto spelling of a camelCased field name, so errors name fields as the .proto does. */
+const snakeNames = new Map<string, string>()
+
+/** The .proto spelling of a camelCased field name, so errors name fields as the .proto does (memoised: it runs for every field checked). */
 function snake (name: string): string {
-  return name.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`)
+  let out = snakeNames.get(name)
+  if (out === undefined) {
+    out = name.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`)
+    snakeNames.set(name, out)
+  }
+  return out
 }
