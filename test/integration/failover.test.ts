@@ -12,9 +12,6 @@ import { containerYaml, eventually, meshAddr, startFor as start, text, waitJob, 
 // Scheduler failover with real nodes (LevelDB, Docker, gRPC on port 0, libp2p on 127.0.0.1): a
 // gateway+scheduler that runs nothing itself, workers that refuse, stay silent or leave.
 
-
-
-
 /** A gateway+scheduler that admits echo (its Guardian and limits apply) and runs none of it. */
 async function gatewayNode (t: ExecutionContext): Promise<TestNode> {
   return await start(t, { mesh: {}, node: { roles: ['scheduler', 'gateway'] }, containers: [containerYaml('echo')] })
@@ -126,4 +123,27 @@ test('once its only worker has left, the gateway refuses jobs with UNAVAILABLE a
   t.deepEqual((await gateway.client.listJobs()).map((j) => j.jobId), [first.jobId], 'nothing new was stored')
   const missing = await t.throwsAsync(gateway.client.getJob('after-the-worker-left'))
   t.is((missing as unknown as { code?: number }).code, 5 /* NOT_FOUND */)
+})
+
+test('a gateway with the default config keeps many more mesh jobs in flight than its jobs.concurrency', async (t) => {
+  // Each job takes ~2 s on a worker, so the gateway must hold them all at once to hand them out at once.
+  const slow = containerYaml('slow', { command: ['sh', '-c', 'sleep 2; cat'] })
+  const gateway = await start(t, { mesh: {}, node: { roles: ['scheduler', 'gateway'] }, containers: [slow] })
+  t.is(gateway.config.jobs.concurrency, 2)
+  t.is(gateway.config.gateway.maxInFlight, defaultConfig().gateway.maxInFlight, 'the gateway section is left at its defaults')
+  const workers = [await workerNode(t, gateway, { containers: [slow] }), await workerNode(t, gateway, { containers: [slow] })]
+  let most = 0
+  const watch = setInterval(() => { most = Math.max(most, gateway.node.jobs.stats().meshInFlight) }, 20)
+  t.teardown(() => { clearInterval(watch) })
+  const n = 12
+  const ids = await Promise.all(Array.from({ length: n }, async (_, i) => (await gateway.client.submitJob({ containerId: 'slow', input: text(`job ${i}`) })).jobId))
+  const done = await Promise.all(ids.map(async (id) => await waitJob(gateway.client, id)))
+  clearInterval(watch)
+  t.true(done.every((j) => j.state === 'JOB_STATE_SUCCESS'), done.map((j) => `${j.state} ${j.error}`).join('; '))
+  t.deepEqual(done.map((j) => Buffer.from(j.output).toString()), ids.map((_, i) => `job ${i}`))
+  t.true(most >= 8, `at most ${most} mesh jobs were in flight at once`)
+  // Both workers took a share: the gateway did not feed one worker at a time.
+  const ran = await Promise.all(workers.map(async (w) => (await w.client.listJobs()).length))
+  t.true(ran.every((count) => count > 0), ran.join(' + '))
+  t.is(gateway.node.runtime.containerStatuses().length, 0, 'the gateway ran nothing itself')
 })
