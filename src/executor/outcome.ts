@@ -4,7 +4,7 @@ import { FAILURE_CODES } from './constants.ts'
 const STDERR_IN_ERROR_CHARS = 1024
 import type { RunResult } from '../runtime/types.ts'
 
-/** Why an orchestrator aborted a run; compared by identity, so a runtime's own abort reasons never match. */
+/** Why the jobs service aborted a run; compared by identity, so a runtime's own abort reasons never match. */
 export const DEADLINE_REASON = Object.freeze({ reason: 'deadline' })
 export const STOP_REASON = Object.freeze({ reason: 'stop' })
 

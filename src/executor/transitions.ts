@@ -5,7 +5,7 @@ import type { JobRecord, StepRecord } from '../store/types.ts'
  * handed to a caller (submit's result, an event listener) never changes underneath it.
  */
 
-/** How a job ends; the orchestrator turns it into the final record, receipt and event. */
+/** How a job ends; the jobs service turns it into the final record, receipt and event. */
 export interface Ending {
   state: 'success' | 'failed'
   detail: string

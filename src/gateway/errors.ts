@@ -1,7 +1,7 @@
-/** The orchestrator was used before start() or after stop(). */
+/** The jobs service was used before start() or after stop(). */
 export class NotStartedError extends Error {
   readonly code = 'NOT_STARTED'
-  constructor (what = 'orchestrator') {
+  constructor (what = 'jobs service') {
     super(`${what} is not started (the node is starting or stopping; retry shortly)`)
     this.name = 'NotStartedError'
   }

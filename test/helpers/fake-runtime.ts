@@ -1,4 +1,4 @@
-/** A Docker stand-in and a jobs service + executor setup for unit tests (test/unit/orchestrator*.test.ts). */
+/** A Docker stand-in and a jobs service + executor setup for unit tests (test/unit/jobs*.test.ts). */
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
