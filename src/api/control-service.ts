@@ -3,23 +3,14 @@ import type { ApiComponents } from './types.ts'
 import type { ContainerInfo, NodeEvent, NodeStatus } from '../protocol/generated.ts'
 import { containerToWire, stateToWire } from './convert.ts'
 import { containerInfos, liveStates } from './containers.ts'
-import { toServiceError } from './errors.ts'
+import { unary } from './unary.ts'
 
 /** Local-only service: status, containers and the live event stream. Bound to loopback or a unix socket. */
 export function controlServiceHandlers (c: ApiComponents): grpc.UntypedServiceImplementation {
   return {
-    GetStatus: (_call: grpc.ServerUnaryCall<unknown, NodeStatus>, callback: grpc.sendUnaryData<NodeStatus>) => {
-      status(c).then((res) => callback(null, res), (err: unknown) => {
-        c.logger.error({ err }, 'GetStatus failed')
-        callback(toServiceError(err) as grpc.ServiceError, null)
-      })
-    },
+    GetStatus: unary(c.logger, 'GetStatus', async (): Promise<NodeStatus> => await status(c)),
 
-    ListContainers: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-      containersWithState(c).then((containers) => {
-        callback(null, { containers })
-      }, (err: unknown) => callback(toServiceError(err) as grpc.ServiceError, null))
-    },
+    ListContainers: unary(c.logger, 'ListContainers', async () => ({ containers: await containersWithState(c) })),
 
     StreamEvents: (call: grpc.ServerWritableStream<unknown, NodeEvent>) => {
       // Job events carry ids and states only: never inputs, outputs or origins.

@@ -2,11 +2,12 @@ import * as grpc from '@grpc/grpc-js'
 import type { ApiComponents } from './types.ts'
 import type { ListPeersResponse, ReportResultResponse, SignedEnvelope } from '../protocol/index.ts'
 import { envelopeFromWire, envelopeToWire } from './convert.ts'
-import { InvalidAssignmentError, NotASchedulerError, NotAWorkerError, toServiceError } from './errors.ts'
+import { InvalidAssignmentError, NotASchedulerError, NotAWorkerError } from './errors.ts'
+import { unary } from './unary.ts'
 
 /** Node.AssignJob: a scheduler's signed assignment in, the worker's signed ack out. */
 export function assignJobHandler (c: ApiComponents): grpc.handleUnaryCall<SignedEnvelope, SignedEnvelope> {
-  const answer = async (request: SignedEnvelope): Promise<SignedEnvelope> => {
+  return unary(c.logger, 'AssignJob', async (request: SignedEnvelope): Promise<SignedEnvelope> => {
     const worker = c.worker
     if (worker === undefined) throw new NotAWorkerError()
     let env
@@ -16,19 +17,12 @@ export function assignJobHandler (c: ApiComponents): grpc.handleUnaryCall<Signed
       throw new InvalidAssignmentError((err as Error).message, { cause: err })
     }
     return envelopeToWire((await worker.handleAssignment(env)).envelope)
-  }
-  return (call, callback) => {
-    answer(call.request).then((res) => callback(null, res), (err: unknown) => {
-      const status = toServiceError(err)
-      if (status.code === grpc.status.INTERNAL) c.logger.error({ err }, 'AssignJob failed')
-      callback(status as grpc.ServiceError, null)
-    })
-  }
+  })
 }
 
 /** Node.ReportResult: a worker's signed result notice for a job this node's scheduler assigned to it. */
 export function reportResultHandler (c: ApiComponents): grpc.handleUnaryCall<SignedEnvelope, ReportResultResponse> {
-  const answer = async (request: SignedEnvelope): Promise<ReportResultResponse> => {
+  return unary(c.logger, 'ReportResult', async (request: SignedEnvelope): Promise<ReportResultResponse> => {
     const scheduler = c.scheduler
     if (scheduler === undefined) throw new NotASchedulerError()
     let env
@@ -38,14 +32,7 @@ export function reportResultHandler (c: ApiComponents): grpc.handleUnaryCall<Sig
       throw new InvalidAssignmentError((err as Error).message, { cause: err })
     }
     return scheduler.acceptResult(env)
-  }
-  return (call, callback) => {
-    answer(call.request).then((res) => callback(null, res), (err: unknown) => {
-      const status = toServiceError(err)
-      if (status.code === grpc.status.INTERNAL) c.logger.error({ err }, 'ReportResult failed')
-      callback(status as grpc.ServiceError, null)
-    })
-  }
+  })
 }
 
 /** Control.ListPeers: who is on the mesh, from heartbeats, connections and pings. */

@@ -1,29 +1,15 @@
 import { isIP } from 'node:net'
 import * as grpc from '@grpc/grpc-js'
 import { JOB_ID_PATTERN } from '../gateway/index.ts'
-import type { Logger } from '../telemetry/logger.ts'
 import type { ApiComponents } from './types.ts'
 import type { JobEvent as WireJobEvent, NodeInfo, SubmitJobRequest } from '../protocol/index.ts'
 import { containerToWire, jobSummaryToWire, jobToWire, stateFromWire, stateToWire } from './convert.ts'
 import { InvalidRequestError, JobNotFoundError, toServiceError } from './errors.ts'
 import { containerInfos, liveStates } from './containers.ts'
+import { unary } from './unary.ts'
 
 const MAX_LIST = 1000
 const DEFAULT_LIST = 100
-
-type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>
-
-/** Runs a unary handler body and turns any thrown error into the mapped status. */
-function unary<Req, Res> (logger: Logger, method: string, body: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): Unary<Req, Res> {
-  return (call, callback) => {
-    body(call.request, call).then((res) => callback(null, res), (err: unknown) => {
-      const status = toServiceError(err)
-      if (status.code === grpc.status.INTERNAL) logger.error({ err, method }, 'request failed')
-      else logger.debug({ method, code: status.code, details: status.details }, 'request refused')
-      callback(status as grpc.ServiceError, null)
-    })
-  }
-}
 
 /**
  * The client IP of a call, from grpc-js's getPeer(): "1.2.3.4:port", "::1:port" or "[::1]:port" (this
