@@ -79,8 +79,9 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
   const onMesh = config.mesh.enabled
   // A node runs jobs itself when it is a worker, or when it is alone (no mesh to hand them to).
   // A pure gateway lists containers to admit them (Guardian, limits, schemas) but never runs them.
+  // A container marked mesh_only is admitted here and run by the mesh's workers.
   const runsJobs = roles.includes('worker') || !onMesh
-  const localContainers = runsJobs ? config.containers : []
+  const localContainers = runsJobs ? config.containers.filter((c) => !(onMesh && c.meshOnly)) : []
   const hardware = await detectHardware()
   const socket = config.runtime.socket === '' ? undefined : config.runtime.socket
 
@@ -109,7 +110,7 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
   // port may be 0), so heartbeats carry '' until then and that address from then on.
   let grpcAddress = ''
   const mesh: Mesh | undefined = onMesh
-    ? meshComponent({ config: config.mesh, roles, containers: roles.includes('worker') ? config.containers.map((c) => c.id) : [] })({
+    ? meshComponent({ config: config.mesh, roles, containers: localContainers.map((c) => c.id) })({
       identity,
       logger,
       heartbeat: heartbeatFields({

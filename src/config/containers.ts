@@ -9,7 +9,7 @@ import {
 const CONTAINER_KEYS = [
   'id', 'description', 'image', 'digest', 'command', 'env', 'resources', 'timeout_ms', 'max_output_bytes',
   'max_input_bytes', 'input_schema', 'output_schema', 'network', 'user', 'mode', 'service', 'source',
-  'external', 'allowed_ips', 'allowed_peers', 'allowed_delegates', 'generates_proofs'
+  'external', 'allowed_ips', 'allowed_peers', 'allowed_delegates', 'generates_proofs', 'mesh_only'
 ] as const
 const RESOURCE_KEYS = ['cpus', 'memory', 'pids', 'gpu'] as const
 
@@ -92,7 +92,8 @@ function parseContainer (ctx: Ctx, raw: Record<string, unknown>, path: Path, max
     allowedIps: parseCidrList(ctx, o, 'allowed_ips', path),
     allowedPeers: parsePeerList(ctx, o, 'allowed_peers', path),
     allowedDelegates: parsePeerList(ctx, o, 'allowed_delegates', path),
-    generatesProofs: boolean(ctx, o, 'generates_proofs', path, false)
+    generatesProofs: boolean(ctx, o, 'generates_proofs', path, false),
+    meshOnly: boolean(ctx, o, 'mesh_only', path, false)
   }
 }
 

@@ -232,6 +232,7 @@ export function containerConfig (fields: Pick<ContainerConfig, 'id' | 'image' | 
     allowedPeers: [],
     allowedDelegates: [],
     generatesProofs: false,
+    meshOnly: false,
     ...fields
   }
 }

@@ -93,6 +93,11 @@ export interface ContainerConfig {
   allowedDelegates: string[]
   /** This container's output carries a proof (required when a job asks for one). */
   generatesProofs: boolean
+  /**
+   * This node admits jobs for it (its Guardian, limits and schema apply here) but never runs it: a
+   * worker on the mesh does. Implied for every container of a node without the worker role.
+   */
+  meshOnly: boolean
 }
 
 export interface ListenAddress {

@@ -216,3 +216,29 @@ test('a gateway refuses a container it does not list, and one no live worker ser
   t.regex(unserved?.message ?? '', /no live worker on the mesh serves "sentiment"/)
   t.deepEqual(await gateway.client.listJobs(), [])
 })
+
+test('a gateway that is also a worker runs what it serves and hands mesh_only containers to other workers', async (t) => {
+  const upper = containerYaml('upper', { command: ['tr', 'a-z', 'A-Z'] })
+  const other = await start(t, { mesh: {}, containers: [upper] })
+  const both = await start(t, {
+    mesh: { bootstrap: [meshAddr(other)] },
+    node: { roles: ['worker', 'scheduler', 'gateway'] },
+    containers: [containerYaml('echo'), { ...upper, mesh_only: true }]
+  })
+  await eventually(() => both.node.mesh?.livePeer(other.node.identity.nodeId) ?? undefined)
+  await eventually(() => other.node.mesh?.livePeer(both.node.identity.nodeId) ?? undefined)
+  const signer = (job: Awaited<ReturnType<typeof waitJob>>): string => {
+    const verdict = verifyReceipt(envelopeFromWire(job.receipt!), { output: new Uint8Array(job.output) })
+    return verdict.valid ? verdict.receipt.workerId : `invalid: ${verdict.reason}`
+  }
+  const local = await waitJob(both.client, (await both.client.submitJob({ containerId: 'echo', input: text('here') })).jobId)
+  t.is(Buffer.from(local.output).toString(), 'here')
+  t.is(signer(local), both.node.identity.nodeId, 'a container it serves runs on the node itself')
+  const remote = await waitJob(both.client, (await both.client.submitJob({ containerId: 'upper', input: text('there') })).jobId)
+  t.is(remote.state, 'JOB_STATE_SUCCESS', remote.error)
+  t.is(Buffer.from(remote.output).toString(), 'THERE')
+  t.is(signer(remote), other.node.identity.nodeId, 'a mesh_only container runs on a worker of the mesh')
+  t.deepEqual((await both.control.listContainers()).map((c) => `${c.id}:${c.state}`), ['echo:ready', 'upper:mesh'])
+  // It offers the mesh only what it runs itself.
+  t.deepEqual(other.node.mesh?.livePeer(both.node.identity.nodeId)?.containers, ['echo'])
+})
