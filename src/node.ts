@@ -130,6 +130,7 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
     ? schedulerComponent({
       assignVia: config.mesh.assignVia,
       inlineBytes: config.mesh.inlineBytes,
+      ackTimeoutMs: config.mesh.ackTimeoutMs,
       maxResultBytes: config.api.maxMessageBytes,
       maxClockSkewMs: config.mesh.maxClockSkewMs
     })({ mesh, identity, logger, grpc: peers, metrics })

@@ -138,3 +138,9 @@ export const DEFAULT_ASSIGN_VIA = 'grpc'
 export const DEFAULT_CONFIG_FILE = 'config.yaml'
 /** Alias expansion limit while parsing YAML: stops "billion laughs" documents. */
 export const MAX_YAML_ALIASES = 100
+
+/**
+ * A worker acks at once (the job runs after the ack), so seconds of silence mean it is gone or
+ * overloaded and the next candidate should have the job; long enough for a busy edge box to answer.
+ */
+export const DEFAULT_ACK_TIMEOUT_MS = 3_000

@@ -7,7 +7,7 @@ import { parsePeerList } from './service.ts'
 const MESH_KEYS = [
   'enabled', 'listen', 'announce', 'bootstrap', 'max_connections', 'heartbeat_interval_ms', 'forward_stats',
   'trusted_schedulers', 'max_gossip_bytes', 'max_clock_skew_ms', 'provide_interval_ms', 'inline_bytes',
-  'behind_nat', 'relays', 'assign_via'
+  'behind_nat', 'relays', 'assign_via', 'ack_timeout_ms'
 ] as const
 const HOUR_MS = 3_600_000
 
@@ -48,6 +48,7 @@ export function parseMesh (ctx: Ctx, raw: unknown): MeshConfig {
     inlineBytes: size(ctx, o, 'inline_bytes', path, C.DEFAULT_INLINE_BYTES, 0, 1024 * 1024),
     behindNat,
     relays,
-    assignVia: oneOf<'grpc' | 'gossip'>(ctx, o, 'assign_via', path, C.DEFAULT_ASSIGN_VIA, ['grpc', 'gossip'] as const)
+    assignVia: oneOf<'grpc' | 'gossip'>(ctx, o, 'assign_via', path, C.DEFAULT_ASSIGN_VIA, ['grpc', 'gossip'] as const),
+    ackTimeoutMs: integer(ctx, o, 'ack_timeout_ms', path, C.DEFAULT_ACK_TIMEOUT_MS, 100, 120_000)
   }
 }

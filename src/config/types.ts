@@ -202,4 +202,6 @@ export interface MeshConfig {
    * 'gossip' = always on the assignments topic.
    */
   assignVia: 'grpc' | 'gossip'
+  /** How long this node, as a scheduler, waits for a worker's signed ack before trying the next worker. */
+  ackTimeoutMs: number
 }

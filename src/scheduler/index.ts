@@ -21,7 +21,7 @@ import { pickWorker, type WorkerUse } from './pick.ts'
 export * from './errors.ts'
 export { pickWorker, type WorkerUse } from './pick.ts'
 
-/** How long a worker has to acknowledge an assignment before the next candidate gets it. */
+/** How long a worker has to acknowledge an assignment before the next candidate gets it (mesh.ack_timeout_ms). */
 const ACK_TIMEOUT_MS = 3_000
 /** Candidates tried for one job before giving up (each refusal or silence moves to the next). */
 const MAX_ATTEMPTS = 3
