@@ -131,7 +131,6 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
       assignVia: config.mesh.assignVia,
       inlineBytes: config.mesh.inlineBytes,
       ackTimeoutMs: config.mesh.ackTimeoutMs,
-      maxResultBytes: config.api.maxMessageBytes,
       maxClockSkewMs: config.mesh.maxClockSkewMs
     })({ mesh, identity, logger, grpc: peers, metrics })
     : undefined

@@ -5,18 +5,21 @@ import { envelopeFromWire, envelopeToWire } from './convert.ts'
 import { InvalidAssignmentError, NotASchedulerError, NotAWorkerError } from './errors.ts'
 import { unary } from './unary.ts'
 
+/** The request's signed envelope, or INVALID_ASSIGNMENT saying what is wrong with it. */
+function envelopeArg (request: SignedEnvelope): SignedEnvelope {
+  try {
+    return envelopeFromWire(request)
+  } catch (err) {
+    throw new InvalidAssignmentError((err as Error).message, { cause: err })
+  }
+}
+
 /** Node.AssignJob: a scheduler's signed assignment in, the worker's signed ack out. */
 export function assignJobHandler (c: ApiComponents): grpc.handleUnaryCall<SignedEnvelope, SignedEnvelope> {
   return unary(c.logger, 'AssignJob', async (request: SignedEnvelope): Promise<SignedEnvelope> => {
     const worker = c.worker
     if (worker === undefined) throw new NotAWorkerError()
-    let env
-    try {
-      env = envelopeFromWire(request)
-    } catch (err) {
-      throw new InvalidAssignmentError((err as Error).message, { cause: err })
-    }
-    return envelopeToWire((await worker.handleAssignment(env)).envelope)
+    return envelopeToWire((await worker.handleAssignment(envelopeArg(request))).envelope)
   })
 }
 
@@ -25,13 +28,7 @@ export function reportResultHandler (c: ApiComponents): grpc.handleUnaryCall<Sig
   return unary(c.logger, 'ReportResult', async (request: SignedEnvelope): Promise<ReportResultResponse> => {
     const scheduler = c.scheduler
     if (scheduler === undefined) throw new NotASchedulerError()
-    let env
-    try {
-      env = envelopeFromWire(request)
-    } catch (err) {
-      throw new InvalidAssignmentError((err as Error).message, { cause: err })
-    }
-    return scheduler.acceptResult(env)
+    return scheduler.acceptResult(envelopeArg(request))
   })
 }
 

@@ -271,8 +271,8 @@ class Jobs implements JobsService {
 
   #refused (err: unknown): void {
     // The Guardian's rule names are a closed set; anything else is labelled by its code.
-    const reason = err instanceof GuardianRejectedError ? err.reason : String((err as { code?: unknown } | null)?.code ?? 'INTERNAL')
-    this.#events.emit('refused', { code: String((err as { code?: unknown } | null)?.code ?? 'INTERNAL'), reason })
+    const code = String((err as { code?: unknown } | null)?.code ?? 'INTERNAL')
+    this.#events.emit('refused', { code, reason: err instanceof GuardianRejectedError ? err.reason : code })
   }
 
   #checkRoom (lane: Lane): void {

@@ -32,7 +32,7 @@ export {
   type GossipCode, type GossipContext, type GossipRule, type GossipRules, type GossipVerdict, type IgnoreCode, type PayloadOf, type RejectCode
 } from './gossip.ts'
 export { GOSSIP_RULES } from './gossip-rules.ts'
-export { payloadTypeOf, validateGossip } from './validate.ts'
+export { payloadTypeOf, validateEnvelope, validateGossip } from './validate.ts'
 export type { MeshLibp2p } from './libp2p.ts'
 
 /** The mesh was used before start() or after stop(). */

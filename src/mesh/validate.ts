@@ -16,8 +16,6 @@ export function payloadTypeOf (topic: TopicName): string {
  * Never throws: the outcome of every failure is fixed by its code (GOSSIP_CODES).
  */
 export function validateGossip<K extends TopicName> (topic: K, data: Uint8Array, from: string, ctx: GossipContext): GossipVerdict<PayloadOf<K>> {
-  const rule: GossipRule<PayloadOf<K>> = GOSSIP_RULES[topic]
-  const payloadType = payloadTypeOf(topic)
   if (data.byteLength > ctx.maxBytes) return notAccepted('OVERSIZED', `${data.byteLength} bytes > ${ctx.maxBytes}`)
   let envelope: SignedEnvelope
   try {
@@ -25,6 +23,17 @@ export function validateGossip<K extends TopicName> (topic: K, data: Uint8Array,
   } catch (err) {
     return notAccepted('MALFORMED_ENVELOPE', (err as Error).message)
   }
+  return validateEnvelope(topic, envelope, from, ctx)
+}
+
+/**
+ * The same checks for an envelope already decoded (one that came point to point, over gRPC, whose
+ * size the transport has limited): payload type, signature, signer = `from` = the node the payload
+ * names, strict payload decoding, freshness, the topic's own checks.
+ */
+export function validateEnvelope<K extends TopicName> (topic: K, envelope: SignedEnvelope, from: string, ctx: GossipContext): GossipVerdict<PayloadOf<K>> {
+  const rule: GossipRule<PayloadOf<K>> = GOSSIP_RULES[topic]
+  const payloadType = payloadTypeOf(topic)
   if (envelope.payloadType !== payloadType) {
     return notAccepted('WRONG_PAYLOAD_TYPE', `expected ${payloadType} on ${topic}, got ${envelope.payloadType.slice(0, 64)}`)
   }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { encodeEnvelope, signEnvelope, verifyEnvelope } from '../envelope/index.ts'
+import { signEnvelope, verifyEnvelope } from '../envelope/index.ts'
 import { nodeIdFromPublicKey } from '../identity/index.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
 import type { Identity } from '../identity/types.ts'
@@ -13,7 +13,7 @@ import {
   decodeAck, encodeAssignment, PAYLOAD_TYPES, TOPICS,
   type Assignment, type AssignmentAck, type Heartbeat, type JobResultNotice
 } from '../protocol/index.ts'
-import { grpcTarget, validateGossip, type Mesh, type MeshMessage, type PeerView } from '../mesh/index.ts'
+import { grpcTarget, validateEnvelope, type Mesh, type MeshMessage, type PeerView } from '../mesh/index.ts'
 import type { RemoteExecutor, RemoteJob, RemoteProgress, RemoteResult } from '../gateway/types.ts'
 import { AckMismatchError, AckTimeoutError, AssignmentRejectedError, NoWorkerError, RemoteJobTimeoutError } from './errors.ts'
 import { pickWorker, type WorkerUse } from './pick.ts'
@@ -72,8 +72,6 @@ export interface SchedulerInit {
   inlineBytes: number
   /** How long a worker has to acknowledge (default ACK_TIMEOUT_MS). */
   ackTimeoutMs?: number
-  /** Largest result notice taken point to point (the API's message limit). */
-  maxResultBytes: number
   /** Notices stamped further than this from our clock are refused (mesh.max_clock_skew_ms). */
   maxClockSkewMs: number
 }
@@ -241,9 +239,10 @@ export function scheduler (init: SchedulerInit) {
       } catch (err) {
         return { accepted: false, reason: `not a valid signer key: ${(err as Error).message}` }
       }
-      const verdict = validateGossip('receipts', encodeEnvelope(envelope), signer, {
+      // Already decoded and size-limited by gRPC: the gossip rule's checks on the envelope as it is.
+      const verdict = validateEnvelope('receipts', envelope, signer, {
         now: Date.now(),
-        maxBytes: init.maxResultBytes,
+        maxBytes: Number.POSITIVE_INFINITY,
         maxSkewMs: init.maxClockSkewMs,
         lastHeartbeatAt: () => undefined
       })
