@@ -118,7 +118,8 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
         grpcAddress: () => grpcAddress,
         slots: () => executor.stats(),
         jobs: () => jobs.stats(),
-        cacheHitRatio: () => images.stats().hitRatio
+        cacheHitRatio: () => images.stats().hitRatio,
+        rosterVersion: () => 0
       }),
       content: async (hash): Promise<Uint8Array | undefined> => (await worker?.content(hash)) ?? (await scheduler?.content(hash)),
       metrics

@@ -144,3 +144,11 @@ export const MAX_YAML_ALIASES = 100
  * overloaded and the next candidate should have the job; long enough for a busy edge box to answer.
  */
 export const DEFAULT_ACK_TIMEOUT_MS = 3_000
+
+/** Secure by default: strangers cannot connect, and nobody acts as a scheduler by saying so. */
+export const DEFAULT_ADMISSION_MODE = 'private'
+/** Rosters name the mesh they are for; one operator may run several meshes. */
+export const DEFAULT_MESH_NAME = 'inframind'
+/** Inside data_dir (like the store): the key and the roster are this node's state. */
+export const DEFAULT_NETWORK_KEY_FILE = 'mesh.key'
+export const DEFAULT_ROSTER_FILE = 'roster.json'

@@ -154,7 +154,7 @@ function build (ctx: Ctx, top: Record<string, unknown>, baseDir: string, env: No
       },
       logLevel: oneOf(ctx, telemetry, 'log_level', ['telemetry'], C.DEFAULT_LOG_LEVEL, C.LOG_LEVELS)
     },
-    mesh: parseMesh(ctx, top.mesh),
+    mesh: parseMesh(ctx, top.mesh, (p) => pathIn(dataDir, p)),
     containers: parseContainers(ctx, top.containers, maxMessageBytes)
   }
   checkListeners(ctx, config)

@@ -1,17 +1,20 @@
 import { multiaddr } from '@multiformats/multiaddr'
-import type { MeshConfig } from './types.ts'
+import type { AdmissionConfig, AdmissionMode, MeshConfig } from './types.ts'
 import * as C from './constants.ts'
-import { boolean, integer, oneOf, section, size, stringList, type Ctx, type Path } from './fields.ts'
+import { boolean, integer, oneOf, section, size, string, stringList, type Ctx, type Path } from './fields.ts'
 import { parsePeerList } from './service.ts'
 
 const MESH_KEYS = [
   'enabled', 'listen', 'announce', 'bootstrap', 'max_connections', 'heartbeat_interval_ms', 'forward_stats',
   'trusted_schedulers', 'max_gossip_bytes', 'max_clock_skew_ms', 'provide_interval_ms', 'inline_bytes',
-  'behind_nat', 'relays', 'assign_via', 'ack_timeout_ms'
+  'behind_nat', 'relays', 'assign_via', 'ack_timeout_ms', 'admission'
 ] as const
+const ADMISSION_KEYS = ['mode', 'mesh_name', 'network_key_file', 'operators', 'roster_file'] as const
+const MESH_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/
 const HOUR_MS = 3_600_000
 
-export function parseMesh (ctx: Ctx, raw: unknown): MeshConfig {
+/** `pathIn(p)`: a path resolved against node.data_dir. */
+export function parseMesh (ctx: Ctx, raw: unknown, pathIn: (p: string) => string): MeshConfig {
   const path: Path = ['mesh']
   const o = section(ctx, raw, path, MESH_KEYS)
   const addrs = (key: string, def: readonly string[], needPeer: boolean): string[] => {
@@ -49,6 +52,23 @@ export function parseMesh (ctx: Ctx, raw: unknown): MeshConfig {
     behindNat,
     relays,
     assignVia: oneOf<'grpc' | 'gossip'>(ctx, o, 'assign_via', path, C.DEFAULT_ASSIGN_VIA, ['grpc', 'gossip'] as const),
-    ackTimeoutMs: integer(ctx, o, 'ack_timeout_ms', path, C.DEFAULT_ACK_TIMEOUT_MS, 100, 120_000)
+    ackTimeoutMs: integer(ctx, o, 'ack_timeout_ms', path, C.DEFAULT_ACK_TIMEOUT_MS, 100, 120_000),
+    admission: parseAdmission(ctx, o.admission, pathIn)
+  }
+}
+
+function parseAdmission (ctx: Ctx, raw: unknown, pathIn: (p: string) => string): AdmissionConfig {
+  const path: Path = ['mesh', 'admission']
+  const o = section(ctx, raw, path, ADMISSION_KEYS)
+  const meshName = string(ctx, o, 'mesh_name', path, C.DEFAULT_MESH_NAME, { expected: 'a mesh name (lowercase letters, digits, . _ -; up to 64)' })
+  if (!MESH_NAME.test(meshName)) {
+    ctx.report('INVALID_VALUE', [...path, 'mesh_name'], 'a mesh name (lowercase letters, digits, . _ -; up to 64)', `"${meshName.slice(0, 80)}" is not a mesh name`)
+  }
+  return {
+    mode: oneOf<AdmissionMode>(ctx, o, 'mode', path, C.DEFAULT_ADMISSION_MODE, ['private', 'open'] as const),
+    meshName,
+    networkKeyFile: pathIn(string(ctx, o, 'network_key_file', path, C.DEFAULT_NETWORK_KEY_FILE, { expected: 'a key file path' })),
+    operators: parsePeerList(ctx, o, 'operators', path),
+    rosterFile: pathIn(string(ctx, o, 'roster_file', path, C.DEFAULT_ROSTER_FILE, { expected: 'a file path' }))
   }
 }

@@ -204,4 +204,25 @@ export interface MeshConfig {
   assignVia: 'grpc' | 'gossip'
   /** How long this node, as a scheduler, waits for a worker's signed ack before trying the next worker. */
   ackTimeoutMs: number
+  /** Who may join the mesh and who may act as what (docs/ARCHITECTURE.md, "Admission"). */
+  admission: AdmissionConfig
+}
+
+/**
+ * private: only nodes holding the mesh's pre-shared key can connect at all, and the operator-signed
+ * roster says which roles each member may play. open: anyone may connect and offer to work (on
+ * probation unless rostered); roles others must trust still come only from the roster.
+ */
+export type AdmissionMode = 'private' | 'open'
+
+export interface AdmissionConfig {
+  mode: AdmissionMode
+  /** Name of the mesh: a roster signed for another mesh is refused. */
+  meshName: string
+  /** The mesh's pre-shared key (libp2p swarm key format, 0600); private mode only. */
+  networkKeyFile: string
+  /** Node ids (12D3KooW...) of the operator keys whose signed rosters this node accepts. */
+  operators: string[]
+  /** The roster this node holds: read at start, rewritten on each accepted update. */
+  rosterFile: string
 }

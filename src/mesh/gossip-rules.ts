@@ -1,7 +1,7 @@
 import { verifyReceipt } from '../receipt/index.ts'
 import {
-  decodeAck, decodeAssignment, decodeAttestation, decodeHeartbeat, decodeJobResult,
-  encodeAck, encodeAssignment, encodeAttestation, encodeHeartbeat, encodeJobResult
+  decodeAck, decodeAssignment, decodeAttestation, decodeHeartbeat, decodeJobResult, decodeRosterNotice,
+  encodeAck, encodeAssignment, encodeAttestation, encodeHeartbeat, encodeJobResult, encodeRosterNotice, PAYLOAD_TYPES
 } from '../protocol/index.ts'
 import { nodeIdOf, type GossipProblem, type GossipRules } from './gossip.ts'
 
@@ -55,7 +55,8 @@ export const GOSSIP_RULES: GossipRules = {
     at: (m) => m.atMs,
     check: (m, signer) => {
       if (m.receipt === null) return invalid('job result without a receipt')
-      const verdict = verifyReceipt(m.receipt, m.outputInline ? { output: m.output } : {})
+      // The output is sealed to the scheduler: only it can check the output hash (and does).
+      const verdict = verifyReceipt(m.receipt)
       if (!verdict.valid) return invalid(`receipt invalid: ${verdict.reason}`)
       if (verdict.receipt.workerId !== signer) return invalid('receipt signed by another node than the notice')
       return undefined
@@ -75,5 +76,15 @@ export const GOSSIP_RULES: GossipRules = {
       }
       return undefined
     }
+  },
+  roster: {
+    encode: encodeRosterNotice,
+    decode: decodeRosterNotice,
+    author: (m) => m.nodeId,
+    at: (m) => m.atMs,
+    // Whether the operator signed it, and whether it is newer, is the roster's to judge when applied.
+    check: (m) => m.roster === null || m.roster.payloadType !== PAYLOAD_TYPES.roster
+      ? invalid(`roster notice without a ${PAYLOAD_TYPES.roster} envelope`)
+      : undefined
   }
 }

@@ -11,7 +11,8 @@ const TOPIC_WEIGHTS: { [K in TopicName]: number } = {
   assignments: 1,
   acks: 1,
   receipts: 1,
-  attestations: 1
+  attestations: 1,
+  roster: 1
 }
 
 /**

@@ -8,14 +8,20 @@ import type { MessageName } from './generated.ts'
 export const DHT_PROTOCOL = '/inframind/kad/1.0.0'
 /** Request/response for content by sha256 (inputs and outputs above the inline limit). */
 export const FETCH_PROTOCOL = '/inframind/fetch/1.0.0'
+/** Request/response: the operator-signed roster a peer holds (how a node that missed an update catches up). */
+export const ROSTER_PROTOCOL = '/inframind/roster/1.0.0'
 
-/** Gossipsub topics. Every node subscribes to all of them; the mesh has a rule for each (compiler-checked). */
+/**
+ * Gossipsub topics; the mesh has a rule for each (compiler-checked). Heartbeats are heard only by
+ * the nodes that choose workers (scheduler, gateway); every node subscribes to the others.
+ */
 export const TOPICS = {
   heartbeats: 'inframind/heartbeats/1',
   assignments: 'inframind/assignments/1',
   acks: 'inframind/acks/1',
   receipts: 'inframind/receipts/1',
-  attestations: 'inframind/attestations/1'
+  attestations: 'inframind/attestations/1',
+  roster: 'inframind/roster/1'
 } as const
 
 export type TopicName = keyof typeof TOPICS
@@ -24,11 +30,14 @@ export type Topic = typeof TOPICS[TopicName]
 /** payload_type of every signed envelope (the first input of its signature). */
 export const PAYLOAD_TYPES = {
   heartbeat: 'inframind/heartbeat/v1',
-  assignment: 'inframind/assignment/v1',
+  // v2: the client's data is sealed to the recipient (v1 carried it in clear).
+  assignment: 'inframind/assignment/v2',
   ack: 'inframind/ack/v1',
-  jobResult: 'inframind/job-result/v1',
+  jobResult: 'inframind/job-result/v2',
   receipt: 'inframind/receipt/v1',
-  attestation: 'inframind/attestation/v1'
+  attestation: 'inframind/attestation/v1',
+  roster: 'inframind/roster/v1',
+  rosterNotice: 'inframind/roster-notice/v1'
 } as const
 
 export type PayloadTypeName = keyof typeof PAYLOAD_TYPES
@@ -39,7 +48,8 @@ export const TOPIC_PAYLOAD = {
   assignments: 'assignment',
   acks: 'ack',
   receipts: 'jobResult',
-  attestations: 'attestation'
+  attestations: 'attestation',
+  roster: 'rosterNotice'
 } as const satisfies Record<TopicName, PayloadTypeName>
 
 /** DHT keys a node provides, one per role and one per container it serves. */
@@ -66,5 +76,7 @@ export const PAYLOAD_MESSAGES = {
   ack: 'inframind.v1.AssignmentAck',
   jobResult: 'inframind.v1.JobResultNotice',
   receipt: 'inframind.v1.Receipt',
-  attestation: 'inframind.v1.Attestation'
+  attestation: 'inframind.v1.Attestation',
+  roster: 'inframind.v1.Roster',
+  rosterNotice: 'inframind.v1.RosterNotice'
 } as const satisfies Record<PayloadTypeName, MessageName>

@@ -34,6 +34,22 @@ export interface Attestation {
 
 // inframind/v1/control.proto
 
+export interface UpdateRosterRequest {
+  roster: SignedEnvelope | null
+}
+
+export type GetRosterRequest = Record<string, never>
+
+export interface RosterStatus {
+  /** "private" or "open" (mesh.admission.mode). */
+  mode: string
+  /** The operator-signed roster held now (absent when none). */
+  roster: SignedEnvelope | null
+  version: number
+  /** Node ids of the operator keys this node trusts. */
+  operators: string[]
+}
+
 export type ListPeersRequest = Record<string, never>
 
 export interface PeerInfo {
@@ -155,6 +171,11 @@ export interface Heartbeat {
   stats: HeartbeatStats | null
   /** Milliseconds between this node's heartbeats (peers use it to judge liveness). */
   intervalMs: number
+  /**
+   * Version of the roster this node holds (0 = none); a scheduler holding an older one asks it
+   * for the newer over /inframind/roster/1.0.0.
+   */
+  rosterVersion: number
 }
 
 export interface HeartbeatStats {
@@ -168,13 +189,19 @@ export interface HeartbeatStats {
   load: number
 }
 
-/** payload_type "inframind/assignment/v1", topic inframind/assignments/1 or gRPC AssignJob. */
+/**
+ * payload_type "inframind/assignment/v2", gRPC AssignJob or (fallback) topic inframind/assignments/1.
+ * Everything here is visible to whoever carries it, except `sealed`: the client's data (the
+ * inline input and the origin) is sealed to the worker's key (docs/ARCHITECTURE.md, "Sealed boxes").
+ */
 export interface Assignment {
   /** The job id is the idempotency key: a worker runs a job id at most once. */
   jobId: string
   containers: string[]
-  /** Inline input (small jobs). Larger inputs travel by input_hash over /inframind/fetch/1.0.0. */
-  input: Uint8Array
+  /**
+   * sha256 of the plaintext input. An input not inline in `sealed` is fetched by this hash over
+   * /inframind/fetch/1.0.0 from input_provider, which serves it only to the assigned worker.
+   */
   inputHash: Uint8Array
   inputSize: number
   /** Peer that serves the input by hash ("" = the scheduler). */
@@ -184,6 +211,18 @@ export interface Assignment {
   issuedAtMs: number
   deadlineAtMs: number
   requiresProof: boolean
+  /**
+   * An AssignmentSecret sealed to worker_id's key; the seal's context is "inframind/assignment-secret/v1"
+   * and job_id, so a sealed part cannot be moved to another job.
+   */
+  sealed: Uint8Array
+}
+
+/** The private part of an assignment, only ever sealed to the worker (never in clear on any wire). */
+export interface AssignmentSecret {
+  /** The input, when it is small enough to travel in the assignment (input_inline). */
+  input: Uint8Array
+  inputInline: boolean
   /**
    * Who asked for the job, as the admitting gateway saw them. The gateway's Guardian has
    * already checked the client against its rules; the worker checks the scheduler's right
@@ -219,16 +258,22 @@ export interface AssignmentAck {
 }
 
 /**
- * payload_type "inframind/job-result/v1", topic inframind/receipts/1.
- * The receipt is the worker's signed receipt envelope (verifiable on its own);
- * small outputs ride along, larger ones are fetched by the receipt's output_hash.
+ * payload_type "inframind/job-result/v2", gRPC ReportResult or (fallback) topic inframind/receipts/1.
+ * The receipt is the worker's signed receipt envelope (verifiable on its own, hashes only); small
+ * outputs ride along sealed to the scheduler, larger ones are fetched by the receipt's output_hash
+ * from the worker, which serves them only to the job's scheduler.
  */
 export interface JobResultNotice {
   receipt: SignedEnvelope | null
-  output: Uint8Array
+  /** The output is in sealed_output (else fetch it by the receipt's output_hash). */
   outputInline: boolean
   outputSize: number
   atMs: number
+  /**
+   * The output sealed to the receipt's scheduler_id; the seal's context is "inframind/job-output/v1"
+   * and the job id.
+   */
+  sealedOutput: Uint8Array
 }
 
 /** inframind/fetch/1.0.0: one length-prefixed request, one length-prefixed response. */
@@ -337,6 +382,11 @@ export interface SubmitJobRequest {
   requiresProof: boolean
   /** Node id of the delegate submitting on someone's behalf ("" = not delegated). */
   delegate: string
+  /**
+   * Open mesh only: the job may go to a worker on probation (not in the roster). Its result is
+   * then delivered unverified (Job.worker_on_probation). Default: only rostered workers.
+   */
+  allowProbation: boolean
 }
 
 export interface SubmitJobResponse {
@@ -379,6 +429,10 @@ export interface Job {
   containers: string[]
   /** One entry per container run so far; outputs only with include_steps. */
   steps: JobStep[]
+  /** Node id of the worker that ran the job (this node's id when it ran it itself). */
+  workerId: string
+  /** The worker was on probation (open mesh, not in the roster): nobody has verified this result. */
+  workerOnProbation: boolean
 }
 
 export interface JobStep {
@@ -464,9 +518,51 @@ export interface Receipt {
   error: string
 }
 
+// inframind/v1/roster.proto
+
+/**
+ * Who belongs to a mesh and what each member may do. A roster travels as a SignedEnvelope with
+ * payload_type "inframind/roster/v1", signed by an operator key that every node of the mesh is
+ * configured to trust (mesh.admission.operators). docs/ARCHITECTURE.md ("Admission") has the rules.
+ */
+export interface Roster {
+  /** Name of the mesh this roster is for: a roster naming another mesh is refused. */
+  mesh: string
+  /** Strictly increasing: a node keeps the highest version it has verified; an equal or lower one is stale. */
+  version: number
+  issuedAtMs: number
+  /** After this instant the roster is refused (0 = it does not expire). */
+  expiresAtMs: number
+  members: RosterMember[]
+}
+
+export interface RosterMember {
+  /** The member's node id (12D3KooW...). */
+  nodeId: string
+  /** Roles the member may play: worker, scheduler, gateway, validator, archive, relay. */
+  roles: string[]
+  /** Free text for operators (a host name); no meaning to the protocol. */
+  name: string
+}
+
+/**
+ * payload_type "inframind/roster-notice/v1", topic inframind/roster/1: a member passing on the
+ * operator-signed roster it holds (a roster update reaches every node without restarts).
+ */
+export interface RosterNotice {
+  /** The operator-signed roster envelope (payload_type "inframind/roster/v1"). */
+  roster: SignedEnvelope | null
+  /** The node passing it on (the notice's signer). */
+  nodeId: string
+  atMs: number
+}
+
 /** Every message by its full protobuf name. */
 export interface MessageTypes {
   'inframind.v1.Attestation': Attestation
+  'inframind.v1.UpdateRosterRequest': UpdateRosterRequest
+  'inframind.v1.GetRosterRequest': GetRosterRequest
+  'inframind.v1.RosterStatus': RosterStatus
   'inframind.v1.ListPeersRequest': ListPeersRequest
   'inframind.v1.PeerInfo': PeerInfo
   'inframind.v1.ListPeersResponse': ListPeersResponse
@@ -480,6 +576,7 @@ export interface MessageTypes {
   'inframind.v1.Heartbeat': Heartbeat
   'inframind.v1.HeartbeatStats': HeartbeatStats
   'inframind.v1.Assignment': Assignment
+  'inframind.v1.AssignmentSecret': AssignmentSecret
   'inframind.v1.JobOrigin': JobOrigin
   'inframind.v1.AssignmentAck': AssignmentAck
   'inframind.v1.JobResultNotice': JobResultNotice
@@ -505,6 +602,9 @@ export interface MessageTypes {
   'inframind.v1.ListJobsResponse': ListJobsResponse
   'inframind.v1.ReceiptStep': ReceiptStep
   'inframind.v1.Receipt': Receipt
+  'inframind.v1.Roster': Roster
+  'inframind.v1.RosterMember': RosterMember
+  'inframind.v1.RosterNotice': RosterNotice
 }
 
 export type MessageName = keyof MessageTypes

@@ -14,6 +14,7 @@ export {
 export {
   encodeHeartbeat, decodeHeartbeat, encodeAssignment, decodeAssignment, encodeAck, decodeAck,
   encodeJobResult, decodeJobResult, encodeAttestation, decodeAttestation,
+  encodeAssignmentSecret, decodeAssignmentSecret, encodeRoster, decodeRoster, encodeRosterNotice, decodeRosterNotice,
   encodeFetchRequest, decodeFetchRequest, encodeFetchResponse, decodeFetchResponse, FETCH_STATUSES
 } from './messages.ts'
 export type { FetchResponse, FetchStatus } from './messages.ts'

@@ -3,7 +3,7 @@ import type * as G from './generated.ts'
 import { decodeStrict, encode } from './codec.ts'
 import { MalformedMessageError } from './errors.ts'
 
-export type { Heartbeat, HeartbeatStats, Assignment, JobOrigin, AssignmentAck, JobResultNotice, Attestation, FetchRequest } from './generated.ts'
+export type { Heartbeat, HeartbeatStats, Assignment, AssignmentSecret, JobOrigin, AssignmentAck, JobResultNotice, Attestation, FetchRequest, Roster, RosterMember, RosterNotice } from './generated.ts'
 
 export const encodeHeartbeat = (m: G.Heartbeat): Uint8Array => encode('inframind.v1.Heartbeat', m)
 export const decodeHeartbeat = (b: Uint8Array): G.Heartbeat => decodeStrict('inframind.v1.Heartbeat', b)
@@ -15,6 +15,12 @@ export const encodeJobResult = (m: G.JobResultNotice): Uint8Array => encode('inf
 export const decodeJobResult = (b: Uint8Array): G.JobResultNotice => decodeStrict('inframind.v1.JobResultNotice', b)
 export const encodeAttestation = (m: G.Attestation): Uint8Array => encode('inframind.v1.Attestation', m)
 export const decodeAttestation = (b: Uint8Array): G.Attestation => decodeStrict('inframind.v1.Attestation', b)
+export const encodeAssignmentSecret = (m: G.AssignmentSecret): Uint8Array => encode('inframind.v1.AssignmentSecret', m)
+export const decodeAssignmentSecret = (b: Uint8Array): G.AssignmentSecret => decodeStrict('inframind.v1.AssignmentSecret', b)
+export const encodeRoster = (m: G.Roster): Uint8Array => encode('inframind.v1.Roster', m)
+export const decodeRoster = (b: Uint8Array): G.Roster => decodeStrict('inframind.v1.Roster', b)
+export const encodeRosterNotice = (m: G.RosterNotice): Uint8Array => encode('inframind.v1.RosterNotice', m)
+export const decodeRosterNotice = (b: Uint8Array): G.RosterNotice => decodeStrict('inframind.v1.RosterNotice', b)
 export const encodeFetchRequest = (m: G.FetchRequest): Uint8Array => encode('inframind.v1.FetchRequest', m)
 export const decodeFetchRequest = (b: Uint8Array): G.FetchRequest => decodeStrict('inframind.v1.FetchRequest', b)
 

@@ -1,7 +1,7 @@
 import type { Heartbeat } from '../protocol/index.ts'
 
 /** The parts of a heartbeat only the rest of the node knows (load, stats, address); the mesh adds identity and time. */
-export type HeartbeatFields = Pick<Heartbeat, 'cpuCores' | 'memoryBytes' | 'gpus' | 'grpcAddress' | 'freeSlots' | 'stats'>
+export type HeartbeatFields = Pick<Heartbeat, 'cpuCores' | 'memoryBytes' | 'gpus' | 'grpcAddress' | 'freeSlots' | 'stats' | 'rosterVersion'>
 
 export interface HeartbeatSources {
   hardware: { cpuCores: number, memoryBytes: number, gpus: readonly unknown[] }
@@ -11,6 +11,8 @@ export interface HeartbeatSources {
   slots: () => { concurrency: number, active: number, waiting: number }
   jobs: () => { succeeded: number, failed: number, avgLatencyMs: number }
   cacheHitRatio: () => number
+  /** Version of the roster this node holds (0 = none). */
+  rosterVersion: () => number
 }
 
 /**
@@ -27,6 +29,7 @@ export function heartbeatFields (s: HeartbeatSources): () => HeartbeatFields {
       gpus: s.hardware.gpus.length,
       grpcAddress: s.grpcAddress(),
       freeSlots: Math.max(0, slots.concurrency - slots.active - slots.waiting),
+      rosterVersion: s.rosterVersion(),
       stats: {
         activeJobs: slots.active,
         queuedJobs: slots.waiting,
