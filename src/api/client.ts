@@ -3,7 +3,7 @@ import { CONTROL_SERVICE, NODE_SERVICE, serviceConstructor } from './proto.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
 import { envelopeFromWire, envelopeToWire } from './convert.ts'
 import type {
-  ContainerInfo, Job, JobEvent, JobState, JobSummary, ListPeersResponse, NodeEvent, NodeInfo, NodeStatus, ReportResultResponse, SubmitJobResponse
+  ContainerInfo, Job, JobEvent, JobState, JobSummary, ListPeersResponse, NodeEvent, NodeInfo, NodeStatus, ReportResultResponse, RosterStatus, SubmitJobResponse
 } from '../protocol/generated.ts'
 
 /** Client-side default: long enough for a cold model run, short enough that nothing waits forever. */
@@ -34,6 +34,10 @@ export interface ControlClient {
   listContainers(opts?: CallOptions): Promise<ContainerInfo[]>
   streamEvents(opts?: CallOptions): AsyncIterable<NodeEvent>
   listPeers(opts?: CallOptions): Promise<ListPeersResponse>
+  /** Applies an operator-signed roster on the node (and the mesh); rejects FAILED_PRECONDITION with the reason when refused. */
+  updateRoster(roster: SignedEnvelope, opts?: CallOptions): Promise<RosterStatus>
+  /** The roster the node holds (roster null, version 0 when none), its admission mode and operators. */
+  getRoster(opts?: CallOptions): Promise<RosterStatus>
   waitReady(timeoutMs: number): Promise<void>
   close(): void
 }
@@ -208,7 +212,14 @@ export function connectControl (address: string, opts: { maxMessageBytes?: numbe
     listContainers: async (o) => (await call<{ containers: ContainerInfo[] }>(client, 'ListContainers', {}, o)).containers,
     streamEvents: (o) => stream<NodeEvent>(client, 'StreamEvents', {}, o),
     listPeers: async (o) => await call(client, 'ListPeers', {}, o),
+    updateRoster: async (env, o) => rosterStatusFromWire(await call<RosterStatus>(client, 'UpdateRoster', { roster: envelopeToWire(env) }, o)),
+    getRoster: async (o) => rosterStatusFromWire(await call<RosterStatus>(client, 'GetRoster', {}, o)),
     waitReady: async (t) => await waitReady(client, t),
     close: () => client.close()
   }
+}
+
+/** The envelope copied out of gRPC's buffers, so it can be verified and re-encoded safely. */
+function rosterStatusFromWire (s: RosterStatus): RosterStatus {
+  return { ...s, roster: s.roster !== null ? envelopeFromWire(s.roster) : null }
 }

@@ -1,8 +1,9 @@
 import type * as grpc from '@grpc/grpc-js'
 import type { ApiComponents } from './types.ts'
-import type { ContainerInfo, NodeEvent, NodeStatus } from '../protocol/generated.ts'
-import { containerToWire, stateToWire } from './convert.ts'
+import type { ContainerInfo, NodeEvent, NodeStatus, RosterStatus, UpdateRosterRequest } from '../protocol/generated.ts'
+import { containerToWire, envelopeFromWire, envelopeToWire, stateToWire } from './convert.ts'
 import { containerInfos, liveStates } from './containers.ts'
+import { InvalidRequestError, NoRosterError } from './errors.ts'
 import { unary } from './unary.ts'
 
 /** Local-only service: status, containers and the live event stream. Bound to loopback or a unix socket. */
@@ -11,6 +12,19 @@ export function controlServiceHandlers (c: ApiComponents): grpc.UntypedServiceIm
     GetStatus: unary(c.logger, 'GetStatus', async (): Promise<NodeStatus> => await status(c)),
 
     ListContainers: unary(c.logger, 'ListContainers', async () => ({ containers: await containersWithState(c) })),
+
+    // Refusals (unsigned, unknown operator, wrong mesh, expired, stale, malformed) map to a status in errors.ts.
+    UpdateRoster: unary(c.logger, 'UpdateRoster', async (req: UpdateRosterRequest): Promise<RosterStatus> => {
+      const roster = c.roster
+      if (roster === undefined) throw new NoRosterError()
+      if (req.roster === null) throw new InvalidRequestError('roster is required: the signed roster from "infra roster sign"')
+      const held = await roster.book.apply(envelopeFromWire(req.roster), 'control')
+      // Applied here whatever happens next: peers that miss the notice catch up when they connect.
+      await roster.sync?.publish(held.envelope).catch((err: unknown) => c.logger.warn({ err, version: held.roster.version }, 'roster applied but not passed on to the mesh'))
+      return rosterStatus(c)
+    }),
+
+    GetRoster: unary(c.logger, 'GetRoster', async (): Promise<RosterStatus> => rosterStatus(c)),
 
     StreamEvents: (call: grpc.ServerWritableStream<unknown, NodeEvent>) => {
       // Job events carry ids and states only: never inputs, outputs or origins.
@@ -33,6 +47,16 @@ export function controlServiceHandlers (c: ApiComponents): grpc.UntypedServiceIm
       call.on('close', end)
       call.on('error', end)
     }
+  }
+}
+
+function rosterStatus (c: ApiComponents): RosterStatus {
+  const held = c.roster?.book.current()
+  return {
+    mode: c.config.mesh.admission.mode,
+    roster: held !== undefined ? envelopeToWire(held.envelope) : null,
+    version: held?.roster.version ?? 0,
+    operators: c.config.mesh.admission.operators
   }
 }
 

@@ -1,6 +1,7 @@
 import type { ContainerConfig } from '../config/types.ts'
 import type { JobRecord, StepRecord } from '../store/types.ts'
 import type { JobState } from '../types.ts'
+import { nodeIdFromPublicKey } from '../identity/index.ts'
 import type { ContainerInfo, Job, JobState as WireJobState, JobStep, JobSummary, SignedEnvelope } from '../protocol/generated.ts'
 
 const TO_WIRE: Record<JobState, WireJobState> = {
@@ -63,7 +64,9 @@ export function jobToWire (job: JobRecord, opts: { includeSteps?: boolean } = {}
     deadlineAtMs: job.deadlineAtMs,
     errorCode: job.errorCode ?? '',
     containers: job.containers,
-    steps: job.steps.map((step, i) => stepToWire(job, step, i, opts.includeSteps === true))
+    steps: job.steps.map((step, i) => stepToWire(job, step, i, opts.includeSteps === true)),
+    workerId: job.workerId ?? (job.receipt !== undefined ? nodeIdFromPublicKey(job.receipt.publicKey) : ''),
+    workerOnProbation: job.workerOnProbation === true
   }
 }
 

@@ -30,6 +30,15 @@ export class NotASchedulerError extends Error {
   }
 }
 
+/** UpdateRoster on a node that holds no roster (the lead wires one only on mesh nodes). */
+export class NoRosterError extends Error {
+  readonly code = 'NO_ROSTER'
+  constructor () {
+    super('this node takes no roster: it needs mesh.enabled (mesh.admission configures the roster)')
+    this.name = 'NoRosterError'
+  }
+}
+
 /** AssignJob or ReportResult with a body that is not a signed envelope. */
 export class InvalidAssignmentError extends Error {
   readonly code = 'INVALID_ASSIGNMENT'
@@ -82,7 +91,16 @@ const STATUS_BY_CODE: Record<string, grpc.status> = {
   SERVICE_UNAVAILABLE: grpc.status.UNAVAILABLE,
   NO_WORKER: grpc.status.UNAVAILABLE,
   STOPPING: grpc.status.UNAVAILABLE,
-  ENGINE_UNAVAILABLE: grpc.status.UNAVAILABLE
+  ENGINE_UNAVAILABLE: grpc.status.UNAVAILABLE,
+  // A roster the node will not take as sent: the reason says what the operator must change.
+  ROSTER_UNSIGNED: grpc.status.FAILED_PRECONDITION,
+  ROSTER_UNKNOWN_OPERATOR: grpc.status.FAILED_PRECONDITION,
+  ROSTER_WRONG_MESH: grpc.status.FAILED_PRECONDITION,
+  ROSTER_EXPIRED: grpc.status.FAILED_PRECONDITION,
+  ROSTER_STALE: grpc.status.FAILED_PRECONDITION,
+  ROSTER_MALFORMED: grpc.status.INVALID_ARGUMENT,
+  ROSTER_NOT_STARTED: grpc.status.UNAVAILABLE,
+  NO_ROSTER: grpc.status.FAILED_PRECONDITION
 }
 
 /** Trailer naming the component's error code (e.g. INSUFFICIENT_RESOURCES), so clients need not parse details. */

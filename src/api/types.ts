@@ -9,6 +9,7 @@ import type { ImageCache } from '../images/types.ts'
 import type { Mesh } from '../mesh/index.ts'
 import type { WorkerAgent } from '../worker/index.ts'
 import type { Scheduler } from '../scheduler/index.ts'
+import type { RosterBook, RosterSync } from '../roster/index.ts'
 
 export interface ApiComponents {
   config: NodeConfig
@@ -30,4 +31,10 @@ export interface ApiComponents {
   worker?: WorkerAgent
   /** Present when the node assigns jobs on the mesh (scheduler or gateway role): it takes their results. */
   scheduler?: Pick<Scheduler, 'acceptResult'>
+  /**
+   * Present when the node holds an operator-signed roster (mesh admission): UpdateRoster applies
+   * through `book` and passes the roster on to the mesh through `sync` (absent: applied here only);
+   * GetRoster reads `book`. The admission mode and operators reported come from config.mesh.admission.
+   */
+  roster?: { book: Pick<RosterBook, 'apply' | 'current'>, sync?: Pick<RosterSync, 'publish'> }
 }

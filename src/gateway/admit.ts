@@ -17,6 +17,7 @@ export interface ValidSubmit {
   deadlineMs: number
   origin: JobOrigin
   requiresProof: boolean
+  allowProbation: boolean
 }
 
 export interface SubmitRules {
@@ -55,7 +56,7 @@ export function validateSubmit (req: SubmitRequest, rules: SubmitRules): ValidSu
   }
   const reason = schemaViolation(first.inputSchema, req.input)
   if (reason !== undefined) throw new InvalidInputError(first.id, reason)
-  return { containers, jobId, deadlineMs: checkDeadline(req.deadlineMs, rules.defaultDeadlineMs), origin, requiresProof }
+  return { containers, jobId, deadlineMs: checkDeadline(req.deadlineMs, rules.defaultDeadlineMs), origin, requiresProof, allowProbation: req.allowProbation === true }
 }
 
 /** The chain a request names: `containers`, or `[containerId]`; [] when neither (the Guardian refuses it). */

@@ -310,6 +310,7 @@ class Jobs implements JobsService {
       input: new Uint8Array(req.input),
       origin: valid.origin,
       requiresProof: valid.requiresProof,
+      allowProbation: valid.allowProbation,
       state: 'pending',
       createdAtMs: now,
       deadlineAtMs: now + valid.deadlineMs,

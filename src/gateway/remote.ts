@@ -74,7 +74,7 @@ export async function runRemoteJob (queued: JobRecord, signal: AbortSignal, remo
   await update(job)
   try {
     const r = await remote.runRemote(
-      { jobId: job.id, containers: job.containers, input: job.input, deadlineAtMs: job.deadlineAtMs, requiresProof: job.requiresProof, origin: job.origin },
+      { jobId: job.id, containers: job.containers, input: job.input, deadlineAtMs: job.deadlineAtMs, requiresProof: job.requiresProof, origin: job.origin, allowProbation: job.allowProbation },
       {
         signal,
         onProgress: (p) => {
@@ -84,7 +84,8 @@ export async function runRemoteJob (queued: JobRecord, signal: AbortSignal, remo
       }
     )
     checkRemoteResult(job, r, pins)
-    await hooks.finish({ ...job, steps: stepsFromReceipt(r.decoded) }, endingFromReceipt(r.decoded, r.output, r.workerId), r.receipt)
+    const ran = { ...job, steps: stepsFromReceipt(r.decoded), workerId: r.workerId, workerOnProbation: r.probation }
+    await hooks.finish(ran, endingFromReceipt(r.decoded, r.output, r.workerId), r.receipt)
   } catch (err) {
     if (signal.reason === STOP_REASON) return await hooks.requeue(job)
     const code = signal.reason === DEADLINE_REASON ? FAILURE_CODES.deadlineExceeded : errorCode(err)

@@ -25,6 +25,8 @@ export interface SubmitRequest {
   origin?: JobOrigin
   /** The result must carry a proof: the last container must declare generates_proofs. */
   requiresProof?: boolean
+  /** Open mesh: the client accepts a worker on probation (not in the roster) and an unverified result. */
+  allowProbation?: boolean
 }
 
 export interface SubmitResult {
@@ -106,6 +108,8 @@ export interface RemoteJob {
   requiresProof: boolean
   /** The client as this gateway saw it; travels in the signed assignment to the worker only. */
   origin: JobOrigin
+  /** Open mesh: a worker on probation (not in the roster) may run it; its result is then unverified. */
+  allowProbation: boolean
 }
 
 export interface RemoteResult {
@@ -114,6 +118,8 @@ export interface RemoteResult {
   receipt: SignedEnvelope
   decoded: Receipt
   workerId: string
+  /** The worker was on probation (open mesh, not in the roster): nobody vouches for this result. */
+  probation: boolean
 }
 
 export interface RemoteProgress { state: 'assigned' | 'accepted' | 'running', detail: string }

@@ -32,7 +32,14 @@ export const GOSSIP_CODES = {
   STALE: 'IGNORE',
   FUTURE: 'IGNORE',
   // Depends on what this node has already seen, which the forwarding peer cannot know.
-  DUPLICATE: 'IGNORE'
+  DUPLICATE: 'IGNORE',
+  // The author is not (or no longer, or not yet) admitted to act on this topic: a roster update this
+  // node has seen and the forwarder has not is no malice, and floods are the rate limits' business.
+  NOT_ADMITTED: 'IGNORE',
+  // Over the author's rate (constants.ts): a reordered burst or a forwarder's late copies cost nothing.
+  RATE_LIMITED: 'IGNORE',
+  // Far over its rate, sent by the author itself: no honest node does that, so it is scored down.
+  FLOODING: 'REJECT'
 } as const satisfies Record<string, typeof GossipAction.IGNORE | typeof GossipAction.REJECT>
 
 export type GossipCode = keyof typeof GOSSIP_CODES

@@ -9,10 +9,12 @@ import { ping, type PingService } from '@libp2p/ping'
 import { bootstrap } from '@libp2p/bootstrap'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { preSharedKey } from '@libp2p/pnet'
+import type { ConnectionGater } from '@libp2p/interface'
 import type { MeshConfig, Role } from '../config/types.ts'
 import type { Identity } from '../identity/types.ts'
 import { DHT_PROTOCOL } from '../protocol/constants.ts'
-import { PING_INTERVAL_MS } from './constants.ts'
+import { INBOUND_CONNECTIONS_PER_HOST_PER_S, PING_INTERVAL_MS, PNET_HANDSHAKE_TIMEOUT_MS } from './constants.ts'
 import { peerScoreParams, peerScoreThresholds } from './scoring.ts'
 
 export interface MeshServices {
@@ -44,12 +46,24 @@ export function fastMessageId (msg: { from?: Uint8Array, seqno?: Uint8Array }): 
   return `${Buffer.from(msg.from ?? []).toString('base64')}/${Buffer.from(msg.seqno ?? []).toString('base64')}`
 }
 
+export interface MeshLibp2pOptions {
+  /**
+   * The mesh's pre-shared key, a libp2p swarm key file's bytes ("/key/swarm/psk/1.0.0/\n/base16/\n<64 hex>"):
+   * every connection is then wrapped in XSalsa20 under it before anything else is said, so a peer
+   * without the key cannot complete a connection at all. Undefined: an open mesh.
+   */
+  networkKey?: Uint8Array
+  /** Who may connect or be dialled (the mesh's bans). */
+  connectionGater?: ConnectionGater
+}
+
 /**
  * The libp2p node of an inframind node: its key is the node's identity key, so PeerId = node id.
- * TCP + Noise + Yamux, identify, ping, the private DHT, gossipsub with strict signing and scoring;
- * circuit relay v2 server for the relay role, relay transport for nodes behind NAT.
+ * TCP + Noise + Yamux (inside a pre-shared-key layer when the mesh has a key), identify, ping, the
+ * private DHT, gossipsub with strict signing and scoring; circuit relay v2 server for the relay
+ * role, relay transport for nodes behind NAT.
  */
-export async function createMeshLibp2p (config: MeshConfig, identity: Identity, roles: readonly Role[]): Promise<MeshLibp2p> {
+export async function createMeshLibp2p (config: MeshConfig, identity: Identity, roles: readonly Role[], opts: MeshLibp2pOptions = {}): Promise<MeshLibp2p> {
   const privateKey = await generateKeyPairFromSeed('Ed25519', identity.seed)
   const services: Record<string, unknown> = {
     identify: identify(),
@@ -96,11 +110,12 @@ export async function createMeshLibp2p (config: MeshConfig, identity: Identity, 
     transports,
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
+    ...(opts.networkKey !== undefined ? { connectionProtector: preSharedKey({ psk: opts.networkKey, timeout: PNET_HANDSHAKE_TIMEOUT_MS }) } : {}),
+    ...(opts.connectionGater !== undefined ? { connectionGater: opts.connectionGater } : {}),
     connectionManager: {
       maxConnections: config.maxConnections,
-      // libp2p rate-limits inbound connections per host (5/s by default); a devnet or a site behind one
-      // NAT address connects many nodes from one host at once, so the limit follows max_connections.
-      inboundConnectionThreshold: config.maxConnections,
+      // Why this rate suits both a devnet on one host and a flood from one: constants.ts.
+      inboundConnectionThreshold: INBOUND_CONNECTIONS_PER_HOST_PER_S,
       maxIncomingPendingConnections: config.maxConnections
     },
     peerDiscovery: bootList.length > 0 ? [bootstrap({ list: bootList })] : [],

@@ -212,10 +212,15 @@ export interface Assignment {
   deadlineAtMs: number
   requiresProof: boolean
   /**
-   * An AssignmentSecret sealed to worker_id's key; the seal's context is "inframind/assignment-secret/v1"
-   * and job_id, so a sealed part cannot be moved to another job.
+   * An AssignmentSecret sealed to worker_id's key; the seal's context is
+   * "inframind/assignment-secret/v1" ‖ 0x00 ‖ job_id, so a sealed part cannot be moved to another job.
    */
   sealed: Uint8Array
+  /**
+   * The scheduler's public gRPC address for Node.ReportResult (host 0.0.0.0 = the host its mesh
+   * connection comes from; "" = report by gossip). Signed with the rest, so nobody can redirect results.
+   */
+  replyAddress: string
 }
 
 /** The private part of an assignment, only ever sealed to the worker (never in clear on any wire). */

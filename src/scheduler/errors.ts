@@ -41,3 +41,12 @@ export class AckTimeoutError extends Error {
     this.name = 'AckTimeoutError'
   }
 }
+
+/** A worker's result whose sealed output does not open with this scheduler's key (or for this job). */
+export class UnreadableResultError extends Error {
+  readonly code = 'UNREADABLE_RESULT'
+  constructor (jobId: string, workerId: string, cause: unknown) {
+    super(`the result of job ${jobId} from ${workerId} cannot be read: ${(cause as Error)?.message ?? String(cause)}`, { cause })
+    this.name = 'UnreadableResultError'
+  }
+}

@@ -10,16 +10,18 @@ import type { Startable } from '../types.ts'
 import { TypedEmitter } from '../events.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
 import {
-  decodeAck, encodeAssignment, PAYLOAD_TYPES, TOPICS,
+  decodeAck, encodeAssignment, encodeAssignmentSecret, PAYLOAD_TYPES, TOPICS,
   type Assignment, type AssignmentAck, type Heartbeat, type JobResultNotice
 } from '../protocol/index.ts'
+import { openSealed, sealTo, SEAL_CONTEXTS } from '../seal/index.ts'
+import type { Admission } from '../admission/index.ts'
 import { grpcTarget, validateEnvelope, type Mesh, type MeshMessage, type PeerView } from '../mesh/index.ts'
 import type { RemoteExecutor, RemoteJob, RemoteProgress, RemoteResult } from '../gateway/types.ts'
-import { AckMismatchError, AckTimeoutError, AssignmentRejectedError, NoWorkerError, RemoteJobTimeoutError } from './errors.ts'
-import { pickWorker, type WorkerUse } from './pick.ts'
+import { AckMismatchError, AckTimeoutError, AssignmentRejectedError, NoWorkerError, RemoteJobTimeoutError, UnreadableResultError } from './errors.ts'
+import { coolDown, pickWorker, type WorkerUse } from './pick.ts'
 
 export * from './errors.ts'
-export { pickWorker, type WorkerUse } from './pick.ts'
+export { coolDown, pickWorker, type WorkerUse } from './pick.ts'
 
 /** How long a worker has to acknowledge an assignment before the next candidate gets it (mesh.ack_timeout_ms). */
 const ACK_TIMEOUT_MS = 3_000
@@ -54,8 +56,8 @@ export interface SchedulerEvents {
 
 /** The scheduler is the gateway's remote executor: it runs jobs on workers of the mesh. */
 export interface Scheduler extends Startable, RemoteExecutor {
-  /** Inputs held for workers to fetch by hash. */
-  content(hash: Uint8Array): Promise<Uint8Array | undefined>
+  /** Inputs held for workers to fetch by hash: only the worker a job is assigned to gets its input. */
+  content(hash: Uint8Array, requester: string): Promise<Uint8Array | undefined>
   /**
    * A worker's signed result notice sent point to point: checked as a gossiped one would be (size,
    * signature, signer = the receipt's worker, freshness, the receipt verifies), then taken only for a
@@ -78,11 +80,15 @@ export interface SchedulerInit {
 
 export interface SchedulerComponents {
   mesh: Mesh
+  /** Which workers may get jobs (roster, admission mode). */
+  admission: Admission
   identity: Identity
   logger: Logger
   grpc?: GrpcAssign
   /** Where the scheduler registers its metrics (assignments by path). */
   metrics?: Metrics
+  /** This node's public gRPC address, where workers report results ('' = not known yet: they gossip). */
+  replyAddress?: () => string
 }
 
 /**
@@ -97,12 +103,13 @@ export function scheduler (init: SchedulerInit) {
     const acks = new Map<string, (ack: AssignmentAck) => void>()
     /** Jobs waiting for their result: true when the notice came from the worker the job is with. */
     const results = new Map<string, (msg: MeshMessage<JobResultNotice>, receipt: Receipt) => boolean>()
-    const inputs = new Map<string, Uint8Array>()
+    /** Large inputs by hash, with the workers allowed to fetch them (those the job was assigned to). */
+    const inputs = new Map<string, { bytes: Uint8Array, workers: Set<string>, jobs: number }>()
     // Kept between heartbeats so a burst does not pile onto one worker; only workers seen lately stay.
     const use = new Map<string, WorkerUse>()
     const useOf = (workerId: string): WorkerUse => {
       let u = use.get(workerId)
-      if (u === undefined) { u = { inFlight: 0, lastAssignedMs: 0 }; use.set(workerId, u) }
+      if (u === undefined) { u = { inFlight: 0, lastAssignedMs: 0, misses: 0, coolUntilMs: 0 }; use.set(workerId, u) }
       return u
     }
     const events = new TypedEmitter<SchedulerEvents>(logger)
@@ -119,11 +126,22 @@ export function scheduler (init: SchedulerInit) {
     /** `connectedFrom`: addresses of this node's mesh connections to the worker. */
     const assignOnce = async (job: RemoteJob, inputHash: Buffer, worker: Heartbeat, connectedFrom: string[], signal: AbortSignal): Promise<AssignmentAck> => {
       const inline = job.input.byteLength <= init.inlineBytes
-      if (!inline) inputs.set(inputHash.toString('hex'), job.input)
+      if (!inline) {
+        const key = inputHash.toString('hex')
+        const held = inputs.get(key)
+        if (held !== undefined) held.workers.add(worker.nodeId)
+      }
+      // The client's data is sealed to this worker: whoever carries the assignment (a gRPC hop, the
+      // gossip fallback) sees hashes and sizes, never the input or the origin.
+      const secret = encodeAssignmentSecret({
+        input: inline ? job.input : new Uint8Array(),
+        inputInline: inline,
+        origin: { ip: job.origin.ip, peerId: job.origin.peerId, delegate: job.origin.delegate, gatewayId: c.identity.nodeId }
+      })
       const assignment: Assignment = {
         jobId: job.jobId,
         containers: job.containers,
-        input: inline ? job.input : new Uint8Array(),
+        sealed: sealTo(worker.nodeId, secret, SEAL_CONTEXTS.assignment(job.jobId)),
         inputHash,
         inputSize: job.input.byteLength,
         inputProvider: inline ? '' : c.identity.nodeId,
@@ -132,7 +150,7 @@ export function scheduler (init: SchedulerInit) {
         issuedAtMs: Date.now(),
         deadlineAtMs: job.deadlineAtMs,
         requiresProof: job.requiresProof,
-        origin: { ip: job.origin.ip, peerId: job.origin.peerId, delegate: job.origin.delegate, gatewayId: c.identity.nodeId }
+        replyAddress: c.replyAddress?.() ?? ''
       }
       const payload = encodeAssignment(assignment)
       const target = preferred === 'grpc' ? grpcTarget(worker.grpcAddress, connectedFrom) : ''
@@ -159,9 +177,8 @@ export function scheduler (init: SchedulerInit) {
         ackSignal.addEventListener('abort', () => reject(new AckTimeoutError(worker.nodeId, ackTimeoutMs)), { once: true })
       })
       try {
-        // Every node sees the assignments topic, so the client's origin stays off it (the input, for now,
-        // does not: confidential job data on gossip is issue #9's encryption to the recipient).
-        await c.mesh.publish('assignments', { ...assignment, origin: null })
+        // Every node sees the assignments topic: the client's input and origin are in the sealed part.
+        await c.mesh.publish('assignments', assignment)
         sent({ jobId: job.jobId, workerId: worker.nodeId, via: path })
         return await acked
       } finally {
@@ -174,6 +191,13 @@ export function scheduler (init: SchedulerInit) {
       const refusals: string[] = []
       // Hashed once per job, not per attempt: large inputs are served by this hash until the job ends.
       const inputHash = createHash('sha256').update(job.input).digest()
+      const inputKey = inputHash.toString('hex')
+      if (job.input.byteLength > init.inlineBytes) {
+        // Counted per job: two jobs with the same input share one entry, released when both end.
+        const held = inputs.get(inputKey) ?? { bytes: job.input, workers: new Set<string>(), jobs: 0 }
+        held.jobs += 1
+        inputs.set(inputKey, held)
+      }
       // Registered before any assignment goes out, so a fast worker's result is never missed.
       let resultFrom = ''
       const result = new Promise<{ msg: MeshMessage<JobResultNotice>, receipt: Receipt }>((resolve, reject) => {
@@ -187,10 +211,15 @@ export function scheduler (init: SchedulerInit) {
       result.catch(() => {})
       try {
         for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+          const now = Date.now()
           const peers = livePeers()
-          const live = peers.map((p) => p.heartbeat as Heartbeat)
-          for (const id of use.keys()) if (use.get(id)!.inFlight === 0 && !live.some((h) => h.nodeId === id)) use.delete(id)
-          const worker = pickWorker(live, job.containers, tried, use)
+          // Only workers the admission mode allows; a worker on probation only when the client asked.
+          const live = peers.map((p) => p.heartbeat as Heartbeat).filter((h) => {
+            const standing = c.admission.standing(h.nodeId)
+            return standing === 'rostered' || (standing === 'probation' && job.allowProbation)
+          })
+          for (const [id, u] of use) if (u.inFlight === 0 && u.coolUntilMs <= now && !live.some((h) => h.nodeId === id)) use.delete(id)
+          const worker = pickWorker(live, job.containers, tried, use, now)
           if (worker === undefined) break
           useOf(worker.nodeId).lastAssignedMs = Date.now()
           tried.add(worker.nodeId)
@@ -201,10 +230,15 @@ export function scheduler (init: SchedulerInit) {
             ack = await assignOnce(job, inputHash, worker, peers.find((p) => p.nodeId === worker.nodeId)?.addresses ?? [], opts.signal)
           } catch (err) {
             if (opts.signal.aborted) throw new RemoteJobTimeoutError(job.jobId, worker.nodeId)
+            // Silence (or an unreadable answer) is not picked again for a while, longer each time.
+            const u = useOf(worker.nodeId)
+            u.misses += 1
+            u.coolUntilMs = Date.now() + coolDown(u.misses)
             refusals.push(`${worker.nodeId}: ${(err as Error).message}`)
-            logger.info({ job: job.jobId, worker: worker.nodeId, err: (err as Error).message }, 'no ack; trying another worker')
+            logger.info({ job: job.jobId, worker: worker.nodeId, err: (err as Error).message, coolDownMs: coolDown(u.misses) }, 'no ack; trying another worker')
             continue
           }
+          useOf(worker.nodeId).misses = 0
           if (!ack.accepted) {
             refusals.push(`${worker.nodeId}: ${ack.code} ${ack.reason}`)
             logger.info({ job: job.jobId, worker: worker.nodeId, code: ack.code }, 'assignment refused; trying another worker')
@@ -216,16 +250,31 @@ export function scheduler (init: SchedulerInit) {
           try {
             const { msg, receipt } = await result
             const notice = msg.value
-            let output = notice.output
-            if (!notice.outputInline) output = await c.mesh.fetch(worker.nodeId, receipt.outputHash, opts.signal)
-            return { output, receipt: notice.receipt as SignedEnvelope, decoded: receipt, workerId: worker.nodeId }
+            let output: Uint8Array
+            if (notice.outputInline) {
+              try {
+                output = openSealed(c.identity, notice.sealedOutput, SEAL_CONTEXTS.output(job.jobId))
+              } catch (err) {
+                throw new UnreadableResultError(job.jobId, worker.nodeId, err)
+              }
+            } else {
+              output = await c.mesh.fetch(worker.nodeId, receipt.outputHash, opts.signal)
+            }
+            return {
+              output,
+              receipt: notice.receipt as SignedEnvelope,
+              decoded: receipt,
+              workerId: worker.nodeId,
+              probation: c.admission.standing(worker.nodeId) !== 'rostered'
+            }
           } finally {
             running.inFlight -= 1
           }
         }
       } finally {
         results.delete(job.jobId)
-        inputs.delete(inputHash.toString('hex'))
+        const held = inputs.get(inputKey)
+        if (held !== undefined && --held.jobs <= 0) inputs.delete(inputKey)
       }
       if (refusals.length > 0) throw new AssignmentRejectedError(job.jobId, refusals)
       throw new NoWorkerError(job.containers)
@@ -258,9 +307,13 @@ export function scheduler (init: SchedulerInit) {
 
     return {
       acceptResult,
-      servedContainers: () => new Set(liveWorkers().filter((h) => h.roles.includes('worker')).flatMap((h) => h.containers)),
+      // What rostered workers serve (workers on probation serve only jobs that ask for them).
+      servedContainers: () => new Set(liveWorkers().filter((h) => h.roles.includes('worker') && c.admission.standing(h.nodeId) === 'rostered').flatMap((h) => h.containers)),
       runRemote,
-      content: async (hash) => inputs.get(Buffer.from(hash).toString('hex')),
+      content: async (hash, requester) => {
+        const held = inputs.get(Buffer.from(hash).toString('hex'))
+        return held !== undefined && held.workers.has(requester) ? held.bytes : undefined
+      },
       on: (name, listener) => events.on(name, listener),
       async start () {
         if (unsubscribe.length > 0) return

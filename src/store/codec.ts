@@ -27,7 +27,8 @@ export function encodeRecord (job: JobRecord): string {
     createdAtMs: job.createdAtMs,
     deadlineAtMs: job.deadlineAtMs,
     history: job.history.map((h) => ({ state: h.state, atMs: h.atMs, detail: h.detail })),
-    schedulerId: job.schedulerId
+    schedulerId: job.schedulerId,
+    allowProbation: job.allowProbation
   }
   if (job.startedAtMs !== undefined) out.startedAtMs = job.startedAtMs
   if (job.finishedAtMs !== undefined) out.finishedAtMs = job.finishedAtMs
@@ -37,6 +38,8 @@ export function encodeRecord (job: JobRecord): string {
   if (job.exitCode !== undefined) out.exitCode = job.exitCode
   if (job.latencyMs !== undefined) out.latencyMs = job.latencyMs
   if (job.imageDigest !== undefined) out.imageDigest = job.imageDigest
+  if (job.workerId !== undefined) out.workerId = job.workerId
+  if (job.workerOnProbation !== undefined) out.workerOnProbation = job.workerOnProbation
   if (job.receipt !== undefined) {
     out.receipt = {
       payloadType: job.receipt.payloadType,
@@ -105,7 +108,8 @@ export function decodeRecord (text: string): JobRecord {
     createdAtMs: num(raw, 'createdAtMs'),
     deadlineAtMs: num(raw, 'deadlineAtMs'),
     history: raw.history.map(decodeChange),
-    schedulerId: str(raw, 'schedulerId')
+    schedulerId: str(raw, 'schedulerId'),
+    allowProbation: raw.allowProbation === undefined ? false : bool(raw, 'allowProbation')
   }
   if (raw.startedAtMs !== undefined) job.startedAtMs = num(raw, 'startedAtMs')
   if (raw.finishedAtMs !== undefined) job.finishedAtMs = num(raw, 'finishedAtMs')
@@ -116,6 +120,8 @@ export function decodeRecord (text: string): JobRecord {
   if (raw.latencyMs !== undefined) job.latencyMs = num(raw, 'latencyMs')
   if (raw.imageDigest !== undefined) job.imageDigest = str(raw, 'imageDigest')
   if (raw.receipt !== undefined) job.receipt = decodeEnvelope(raw.receipt)
+  if (raw.workerId !== undefined) job.workerId = str(raw, 'workerId')
+  if (raw.workerOnProbation !== undefined) job.workerOnProbation = bool(raw, 'workerOnProbation')
   if (raw.v === 1) job.steps = legacySteps(job)
   return job
 }

@@ -57,6 +57,12 @@ export interface JobRecord {
   receipt?: SignedEnvelope
   /** Who assigned the job ('' for direct submissions). */
   schedulerId: string
+  /** Open mesh: the client let a worker on probation run it. */
+  allowProbation: boolean
+  /** The mesh worker that ran it (absent when this node ran it). */
+  workerId?: string
+  /** That worker was on probation (not in the roster): nobody vouches for the result. */
+  workerOnProbation?: boolean
 }
 
 export interface ListOptions {

@@ -8,14 +8,16 @@ import type { JobRecord } from '../store/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { Startable } from '../types.ts'
 import {
-  decodeAssignment, encodeAck, encodeJobResult, PAYLOAD_TYPES,
-  type Assignment, type AssignmentAck
+  decodeAssignment, decodeAssignmentSecret, encodeAck, encodeJobResult, PAYLOAD_TYPES,
+  type Assignment, type AssignmentAck, type AssignmentSecret
 } from '../protocol/index.ts'
-import type { Mesh } from '../mesh/index.ts'
+import { grpcTarget, type Mesh } from '../mesh/index.ts'
+import type { Admission } from '../admission/index.ts'
+import { openSealed, sealTo, SEAL_CONTEXTS } from '../seal/index.ts'
 
 /** Outputs kept in memory for peers to fetch by hash after a job ends (bounded; older ones come from the store). */
 const MAX_SERVED_OUTPUTS = 256
-/** Jobs remembered as assigned over gRPC until they end (bounded: a job that never ends must not pin memory). */
+/** Jobs assigned over gRPC, remembered with where to report them until they end (bounded: a job that never ends must not pin memory). */
 const MAX_DIRECT_JOBS = 10_000
 /** A scheduler answers a result report at once; longer means trouble, and gossip takes over. */
 const REPORT_TIMEOUT_MS = 5_000
@@ -28,13 +30,11 @@ export interface WorkerAgent extends Startable {
    * AssignJob (`via`): its result goes back the way it came.
    */
   handleAssignment(envelope: SignedEnvelope, via?: 'grpc' | 'gossip'): Promise<AckResult>
-  /** Output bytes of a recent job by sha256 (served over /inframind/fetch/1.0.0). */
-  content(hash: Uint8Array): Promise<Uint8Array | undefined>
+  /** Output bytes of a recent job by sha256, only for that job's scheduler (/inframind/fetch/1.0.0). */
+  content(hash: Uint8Array, requester: string): Promise<Uint8Array | undefined>
 }
 
 export interface WorkerInit {
-  /** Schedulers whose assignments this worker accepts ([] = any live scheduler on the mesh; mesh.trusted_schedulers). */
-  trustedSchedulers: string[]
   /** Outputs up to this size ride in the result notice; larger ones are fetched by hash (mesh.inline_bytes). */
   inlineBytes: number
 }
@@ -46,6 +46,8 @@ export interface ResultReporter {
 
 export interface WorkerComponents {
   mesh: Mesh
+  /** Whose assignments count: roster schedulers and gateways, and mesh.trusted_schedulers. */
+  admission: Admission
   jobs: JobsService
   identity: Identity
   logger: Logger
@@ -54,16 +56,18 @@ export interface WorkerComponents {
 }
 
 /**
- * The worker side of the mesh: takes assignments addressed to this node from trusted schedulers,
- * acknowledges every one (accepted, or rejected with the reason), admits accepted ones through its
- * jobs service (durable, idempotent by job id, its Guardian judging the scheduler's right to assign),
- * and gossips a signed result notice when each ends.
+ * The worker side of the mesh: takes assignments addressed to this node from the schedulers the
+ * roster (or this node's config) trusts, acknowledges every one (accepted, or refused with the reason,
+ * signed either way), opens the sealed client data, admits accepted ones through its jobs service
+ * (durable, idempotent by job id, its Guardian judging the scheduler's right to assign), and sends
+ * the result back with the output sealed to the scheduler.
  */
 export function workerAgent (init: WorkerInit) {
   return (c: WorkerComponents): WorkerAgent => {
     const logger = c.logger.child({ component: 'worker' })
-    const served = new Map<string, Uint8Array>()
-    const directJobs = new Set<string>()
+    /** Recent outputs by hash, with the scheduler allowed to fetch each. */
+    const served = new Map<string, { bytes: Uint8Array, schedulerId: string }>()
+    const directJobs = new Map<string, string>()
     let unsubscribe: Array<() => void> = []
 
     const ack = (a: Pick<Assignment, 'jobId' | 'schedulerId'>, fields: Partial<AssignmentAck>): AckResult => {
@@ -72,12 +76,6 @@ export function workerAgent (init: WorkerInit) {
         accepted: false, code: '', reason: '', atMs: Date.now(), duplicate: false, ...fields
       }
       return { ack: value, envelope: signEnvelope(c.identity, PAYLOAD_TYPES.ack, encodeAck(value)) }
-    }
-
-    const trusted = (schedulerId: string): boolean => {
-      if (init.trustedSchedulers.length > 0) return init.trustedSchedulers.includes(schedulerId)
-      // "Any scheduler on the mesh": a live peer whose own signed heartbeat says it schedules.
-      return c.mesh.livePeer(schedulerId)?.roles.includes('scheduler') === true
     }
 
     const handleAssignment = async (envelope: SignedEnvelope, via: 'grpc' | 'gossip' = 'grpc'): Promise<AckResult> => {
@@ -91,13 +89,20 @@ export function workerAgent (init: WorkerInit) {
       const signer = nodeIdFromPublicKey(envelope.publicKey)
       if (signer !== a.schedulerId) return ack(a, { code: 'INVALID_ASSIGNMENT', reason: `signed by ${signer}, not by the scheduler it names` })
       if (a.workerId !== c.identity.nodeId) return ack(a, { code: 'WRONG_WORKER', reason: `assigned to ${a.workerId}, not to this node` })
-      if (!trusted(a.schedulerId)) {
-        return ack(a, { code: 'UNTRUSTED_SCHEDULER', reason: `${a.schedulerId} is not a trusted scheduler (mesh.trusted_schedulers, or a scheduler heartbeat on the mesh)` })
+      // A role claimed in a heartbeat is never enough: the roster (or this node's own config) decides.
+      if (!c.admission.mayAssign(a.schedulerId)) {
+        return ack(a, { code: 'UNTRUSTED_SCHEDULER', reason: `${a.schedulerId} may not assign jobs here: it is not a scheduler or gateway in the roster, nor in mesh.trusted_schedulers` })
       }
       const remaining = a.deadlineAtMs - Date.now()
       if (remaining <= 0) return ack(a, { code: 'EXPIRED', reason: `deadline passed ${-remaining} ms ago` })
-      let input = a.input
-      if (input.byteLength === 0 && a.inputHash.byteLength > 0) {
+      let secret: AssignmentSecret
+      try {
+        secret = decodeAssignmentSecret(openSealed(c.identity, a.sealed, SEAL_CONTEXTS.assignment(a.jobId)))
+      } catch (err) {
+        return ack(a, { code: 'UNREADABLE_ASSIGNMENT', reason: `the sealed part does not open with this worker's key: ${(err as Error).message}` })
+      }
+      let input = secret.input
+      if (!secret.inputInline) {
         try {
           input = await c.mesh.fetch(a.inputProvider !== '' ? a.inputProvider : a.schedulerId, a.inputHash, AbortSignal.timeout(Math.min(remaining, 30_000)))
         } catch (err) {
@@ -113,10 +118,10 @@ export function workerAgent (init: WorkerInit) {
           schedulerId: a.schedulerId,
           requiresProof: a.requiresProof,
           // The client as the gateway saw it, for this node's containers; the Guardian judges the scheduler.
-          origin: { ip: a.origin?.ip ?? '', peerId: a.origin?.peerId ?? '', delegate: a.origin?.delegate ?? '' }
+          origin: { ip: secret.origin?.ip ?? '', peerId: secret.origin?.peerId ?? '', delegate: secret.origin?.delegate ?? '' }
         })
-        if (via === 'grpc' && !duplicate) {
-          directJobs.add(a.jobId)
+        if (via === 'grpc' && !duplicate && a.replyAddress !== '') {
+          directJobs.set(a.jobId, a.replyAddress)
           while (directJobs.size > MAX_DIRECT_JOBS) directJobs.delete(directJobs.values().next().value as string)
         }
         logger.debug({ job: a.jobId, scheduler: a.schedulerId, duplicate }, 'assignment accepted')
@@ -135,12 +140,22 @@ export function workerAgent (init: WorkerInit) {
       if (job.receipt === undefined || job.schedulerId === '') return
       const output = job.output ?? new Uint8Array()
       const hash = createHash('sha256').update(output).digest()
-      served.set(hash.toString('hex'), output)
+      served.set(hash.toString('hex'), { bytes: output, schedulerId: job.schedulerId })
       while (served.size > MAX_SERVED_OUTPUTS) served.delete(served.keys().next().value as string)
       const inline = output.byteLength <= init.inlineBytes
-      const notice = { receipt: job.receipt, output: inline ? output : new Uint8Array(), outputInline: inline, outputSize: output.byteLength, atMs: Date.now() }
-      const direct = directJobs.delete(job.id)
-      const address = direct && c.grpc !== undefined ? c.mesh.grpcAddressOf(job.schedulerId) : ''
+      // Sealed to the scheduler: the gossip fallback shows everyone the receipt (hashes), nobody the output.
+      const notice = {
+        receipt: job.receipt,
+        sealedOutput: inline ? sealTo(job.schedulerId, output, SEAL_CONTEXTS.output(job.id)) : new Uint8Array(),
+        outputInline: inline,
+        outputSize: output.byteLength,
+        atMs: Date.now()
+      }
+      const reply = directJobs.get(job.id) ?? ''
+      directJobs.delete(job.id)
+      // The address the scheduler signed into the assignment; 0.0.0.0 means the host our connection to it comes from.
+      const from = c.mesh.peers().find((p) => p.nodeId === job.schedulerId)?.addresses ?? []
+      const address = reply !== '' && c.grpc !== undefined ? grpcTarget(reply, from) : ''
       if (address !== '' && c.grpc !== undefined) {
         try {
           const verdict = await c.grpc.report(address, signEnvelope(c.identity, PAYLOAD_TYPES.jobResult, encodeJobResult(notice)), AbortSignal.timeout(REPORT_TIMEOUT_MS))
@@ -156,7 +171,10 @@ export function workerAgent (init: WorkerInit) {
 
     return {
       handleAssignment,
-      content: async (hash) => served.get(Buffer.from(hash).toString('hex')),
+      content: async (hash, requester) => {
+        const held = served.get(Buffer.from(hash).toString('hex'))
+        return held !== undefined && held.schedulerId === requester ? held.bytes : undefined
+      },
       async start () {
         if (unsubscribe.length > 0) return
         unsubscribe = [

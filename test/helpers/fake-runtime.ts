@@ -232,6 +232,7 @@ export function record (fields: Pick<JobRecord, 'id' | 'state' | 'createdAtMs' |
     steps: [],
     origin: { ip: '', peerId: '', delegate: '' },
     requiresProof: false,
+    allowProbation: false,
     schedulerId: '',
     ...fields
   }

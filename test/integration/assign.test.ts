@@ -4,7 +4,8 @@ import { envelopeFromWire } from '../../src/api/convert.ts'
 import { signEnvelope } from '../../src/envelope/index.ts'
 import { identityFromSeed } from '../../src/identity/index.ts'
 import type { Identity } from '../../src/identity/types.ts'
-import { decodeAck, encodeAssignment, encodeJobResult, PAYLOAD_TYPES, type JobResultNotice } from '../../src/protocol/index.ts'
+import { decodeAck, encodeAssignment, encodeAssignmentSecret, encodeJobResult, PAYLOAD_TYPES, TOPICS, type JobResultNotice } from '../../src/protocol/index.ts'
+import { sealTo, SEAL_CONTEXTS } from '../../src/seal/index.ts'
 import type { AssignmentSent } from '../../src/scheduler/index.ts'
 import { sha256, signReceipt, verifyReceipt } from '../../src/receipt/index.ts'
 import { containerYaml, eventually, meshAddr, startFor as start, text, waitJob, type TestNode } from '../helpers/node.ts'
@@ -18,17 +19,25 @@ async function meshOf (t: ExecutionContext, gatewayMesh: Record<string, unknown>
   const worker = await start(t, { mesh: {}, containers: [containerYaml('echo')] })
   // The gateway lists what it admits (its Guardian and limits apply) and runs none of it.
   const gateway = await start(t, { mesh: { bootstrap: [meshAddr(worker)], ...gatewayMesh }, node: { roles: ['scheduler', 'gateway'] }, containers: [containerYaml('echo'), containerYaml('sentiment')] })
-  // The gateway knows the worker once its heartbeat arrives, and the worker knows the scheduler likewise.
+  // The gateway knows the worker once its heartbeat arrives (heartbeats go only to schedulers), and
+  // the worker can report to the gateway once it sees it on the results topic.
   await eventually(() => gateway.node.mesh?.livePeer(worker.node.identity.nodeId) ?? undefined)
-  await eventually(() => worker.node.mesh?.livePeer(gateway.node.identity.nodeId) ?? undefined)
+  await eventually(() => topicPeer(worker, TOPICS.receipts, gateway.node.identity.nodeId))
   return { gateway, worker }
 }
 
+/** `a` subscribes to `topic` with `peerId` among its gossip peers there. */
+function topicPeer (a: TestNode, topic: string, peerId: string): boolean {
+  return a.node.mesh?.libp2p().services.pubsub.getSubscribers(topic).some((p) => p.toString() === peerId) === true
+}
+
 function assignment (scheduler: Identity, workerId: string, fields: { jobId?: string, deadlineAtMs?: number, input?: Uint8Array } = {}) {
+  const jobId = fields.jobId ?? `grpc-${randomBytes(4).toString('hex')}`
+  const secret = encodeAssignmentSecret({ input: fields.input ?? text('by grpc'), inputInline: true, origin: null })
   return signEnvelope(scheduler, PAYLOAD_TYPES.assignment, encodeAssignment({
-    jobId: fields.jobId ?? `grpc-${randomBytes(4).toString('hex')}`,
+    jobId,
     containers: ['echo'],
-    input: fields.input ?? text('by grpc'),
+    sealed: sealTo(workerId, secret, SEAL_CONTEXTS.assignment(jobId)),
     inputHash: new Uint8Array(),
     inputSize: 0,
     inputProvider: '',
@@ -37,7 +46,7 @@ function assignment (scheduler: Identity, workerId: string, fields: { jobId?: st
     issuedAtMs: Date.now(),
     deadlineAtMs: fields.deadlineAtMs ?? Date.now() + 30_000,
     requiresProof: false,
-    origin: null
+    replyAddress: ''
   }))
 }
 
@@ -155,13 +164,16 @@ test('a job assigned by gossip has its result gossiped, and anyone holding only 
   const observer = await start(t, { mesh: { bootstrap: [meshAddr(worker)] }, node: { roles: ['validator', 'archive'] }, containers: [] })
   const notices: JobResultNotice[] = []
   observer.node.mesh?.subscribe('receipts', (m) => notices.push(m.value))
-  await eventually(() => observer.node.mesh?.livePeer(worker.node.identity.nodeId) ?? undefined)
+  await eventually(() => topicPeer(observer, TOPICS.receipts, worker.node.identity.nodeId))
   const { jobId } = await gateway.client.submitJob({ containerId: 'echo', input: text('gossiped') })
-  await waitJob(gateway.client, jobId)
+  const done = await waitJob(gateway.client, jobId)
+  t.is(Buffer.from(done.output).toString(), 'gossiped')
   const notice = await eventually(() => notices.find((n) => n.receipt !== null && verifyReceipt(n.receipt).valid))
-  const verdict = verifyReceipt(notice.receipt!, { output: notice.output })
+  // The receipt verifies alone, and against the output for whoever has it; the output itself is sealed to the scheduler.
+  const verdict = verifyReceipt(notice.receipt!, { output: text('gossiped') })
   t.true(verdict.valid)
   if (verdict.valid) t.is(verdict.receipt.jobId, jobId)
+  t.false(Buffer.from(notice.sealedOutput).includes(Buffer.from('gossiped')))
 })
 
 test('a job assigned over gRPC has its result reported back point to point: no other node sees its output', async (t) => {
@@ -169,7 +181,7 @@ test('a job assigned over gRPC has its result reported back point to point: no o
   const observer = await start(t, { mesh: { bootstrap: [meshAddr(worker)] }, node: { roles: ['validator', 'archive'] }, containers: [] })
   const notices: string[] = []
   for (const n of [observer, gateway]) n.node.mesh?.subscribe('receipts', (m) => notices.push(m.from))
-  await eventually(() => observer.node.mesh?.livePeer(worker.node.identity.nodeId) ?? undefined)
+  await eventually(() => topicPeer(observer, TOPICS.receipts, worker.node.identity.nodeId))
   const jobs = await Promise.all(['one', 'two', 'three'].map(async (input) => (await gateway.client.submitJob({ containerId: 'echo', input: text(`private ${input}`) })).jobId))
   for (const [i, jobId] of jobs.entries()) {
     const done = await waitJob(gateway.client, jobId)
@@ -179,7 +191,7 @@ test('a job assigned over gRPC has its result reported back point to point: no o
   }
   // A heartbeat from the worker after the jobs ended proves gossip kept flowing meanwhile.
   const after = Date.now()
-  await eventually(() => (observer.node.mesh?.livePeer(worker.node.identity.nodeId)?.atMs ?? 0) > after)
+  await eventually(() => (gateway.node.mesh?.livePeer(worker.node.identity.nodeId)?.atMs ?? 0) > after)
   t.deepEqual(notices, [], 'no result notice crossed the receipts topic')
 })
 
@@ -191,7 +203,7 @@ test('ReportResult takes only the assigned worker\'s signed result for a job in 
     status: 'success', exitCode: 0, latencyMs: 1, startedAtMs: Date.now() - 1, finishedAtMs: Date.now(),
     workerId: stranger.nodeId, schedulerId: gateway.node.identity.nodeId, error: ''
   })
-  const notice = (signer: Identity, r = receipt) => signEnvelope(signer, PAYLOAD_TYPES.jobResult, encodeJobResult({ receipt: r, output: text('x'), outputInline: true, outputSize: 1, atMs: Date.now() }))
+  const notice = (signer: Identity, r = receipt) => signEnvelope(signer, PAYLOAD_TYPES.jobResult, encodeJobResult({ receipt: r, sealedOutput: sealTo(gateway.node.identity.nodeId, text('x'), SEAL_CONTEXTS.output(r === receipt ? 'not-in-flight' : '')), outputInline: true, outputSize: 1, atMs: Date.now() }))
   const unknown = await gateway.client.reportResult(notice(stranger))
   t.false(unknown.accepted)
   t.regex(unknown.reason, /no job not-in-flight of this scheduler is waiting/)

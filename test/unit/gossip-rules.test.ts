@@ -28,7 +28,7 @@ const signed = (id: Identity, payloadType: string, payload: Uint8Array): Uint8Ar
 function heartbeat (over: Partial<Heartbeat> = {}): Heartbeat {
   return {
     nodeId: alice.nodeId, atMs: NOW, roles: ['worker'], containers: ['echo'], cpuCores: 2, memoryBytes: 1 << 30, gpus: 0,
-    grpcAddress: '', freeSlots: 1, stats: null, intervalMs: 1000, ...over
+    grpcAddress: '', freeSlots: 1, stats: null, intervalMs: 1000, rosterVersion: 0, ...over
   }
 }
 
@@ -41,8 +41,8 @@ function attestation (over: Partial<Attestation> = {}): Attestation {
 
 function assignment (over: Partial<Assignment> = {}): Assignment {
   return {
-    jobId: 'job-1', containers: ['echo'], input: new Uint8Array(0), inputHash: sha256(new Uint8Array(0)), inputSize: 0, inputProvider: '',
-    workerId: bob.nodeId, schedulerId: alice.nodeId, issuedAtMs: NOW, deadlineAtMs: NOW + 60_000, requiresProof: false, origin: null, ...over
+    jobId: 'job-1', containers: ['echo'], sealed: new Uint8Array(60), inputHash: sha256(new Uint8Array(0)), inputSize: 0, inputProvider: '',
+    workerId: bob.nodeId, schedulerId: alice.nodeId, issuedAtMs: NOW, deadlineAtMs: NOW + 60_000, requiresProof: false, replyAddress: '', ...over
   }
 }
 
@@ -58,7 +58,7 @@ function receipt (worker: Identity, over: Partial<Receipt> = {}): Receipt {
 }
 
 function notice (over: Partial<JobResultNotice> = {}): JobResultNotice {
-  return { receipt: signReceipt(alice, receipt(alice)), output, outputInline: true, outputSize: output.length, atMs: NOW, ...over }
+  return { receipt: signReceipt(alice, receipt(alice)), sealedOutput: new Uint8Array(60), outputInline: true, outputSize: output.length, atMs: NOW, ...over }
 }
 
 /** The verdict's action and code, or just 'ACCEPT'. */
@@ -142,8 +142,9 @@ test('invalid content is REJECTed', (t) => {
   t.is(att({ outputHash: new Uint8Array(16) }), 'REJECT INVALID_CONTENT')
 
   const res = (n: JobResultNotice): string => check('receipts', signed(alice, PAYLOAD_TYPES.jobResult, encodeJobResult(n)))
-  // The inline output does not hash to the receipt's output_hash.
-  t.is(res(notice({ output: new TextEncoder().encode('forged\n') })), 'REJECT INVALID_CONTENT')
+  // A tampered receipt inside a notice.
+  const tampered = signReceipt(alice, receipt(alice))
+  t.is(res(notice({ receipt: { ...tampered, payload: Uint8Array.from(tampered.payload, (b, i) => i === 3 ? b ^ 1 : b) } })), 'REJECT INVALID_CONTENT')
   // A receipt alice signed that names bob as its worker.
   const misnamed = signEnvelope(alice, PAYLOAD_TYPES.receipt, signReceipt(bob, receipt(bob)).payload)
   t.is(res(notice({ receipt: misnamed })), 'REJECT INVALID_CONTENT')

@@ -57,7 +57,7 @@ class FakeRemote implements RemoteExecutor {
       schedulerId: 'scheduler',
       error: ''
     }
-    return { output, receipt: signReceipt(this.worker, decoded), decoded, workerId: this.worker.nodeId }
+    return { output, receipt: signReceipt(this.worker, decoded), decoded, workerId: this.worker.nodeId, probation: false }
   }
 
   answer (id: string, output: Uint8Array, fields: { imageDigest?: string, jobId?: string } = {}): void {

@@ -3,7 +3,7 @@ import protobuf from 'protobufjs'
 import {
   decodeStrict, encode, messageType, packageDefinition, protoRoot, MalformedMessageError, PAYLOAD_MESSAGES, PROTO_PACKAGE,
   encodeHeartbeat, decodeHeartbeat, encodeAssignment, decodeAssignment, encodeAck, decodeAck, encodeJobResult, decodeJobResult,
-  encodeAttestation, decodeAttestation, encodeFetchRequest, decodeFetchRequest, encodeFetchResponse, decodeFetchResponse,
+  encodeAttestation, decodeAttestation, encodeAssignmentSecret, decodeAssignmentSecret, encodeFetchRequest, decodeFetchRequest, encodeFetchResponse, decodeFetchResponse,
   type Assignment, type Attestation, type FetchStatus, type Heartbeat, type MessageName, type MessageTypes
 } from '../../src/protocol/index.ts'
 
@@ -82,12 +82,13 @@ test('malformed bytes are MalformedMessageError naming the message type and the 
 const heartbeat: Heartbeat = {
   nodeId: '12D3KooWnode', atMs: 1_763_000_000_000, roles: ['worker'], containers: ['echo', 'json'], cpuCores: 8,
   memoryBytes: 16 * 2 ** 30, gpus: 0, grpcAddress: '0.0.0.0:9000', freeSlots: 2,
-  stats: { activeJobs: 1, queuedJobs: 0, succeeded: 10, failed: 1, avgLatencyMs: 12.5, cacheHitRatio: 1, load: 0.5 }, intervalMs: 2000
+  stats: { activeJobs: 1, queuedJobs: 0, succeeded: 10, failed: 1, avgLatencyMs: 12.5, cacheHitRatio: 1, load: 0.5 }, intervalMs: 2000,
+  rosterVersion: 7
 }
 const assignment: Assignment = {
-  jobId: 'job-1', containers: ['a', 'b'], input: Uint8Array.of(1), inputHash: new Uint8Array(32).fill(9), inputSize: 1,
+  jobId: 'job-1', containers: ['a', 'b'], sealed: Uint8Array.of(1, 2, 3), inputHash: new Uint8Array(32).fill(9), inputSize: 1,
   inputProvider: '', workerId: 'w', schedulerId: 's', issuedAtMs: 1, deadlineAtMs: 2, requiresProof: false,
-  origin: { ip: '10.0.0.1', peerId: '', delegate: '', gatewayId: 'g' }
+  replyAddress: '127.0.0.1:9000'
 }
 const attestation: Attestation = {
   receiptHash: new Uint8Array(32).fill(1), jobId: 'job-1', workerId: 'w', validatorId: 'v', verdict: 'agree',
@@ -98,12 +99,14 @@ test('the named codecs of the signed payloads round-trip', (t) => {
   t.deepEqual(decodeHeartbeat(encodeHeartbeat(heartbeat)), heartbeat)
   t.deepEqual(decodeHeartbeat(encodeHeartbeat({ ...heartbeat, stats: null })).stats, null)
   t.deepEqual(decodeAssignment(encodeAssignment(assignment)), assignment)
-  t.deepEqual(decodeAssignment(encodeAssignment({ ...assignment, origin: null })).origin, null)
+  const secret = { input: Uint8Array.of(1), inputInline: true, origin: { ip: '10.0.0.1', peerId: '', delegate: '', gatewayId: 'g' } }
+  t.deepEqual(decodeAssignmentSecret(encodeAssignmentSecret(secret)), secret)
+  t.deepEqual(decodeAssignmentSecret(encodeAssignmentSecret({ ...secret, origin: null })).origin, null)
   const ack = { jobId: 'job-1', workerId: 'w', schedulerId: 's', accepted: false, code: 'QUEUE_FULL', reason: 'full', atMs: 3, duplicate: true }
   t.deepEqual(decodeAck(encodeAck(ack)), ack)
   const notice = {
     receipt: { payloadType: 'inframind/receipt/v1', payload: Uint8Array.of(1), publicKey: new Uint8Array(32), signature: new Uint8Array(64) },
-    output: Uint8Array.of(7), outputInline: true, outputSize: 1, atMs: 4
+    sealedOutput: Uint8Array.of(7), outputInline: true, outputSize: 1, atMs: 4
   }
   t.deepEqual(decodeJobResult(encodeJobResult(notice)), notice)
   t.deepEqual(decodeAttestation(encodeAttestation(attestation)), attestation)

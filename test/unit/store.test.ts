@@ -49,6 +49,7 @@ function record (id: string, state: JobState, createdAtMs = 1_000, extra: Partia
     deadlineAtMs: createdAtMs + 60_000,
     history: [{ state: 'pending', atMs: createdAtMs, detail: 'accepted' }],
     schedulerId: '',
+    allowProbation: false,
     ...extra
   }
 }
