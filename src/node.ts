@@ -18,6 +18,9 @@ import { scheduler as schedulerComponent, type Scheduler } from './scheduler/ind
 import { apiServer, type ApiServer } from './api/index.ts'
 import { peerClients } from './api/client.ts'
 import { reachableAddress } from './api/address.ts'
+import { admission as admissionComponent, ASSIGNING_ROLES, type Admission } from './admission/index.ts'
+import { networkKeyFor } from './admission/network-key.ts'
+import { rosterBook, rosterSync, type RosterBook, type RosterSync } from './roster/index.ts'
 import { VERSION } from './version.ts'
 import { mkdir, rename, writeFile } from 'node:fs/promises'
 import path from 'node:path'
@@ -42,6 +45,10 @@ export interface InframindNode extends Startable {
   readonly worker?: WorkerAgent
   /** Present on mesh nodes with the scheduler or gateway role. */
   readonly scheduler?: Scheduler
+  /** Present on mesh nodes: the operator-signed roster this node holds, and who may act as what. */
+  readonly roster?: RosterBook
+  readonly rosterSync?: RosterSync
+  readonly admission?: Admission
 }
 
 export interface CreateNodeOptions {
@@ -109,8 +116,28 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
   // Where peers can call this node's gRPC: known once the API has bound (after the mesh started; its
   // port may be 0), so heartbeats carry '' until then and that address from then on.
   let grpcAddress = ''
+  const adm = config.mesh.admission
+  const roster: RosterBook | undefined = onMesh
+    ? rosterBook({ meshName: adm.meshName, operators: adm.operators, file: adm.rosterFile })({ logger, metrics })
+    : undefined
+  const admission: Admission | undefined = roster !== undefined
+    ? admissionComponent({ mode: adm.mode, trustedSchedulers: config.mesh.trustedSchedulers })({ roster })
+    : undefined
+  // A private mesh's key: the first node of a new mesh (nobody to join) creates it; others must be given it.
+  let networkKey: Uint8Array | undefined
+  if (onMesh && adm.mode === 'private') {
+    const joining = config.mesh.bootstrap.length > 0 || config.mesh.relays.length > 0
+    const nk = networkKeyFor(adm.networkKeyFile, joining)
+    networkKey = nk.key
+    if (nk.created) logger.warn({ file: adm.networkKeyFile }, 'created a new private mesh key: copy this file (mode 0600) to every node that joins this mesh')
+  }
+  if (onMesh && adm.operators.length === 0) {
+    logger.warn('mesh.admission.operators is empty: no roster is accepted, so no other node may assign to, work for or attest to this one (see "infra roster init")')
+  }
+  // Schedulers and gateways choose workers, so only they hear heartbeats.
+  const choosesWorkers = roles.some((r) => ASSIGNING_ROLES.includes(r))
   const mesh: Mesh | undefined = onMesh
-    ? meshComponent({ config: config.mesh, roles, containers: localContainers.map((c) => c.id) })({
+    ? meshComponent({ config: config.mesh, roles, containers: localContainers.map((c) => c.id), networkKey, hearsHeartbeats: choosesWorkers })({
       identity,
       logger,
       heartbeat: heartbeatFields({
@@ -119,11 +146,19 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
         slots: () => executor.stats(),
         jobs: () => jobs.stats(),
         cacheHitRatio: () => images.stats().hitRatio,
-        rosterVersion: () => 0
+        rosterVersion: () => roster?.version() ?? 0
       }),
-      content: async (hash): Promise<Uint8Array | undefined> => (await worker?.content(hash)) ?? (await scheduler?.content(hash)),
+      content: async (hash, requester): Promise<Uint8Array | undefined> => (await worker?.content(hash, requester)) ?? (await scheduler?.content(hash, requester)),
+      authorize: (topic, author) => admission?.mayPublish(topic, author) ?? false,
+      // The roster's schedulers and gateways: this node's heartbeats reach them directly.
+      keepConnected: () => (roster?.current()?.roster.members ?? [])
+        .filter((m) => m.nodeId !== identity.nodeId && m.roles.some((r) => (ASSIGNING_ROLES as readonly string[]).includes(r)))
+        .map((m) => m.nodeId),
       metrics
     })
+    : undefined
+  const sync: RosterSync | undefined = mesh !== undefined && roster !== undefined
+    ? rosterSync()({ mesh, roster, identity, logger })
     : undefined
   // Assignments go out and results come back point to point over the peers' public gRPC.
   const peers = mesh !== undefined ? peerClients() : undefined
@@ -133,7 +168,7 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
       inlineBytes: config.mesh.inlineBytes,
       ackTimeoutMs: config.mesh.ackTimeoutMs,
       maxClockSkewMs: config.mesh.maxClockSkewMs
-    })({ mesh, identity, logger, grpc: peers, metrics })
+    })({ mesh, admission: admission as Admission, identity, logger, grpc: peers, metrics, replyAddress: () => grpcAddress })
     : undefined
   const jobs = jobsService({
     containers: config.containers,
@@ -144,11 +179,12 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
     hardware
   })({ store, executor, identity, logger, remote: scheduler, metrics })
   const worker: WorkerAgent | undefined = mesh !== undefined && roles.includes('worker')
-    ? workerAgent({ trustedSchedulers: config.mesh.trustedSchedulers, inlineBytes: config.mesh.inlineBytes })({ mesh, jobs, identity, logger, grpc: peers })
+    ? workerAgent({ inlineBytes: config.mesh.inlineBytes })({ mesh, admission: admission as Admission, jobs, identity, logger, grpc: peers })
     : undefined
   const api = apiServer()({
     config, identity, jobs, runsLocally: (id) => executor.serves([id]), runtime, telemetry: tel, logger, hardware: toWireHardware(hardware),
-    version: VERSION, startedAtMs: Date.now(), images, mesh, worker, scheduler
+    version: VERSION, startedAtMs: Date.now(), images, mesh, worker, scheduler,
+    roster: roster !== undefined ? { book: roster, sync } : undefined
   })
 
   // Dependency order: the jobs service resumes stored jobs only once the mesh and scheduler can take them.
@@ -159,7 +195,10 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
     { name: 'runtime', component: runtime },
     { name: 'executor', component: executor }
   ]
+  // The roster is loaded before the mesh starts, so the first messages are judged by it.
+  if (roster !== undefined) parts.push({ name: 'roster', component: roster })
   if (mesh !== undefined) parts.push({ name: 'mesh', component: mesh })
+  if (sync !== undefined) parts.push({ name: 'roster sync', component: sync })
   // Stopped after the scheduler and worker that call through them.
   if (peers !== undefined) parts.push({ name: 'peer clients', component: { start: async () => {}, stop: async () => { peers.close() } } })
   if (scheduler !== undefined) parts.push({ name: 'scheduler', component: scheduler })
@@ -220,6 +259,7 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
 
   return {
     config, identity, logger, store, images, runtime, executor, jobs, telemetry: tel, api, mesh, worker, scheduler,
+    roster, rosterSync: sync, admission,
     async start () {
       await serial(async () => {
         if (started.length > 0) return

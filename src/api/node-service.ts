@@ -4,12 +4,47 @@ import { JOB_ID_PATTERN } from '../gateway/index.ts'
 import type { ApiComponents } from './types.ts'
 import type { JobEvent as WireJobEvent, NodeInfo, SubmitJobRequest } from '../protocol/index.ts'
 import { containerToWire, jobSummaryToWire, jobToWire, stateFromWire, stateToWire } from './convert.ts'
-import { InvalidRequestError, JobNotFoundError, toServiceError } from './errors.ts'
+import { ERROR_CODE_KEY, InvalidRequestError, JobNotFoundError, statusFor, toServiceError } from './errors.ts'
 import { containerInfos, liveStates } from './containers.ts'
+import { assignJobHandler, reportResultHandler } from './mesh-service.ts'
 import { unary } from './unary.ts'
+import { KeyedRateLimiter } from '../mesh/index.ts'
 
 const MAX_LIST = 1000
 const DEFAULT_LIST = 100
+
+/**
+ * AssignJob and ReportResult calls per caller IP, each method apart: 1,000/s, burst 2,000. Each is
+ * one per job from a scheduler (or a worker's result), and everything behind one address counts
+ * together (a devnet on 127.0.0.1, a site behind NAT): the whole mesh moved ~110 jobs/s through a
+ * gateway here and one node's warm ceiling is ~1,200 jobs/s. What it stops is a flood of bodies
+ * each costing a signature check.
+ */
+export const PEER_CALLS_PER_SECOND = 1_000
+export const PEER_CALLS_BURST = 2_000
+/** Caller IPs tracked per method (least recently seen forgotten first): bounded whoever calls. */
+const MAX_TRACKED_CALLERS = 4_096
+
+/**
+ * A unary handler behind a per-caller-IP rate: over it the call is refused RESOURCE_EXHAUSTED
+ * (error code RATE_LIMITED) before the handler decodes or verifies anything in the request.
+ */
+export function limitPerCaller<Req, Res> (method: string, handler: grpc.handleUnaryCall<Req, Res>, limiter: KeyedRateLimiter): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    const ip = peerIp(call.getPeer())
+    if (limiter.take(ip)) {
+      handler(call, callback)
+      return
+    }
+    const metadata = new grpc.Metadata()
+    metadata.set(ERROR_CODE_KEY, 'RATE_LIMITED')
+    callback({
+      code: statusFor('RATE_LIMITED') ?? grpc.status.RESOURCE_EXHAUSTED,
+      details: `too many ${method} calls from ${ip === '' ? 'this caller' : ip} (over ${PEER_CALLS_PER_SECOND}/s): slow down and retry`,
+      metadata
+    } as grpc.ServiceError, null)
+  }
+}
 
 /**
  * The client IP of a call, from grpc-js's getPeer(): "1.2.3.4:port", "::1:port" or "[::1]:port" (this
@@ -58,9 +93,15 @@ export function nodeServiceHandlers (c: ApiComponents): grpc.UntypedServiceImple
     jobId: req.jobId === '' ? undefined : req.jobId,
     // The origin comes from the connection, never from the request body.
     origin: { ip: peerIp(call.getPeer()), peerId: '', delegate: req.delegate },
-    requiresProof: req.requiresProof
+    requiresProof: req.requiresProof,
+    allowProbation: req.allowProbation
   })
+  const limited = (): KeyedRateLimiter => new KeyedRateLimiter({ perSecond: PEER_CALLS_PER_SECOND, burst: PEER_CALLS_BURST, maxKeys: MAX_TRACKED_CALLERS })
   return {
+    // Peers' calls on the public listener (mesh-service.ts), each behind its per-caller rate.
+    AssignJob: limitPerCaller('AssignJob', assignJobHandler(c), limited()),
+    ReportResult: limitPerCaller('ReportResult', reportResultHandler(c), limited()),
+
     GetInfo: unary(logger, 'GetInfo', async (): Promise<NodeInfo> => ({
       nodeId: c.identity.nodeId,
       version: c.version,

@@ -10,6 +10,9 @@ import { fileURLToPath } from 'node:url'
 import { parse, stringify } from 'yaml'
 import { connectControl } from '../api/client.ts'
 import { loadOrCreateIdentity } from '../identity/index.ts'
+import { createNetworkKeyFile } from '../admission/network-key.ts'
+import { signRoster, signedRosterText } from '../roster/index.ts'
+import { existsSync } from 'node:fs'
 import { NODE_FILE } from '../types.ts'
 import { parseArgs, str, UsageError } from './args.ts'
 import type { CliIo } from './client-commands.ts'
@@ -19,6 +22,8 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const ENTRYPOINT = path.join(ROOT, 'entrypoint.ts')
 /** Long enough for a cold 2-core machine to start node processes and a warm model server. */
 const READY_TIMEOUT_MS = 120_000
+/** The devnet's mesh name (its rosters name it). */
+const DEVNET_MESH = 'devnet'
 /** As `npm start` runs a node: a small young generation keeps idle RSS low. */
 export const NODE_FLAGS = ['--max-semi-space-size=1', ...(process.env.PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof', '--cpu-prof-interval=2000'] : [])]
 
@@ -82,7 +87,22 @@ export async function startDevnet (opts: DevnetOptions): Promise<Devnet> {
   try {
     let bootstrap = ''
     let workerIndex = 0
-    for (const p of plan(opts.nodes, opts.warmOnFirstWorker)) {
+    const plans = plan(opts.nodes, opts.warmOnFirstWorker)
+    // A private mesh, as an operator would set one up: one mesh key, one operator key, and a signed
+    // roster naming every node with its roles (infra roster init/add/sign do the same by hand).
+    await mkdir(opts.baseDir, { recursive: true, mode: 0o700 })
+    const meshKeyFile = path.join(opts.baseDir, 'mesh.key')
+    if (!existsSync(meshKeyFile)) createNetworkKeyFile(meshKeyFile)
+    const { identity: operator } = loadOrCreateIdentity(path.join(opts.baseDir, 'operator.key'))
+    const ids = plans.map((p) => loadOrCreateIdentity(path.join(opts.baseDir, p.name, 'identity.key')).identity)
+    const roster = signedRosterText(signRoster(operator, {
+      mesh: DEVNET_MESH,
+      version: Date.now(),
+      issuedAtMs: Date.now(),
+      expiresAtMs: 0,
+      members: plans.map((p, i) => ({ nodeId: ids[i]!.nodeId, roles: p.roles, name: p.name }))
+    }))
+    for (const p of plans) {
       const dir = path.join(opts.baseDir, p.name)
       await mkdir(dir, { recursive: true, mode: 0o700 })
       // A fresh job store each run; the node keeps its identity between runs.
@@ -97,7 +117,14 @@ export async function startDevnet (opts: DevnetOptions): Promise<Devnet> {
       // ports chosen in advance can be taken meanwhile by another node's outbound connections.
       doc.api = { ...doc.api, public: '127.0.0.1:0', control: '127.0.0.1:0' }
       doc.telemetry = { ...doc.telemetry, metrics: { ...doc.telemetry.metrics, listen: '127.0.0.1:0' } }
-      doc.mesh = { ...doc.mesh, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: bootstrap === '' ? [] : [bootstrap] }
+      const rosterFile = path.join(dir, 'roster.json')
+      await writeFile(rosterFile, roster, { mode: 0o600 })
+      doc.mesh = {
+        ...doc.mesh,
+        listen: ['/ip4/127.0.0.1/tcp/0'],
+        bootstrap: bootstrap === '' ? [] : [bootstrap],
+        admission: { mode: 'private', mesh_name: DEVNET_MESH, network_key_file: meshKeyFile, operators: [operator.nodeId], roster_file: rosterFile }
+      }
       doc.runtime = { ...doc.runtime, prefetch: false }
       const containers = (doc.containers ?? []) as Array<Record<string, unknown>>
       doc.containers = p.containers === 'none' ? [] : containers.filter((c) => p.containers !== 'oneshot' || c.mode !== 'service')

@@ -3,6 +3,7 @@ import { pathToFileURL } from 'node:url'
 import { UsageError } from './args.ts'
 import { runJob, runJobs, runPeers, runStatus, runSubmit, type CliIo } from './client-commands.ts'
 import { runInit } from './init.ts'
+import { runRoster } from './roster.ts'
 import { runVerify } from './verify.ts'
 
 const USAGE = `usage: infra <command> [options]
@@ -18,6 +19,7 @@ commands:
   devnet [--nodes N] [--jobs N]                          a local mesh of N processes on loopback (Ctrl-C stops it)
   jobs [--state S] [--limit N] [--json]                  recent jobs, newest first
   verify <file|-> [--output FILE] [--json]               check a receipt offline (exit 0 valid, 1 invalid)
+  roster init|add|remove|sign|show|push [...]            a private mesh's operator-signed roster (infra roster help)
 
 client options: --addr HOST:PORT (public gRPC, default from config.yaml or 127.0.0.1:9000),
                 --control HOST:PORT|unix:PATH (default from config.yaml or 127.0.0.1:9001),
@@ -49,6 +51,7 @@ export async function cli (argv: string[], io: CliIo): Promise<number> {
         return await runDevnet(rest, io)
       }
       case 'verify': return await runVerify(rest, io)
+      case 'roster': return await runRoster(rest, io)
       case undefined:
       case 'help':
       case '--help':

@@ -16,12 +16,14 @@ export const FETCH_TIMEOUT_MS = 30_000
 // an honest node never meets it. docs/ (mesh limits table) lists them.
 
 /**
- * Heartbeat bucket: a few tokens, refilled at one per half of the author's interval (its last
- * accepted heartbeat's interval_ms, clamped to 1–5 s; 1 s before any). An honest node sends one per
- * interval plus one at start, so it uses half the refill; the burst absorbs a late copy arriving
- * with the next one and a restart's extra heartbeat.
+ * Heartbeat bucket: refilled at one token per half of the author's interval (its last accepted
+ * heartbeat's interval_ms, clamped to 1–5 s; 1 s before any). An honest node sends one per interval
+ * (plus one at start), half the refill, so its bucket stays full; the burst of 8 lets through what
+ * may honestly arrive at once: a restart's extra heartbeat, and the few seconds of heartbeats a
+ * healed path delivers together (gossipsub's IHAVE/IWANT repair). Each extra token costs a
+ * signature check, ~0.1 ms: the flood threshold below, not the burst, is what cuts a flood.
  */
-export const HEARTBEAT_BURST = 3
+export const HEARTBEAT_BURST = 8
 export const HEARTBEAT_REFILLS_PER_INTERVAL = 2
 /** The interval assumed for an author none of whose heartbeats was accepted yet (the fastest allowed). */
 export const HEARTBEAT_MIN_INTERVAL_MS = 1_000

@@ -1,7 +1,6 @@
 import type { Message, PeerId, TopicValidatorResult } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
-import { multiaddr } from '@multiformats/multiaddr'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import type { MeshConfig, Role } from '../config/types.ts'
@@ -14,6 +13,11 @@ import type { Logger } from '../telemetry/logger.ts'
 import type { Startable } from '../types.ts'
 import { fetchFrom, handleFetch, type ContentSource } from './fetch.ts'
 import { grpcTarget } from './address.ts'
+import { BanList, banGater, type BannedPeer } from './bans.ts'
+import { SCORE_CHECK_INTERVAL_MS, KEEP_CONNECTED_INTERVAL_MS } from './constants.ts'
+import { keepDialer } from './dialer.ts'
+import { GossipLimiter } from './limits.ts'
+import { peerScoreThresholds } from './scoring.ts'
 import { notAccepted, TOPIC_VALIDATOR_RESULT, type GossipContext, type GossipVerdict, type IgnoreCode, type PayloadOf, type RejectCode } from './gossip.ts'
 import { TypedEmitter } from '../events.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
@@ -21,10 +25,12 @@ import type { HeartbeatFields } from '../telemetry/heartbeat.ts'
 import { GOSSIP_RULES } from './gossip-rules.ts'
 import { createMeshLibp2p, type MeshLibp2p } from './libp2p.ts'
 import { PeerTable, type PeerView } from './peers.ts'
-import { payloadTypeOf, validateGossip } from './validate.ts'
+import { payloadTypeOf, screenGossip, validateGossip, type Authorize } from './validate.ts'
 
 export { LIVENESS_INTERVALS, PING_INTERVAL_MS, MAX_FETCH_BYTES, FETCH_TIMEOUT_MS } from './constants.ts'
-export { FetchError, type ContentSource } from './fetch.ts'
+export { FetchError, FETCH_RATE_LIMITED, type ContentSource } from './fetch.ts'
+export { BanList, banGater, type BannedPeer } from './bans.ts'
+export { GOSSIP_LIMITS, GossipLimiter, KeyedRateLimiter, type RateOutcome, type RateSpec, type TopicLimit } from './limits.ts'
 export { grpcTarget } from './address.ts'
 export type { PeerView } from './peers.ts'
 export {
@@ -32,7 +38,7 @@ export {
   type GossipCode, type GossipContext, type GossipRule, type GossipRules, type GossipVerdict, type IgnoreCode, type PayloadOf, type RejectCode
 } from './gossip.ts'
 export { GOSSIP_RULES } from './gossip-rules.ts'
-export { payloadTypeOf, validateEnvelope, validateGossip } from './validate.ts'
+export { payloadTypeOf, screenGossip, validateEnvelope, validateGossip, type Authorize } from './validate.ts'
 export type { MeshLibp2p } from './libp2p.ts'
 
 /** The mesh was used before start() or after stop(). */
@@ -67,6 +73,18 @@ export interface MeshInit {
   config: MeshConfig
   roles: Role[]
   containers: string[]
+  /**
+   * The mesh's pre-shared key: the bytes of a libp2p swarm key file ("/key/swarm/psk/1.0.0/\n/base16/\n<64 hex>").
+   * Only peers holding it can open a connection at all. Undefined: an open mesh.
+   */
+  networkKey?: Uint8Array
+  /**
+   * Subscribe to heartbeats: only nodes that choose workers (scheduler, gateway) need them, and
+   * every other subscriber would learn every node's load and forward every heartbeat. Non-subscribers
+   * still publish theirs (gossipsub fanout to subscribed peers, kept connected: keepConnected).
+   * Default true (every node hears every heartbeat, as before).
+   */
+  hearsHeartbeats?: boolean
 }
 
 export interface MeshComponents {
@@ -76,8 +94,18 @@ export interface MeshComponents {
   heartbeat: () => HeartbeatFields
   /** Bytes this node serves over /inframind/fetch/1.0.0. */
   content: ContentSource
-  /** Where the mesh registers its metrics (gossip messages rejected and ignored, by topic and code). */
+  /** Where the mesh registers its metrics (gossip messages rejected and ignored, by topic and code; peers banned). */
   metrics?: Metrics
+  /**
+   * Node ids this node keeps a direct connection to (the roster's schedulers and gateways), redialled
+   * every KEEP_CONNECTED_INTERVAL_MS when not connected, through the DHT when their address is unknown.
+   */
+  keepConnected?: () => string[]
+  /**
+   * Whether gossipsub's author of a message may act on its topic, asked before the message is
+   * decoded; false: IGNOREd as NOT_ADMITTED. Undefined: every author is.
+   */
+  authorize?: Authorize
 }
 
 export interface Mesh extends Startable {
@@ -107,14 +135,14 @@ export interface Mesh extends Startable {
   fetch(peer: string, hash: Uint8Array, signal?: AbortSignal): Promise<Uint8Array>
   /** Publishes one heartbeat now (also runs on its own timer). */
   heartbeatNow(): Promise<void>
+  /** Peers refused now (gossip score fell below the graylist threshold), until when and why. */
+  banned(): BannedPeer[]
 }
 
 async function keyCid (key: string): Promise<CID> {
   return CID.create(1, raw.code, await sha256.digest(new TextEncoder().encode(key)))
 }
 
-/** How often unreachable bootstrap peers are dialled again. */
-const BOOTSTRAP_REDIAL_MS = 5_000
 /** Retry delay for provider records while the routing table is still empty. */
 const PROVIDE_RETRY_MS = 2_000
 
@@ -127,6 +155,17 @@ export function mesh (init: MeshInit) {
     const verdicts = new TypedEmitter<VerdictEvents>(logger)
     const rejectedTotal = components.metrics?.counter({ name: 'inframind_gossip_rejected_total', help: 'Mesh messages rejected as invalid (the sender scored down), by topic and reason', labelNames: ['topic', 'code'] })
     const ignoredTotal = components.metrics?.counter({ name: 'inframind_gossip_ignored_total', help: 'Valid mesh messages this node did not want (late, early, superseded; nobody scored down), by topic and reason', labelNames: ['topic', 'code'] })
+    const bannedTotal = components.metrics?.counter({ name: 'inframind_peers_banned_total', help: 'Peers disconnected and refused for a cool-down because their gossip score fell below the graylist threshold' })
+    const graylistThreshold = peerScoreThresholds().graylistThreshold
+    const hearsHeartbeats = init.hearsHeartbeats ?? true
+    const bans = new BanList()
+    const limiter = new GossipLimiter({ heartbeatIntervalOf: (nodeId) => peers.heartbeat(nodeId)?.intervalMs })
+    const redial = keepDialer({
+      bootstrap: [...config.bootstrap, ...(config.behindNat ? config.relays : [])],
+      keep: () => components.keepConnected?.() ?? [],
+      refused: (nodeId) => bans.isBanned(nodeId),
+      logger
+    })
     const rejected: Record<string, number> = {}
     const ignored: Record<string, number> = {}
     let node: MeshLibp2p | undefined
@@ -169,10 +208,12 @@ export function mesh (init: MeshInit) {
     // Validation already decoded the message; the delivery handler picks the result up by identity.
     const accepted = new WeakMap<Uint8Array, () => void>()
 
-    const validator = <K extends TopicName>(name: K) => (_source: PeerId, msg: Message): TopicValidatorResult => {
+    const validator = <K extends TopicName>(name: K) => (source: PeerId, msg: Message): TopicValidatorResult => {
       // Gossipsub's StrictSign already refuses these; kept so an unsigned message can never pass.
       if (msg.type !== 'signed') return settle(name, notAccepted('BAD_SIGNATURE', 'unsigned gossip message'), '')
       const from = msg.from.toString()
+      const screened = screenGossip(name, from, source.equals(msg.from), limiter, components.authorize)
+      if (screened !== undefined) return settle(name, screened, from)
       const verdict = validateGossip(name, msg.data, from, context())
       if (verdict.action === 'ACCEPT') {
         onAccept[name]?.(verdict.value)
@@ -234,21 +275,31 @@ export function mesh (init: MeshInit) {
       if (ok) logger.debug({ keys }, 'provider records announced')
     }
 
-    // Bootstrap peers are dialled directly (and redialled while unreachable), not left to discovery
-    // events: a node must reach the mesh through them even when the connection manager would not dial.
-    const dialBootstrap = async (): Promise<void> => {
+    // Bootstrap and kept peers are dialled directly (and redialled while unreachable), not left to
+    // discovery events: a node must reach the mesh, and its schedulers, even when the connection
+    // manager would not dial.
+    const dialKept = async (): Promise<void> => {
+      if (node === undefined || stopping) return
+      await redial(node)
+    }
+
+    // Gossipsub stops processing a graylisted peer's messages but keeps its connection; this node
+    // also closes it and refuses the peer (connection gater) for a cool-down that doubles on repeats.
+    const enforceScores = (): void => {
       const n = node
-      if (n === undefined || stopping) return
-      const connected = new Set(n.getConnections().map((c) => c.remotePeer.toString()))
-      const missing = [...config.bootstrap, ...(config.behindNat ? config.relays : [])]
-        .filter((a) => !connected.has(multiaddr(a).getPeerId() ?? ''))
-      await Promise.all(missing.map(async (a) => {
-        try {
-          await n.dial(multiaddr(a), { signal: AbortSignal.timeout(5_000) })
-        } catch (err) {
-          logger.debug({ peer: a, err: (err as Error).message }, 'bootstrap peer not reachable yet')
-        }
-      }))
+      if (n === undefined) return
+      const seen = new Set<string>()
+      for (const conn of n.getConnections()) {
+        const id = conn.remotePeer.toString()
+        if (seen.has(id)) continue
+        seen.add(id)
+        const score = n.services.pubsub.getScore(id)
+        if (!(score < graylistThreshold)) continue
+        const ban = bans.ban(id, `gossip score ${score.toFixed(0)} below the graylist threshold (${graylistThreshold})`)
+        bannedTotal?.inc()
+        logger.warn({ peer: id, score, untilMs: ban.untilMs }, 'peer banned: connections closed, redials refused until the cool-down ends')
+        n.hangUp(conn.remotePeer).catch((err: unknown) => logger.debug({ peer: id, err }, 'closing a banned peer\'s connections failed'))
+      }
     }
 
     // The first latency of a new peer is measured at once; after that the connection monitor's
@@ -317,22 +368,29 @@ export function mesh (init: MeshInit) {
         return await fetchFrom(node, peer, hash, signal)
       },
       heartbeatNow: heartbeat,
+      banned: () => bans.list(),
       async start () {
         if (node !== undefined) return
         stopping = false
-        const n = await createMeshLibp2p(config, components.identity, init.roles)
+        const n = await createMeshLibp2p(config, components.identity, init.roles, {
+          networkKey: init.networkKey,
+          connectionGater: banGater((nodeId) => bans.isBanned(nodeId))
+        })
         for (const name of Object.keys(TOPICS) as TopicName[]) n.services.pubsub.topicValidators.set(TOPICS[name], validator(name))
         n.services.pubsub.addEventListener('message', deliver)
         n.addEventListener('connection:open', onConnect as never)
         await n.start()
-        for (const topic of Object.values(TOPICS)) n.services.pubsub.subscribe(topic)
+        for (const name of Object.keys(TOPICS) as TopicName[]) {
+          if (name !== 'heartbeats' || hearsHeartbeats) n.services.pubsub.subscribe(TOPICS[name])
+        }
         await handleFetch(n, components.content, logger)
         node = n
         timers = [
           setInterval(() => { heartbeat().catch((err: unknown) => logger.debug({ err }, 'heartbeat publish failed')) }, config.heartbeatIntervalMs),
-          setInterval(() => { void dialBootstrap() }, BOOTSTRAP_REDIAL_MS)
+          setInterval(() => { void dialKept() }, KEEP_CONNECTED_INTERVAL_MS),
+          setInterval(enforceScores, SCORE_CHECK_INTERVAL_MS)
         ]
-        void dialBootstrap()
+        void dialKept()
         void provideAll()
         void heartbeat().catch(() => {})
         logger.info({ addresses: n.getMultiaddrs().map(String), bootstrap: config.bootstrap.length }, 'joined the mesh')

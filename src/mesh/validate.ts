@@ -1,12 +1,36 @@
 import { decodeEnvelope, verifyEnvelope } from '../envelope/index.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
 import { PAYLOAD_TYPES, TOPIC_PAYLOAD, type TopicName } from '../protocol/constants.ts'
-import { nodeIdOf, notAccepted, type GossipContext, type GossipRule, type GossipVerdict, type PayloadOf } from './gossip.ts'
+import { nodeIdOf, notAccepted, type GossipContext, type GossipRule, type GossipVerdict, type NotAccepted, type PayloadOf } from './gossip.ts'
 import { GOSSIP_RULES } from './gossip-rules.ts'
+import type { GossipLimiter } from './limits.ts'
 
 /** The payload type an envelope on this topic must carry (the first input of its signature). */
 export function payloadTypeOf (topic: TopicName): string {
   return PAYLOAD_TYPES[TOPIC_PAYLOAD[topic]]
+}
+
+/** Who may act on a topic: false for an author the roster does not admit there. */
+export type Authorize = (topic: TopicName, author: string) => boolean
+
+/**
+ * The checks before a gossip message is even decoded, on gossipsub's author (`author`, proven by
+ * gossipsub's own signature check): its rate on this topic first (so a flood is cut, and scored, at
+ * the cost of a map lookup), then whether it is admitted. undefined: go on to validateGossip.
+ * `fromAuthor`: the peer that delivered the message is its author.
+ */
+export function screenGossip (topic: TopicName, author: string, fromAuthor: boolean, limiter: GossipLimiter, authorize: Authorize | undefined, now = Date.now()): NotAccepted | undefined {
+  const rate = limiter.check(topic, author, fromAuthor, now)
+  if (rate === 'FLOODING') return notAccepted('FLOODING', `${author} sent far more ${topic} messages than its rate allows`)
+  if (rate === 'RATE_LIMITED') return notAccepted('RATE_LIMITED', `over ${author}'s rate on ${topic}`)
+  if (authorize === undefined) return undefined
+  let admitted: boolean
+  try {
+    admitted = authorize(topic, author)
+  } catch (err) {
+    return notAccepted('NOT_ADMITTED', `admission check failed for ${author} on ${topic}: ${(err as Error).message}`)
+  }
+  return admitted ? undefined : notAccepted('NOT_ADMITTED', `${author} is not admitted on ${topic}`)
 }
 
 /**

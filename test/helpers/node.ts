@@ -1,6 +1,7 @@
 import type { ExecutionContext } from 'ava'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { readFileSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { existsSync, readFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
 import os from 'node:os'
 import path from 'node:path'
 import { stringify } from 'yaml'
@@ -10,6 +11,11 @@ import { createNode, type InframindNode } from '../../src/node.ts'
 import { connectControl, connectNode, type ControlClient, type NodeClient } from '../../src/api/client.ts'
 import type { Job as WireJob } from '../../src/protocol/index.ts'
 import { silentLogger } from '../../src/telemetry/logger.ts'
+import { generateIdentity, identityFromSeed, loadIdentity } from '../../src/identity/index.ts'
+import type { Identity } from '../../src/identity/types.ts'
+import { createNetworkKeyFile, readNetworkKeyFile } from '../../src/admission/network-key.ts'
+import { signRoster, signedRosterText } from '../../src/roster/index.ts'
+import type { SignedEnvelope } from '../../src/envelope/types.ts'
 
 const LOCK = JSON.parse(readFileSync(new URL('../../containers/images.lock.json', import.meta.url), 'utf8')) as Record<string, string>
 
@@ -39,6 +45,54 @@ export function containerYaml (id: string, overrides: Record<string, unknown> = 
   }
 }
 
+/**
+ * Every mesh node a test process starts joins one private mesh: one pre-shared key, one operator key,
+ * and a roster listing each node with the roles its config gives it (tests about admission add
+ * outsiders themselves). A new member is pushed to every running node at once, as `infra roster
+ * push` would, so tests never wait for the roster to spread.
+ */
+export const TEST_OPERATOR: Identity = identityFromSeed(randomBytes(32))
+export const TEST_MESH = 'inframind-test'
+let meshKeyFile: string | undefined
+const members = new Map<string, string[]>()
+let rosterVersion = 0
+let currentRoster: SignedEnvelope | undefined
+const rosterHolders = new Set<InframindNode>()
+
+/** The test mesh's key file (created once per test process). */
+export function testMeshKeyFile (): string {
+  if (meshKeyFile === undefined) {
+    meshKeyFile = path.join(os.tmpdir(), `inframind-mesh-${process.pid}-${randomBytes(4).toString('hex')}.key`)
+    createNetworkKeyFile(meshKeyFile)
+  }
+  return meshKeyFile
+}
+
+export function testMeshKey (): Uint8Array {
+  return readNetworkKeyFile(testMeshKeyFile())
+}
+
+/** Adds (or updates) a member of the test roster, signs the next version and applies it on every running node. */
+export async function rosterMember (nodeId: string, roles: string[]): Promise<SignedEnvelope> {
+  members.set(nodeId, roles)
+  rosterVersion += 1
+  currentRoster = signRoster(TEST_OPERATOR, {
+    mesh: TEST_MESH,
+    version: rosterVersion,
+    issuedAtMs: Date.now(),
+    expiresAtMs: 0,
+    members: [...members].map(([id, r]) => ({ nodeId: id, roles: r, name: '' }))
+  })
+  const env = currentRoster
+  await Promise.all([...rosterHolders].map(async (n) => await n.roster?.apply(env, 'test').catch(() => undefined)))
+  return env
+}
+
+/** The admission section of a test mesh node's config. */
+export function testAdmission (dir: string): Record<string, unknown> {
+  return { mode: 'private', mesh_name: TEST_MESH, network_key_file: testMeshKeyFile(), operators: [TEST_OPERATOR.nodeId], roster_file: path.join(dir, 'roster.json') }
+}
+
 export interface TestNode {
   node: InframindNode
   config: NodeConfig
@@ -62,6 +116,8 @@ export interface TestNodeOptions {
   runtime?: Record<string, unknown>
   /** Reuse a data dir (restart tests). */
   dir?: string
+  /** Mesh nodes are in the test roster with their roles unless this is false. */
+  rostered?: boolean
 }
 
 /**
@@ -81,15 +137,30 @@ export async function startTestNode (opts: TestNodeOptions = {}): Promise<TestNo
     mesh: opts.mesh === undefined ? { enabled: false } : { listen: ['/ip4/127.0.0.1/tcp/0'], heartbeat_interval_ms: 1000, ack_timeout_ms: ACK_TIMEOUT_IN_TESTS_MS, ...opts.mesh },
     containers: opts.containers ?? [containerYaml('echo')]
   }
+  const onMesh = opts.mesh !== undefined && opts.mesh.enabled !== false
+  if (onMesh) {
+    const given = (opts.mesh?.admission ?? {}) as Record<string, unknown>
+    ;(doc.mesh as Record<string, unknown>).admission = { ...testAdmission(dir), ...given }
+  }
   const config = parseConfig(stringify(doc), path.join(dir, 'config.yaml'))
+  if (onMesh && opts.rostered !== false) {
+    // The node id must be in the roster before the node starts, so its first heartbeats count.
+    const keyFile = config.identity.keyFile
+    const nodeId = existsSync(keyFile) ? loadIdentity(keyFile).nodeId : generateIdentity(keyFile).nodeId
+    await rosterMember(nodeId, config.node.roles)
+  }
+  // The newest roster, as an operator would have copied it (a restarted node's own file may be older).
+  if (onMesh && currentRoster !== undefined) await writeFile(config.mesh.admission.rosterFile, signedRosterText(currentRoster), { mode: 0o600 })
   const node = await createNode({ config, logger: silentLogger() })
   await node.start()
+  if (onMesh) rosterHolders.add(node)
   const client = connectNode(node.api.publicAddress())
   const control = connectControl(node.api.controlAddress())
   let stopped = false
   const stop = async (): Promise<void> => {
     if (stopped) return
     stopped = true
+    rosterHolders.delete(node)
     client.close()
     control.close()
     await node.stop()

@@ -7,7 +7,7 @@ import { mesh, type Mesh } from '../../src/mesh/index.ts'
 import { verifyReceipt } from '../../src/receipt/index.ts'
 import type { AssignmentSent } from '../../src/scheduler/index.ts'
 import { silentLogger } from '../../src/telemetry/logger.ts'
-import { containerYaml, eventually, meshAddr, startFor as start, text, waitJob, type TestNode, type TestNodeOptions } from '../helpers/node.ts'
+import { containerYaml, eventually, meshAddr, rosterMember, startFor as start, testMeshKey, text, waitJob, type TestNode, type TestNodeOptions } from '../helpers/node.ts'
 
 // Scheduler failover with real nodes (LevelDB, Docker, gRPC on port 0, libp2p on 127.0.0.1): a
 // gateway+scheduler that runs nothing itself, workers that refuse, stay silent or leave.
@@ -72,24 +72,28 @@ test('a peer that heartbeats as a worker but never acknowledges is passed over a
   const real = await workerNode(t, gateway)
   // A bare mesh node: it claims many free slots and no gRPC address, so the scheduler picks it
   // first, assigns over gossip and waits for an ack that never comes.
+  // It is a rostered worker of the private mesh: admission lets it in; only its silence is at fault.
   const silentIdentity = identityFromSeed(randomBytes(32))
+  await rosterMember(silentIdentity.nodeId, ['worker'])
   const silent: Mesh = mesh({
     config: { ...defaultConfig().mesh, listen: ['/ip4/127.0.0.1/tcp/0'], heartbeatIntervalMs: 1000, provideIntervalMs: 60_000, bootstrap: [meshAddr(gateway)] },
     roles: ['worker'],
-    containers: ['echo']
+    containers: ['echo'],
+    networkKey: testMeshKey(),
+    hearsHeartbeats: false
   })({
     identity: silentIdentity,
     logger: silentLogger(),
-    heartbeat: () => ({ cpuCores: 8, memoryBytes: 1 << 30, gpus: 0, grpcAddress: '', freeSlots: 64, stats: null }),
+    heartbeat: () => ({ cpuCores: 8, memoryBytes: 1 << 30, gpus: 0, grpcAddress: '', freeSlots: 64, stats: null, rosterVersion: 0 }),
     content: async () => undefined
   })
   await silent.start()
   t.teardown(async () => await silent.stop())
   const received: string[] = []
   silent.subscribe('assignments', (m) => { if (m.value.workerId === silentIdentity.nodeId) received.push(m.value.jobId) })
-  // Gossip flows both ways: the scheduler has its heartbeat, and it hears the scheduler's.
+  // The scheduler has its heartbeat, and it is the scheduler's gossip peer on the assignments topic.
   await eventually(() => gateway.node.mesh?.livePeer(silentIdentity.nodeId)?.freeSlots === 64)
-  await eventually(() => silent.livePeer(gateway.node.identity.nodeId))
+  await eventually(() => silent.libp2p().services.pubsub.getSubscribers('inframind/assignments/1').some((p) => p.toString() === gateway.node.identity.nodeId))
   const sent = assignedTo(gateway)
 
   const { jobId } = await gateway.client.submitJob({ containerId: 'echo', input: text('after the silence') })
