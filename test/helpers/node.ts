@@ -215,3 +215,11 @@ export async function eventually<T> (fn: () => T | undefined | null | false, tim
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
 }
+
+/**
+ * `a` has `b` among its gossip peers on `topic` (default: results). Heartbeats reach only schedulers
+ * and gateways, so a worker knows its scheduler this way, not by a heartbeat.
+ */
+export function gossipPeer (a: TestNode, b: TestNode, topic = 'inframind/receipts/1'): boolean {
+  return a.node.mesh?.libp2p().services.pubsub.getSubscribers(topic).some((p) => p.toString() === b.node.identity.nodeId) === true
+}

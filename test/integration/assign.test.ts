@@ -8,7 +8,7 @@ import { decodeAck, encodeAssignment, encodeAssignmentSecret, encodeJobResult, P
 import { sealTo, SEAL_CONTEXTS } from '../../src/seal/index.ts'
 import type { AssignmentSent } from '../../src/scheduler/index.ts'
 import { sha256, signReceipt, verifyReceipt } from '../../src/receipt/index.ts'
-import { containerYaml, eventually, meshAddr, startFor as start, text, waitJob, type TestNode } from '../helpers/node.ts'
+import { containerYaml, eventually, gossipPeer, meshAddr, startFor as start, text, waitJob, type TestNode } from '../helpers/node.ts'
 
 // Real nodes (LevelDB, Docker, gRPC, libp2p over 127.0.0.1): a scheduler+gateway and workers.
 
@@ -21,7 +21,8 @@ async function meshOf (t: ExecutionContext, gatewayMesh: Record<string, unknown>
   const gateway = await start(t, { mesh: { bootstrap: [meshAddr(worker)], ...gatewayMesh }, node: { roles: ['scheduler', 'gateway'] }, containers: [containerYaml('echo'), containerYaml('sentiment')] })
   // The gateway knows the worker once its heartbeat arrives (heartbeats go only to schedulers), and
   // the worker can report to the gateway once it sees it on the results topic.
-  await eventually(() => gateway.node.mesh?.livePeer(worker.node.identity.nodeId) ?? undefined)
+  // A heartbeat sent before the worker's gRPC listener was bound names no address (the scheduler would gossip).
+  await eventually(() => gateway.node.mesh?.livePeer(worker.node.identity.nodeId)?.grpcAddress)
   await eventually(() => topicPeer(worker, TOPICS.receipts, gateway.node.identity.nodeId))
   return { gateway, worker }
 }
@@ -231,14 +232,15 @@ test('a gateway refuses a container it does not list, and one no live worker ser
 
 test('a gateway that is also a worker runs what it serves and hands mesh_only containers to other workers', async (t) => {
   const upper = containerYaml('upper', { command: ['tr', 'a-z', 'A-Z'] })
-  const other = await start(t, { mesh: {}, containers: [upper] })
+  // It also schedules, so it hears heartbeats: the last check reads what the gateway advertises.
+  const other = await start(t, { mesh: {}, node: { roles: ['worker', 'scheduler'] }, containers: [upper] })
   const both = await start(t, {
     mesh: { bootstrap: [meshAddr(other)] },
     node: { roles: ['worker', 'scheduler', 'gateway'] },
     containers: [containerYaml('echo'), { ...upper, mesh_only: true }]
   })
   await eventually(() => both.node.mesh?.livePeer(other.node.identity.nodeId) ?? undefined)
-  await eventually(() => other.node.mesh?.livePeer(both.node.identity.nodeId) ?? undefined)
+  await eventually(() => gossipPeer(other, both))
   const signer = (job: Awaited<ReturnType<typeof waitJob>>): string => {
     const verdict = verifyReceipt(envelopeFromWire(job.receipt!), { output: new Uint8Array(job.output) })
     return verdict.valid ? verdict.receipt.workerId : `invalid: ${verdict.reason}`

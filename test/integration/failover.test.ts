@@ -7,7 +7,7 @@ import { mesh, type Mesh } from '../../src/mesh/index.ts'
 import { verifyReceipt } from '../../src/receipt/index.ts'
 import type { AssignmentSent } from '../../src/scheduler/index.ts'
 import { silentLogger } from '../../src/telemetry/logger.ts'
-import { containerYaml, eventually, meshAddr, rosterMember, startFor as start, testMeshKey, text, waitJob, type TestNode, type TestNodeOptions } from '../helpers/node.ts'
+import { containerYaml, eventually, gossipPeer, meshAddr, rosterMember, startFor as start, testMeshKey, text, waitJob, type TestNode, type TestNodeOptions } from '../helpers/node.ts'
 
 // Scheduler failover with real nodes (LevelDB, Docker, gRPC on port 0, libp2p on 127.0.0.1): a
 // gateway+scheduler that runs nothing itself, workers that refuse, stay silent or leave.
@@ -19,9 +19,9 @@ async function gatewayNode (t: ExecutionContext): Promise<TestNode> {
 
 async function workerNode (t: ExecutionContext, gateway: TestNode, opts: TestNodeOptions = {}): Promise<TestNode> {
   const worker = await start(t, { mesh: { bootstrap: [meshAddr(gateway)] }, node: { roles: ['worker'] }, ...opts })
-  // The scheduler assigns only to workers it has heard from; a worker trusts only a scheduler it has heard from.
+  // The scheduler assigns only to workers it has heard from; the worker reports to the gateway once they are gossip peers.
   await eventually(() => gateway.node.mesh?.livePeer(worker.node.identity.nodeId))
-  await eventually(() => worker.node.mesh?.livePeer(gateway.node.identity.nodeId))
+  await eventually(() => gossipPeer(worker, gateway))
   return worker
 }
 
