@@ -17,7 +17,7 @@ export function controlServiceHandlers (c: ApiComponents): grpc.UntypedServiceIm
     UpdateRoster: unary(c.logger, 'UpdateRoster', async (req: UpdateRosterRequest): Promise<RosterStatus> => {
       const roster = c.roster
       if (roster === undefined) throw new NoRosterError()
-      if (req.roster === null) throw new InvalidRequestError('roster is required: the signed roster from "infra roster sign"')
+      if (req.roster == null) throw new InvalidRequestError('roster is required: the signed roster from "infra roster sign"')
       const held = await roster.book.apply(envelopeFromWire(req.roster), 'control')
       // Applied here whatever happens next: peers that miss the notice catch up when they connect.
       await roster.sync?.publish(held.envelope).catch((err: unknown) => c.logger.warn({ err, version: held.roster.version }, 'roster applied but not passed on to the mesh'))

@@ -1,0 +1,262 @@
+/**
+ * Issue 9's attack, measured: a client's job through the gateway of a devnet (separate node
+ * processes on loopback, a warm echo container so container time is negligible), without a flood
+ * and during a flood of ~1,000 valid self-signed heartbeats/s from one outsider that holds the
+ * mesh key (a leaked key, or a member removed from the roster) and connects to every node. Paired:
+ * each pair is a quiet phase then a flood phase of the same length, back to back. Each flood phase
+ * is by a fresh outsider (a new key), so every one includes the seconds before the node bans it:
+ * the worst case for the node, not the steady state after a ban.
+ */
+import { existsSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { gossipsub, type GossipSub } from '@chainsafe/libp2p-gossipsub'
+import { identify } from '@libp2p/identify'
+import { preSharedKey } from '@libp2p/pnet'
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { multiaddr } from '@multiformats/multiaddr'
+import { connectNode, type NodeClient } from '../src/api/client.ts'
+import { startDevnet, type DevnetNode } from '../src/cli/devnet.ts'
+import { encodeEnvelope, signEnvelope } from '../src/envelope/index.ts'
+import { identityFromSeed } from '../src/identity/index.ts'
+import type { Identity } from '../src/identity/types.ts'
+import { encodeHeartbeat, PAYLOAD_TYPES, TOPICS } from '../src/protocol/index.ts'
+import { cpuMs, settle } from './proc.ts'
+import { summarise, type Summary } from './stats.ts'
+import { warmEcho, WARM_ECHO_ID } from './warm-echo.ts'
+import type { BenchContext } from './run.ts'
+
+export interface FloodResult {
+  nodes: number
+  pairs: number
+  phaseSeconds: number
+  /** Heartbeats the outsiders published per second of flood, on average (what they managed, not what arrived). */
+  floodRate: number
+  /** Client-observed submit → result, jobs back to back. */
+  quiet: Summary
+  flood: Summary
+  /** flood / quiet. */
+  ratioP50: number
+  ratioP99: number
+  /** Median over the pairs of (flood phase p50 / quiet phase p50). */
+  medianPairedRatio: number
+  /** Gateway CPU per second of phase, ms (1000 = one core). */
+  gatewayCpuMsPerSecond: { quiet: number, flood: number }
+  /** Outsiders the gateway banned (of `pairs`), and how long after its flood began, at the median. */
+  banned: number
+  banAfterMs: Summary
+  /** Redials of a banned outsider the gateway refused. */
+  refusedRedials: number
+  failed: { quiet: number, flood: number }
+}
+
+/** Heartbeats per 10 ms tick: ~1,000/s. */
+const PER_TICK = 10
+const TICK_MS = 10
+/** A persistent attacker redials whatever dropped it this often. */
+const REDIAL_MS = 1_000
+
+const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+
+function heartbeat (id: Identity, atMs: number): Uint8Array {
+  return encodeEnvelope(signEnvelope(id, PAYLOAD_TYPES.heartbeat, encodeHeartbeat({
+    nodeId: id.nodeId, atMs, roles: ['worker'], containers: [WARM_ECHO_ID], cpuCores: 64, memoryBytes: 2 ** 40, gpus: 8, grpcAddress: '', freeSlots: 64, stats: null, intervalMs: 1000, rosterVersion: 0
+  })))
+}
+
+interface Flood { stop(): Promise<{ sent: number, seconds: number, refusedRedials: number }> }
+
+/** One outsider from the public packages: connects to every node, floods until stopped, redials what drops it. */
+async function startFlood (targets: string[], psk: Uint8Array | undefined): Promise<Flood> {
+  const seed = randomBytes(32)
+  const id = identityFromSeed(seed)
+  const node = await createLibp2p({
+    privateKey: await generateKeyPairFromSeed('Ed25519', seed) as never,
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    ...(psk !== undefined ? { connectionProtector: preSharedKey({ psk }) } : {}),
+    // floodPublish: every heartbeat to every subscriber it is connected to.
+    services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, floodPublish: true }) as never }
+  }) as Libp2p<{ pubsub: GossipSub }>
+  await node.start()
+  const addrs = targets.map((a) => multiaddr(a))
+  let refusedRedials = 0
+  const everConnected = new Set<string>()
+  const dialAll = async (): Promise<void> => {
+    await Promise.all(addrs.map(async (a) => {
+      const peer = a.getPeerId() ?? ''
+      if (node.getConnections().some((c) => c.remotePeer.toString() === peer)) return
+      try {
+        await node.dial(a, { signal: AbortSignal.timeout(5_000) })
+        everConnected.add(peer)
+      } catch {
+        if (everConnected.has(peer)) refusedRedials++
+      }
+    }))
+  }
+  await dialAll()
+  // Until the gateway knows what it is subscribed to, publishes would go nowhere.
+  const until = Date.now() + 10_000
+  while (Date.now() < until && node.services.pubsub.getSubscribers(TOPICS.heartbeats).length === 0) await sleep(50)
+
+  let running = true
+  let sent = 0
+  const started = performance.now()
+  const loop = (async () => {
+    let atMs = Date.now()
+    let lastDial = Date.now()
+    while (running) {
+      for (let i = 0; i < PER_TICK; i++) {
+        atMs = Math.max(Date.now(), atMs + 1)
+        await node.services.pubsub.publish(TOPICS.heartbeats, heartbeat(id, atMs)).catch(() => {})
+        sent++
+      }
+      if (Date.now() - lastDial >= REDIAL_MS) {
+        lastDial = Date.now()
+        void dialAll()
+      }
+      await sleep(TICK_MS)
+    }
+  })()
+  return {
+    async stop () {
+      running = false
+      await loop
+      const seconds = (performance.now() - started) / 1000
+      await node.stop()
+      return { sent, seconds, refusedRedials }
+    }
+  }
+}
+
+/** Jobs back to back for `ms`: each one's submit → result latency; failures counted apart. */
+async function jobsFor (client: NodeClient, ms: number, label: string): Promise<{ latencies: number[], failed: number }> {
+  const latencies: number[] = []
+  let failed = 0
+  const until = performance.now() + ms
+  let i = 0
+  while (performance.now() < until) {
+    const t0 = performance.now()
+    try {
+      const { jobId } = await client.submitJob({ containerId: WARM_ECHO_ID, input: new TextEncoder().encode(`${label} ${i++}`) })
+      let ok = false
+      for await (const e of client.watchJob(jobId, { timeoutMs: 30_000 })) if (e.job !== null) ok = e.job.state === 'JOB_STATE_SUCCESS'
+      if (ok) latencies.push(performance.now() - t0)
+      else failed++
+    } catch {
+      failed++
+    }
+  }
+  return { latencies, failed }
+}
+
+/** The gateway's bans as `infra peers` would show them (Control.ListPeers does not list them yet: read its log). */
+async function bannedInLog (gateway: DevnetNode): Promise<Map<string, number>> {
+  const out = new Map<string, number>()
+  const log = await readFile(gateway.logFile, 'utf8').catch(() => '')
+  for (const line of log.split('\n')) {
+    if (!line.includes('peer banned')) continue
+    try {
+      const entry = JSON.parse(line) as { peer?: string, time?: number }
+      if (entry.peer !== undefined) out.set(entry.peer, entry.time ?? 0)
+    } catch {}
+  }
+  return out
+}
+
+export async function benchFlood (ctx: BenchContext, opts: { nodes: number, pairs: number, phaseSeconds: number }): Promise<FloodResult> {
+  process.stderr.write(`bench: flood, ${opts.nodes} nodes, ${opts.pairs} pairs of ${opts.phaseSeconds} s phases\n`)
+  const echo = await warmEcho(ctx.root)
+  const baseDir = path.join(ctx.tmp, 'flood')
+  const net = await startDevnet({
+    nodes: opts.nodes,
+    baseDir,
+    warmOnFirstWorker: false,
+    workerContainers: { count: Math.min(3, opts.nodes - 2), containers: [echo] },
+    // The gateway logs each ban at warn (with the peer and the time): that is how the bench sees them.
+    logLevel: 'warn',
+    progress: () => {}
+  })
+  const client = connectNode(net.gateway.publicAddr)
+  try {
+    const ready = Date.now() + 90_000
+    for (;;) {
+      const { latencies } = await jobsFor(client, 1, 'warm-up')
+      if (latencies.length > 0) break
+      if (Date.now() > ready) throw new Error('the warm echo container did not come up on the flood bench devnet')
+      await sleep(500)
+    }
+    await settle(net.nodes.map((n) => n.child.pid))
+    const keyFile = path.join(baseDir, 'mesh.key')
+    const psk = existsSync(keyFile) ? await readFile(keyFile) : undefined
+    const targets = net.nodes.map((n) => n.meshAddr).filter((a) => a.includes('/p2p/'))
+    const gatewayPid = net.gateway.child.pid
+
+    const quiet: number[] = []
+    const flood: number[] = []
+    const paired: number[] = []
+    const failed = { quiet: 0, flood: 0 }
+    const cpu = { quiet: 0, flood: 0 }
+    const floodStarts = new Map<number, number>()
+    let sent = 0
+    let floodSeconds = 0
+    let refusedRedials = 0
+    for (let p = 0; p < opts.pairs; p++) {
+      let c0 = await cpuMs(gatewayPid)
+      const q = await jobsFor(client, opts.phaseSeconds * 1000, 'quiet')
+      cpu.quiet += await cpuMs(gatewayPid) - c0
+      const f0 = Date.now()
+      const attacker = await startFlood(targets, psk)
+      floodStarts.set(p, f0)
+      c0 = await cpuMs(gatewayPid)
+      const f = await jobsFor(client, opts.phaseSeconds * 1000, 'flood')
+      cpu.flood += await cpuMs(gatewayPid) - c0
+      const stats = await attacker.stop()
+      sent += stats.sent
+      floodSeconds += stats.seconds
+      refusedRedials += stats.refusedRedials
+      quiet.push(...q.latencies)
+      flood.push(...f.latencies)
+      failed.quiet += q.failed
+      failed.flood += f.failed
+      const qs = summarise(q.latencies)
+      const fs = summarise(f.latencies)
+      if (q.latencies.length > 0 && f.latencies.length > 0) paired.push(fs.p50 / qs.p50)
+      process.stderr.write(`bench: flood pair ${p + 1}/${opts.pairs}: quiet p50 ${qs.p50.toFixed(1)} ms (${q.latencies.length} jobs), flood p50 ${fs.p50.toFixed(1)} ms (${f.latencies.length} jobs), ${(stats.sent / stats.seconds).toFixed(0)} heartbeats/s\n`)
+    }
+    const bans = await bannedInLog(net.gateway)
+    const starts = [...floodStarts.values()].sort((a, b) => a - b)
+    // Each ban belongs to the flood phase that began last before it.
+    const banAfter = [...bans.values()].map((at) => at - (starts.filter((s) => s <= at).pop() ?? at))
+    const qs = summarise(quiet)
+    const fs = summarise(flood)
+    const sortedPaired = [...paired].sort((a, b) => a - b)
+    const phase = opts.pairs * opts.phaseSeconds
+    return {
+      nodes: opts.nodes,
+      pairs: opts.pairs,
+      phaseSeconds: opts.phaseSeconds,
+      floodRate: sent / Math.max(1e-9, floodSeconds),
+      quiet: qs,
+      flood: fs,
+      ratioP50: fs.p50 / qs.p50,
+      ratioP99: fs.p99 / qs.p99,
+      medianPairedRatio: sortedPaired[Math.floor(sortedPaired.length / 2)] ?? Number.NaN,
+      gatewayCpuMsPerSecond: { quiet: cpu.quiet / phase, flood: cpu.flood / phase },
+      banned: bans.size,
+      banAfterMs: summarise(banAfter),
+      refusedRedials,
+      failed
+    }
+  } finally {
+    client.close()
+    await net.stop()
+  }
+}
