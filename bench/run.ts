@@ -4,7 +4,8 @@
  *   2. envelope sign/verify per second, node:crypto vs tweetnacl, on the same key and bytes;
  *   3. idle node RSS (a real node process, after it settles);
  *   4. a warm service container through the node vs direct HTTP; 5. mesh latency vs raw gossipsub;
- *   6. mesh throughput: 64 clients through one gateway vs the sum of its warm workers' own throughput.
+ *   6. mesh throughput: 64 clients through one gateway vs the sum of its warm workers' own throughput;
+ *   7. a client's job through the gateway without vs during a 1,000 heartbeats/s flood from one outsider (issue 9).
  * Timings are not asserted anywhere: this machine is shared and noisy, so we record ratios.
  */
 import { spawn } from 'node:child_process'
@@ -18,6 +19,7 @@ import { benchIdleRss } from './idle.ts'
 import { benchService } from './service.ts'
 import { benchMesh } from './mesh.ts'
 import { benchThroughput, type LoadResult, type ThroughputResult } from './throughput.ts'
+import { benchFlood, type FloodResult } from './flood.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const RESULTS = path.join(ROOT, 'bench', 'results')
@@ -34,7 +36,7 @@ async function dockerVersion (): Promise<string> {
   })
 }
 
-/** `npm run bench [-- --quick] [-- --only oneshot,signing,idle,service,mesh,throughput] [-- --mesh-sizes 3,10,25]` */
+/** `npm run bench [-- --quick] [-- --only oneshot,signing,idle,service,mesh,throughput,flood] [-- --mesh-sizes 3,10,25]` */
 async function main (): Promise<void> {
   const quick = process.argv.includes('--quick')
   const onlyArg = process.argv[process.argv.indexOf('--only') + 1]
@@ -59,6 +61,9 @@ async function main (): Promise<void> {
     const throughput = (want('throughput')
       ? await benchThroughput(ctx, { nodes: 10, warmWorkers: 3, clients: 64, warmupSeconds: quick ? 2 : 5, seconds: quick ? 5 : 20 })
       : previous.throughput) as ThroughputResult | undefined
+    const flood = (want('flood')
+      ? await benchFlood(ctx, { nodes: 5, pairs: quick ? 3 : 10, phaseSeconds: quick ? 2 : 3 })
+      : previous.flood) as FloodResult | undefined
     const mesh10 = (mesh as Array<{ nodes: number, failed?: number, meshOverhead: { p50: number, p99: number } }> | undefined)?.find((m) => m.nodes === 10 && (m.failed ?? 0) === 0)
 
     const results = {
@@ -70,6 +75,7 @@ async function main (): Promise<void> {
       service,
       mesh,
       throughput,
+      flood,
       targets: {
         serviceOverheadP50Ms: { target: '<= 1', value: service?.overheadP50Ms, met: service !== undefined && service.overheadP50Ms <= 1 },
         mesh10P50Ms: { target: '<= 30', value: mesh10?.meshOverhead.p50, met: mesh10 !== undefined && mesh10.meshOverhead.p50 <= 30 },
@@ -77,7 +83,9 @@ async function main (): Promise<void> {
         oneShotRatio: { target: '<= 1.0', value: oneShot.ratioOfMedians, met: oneShot.ratioOfMedians <= 1.0 },
         verifyPerSecond: { target: '>= 4000', value: signing.receiptVerifyPerSecond, met: signing.receiptVerifyPerSecond >= 4000 },
         idleRssMiB: { target: '<= 150', value: idle.rssMiB, met: idle.rssMiB <= 150 },
-        throughputRatio: { target: '>= 0.5', value: throughput?.ratio, met: throughput !== undefined && throughput.ratio >= 0.5 }
+        throughputRatio: { target: '>= 0.5', value: throughput?.ratio, met: throughput !== undefined && throughput.ratio >= 0.5 },
+        floodRatioP50: { target: '<= 2', value: flood?.ratioP50, met: flood !== undefined && flood.ratioP50 <= 2 },
+        floodRatioP99: { target: '<= 2', value: flood?.ratioP99, met: flood !== undefined && flood.ratioP99 <= 2 }
       }
     }
     await mkdir(RESULTS, { recursive: true })
@@ -121,9 +129,11 @@ function render (r: any): string {
     ...(r.mesh === undefined ? [] : r.mesh.map((m: any) =>
       `| mesh job, ${m.nodes} nodes (${m.jobs} jobs${m.failed > 0 ? `, ${m.failed} FAILED` : ''}), container time excluded | p50 ${ms(m.meshOverhead.p50)}, p99 ${ms(m.meshOverhead.p99)} (end to end p50 ${ms(m.endToEnd.p50)}) | raw gossipsub to ${m.nodes - 1} peers: p50 ${ms(m.rawGossip.p50)}, p99 ${ms(m.rawGossip.p99)} | RSS per node: gateway ${m.rssMiB.gateway.toFixed(0)} MiB, worker ${m.rssMiB.workerMean.toFixed(0)} MiB, validator ${m.rssMiB.validator.toFixed(0)} MiB; ${m.jobsPerSecond === undefined ? '' : `${m.jobsPerSecond.toFixed(0)} jobs/s one at a time, ${m.meshCpuMsPerJob.toFixed(1)} ms CPU per job over all nodes`} | ${m.nodes === 10 ? `p50 <= 30 ms ${r.targets.mesh10P50Ms.met ? 'met' : 'NOT met'}, p99 <= 150 ms ${r.targets.mesh10P99Ms.met ? 'met' : 'NOT met'}` : ''} |`)),
     ...(r.throughput === undefined ? [] : [renderThroughput(r.throughput, r.targets.throughputRatio)]),
+    ...(r.flood === undefined ? [] : [renderFlood(r.flood, r.targets)]),
     '',
     ...(r.mesh === undefined ? [] : [`Mesh: separate node processes on loopback (a scheduler+gateway, workers, a validator; three workers serve a warm echo container), measured once the fresh mesh settled (${r.mesh.map((m: any) => `${m.nodes} nodes: ${((m.settledAfterMs ?? 0) / 1000).toFixed(0)} s`).join(', ')}), one job at a time back to back; "container time excluded" subtracts the worker's own run time from its receipt. Raw gossipsub runs plain libp2p nodes in one process with the node's gossipsub settings.`, '']),
     ...(r.throughput === undefined ? [] : [throughputNote(r.throughput), '']),
+    ...(r.flood === undefined ? [] : [floodNote(r.flood), '']),
     `One-shot: both sides run the same image (${r.oneShot.image}) with the same sandbox flags and the same ${r.oneShot.inputBytes}-byte input; the node side is a gRPC SubmitJob then WatchJob until the result, the baseline is the docker CLI. Pairs alternate which side runs first.`,
     ''
   ].join('\n')
@@ -142,6 +152,18 @@ function throughputNote (t: ThroughputResult): string {
     `CPU per job over all node processes: mesh ${t.mesh.nodeCpuMsPerJob.toFixed(2)} ms, direct ${(t.workers.reduce((a, w) => a + w.nodeCpuMsPerJob, 0) / Math.max(1, t.workers.length)).toFixed(2)} ms. ` +
     `RSS after the mesh phase: gateway ${mib(t.rssMiB.gateway)}, warm workers ${t.rssMiB.warmWorkers.map(mib).join(', ')}, other workers ${mib(t.rssMiB.otherWorkerMean)} on average, validator ${mib(t.rssMiB.validator)}.` +
     failures('Mesh', [t.mesh]) + failures('Direct', t.workers)
+}
+
+function renderFlood (f: FloodResult, targets: { floodRatioP50?: { met: boolean }, floodRatioP99?: { met: boolean } }): string {
+  const ms = (v: number): string => `${v.toFixed(1)} ms`
+  const failed = f.failed.quiet + f.failed.flood
+  return `| job through the gateway during a ${f.floodRate.toFixed(0)} heartbeats/s flood from one outsider, ${f.nodes} nodes, ${f.pairs} pairs of ${f.phaseSeconds} s phases${failed > 0 ? ` (${f.failed.quiet} quiet / ${f.failed.flood} flood jobs FAILED)` : ''} | p50 ${ms(f.flood.p50)}, p99 ${ms(f.flood.p99)} (${f.flood.n} jobs) | no flood: p50 ${ms(f.quiet.p50)}, p99 ${ms(f.quiet.p99)} (${f.quiet.n} jobs) | p50 ${f.ratioP50.toFixed(2)}, p99 ${f.ratioP99.toFixed(2)} (median paired ${f.medianPairedRatio.toFixed(2)}) | <= 2 ${targets.floodRatioP50?.met === true && targets.floodRatioP99?.met === true ? 'met' : 'NOT met'} |`
+}
+
+function floodNote (f: FloodResult): string {
+  return `Flood: each flood phase is a fresh outsider (new key, the mesh's pre-shared key, not in the roster) built from the public libp2p packages, connected to every node and publishing valid self-signed heartbeats; the client's warm echo jobs run back to back through the gateway in alternating quiet and flood phases. ` +
+    `The gateway banned ${f.banned} of the ${f.pairs} outsiders, ${(f.banAfterMs.p50 / 1000).toFixed(1)} s after their flood began at the median (max ${(f.banAfterMs.max / 1000).toFixed(1)} s), the outsiders redialled what dropped them ${f.redials} times${f.bans > f.banned ? ` (${f.bans - f.banned} bans of outsiders let back in and banned again)` : ', and none was let back in'}. ` +
+    `Gateway CPU: ${(f.gatewayCpuMsPerSecond.quiet / 10).toFixed(0)}% of a core in quiet phases, ${(f.gatewayCpuMsPerSecond.flood / 10).toFixed(0)}% during floods.`
 }
 
 function failures (label: string, results: LoadResult[]): string {

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import * as grpc from '@grpc/grpc-js'
-import { generateKey } from '@libp2p/pnet'
+import { newNetworkKey } from '../admission/network-key.ts'
 import { connectControl } from '../api/client.ts'
 import { DEFAULT_MESH_NAME, ROLES } from '../config/constants.ts'
 import { expandHome, loadIdentity, loadOrCreateIdentity, publicKeyFromNodeId } from '../identity/index.ts'
@@ -97,7 +97,7 @@ async function rosterInit (argv: string[], io: CliIo): Promise<number> {
   return await failing(io, async () => {
     const { identity, created } = loadOrCreateIdentity(keyFile)
     const meshKeyCreated = !existsSync(meshKeyFile)
-    if (meshKeyCreated) await writeFile(meshKeyFile, swarmKey(), { mode: 0o600, flag: 'wx' })
+    if (meshKeyCreated) await writeFile(meshKeyFile, newNetworkKey(), { mode: 0o600, flag: 'wx' })
     let draft: RosterDraft
     const draftCreated = !existsSync(draftFile)
     if (draftCreated) {
@@ -129,14 +129,6 @@ async function rosterInit (argv: string[], io: CliIo): Promise<number> {
     ].join('\n'))
     return 0
   })
-}
-
-/** A new swarm key in libp2p's format ("/key/swarm/psk/1.0.0/", "/base16/", 64 hex digits). */
-function swarmKey (): Uint8Array {
-  // generateKey writes the header and 32 random bytes in hex into a buffer of exactly that size.
-  const key = new Uint8Array('/key/swarm/psk/1.0.0/\n/base16/\n'.length + 64)
-  generateKey(key)
-  return key
 }
 
 function parseRoles (value: string | undefined): string[] {
