@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
@@ -72,10 +73,11 @@ function heartbeat (id: Identity, atMs: number): Uint8Array {
   })))
 }
 
-interface Flood { stop(): Promise<{ sent: number, seconds: number, redials: number }> }
+interface FloodStats { sent: number, seconds: number, redials: number }
+interface Flood { stop(): Promise<FloodStats> }
 
 /** One outsider from the public packages: connects to every node, floods until stopped, redials what drops it. */
-async function startFlood (targets: string[], psk: Uint8Array | undefined): Promise<Flood> {
+async function outsider (targets: string[], psk: Uint8Array | undefined): Promise<Flood> {
   const seed = randomBytes(32)
   const id = identityFromSeed(seed)
   const node = await createLibp2p({
@@ -137,6 +139,38 @@ async function startFlood (targets: string[], psk: Uint8Array | undefined): Prom
       return { sent, seconds, redials }
     }
   }
+}
+
+const OUTSIDER = 'inframind-bench-flood-outsider'
+
+/**
+ * The outsider runs in a worker thread: in the bench's own thread its signing and publishing would
+ * delay the client's responses, and the bench would measure itself rather than the gateway.
+ */
+async function startFlood (targets: string[], psk: Uint8Array | undefined): Promise<Flood> {
+  const worker = new Worker(new URL(import.meta.url), { workerData: { role: OUTSIDER, targets, psk } })
+  const next = async <T>(): Promise<T> => await new Promise((resolve, reject) => {
+    worker.once('message', resolve)
+    worker.once('error', reject)
+  })
+  await next<'ready'>()
+  return {
+    async stop () {
+      const stats = next<FloodStats>()
+      worker.postMessage('stop')
+      const result = await stats
+      await worker.terminate()
+      return result
+    }
+  }
+}
+
+if (!isMainThread && (workerData as { role?: string } | null)?.role === OUTSIDER) {
+  const { targets, psk } = workerData as { targets: string[], psk?: Uint8Array }
+  void outsider(targets, psk).then((flood) => {
+    parentPort?.once('message', () => { void flood.stop().then((stats) => parentPort?.postMessage(stats)) })
+    parentPort?.postMessage('ready')
+  })
 }
 
 /** Jobs back to back for `ms`: each one's submit → result latency; failures counted apart. */

@@ -77,12 +77,12 @@ test('every topic has a rule and carries its own payload type', (t) => {
   t.is(payloadTypeOf('attestations'), PAYLOAD_TYPES.attestation)
 })
 
-test('outcomes map onto gossipsub results, and only time and replay are IGNOREd', (t) => {
+test('outcomes map onto gossipsub results, and only time, replay, admission and rate are IGNOREd', (t) => {
   t.is(TOPIC_VALIDATOR_RESULT.ACCEPT, TopicValidatorResult.Accept)
   t.is(TOPIC_VALIDATOR_RESULT.IGNORE, TopicValidatorResult.Ignore)
   t.is(TOPIC_VALIDATOR_RESULT.REJECT, TopicValidatorResult.Reject)
   const ignored = Object.entries(GOSSIP_CODES).filter(([, a]) => a === 'IGNORE').map(([c]) => c).sort()
-  t.deepEqual(ignored, ['DUPLICATE', 'FUTURE', 'STALE'])
+  t.deepEqual(ignored, ['DUPLICATE', 'FUTURE', 'NOT_ADMITTED', 'RATE_LIMITED', 'STALE'])
 })
 
 test('a valid message on each topic is ACCEPTed with its decoded value and signer', (t) => {
