@@ -46,8 +46,10 @@ export interface FloodResult {
   ratioP99: number
   /** Median over the pairs of (flood phase p50 / quiet phase p50). */
   medianPairedRatio: number
-  /** Gateway CPU per second of phase, ms (1000 = one core). */
+  /** CPU per second of phase, ms (1000 = one core): the gateway; the bench process (its client, and in floods the outsider's thread); the whole machine. */
   gatewayCpuMsPerSecond: { quiet: number, flood: number }
+  benchCpuMsPerSecond: { quiet: number, flood: number }
+  machineCpuMsPerSecond: { quiet: number, flood: number }
   /** Outsiders the gateway banned (of `pairs`), bans in all (more than `banned`: one was let back in and banned again), and how long after its flood began. */
   banned: number
   bans: number
@@ -65,6 +67,26 @@ const MAX_PER_TICK = 100
 /** A persistent attacker redials whatever dropped it this often. */
 const REDIAL_MS = 1_000
 
+/** Busy CPU time of the whole machine so far, ms (from /proc/stat: all but idle and iowait; ticks are 10 ms). */
+async function machineCpuMs (): Promise<number> {
+  const line = (await readFile('/proc/stat', 'utf8').catch(() => '')).split('\n')[0] ?? ''
+  const f = line.trim().split(/\s+/).slice(1).map(Number)
+  const busy = f.reduce((a, b) => a + b, 0) - (f[3] ?? 0) - (f[4] ?? 0)
+  return busy * 10
+}
+
+const ownCpuMs = (): number => {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1000
+}
+
+/** CPU spent by the gateway, this process and the machine while `fn` runs. */
+async function measured<T> (gatewayPid: number | undefined, fn: () => Promise<T>): Promise<{ value: T, gateway: number, bench: number, machine: number }> {
+  const [g0, b0, m0] = [await cpuMs(gatewayPid), ownCpuMs(), await machineCpuMs()]
+  const value = await fn()
+  return { value, gateway: await cpuMs(gatewayPid) - g0, bench: ownCpuMs() - b0, machine: await machineCpuMs() - m0 }
+}
+
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
 
 function heartbeat (id: Identity, atMs: number): Uint8Array {
@@ -76,11 +98,9 @@ function heartbeat (id: Identity, atMs: number): Uint8Array {
 interface FloodStats { sent: number, seconds: number, redials: number }
 interface Flood { stop(): Promise<FloodStats> }
 
-/** One outsider from the public packages: connects to every node, floods until stopped, redials what drops it. */
-async function outsider (targets: string[], psk: Uint8Array | undefined): Promise<Flood> {
-  const seed = randomBytes(32)
-  const id = identityFromSeed(seed)
-  const node = await createLibp2p({
+/** A plain libp2p + gossipsub node from the public packages, with a fresh key. */
+async function plainNode (seed: Uint8Array, psk: Uint8Array | undefined): Promise<Libp2p<{ pubsub: GossipSub }>> {
+  return await createLibp2p({
     privateKey: await generateKeyPairFromSeed('Ed25519', seed) as never,
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
@@ -90,8 +110,25 @@ async function outsider (targets: string[], psk: Uint8Array | undefined): Promis
     // floodPublish: every heartbeat to every subscriber it is connected to.
     services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, floodPublish: true }) as never }
   }) as Libp2p<{ pubsub: GossipSub }>
+}
+
+/**
+ * One outsider: connects to every target, floods until stopped, redials what drops it. `sink`: the
+ * control: the same outsider flooding a plain gossipsub node of its own instead of the mesh (the
+ * same work for the outsider, and the sink verifies every message as the gateway would until it
+ * bans), so the attacker's own CPU on this shared machine is told apart from what the mesh pays.
+ */
+async function outsider (targets: string[], psk: Uint8Array | undefined, sink: boolean): Promise<Flood> {
+  const seed = randomBytes(32)
+  const id = identityFromSeed(seed)
+  const sinkNode = sink ? await plainNode(randomBytes(32), psk) : undefined
+  if (sinkNode !== undefined) {
+    await sinkNode.start()
+    sinkNode.services.pubsub.subscribe(TOPICS.heartbeats)
+  }
+  const node = await plainNode(seed, psk)
   await node.start()
-  const addrs = targets.map((a) => multiaddr(a))
+  const addrs = sinkNode !== undefined ? sinkNode.getMultiaddrs().slice(0, 1) : targets.map((a) => multiaddr(a))
   let redials = 0
   const everConnected = new Set<string>()
   const dialAll = async (): Promise<void> => {
@@ -136,6 +173,7 @@ async function outsider (targets: string[], psk: Uint8Array | undefined): Promis
       await loop
       const seconds = (performance.now() - started) / 1000
       await node.stop()
+      await sinkNode?.stop()
       return { sent, seconds, redials }
     }
   }
@@ -147,8 +185,8 @@ const OUTSIDER = 'inframind-bench-flood-outsider'
  * The outsider runs in a worker thread: in the bench's own thread its signing and publishing would
  * delay the client's responses, and the bench would measure itself rather than the gateway.
  */
-async function startFlood (targets: string[], psk: Uint8Array | undefined): Promise<Flood> {
-  const worker = new Worker(new URL(import.meta.url), { workerData: { role: OUTSIDER, targets, psk } })
+async function startFlood (targets: string[], psk: Uint8Array | undefined, sink = false): Promise<Flood> {
+  const worker = new Worker(new URL(import.meta.url), { workerData: { role: OUTSIDER, targets, psk, sink } })
   const next = async <T>(): Promise<T> => await new Promise((resolve, reject) => {
     worker.once('message', resolve)
     worker.once('error', reject)
@@ -166,8 +204,8 @@ async function startFlood (targets: string[], psk: Uint8Array | undefined): Prom
 }
 
 if (!isMainThread && (workerData as { role?: string } | null)?.role === OUTSIDER) {
-  const { targets, psk } = workerData as { targets: string[], psk?: Uint8Array }
-  void outsider(targets, psk).then((flood) => {
+  const { targets, psk, sink } = workerData as { targets: string[], psk?: Uint8Array, sink: boolean }
+  void outsider(targets, psk, sink).then((flood) => {
     parentPort?.once('message', () => { void flood.stop().then((stats) => parentPort?.postMessage(stats)) })
     parentPort?.postMessage('ready')
   })
@@ -240,21 +278,26 @@ export async function benchFlood (ctx: BenchContext, opts: { nodes: number, pair
     const flood: number[] = []
     const paired: number[] = []
     const failed = { quiet: 0, flood: 0 }
-    const cpu = { quiet: 0, flood: 0 }
+    const cpu = { gateway: { quiet: 0, flood: 0 }, bench: { quiet: 0, flood: 0 }, machine: { quiet: 0, flood: 0 } }
+    const add = (phase: 'quiet' | 'flood', m: { gateway: number, bench: number, machine: number }): void => {
+      cpu.gateway[phase] += m.gateway
+      cpu.bench[phase] += m.bench
+      cpu.machine[phase] += m.machine
+    }
     const floodStarts = new Map<number, number>()
     let sent = 0
     let floodSeconds = 0
     let redials = 0
     for (let p = 0; p < opts.pairs; p++) {
-      let c0 = await cpuMs(gatewayPid)
-      const q = await jobsFor(client, opts.phaseSeconds * 1000, 'quiet')
-      cpu.quiet += await cpuMs(gatewayPid) - c0
-      const f0 = Date.now()
+      const qm = await measured(gatewayPid, async () => await jobsFor(client, opts.phaseSeconds * 1000, 'quiet'))
+      add('quiet', qm)
+      const q = qm.value
       const attacker = await startFlood(targets, psk)
-      floodStarts.set(p, f0)
-      c0 = await cpuMs(gatewayPid)
-      const f = await jobsFor(client, opts.phaseSeconds * 1000, 'flood')
-      cpu.flood += await cpuMs(gatewayPid) - c0
+      // From its first heartbeat on (its thread's start-up and dials are not the flood).
+      floodStarts.set(p, Date.now())
+      const fm = await measured(gatewayPid, async () => await jobsFor(client, opts.phaseSeconds * 1000, 'flood'))
+      add('flood', fm)
+      const f = fm.value
       const stats = await attacker.stop()
       sent += stats.sent
       floodSeconds += stats.seconds
@@ -266,7 +309,8 @@ export async function benchFlood (ctx: BenchContext, opts: { nodes: number, pair
       const qs = summarise(q.latencies)
       const fs = summarise(f.latencies)
       if (q.latencies.length > 0 && f.latencies.length > 0) paired.push(fs.p50 / qs.p50)
-      process.stderr.write(`bench: flood pair ${p + 1}/${opts.pairs}: quiet p50 ${qs.p50.toFixed(1)} ms (${q.latencies.length} jobs), flood p50 ${fs.p50.toFixed(1)} ms (${f.latencies.length} jobs), ${(stats.sent / stats.seconds).toFixed(0)} heartbeats/s\n`)
+      const pct = (ms: number): string => `${(ms / opts.phaseSeconds / 10).toFixed(0)}%`
+      process.stderr.write(`bench: flood pair ${p + 1}/${opts.pairs}: quiet p50 ${qs.p50.toFixed(1)} ms (${q.latencies.length} jobs), flood p50 ${fs.p50.toFixed(1)} ms (${f.latencies.length} jobs), ${(stats.sent / stats.seconds).toFixed(0)} heartbeats/s; CPU quiet/flood: gateway ${pct(qm.gateway)}/${pct(fm.gateway)}, bench ${pct(qm.bench)}/${pct(fm.bench)}, machine ${pct(qm.machine)}/${pct(fm.machine)}\n`)
     }
     const bans = await bansInLog(net.gateway)
     const starts = [...floodStarts.values()].sort((a, b) => a - b)
@@ -288,7 +332,9 @@ export async function benchFlood (ctx: BenchContext, opts: { nodes: number, pair
       ratioP50: fs.p50 / qs.p50,
       ratioP99: fs.p99 / qs.p99,
       medianPairedRatio: sortedPaired[Math.floor(sortedPaired.length / 2)] ?? Number.NaN,
-      gatewayCpuMsPerSecond: { quiet: cpu.quiet / phase, flood: cpu.flood / phase },
+      gatewayCpuMsPerSecond: { quiet: cpu.gateway.quiet / phase, flood: cpu.gateway.flood / phase },
+      benchCpuMsPerSecond: { quiet: cpu.bench.quiet / phase, flood: cpu.bench.flood / phase },
+      machineCpuMsPerSecond: { quiet: cpu.machine.quiet / phase, flood: cpu.machine.flood / phase },
       banned: firstBans.size,
       bans: bans.length,
       banAfterMs: summarise(banAfter),

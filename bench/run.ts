@@ -163,7 +163,8 @@ function renderFlood (f: FloodResult, targets: { floodRatioP50?: { met: boolean 
 function floodNote (f: FloodResult): string {
   return `Flood: each flood phase is a fresh outsider (new key, the mesh's pre-shared key, not in the roster) built from the public libp2p packages, connected to every node and publishing valid self-signed heartbeats; the client's warm echo jobs run back to back through the gateway in alternating quiet and flood phases. ` +
     `The gateway banned ${f.banned} of the ${f.pairs} outsiders, ${(f.banAfterMs.p50 / 1000).toFixed(1)} s after their flood began at the median (max ${(f.banAfterMs.max / 1000).toFixed(1)} s), the outsiders redialled what dropped them ${f.redials} times${f.bans > f.banned ? ` (${f.bans - f.banned} bans of outsiders let back in and banned again)` : ', and none was let back in'}. ` +
-    `Gateway CPU: ${(f.gatewayCpuMsPerSecond.quiet / 10).toFixed(0)}% of a core in quiet phases, ${(f.gatewayCpuMsPerSecond.flood / 10).toFixed(0)}% during floods.`
+    `CPU in quiet / flood phases, % of one core: gateway ${(f.gatewayCpuMsPerSecond.quiet / 10).toFixed(0)} / ${(f.gatewayCpuMsPerSecond.flood / 10).toFixed(0)}; ` +
+    `the bench process (client, and the outsider's thread in floods) ${(f.benchCpuMsPerSecond.quiet / 10).toFixed(0)} / ${(f.benchCpuMsPerSecond.flood / 10).toFixed(0)}; the whole machine ${(f.machineCpuMsPerSecond.quiet / 10).toFixed(0)} / ${(f.machineCpuMsPerSecond.flood / 10).toFixed(0)}.`
 }
 
 function failures (label: string, results: LoadResult[]): string {

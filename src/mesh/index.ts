@@ -16,6 +16,7 @@ import { grpcTarget } from './address.ts'
 import { BanList, banGater, type BannedPeer } from './bans.ts'
 import { SCORE_CHECK_INTERVAL_MS, KEEP_CONNECTED_INTERVAL_MS } from './constants.ts'
 import { keepDialer } from './dialer.ts'
+import { scoreGuard } from './guard.ts'
 import { GossipLimiter } from './limits.ts'
 import { peerScoreThresholds } from './scoring.ts'
 import { notAccepted, TOPIC_VALIDATOR_RESULT, type GossipContext, type GossipVerdict, type IgnoreCode, type PayloadOf, type RejectCode } from './gossip.ts'
@@ -156,9 +157,9 @@ export function mesh (init: MeshInit) {
     const rejectedTotal = components.metrics?.counter({ name: 'inframind_gossip_rejected_total', help: 'Mesh messages rejected as invalid (the sender scored down), by topic and reason', labelNames: ['topic', 'code'] })
     const ignoredTotal = components.metrics?.counter({ name: 'inframind_gossip_ignored_total', help: 'Valid mesh messages this node did not want (late, early, superseded; nobody scored down), by topic and reason', labelNames: ['topic', 'code'] })
     const bannedTotal = components.metrics?.counter({ name: 'inframind_peers_banned_total', help: 'Peers disconnected and refused for a cool-down because their gossip score fell below the graylist threshold' })
-    const graylistThreshold = peerScoreThresholds().graylistThreshold
     const hearsHeartbeats = init.hearsHeartbeats ?? true
     const bans = new BanList()
+    const guard = scoreGuard({ bans, threshold: peerScoreThresholds().graylistThreshold, logger, onBan: () => bannedTotal?.inc() })
     const limiter = new GossipLimiter({ heartbeatIntervalOf: (nodeId) => peers.heartbeat(nodeId)?.intervalMs })
     const redial = keepDialer({
       bootstrap: [...config.bootstrap, ...(config.behindNat ? config.relays : [])],
@@ -283,23 +284,8 @@ export function mesh (init: MeshInit) {
       await redial(node)
     }
 
-    // Gossipsub stops processing a graylisted peer's messages but keeps its connection; this node
-    // also closes it and refuses the peer (connection gater) for a cool-down that doubles on repeats.
     const enforceScores = (): void => {
-      const n = node
-      if (n === undefined) return
-      const seen = new Set<string>()
-      for (const conn of n.getConnections()) {
-        const id = conn.remotePeer.toString()
-        if (seen.has(id)) continue
-        seen.add(id)
-        const score = n.services.pubsub.getScore(id)
-        if (!(score < graylistThreshold)) continue
-        const ban = bans.ban(id, `gossip score ${score.toFixed(0)} below the graylist threshold (${graylistThreshold})`)
-        bannedTotal?.inc()
-        logger.warn({ peer: id, score, untilMs: ban.untilMs }, 'peer banned: connections closed, redials refused until the cool-down ends')
-        n.hangUp(conn.remotePeer).catch((err: unknown) => logger.debug({ peer: id, err }, 'closing a banned peer\'s connections failed'))
-      }
+      if (node !== undefined) guard(node)
     }
 
     // The first latency of a new peer is measured at once; after that the connection monitor's

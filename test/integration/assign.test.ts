@@ -254,5 +254,5 @@ test('a gateway that is also a worker runs what it serves and hands mesh_only co
   t.is(signer(remote), other.node.identity.nodeId, 'a mesh_only container runs on a worker of the mesh')
   t.deepEqual((await both.control.listContainers()).map((c) => `${c.id}:${c.state}`), ['echo:ready', 'upper:mesh'])
   // It offers the mesh only what it runs itself.
-  t.deepEqual(other.node.mesh?.livePeer(both.node.identity.nodeId)?.containers, ['echo'])
+  t.deepEqual((await eventually(() => other.node.mesh?.livePeer(both.node.identity.nodeId)))?.containers, ['echo'])
 })
