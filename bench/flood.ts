@@ -3,9 +3,10 @@
  * processes on loopback, a warm echo container so container time is negligible), without a flood
  * and during a flood of ~1,000 valid self-signed heartbeats/s from one outsider that holds the
  * mesh key (a leaked key, or a member removed from the roster) and connects to every node. Paired:
- * each pair is a quiet phase then a flood phase of the same length, back to back. Each flood phase
- * is by a fresh outsider (a new key), so every one includes the seconds before the node bans it:
- * the worst case for the node, not the steady state after a ban.
+ * each round is a quiet phase, a control phase (the same outsider flooding a sink of its own: its
+ * CPU on this shared machine without the mesh receiving anything) and a flood phase, of the same
+ * length, back to back. Each flood phase is by a fresh outsider (a new key), so every one includes
+ * the seconds before the node bans it: the worst case for the node, not the steady state after a ban.
  */
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
@@ -38,25 +39,29 @@ export interface FloodResult {
   phaseSeconds: number
   /** Heartbeats the outsiders published per second of flood, on average (what they managed, not what arrived). */
   floodRate: number
-  /** Client-observed submit → result, jobs back to back. */
+  /** Client-observed submit → result, jobs back to back: no outsider; the outsider flooding a sink of its own (control); flooding the mesh. */
   quiet: Summary
+  control: Summary
   flood: Summary
   /** flood / quiet. */
   ratioP50: number
   ratioP99: number
   /** Median over the pairs of (flood phase p50 / quiet phase p50). */
   medianPairedRatio: number
-  /** CPU per second of phase, ms (1000 = one core): the gateway; the bench process (its client, and in floods the outsider's thread); the whole machine. */
-  gatewayCpuMsPerSecond: { quiet: number, flood: number }
-  benchCpuMsPerSecond: { quiet: number, flood: number }
-  machineCpuMsPerSecond: { quiet: number, flood: number }
+  /** flood / control: what the mesh pays beyond the outsider's mere presence on this machine's cores. */
+  controlRatioP50: number
+  controlRatioP99: number
+  /** CPU per second of phase, ms (1000 = one core): the gateway; the bench process (its client, and the outsider's thread); the whole machine. */
+  gatewayCpuMsPerSecond: { quiet: number, control: number, flood: number }
+  benchCpuMsPerSecond: { quiet: number, control: number, flood: number }
+  machineCpuMsPerSecond: { quiet: number, control: number, flood: number }
   /** Outsiders the gateway banned (of `pairs`), bans in all (more than `banned`: one was let back in and banned again), and how long after its flood began. */
   banned: number
   bans: number
   banAfterMs: Summary
   /** Redials by the outsiders of nodes that had dropped them (the gateway, once it banned them). */
   redials: number
-  failed: { quiet: number, flood: number }
+  failed: { quiet: number, control: number, flood: number }
 }
 
 /** The flood's rate, heartbeats/s; published in ticks, catching up on what a slow tick missed. */
@@ -274,67 +279,69 @@ export async function benchFlood (ctx: BenchContext, opts: { nodes: number, pair
     const targets = net.nodes.map((n) => n.meshAddr).filter((a) => a.includes('/p2p/'))
     const gatewayPid = net.gateway.child.pid
 
-    const quiet: number[] = []
-    const flood: number[] = []
+    type Phase = 'quiet' | 'control' | 'flood'
+    const phases: Phase[] = ['quiet', 'control', 'flood']
+    const latencies: Record<Phase, number[]> = { quiet: [], control: [], flood: [] }
+    const failed: Record<Phase, number> = { quiet: 0, control: 0, flood: 0 }
+    const cpu = { gateway: { quiet: 0, control: 0, flood: 0 }, bench: { quiet: 0, control: 0, flood: 0 }, machine: { quiet: 0, control: 0, flood: 0 } }
     const paired: number[] = []
-    const failed = { quiet: 0, flood: 0 }
-    const cpu = { gateway: { quiet: 0, flood: 0 }, bench: { quiet: 0, flood: 0 }, machine: { quiet: 0, flood: 0 } }
-    const add = (phase: 'quiet' | 'flood', m: { gateway: number, bench: number, machine: number }): void => {
-      cpu.gateway[phase] += m.gateway
-      cpu.bench[phase] += m.bench
-      cpu.machine[phase] += m.machine
-    }
-    const floodStarts = new Map<number, number>()
+    const floodStarts: number[] = []
     let sent = 0
     let floodSeconds = 0
     let redials = 0
+    const pct = (ms: number): string => `${(ms / opts.phaseSeconds / 10).toFixed(0)}%`
     for (let p = 0; p < opts.pairs; p++) {
-      const qm = await measured(gatewayPid, async () => await jobsFor(client, opts.phaseSeconds * 1000, 'quiet'))
-      add('quiet', qm)
-      const q = qm.value
-      const attacker = await startFlood(targets, psk)
-      // From its first heartbeat on (its thread's start-up and dials are not the flood).
-      floodStarts.set(p, Date.now())
-      const fm = await measured(gatewayPid, async () => await jobsFor(client, opts.phaseSeconds * 1000, 'flood'))
-      add('flood', fm)
-      const f = fm.value
-      const stats = await attacker.stop()
-      sent += stats.sent
-      floodSeconds += stats.seconds
-      redials += stats.redials
-      quiet.push(...q.latencies)
-      flood.push(...f.latencies)
-      failed.quiet += q.failed
-      failed.flood += f.failed
-      const qs = summarise(q.latencies)
-      const fs = summarise(f.latencies)
-      if (q.latencies.length > 0 && f.latencies.length > 0) paired.push(fs.p50 / qs.p50)
-      const pct = (ms: number): string => `${(ms / opts.phaseSeconds / 10).toFixed(0)}%`
-      process.stderr.write(`bench: flood pair ${p + 1}/${opts.pairs}: quiet p50 ${qs.p50.toFixed(1)} ms (${q.latencies.length} jobs), flood p50 ${fs.p50.toFixed(1)} ms (${f.latencies.length} jobs), ${(stats.sent / stats.seconds).toFixed(0)} heartbeats/s; CPU quiet/flood: gateway ${pct(qm.gateway)}/${pct(fm.gateway)}, bench ${pct(qm.bench)}/${pct(fm.bench)}, machine ${pct(qm.machine)}/${pct(fm.machine)}\n`)
+      const p50: Partial<Record<Phase, number>> = {}
+      const line: string[] = []
+      for (const phase of phases) {
+        const attacker = phase === 'quiet' ? undefined : await startFlood(targets, psk, phase === 'control')
+        // From its first heartbeat on (its thread's start-up and dials are not the flood).
+        if (phase === 'flood') floodStarts.push(Date.now())
+        const m = await measured(gatewayPid, async () => await jobsFor(client, opts.phaseSeconds * 1000, phase))
+        const stats = await attacker?.stop()
+        if (phase === 'flood' && stats !== undefined) {
+          sent += stats.sent
+          floodSeconds += stats.seconds
+          redials += stats.redials
+        }
+        latencies[phase].push(...m.value.latencies)
+        failed[phase] += m.value.failed
+        cpu.gateway[phase] += m.gateway
+        cpu.bench[phase] += m.bench
+        cpu.machine[phase] += m.machine
+        p50[phase] = summarise(m.value.latencies).p50
+        line.push(`${phase} p50 ${p50[phase]!.toFixed(1)} ms (${m.value.latencies.length} jobs${stats !== undefined ? `, ${(stats.sent / stats.seconds).toFixed(0)} heartbeats/s` : ''}; CPU gateway ${pct(m.gateway)}, bench ${pct(m.bench)}, machine ${pct(m.machine)})`)
+      }
+      if (Number.isFinite(p50.flood) && Number.isFinite(p50.quiet)) paired.push(p50.flood! / p50.quiet!)
+      process.stderr.write(`bench: flood ${p + 1}/${opts.pairs}: ${line.join('; ')}\n`)
     }
     const bans = await bansInLog(net.gateway)
-    const starts = [...floodStarts.values()].sort((a, b) => a - b)
     // Each outsider's first ban belongs to the flood phase that began last before it.
     const firstBans = new Map<string, number>()
     for (const b of bans) if (!firstBans.has(b.peer)) firstBans.set(b.peer, b.at)
-    const banAfter = [...firstBans.values()].map((at) => at - (starts.filter((s) => s <= at).pop() ?? at))
-    const qs = summarise(quiet)
-    const fs = summarise(flood)
+    const banAfter = [...firstBans.values()].map((at) => at - (floodStarts.filter((s) => s <= at).pop() ?? at))
+    const qs = summarise(latencies.quiet)
+    const cs = summarise(latencies.control)
+    const fs = summarise(latencies.flood)
     const sortedPaired = [...paired].sort((a, b) => a - b)
-    const phase = opts.pairs * opts.phaseSeconds
+    const seconds = opts.pairs * opts.phaseSeconds
+    const perSecond = (x: Record<Phase, number>): Record<Phase, number> => ({ quiet: x.quiet / seconds, control: x.control / seconds, flood: x.flood / seconds })
     return {
       nodes: opts.nodes,
       pairs: opts.pairs,
       phaseSeconds: opts.phaseSeconds,
       floodRate: sent / Math.max(1e-9, floodSeconds),
       quiet: qs,
+      control: cs,
       flood: fs,
       ratioP50: fs.p50 / qs.p50,
       ratioP99: fs.p99 / qs.p99,
       medianPairedRatio: sortedPaired[Math.floor(sortedPaired.length / 2)] ?? Number.NaN,
-      gatewayCpuMsPerSecond: { quiet: cpu.gateway.quiet / phase, flood: cpu.gateway.flood / phase },
-      benchCpuMsPerSecond: { quiet: cpu.bench.quiet / phase, flood: cpu.bench.flood / phase },
-      machineCpuMsPerSecond: { quiet: cpu.machine.quiet / phase, flood: cpu.machine.flood / phase },
+      controlRatioP50: fs.p50 / cs.p50,
+      controlRatioP99: fs.p99 / cs.p99,
+      gatewayCpuMsPerSecond: perSecond(cpu.gateway),
+      benchCpuMsPerSecond: perSecond(cpu.bench),
+      machineCpuMsPerSecond: perSecond(cpu.machine),
       banned: firstBans.size,
       bans: bans.length,
       banAfterMs: summarise(banAfter),

@@ -156,15 +156,15 @@ function throughputNote (t: ThroughputResult): string {
 
 function renderFlood (f: FloodResult, targets: { floodRatioP50?: { met: boolean }, floodRatioP99?: { met: boolean } }): string {
   const ms = (v: number): string => `${v.toFixed(1)} ms`
-  const failed = f.failed.quiet + f.failed.flood
-  return `| job through the gateway during a ${f.floodRate.toFixed(0)} heartbeats/s flood from one outsider, ${f.nodes} nodes, ${f.pairs} pairs of ${f.phaseSeconds} s phases${failed > 0 ? ` (${f.failed.quiet} quiet / ${f.failed.flood} flood jobs FAILED)` : ''} | p50 ${ms(f.flood.p50)}, p99 ${ms(f.flood.p99)} (${f.flood.n} jobs) | no flood: p50 ${ms(f.quiet.p50)}, p99 ${ms(f.quiet.p99)} (${f.quiet.n} jobs) | p50 ${f.ratioP50.toFixed(2)}, p99 ${f.ratioP99.toFixed(2)} (median paired ${f.medianPairedRatio.toFixed(2)}) | <= 2 ${targets.floodRatioP50?.met === true && targets.floodRatioP99?.met === true ? 'met' : 'NOT met'} |`
+  const failed = f.failed.quiet + f.failed.control + f.failed.flood
+  return `| job through the gateway during a ${f.floodRate.toFixed(0)} heartbeats/s flood from one outsider, ${f.nodes} nodes, ${f.pairs} rounds of ${f.phaseSeconds} s phases${failed > 0 ? ` (${f.failed.quiet} quiet / ${f.failed.control} control / ${f.failed.flood} flood jobs FAILED)` : ''} | p50 ${ms(f.flood.p50)}, p99 ${ms(f.flood.p99)} (${f.flood.n} jobs) | no flood: p50 ${ms(f.quiet.p50)}, p99 ${ms(f.quiet.p99)} (${f.quiet.n} jobs); control (the outsider flooding a sink of its own): p50 ${ms(f.control.p50)}, p99 ${ms(f.control.p99)} | vs no flood: p50 ${f.ratioP50.toFixed(2)}, p99 ${f.ratioP99.toFixed(2)} (median paired ${f.medianPairedRatio.toFixed(2)}); vs control: p50 ${f.controlRatioP50.toFixed(2)}, p99 ${f.controlRatioP99.toFixed(2)} | <= 2 ${targets.floodRatioP50?.met === true && targets.floodRatioP99?.met === true ? 'met' : 'NOT met'} |`
 }
 
 function floodNote (f: FloodResult): string {
-  return `Flood: each flood phase is a fresh outsider (new key, the mesh's pre-shared key, not in the roster) built from the public libp2p packages, connected to every node and publishing valid self-signed heartbeats; the client's warm echo jobs run back to back through the gateway in alternating quiet and flood phases. ` +
+  const cpu = (c: { quiet: number, control: number, flood: number }): string => [c.quiet, c.control, c.flood].map((v) => (v / 10).toFixed(0)).join(' / ')
+  return `Flood: each flood phase is a fresh outsider (new key, the mesh's pre-shared key, not in the roster) built from the public libp2p packages, connected to every node and publishing valid self-signed heartbeats; the client's warm echo jobs run back to back through the gateway in rounds of a quiet, a control and a flood phase. ` +
     `The gateway banned ${f.banned} of the ${f.pairs} outsiders, ${(f.banAfterMs.p50 / 1000).toFixed(1)} s after their flood began at the median (max ${(f.banAfterMs.max / 1000).toFixed(1)} s), the outsiders redialled what dropped them ${f.redials} times${f.bans > f.banned ? ` (${f.bans - f.banned} bans of outsiders let back in and banned again)` : ', and none was let back in'}. ` +
-    `CPU in quiet / flood phases, % of one core: gateway ${(f.gatewayCpuMsPerSecond.quiet / 10).toFixed(0)} / ${(f.gatewayCpuMsPerSecond.flood / 10).toFixed(0)}; ` +
-    `the bench process (client, and the outsider's thread in floods) ${(f.benchCpuMsPerSecond.quiet / 10).toFixed(0)} / ${(f.benchCpuMsPerSecond.flood / 10).toFixed(0)}; the whole machine ${(f.machineCpuMsPerSecond.quiet / 10).toFixed(0)} / ${(f.machineCpuMsPerSecond.flood / 10).toFixed(0)}.`
+    `CPU in quiet / control / flood phases, % of one core: gateway ${cpu(f.gatewayCpuMsPerSecond)}; the bench process (client, and the outsider's thread) ${cpu(f.benchCpuMsPerSecond)}; the whole machine ${cpu(f.machineCpuMsPerSecond)}.`
 }
 
 function failures (label: string, results: LoadResult[]): string {

@@ -37,7 +37,7 @@ export function listPeersHandler (c: ApiComponents): grpc.handleUnaryCall<unknow
   return (_call, callback) => {
     const m = c.mesh
     if (m === undefined) {
-      callback(null, { nodeId: c.identity.nodeId, addresses: [], peers: [], rejected: {}, ignored: {} })
+      callback(null, { nodeId: c.identity.nodeId, addresses: [], peers: [], rejected: {}, ignored: {}, banned: [], admission: '' })
       return
     }
     callback(null, {
@@ -53,10 +53,13 @@ export function listPeersHandler (c: ApiComponents): grpc.handleUnaryCall<unknow
         connected: p.connected,
         alive: p.alive,
         freeSlots: p.heartbeat?.freeSlots ?? 0,
-        load: p.heartbeat?.stats?.load ?? 0
+        load: p.heartbeat?.stats?.load ?? 0,
+        rosterRoles: [...(c.roster?.book.rolesOf(p.nodeId) ?? [])]
       })),
       rejected: m.rejections(),
-      ignored: m.ignored()
+      ignored: m.ignored(),
+      banned: m.banned().map((b) => ({ nodeId: b.nodeId, untilMs: b.untilMs, reason: b.reason })),
+      admission: c.config.mesh.admission.mode
     })
   }
 }

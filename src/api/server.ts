@@ -7,7 +7,7 @@ import type { ApiComponents } from './types.ts'
 import { CONTROL_SERVICE, HEALTH_SERVICE, NODE_SERVICE, packageDefinition, serviceConstructor } from './proto.ts'
 import { nodeServiceHandlers } from './node-service.ts'
 import { controlServiceHandlers } from './control-service.ts'
-import { assignJobHandler, listPeersHandler, reportResultHandler } from './mesh-service.ts'
+import { listPeersHandler } from './mesh-service.ts'
 import { assertWellFormed, MalformedMessageError, serviceType, UnknownMessageTypeError } from '../protocol/index.ts'
 import { ERROR_CODE_KEY } from './errors.ts'
 
@@ -44,7 +44,7 @@ export function apiServer () {
       async start () {
         if (publicServer !== undefined) return
         const pub = new grpc.Server(options)
-        addGuarded(pub, NODE_SERVICE, { ...nodeServiceHandlers(comps), AssignJob: assignJobHandler(comps), ReportResult: reportResultHandler(comps) })
+        addGuarded(pub, NODE_SERVICE, nodeServiceHandlers(comps))
         health.addToServer(pub)
         new ReflectionService(packageDefinition(), { services: [NODE_SERVICE, HEALTH_SERVICE] }).addToServer(pub)
 

@@ -36,5 +36,5 @@ export interface ApiComponents {
    * through `book` and passes the roster on to the mesh through `sync` (absent: applied here only);
    * GetRoster reads `book`. The admission mode and operators reported come from config.mesh.admission.
    */
-  roster?: { book: Pick<RosterBook, 'apply' | 'current'>, sync?: Pick<RosterSync, 'publish'> }
+  roster?: { book: Pick<RosterBook, 'apply' | 'current' | 'rolesOf'>, sync?: Pick<RosterSync, 'publish'> }
 }

@@ -44,6 +44,9 @@ export function jobToJson (job: Job): Record<string, unknown> {
     error_code: job.errorCode,
     exit_code: job.exitCode,
     latency_ms: job.latencyMs,
+    worker_id: job.workerId,
+    // Open mesh: a worker not in the roster ran it, and nobody has verified the result.
+    ...(job.workerOnProbation ? { worker_on_probation: true } : {}),
     created_at: iso(job.createdAtMs),
     started_at: iso(job.startedAtMs),
     finished_at: iso(job.finishedAtMs),
@@ -128,7 +131,7 @@ export function parseContainerList (value: string | undefined): string[] {
 }
 
 export async function runSubmit (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, [...COMMON, 'container', 'input', 'input-file', 'deadline', 'job-id', 'output-file', 'delegate'], ['wait', 'json', 'requires-proof'])
+  const args = parseArgs(argv, [...COMMON, 'container', 'input', 'input-file', 'deadline', 'job-id', 'output-file', 'delegate'], ['wait', 'json', 'requires-proof', 'allow-probation'])
   const containers = parseContainerList(str(args, 'container'))
   const input = await readInput(args, io)
   const deadline = str(args, 'deadline')
@@ -144,6 +147,7 @@ export async function runSubmit (argv: string[], io: CliIo): Promise<number> {
       deadlineMs,
       jobId: str(args, 'job-id'),
       requiresProof: args.flags.has('requires-proof'),
+      allowProbation: args.flags.has('allow-probation'),
       delegate: str(args, 'delegate')
     }, { timeoutMs: timeoutMs(args) })
     if (!args.flags.has('wait')) {
@@ -209,6 +213,7 @@ export async function runJob (argv: string[], io: CliIo): Promise<number> {
       ['Output', formatBytes(job.output.byteLength)],
       ['Receipt', job.receipt !== null ? 'signed (infra job ID --receipt > r.json; infra verify r.json)' : 'none yet']
     ]
+    if (job.workerId !== '') rows.push(['Worker', job.workerId + (job.workerOnProbation ? ' (on probation: not in the roster, result unverified)' : '')])
     if (job.error !== '') rows.push(['Error', job.error])
     io.out(rows.map(([k, v]) => `${k.padEnd(10)} ${v}`).join('\n') + '\n')
     io.out('History\n' + job.history.map((h) => `  ${new Date(h.atMs).toISOString()}  ${stateName(h.state).padEnd(8)} ${h.detail}`).join('\n') + '\n')
@@ -275,12 +280,13 @@ export async function runPeers (argv: string[], io: CliIo): Promise<number> {
     const res = await client.listPeers({ timeoutMs: timeoutMs(args) })
     if (args.flags.has('json')) { io.out(JSON.stringify(res, null, 2) + '\n'); return 0 }
     if (res.addresses.length === 0) { io.out('this node is not on the mesh (mesh.enabled is false)\n'); return 0 }
-    io.out(`node ${res.nodeId}\nlistening on ${res.addresses.join(', ')}\n\n`)
+    io.out(`node ${res.nodeId}\nlistening on ${res.addresses.join(', ')}\nadmission: ${res.admission} mesh\n\n`)
     const peers = res.peers.filter((p) => args.flags.has('all') || p.alive || p.connected)
     if (peers.length === 0) io.out('no peers yet (check mesh.bootstrap)\n')
     else {
+      // ROLES: what the roster grants (claims in heartbeats count for nothing); heartbeats reach only schedulers.
       io.out(table(['NODE', 'ROLES', 'CONTAINERS', 'LATENCY', 'LAST SEEN', 'LOAD', 'ADDRESS'], peers.map((p) => [
-        p.nodeId, p.roles.join(',') || '?', p.containers.join(',') || '-', p.latencyMs >= 0 ? `${p.latencyMs.toFixed(0)} ms` : '-',
+        p.nodeId, (p.rosterRoles ?? []).join(',') || 'not in roster', p.containers.join(',') || '-', p.latencyMs >= 0 ? `${p.latencyMs.toFixed(0)} ms` : '-',
         p.lastSeenMs > 0 ? `${((Date.now() - p.lastSeenMs) / 1000).toFixed(1)} s ago` : 'never', p.load.toFixed(2), p.addresses[0] ?? '-'
       ])))
     }
@@ -288,6 +294,7 @@ export async function runPeers (argv: string[], io: CliIo): Promise<number> {
     if (rejected.length > 0) io.out(`\nrejected gossip: ${rejected.map(([k, v]) => `${k} ${v}`).join(', ')}\n`)
     const ignored = Object.entries(res.ignored ?? {})
     if (ignored.length > 0) io.out(`ignored gossip (valid, unwanted): ${ignored.map(([k, v]) => `${k} ${v}`).join(', ')}\n`)
+    for (const b of res.banned ?? []) io.out(`banned: ${b.nodeId} for ${Math.max(0, Math.round((b.untilMs - Date.now()) / 1000))} s more (${b.reason})\n`)
     return 0
   } catch (err) {
     return reportRpcError(err, ep.control, io)

@@ -45,9 +45,10 @@ export const ROSTER_TOPIC_BURST = 20
 
 /**
  * Over-rate messages an author may send itself within FLOOD_WINDOW_MS before they count as a
- * flood (REJECT: gossipsub scores it down, three such rejections graylist it). Only a node's own
- * messages count: an honest forwarder passes on only what it accepted, so forwarding is never punished.
- * Heartbeats: an honest node is over its rate only by a reordered copy or two.
+ * flood: REJECTed (gossipsub scores it down) and the author banned at once. Only a node's own
+ * messages count: an honest forwarder passes on only what it accepted, so forwarding is never
+ * punished. Heartbeats: 10 beyond a full burst of 8 is 18 heartbeats in seconds from a node that
+ * sends one per second at most; no clock, restart or reordering makes an honest node do that.
  */
 export const FLOOD_WINDOW_MS = 10_000
 export const HEARTBEAT_FLOOD_EXCESS = 10
@@ -64,7 +65,7 @@ export const MAX_RATE_TRACKED_AUTHORS = 4_096
 
 /** How often gossipsub scores of connected peers are checked against the graylist threshold. */
 export const SCORE_CHECK_INTERVAL_MS = 1_000
-/** First ban of a graylisted peer; each further ban doubles it, up to BAN_MAX_MS. */
+/** First ban of a peer (graylisted, or flooding); each further ban doubles it, up to BAN_MAX_MS. */
 export const BAN_BASE_MS = 60_000
 export const BAN_MAX_MS = 3_600_000
 /**

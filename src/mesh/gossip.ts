@@ -38,7 +38,7 @@ export const GOSSIP_CODES = {
   NOT_ADMITTED: 'IGNORE',
   // Over the author's rate (constants.ts): a reordered burst or a forwarder's late copies cost nothing.
   RATE_LIMITED: 'IGNORE',
-  // Far over its rate, sent by the author itself: no honest node does that, so it is scored down.
+  // Far over its rate, sent by the author itself: no honest node does that, so it is scored down (and banned).
   FLOODING: 'REJECT'
 } as const satisfies Record<string, typeof GossipAction.IGNORE | typeof GossipAction.REJECT>
 

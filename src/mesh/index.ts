@@ -16,7 +16,7 @@ import { grpcTarget } from './address.ts'
 import { BanList, banGater, type BannedPeer } from './bans.ts'
 import { SCORE_CHECK_INTERVAL_MS, KEEP_CONNECTED_INTERVAL_MS } from './constants.ts'
 import { keepDialer } from './dialer.ts'
-import { scoreGuard } from './guard.ts'
+import { peerGuard } from './guard.ts'
 import { GossipLimiter } from './limits.ts'
 import { peerScoreThresholds } from './scoring.ts'
 import { notAccepted, TOPIC_VALIDATOR_RESULT, type GossipContext, type GossipVerdict, type IgnoreCode, type PayloadOf, type RejectCode } from './gossip.ts'
@@ -136,7 +136,7 @@ export interface Mesh extends Startable {
   fetch(peer: string, hash: Uint8Array, signal?: AbortSignal): Promise<Uint8Array>
   /** Publishes one heartbeat now (also runs on its own timer). */
   heartbeatNow(): Promise<void>
-  /** Peers refused now (gossip score fell below the graylist threshold), until when and why. */
+  /** Peers refused now (they flooded, or their gossip score fell below the graylist threshold), until when and why. */
   banned(): BannedPeer[]
 }
 
@@ -156,10 +156,10 @@ export function mesh (init: MeshInit) {
     const verdicts = new TypedEmitter<VerdictEvents>(logger)
     const rejectedTotal = components.metrics?.counter({ name: 'inframind_gossip_rejected_total', help: 'Mesh messages rejected as invalid (the sender scored down), by topic and reason', labelNames: ['topic', 'code'] })
     const ignoredTotal = components.metrics?.counter({ name: 'inframind_gossip_ignored_total', help: 'Valid mesh messages this node did not want (late, early, superseded; nobody scored down), by topic and reason', labelNames: ['topic', 'code'] })
-    const bannedTotal = components.metrics?.counter({ name: 'inframind_peers_banned_total', help: 'Peers disconnected and refused for a cool-down because their gossip score fell below the graylist threshold' })
+    const bannedTotal = components.metrics?.counter({ name: 'inframind_peers_banned_total', help: 'Peers disconnected and refused for a cool-down: they flooded, or their gossip score fell below the graylist threshold' })
     const hearsHeartbeats = init.hearsHeartbeats ?? true
     const bans = new BanList()
-    const guard = scoreGuard({ bans, threshold: peerScoreThresholds().graylistThreshold, logger, onBan: () => bannedTotal?.inc() })
+    const guard = peerGuard({ bans, threshold: peerScoreThresholds().graylistThreshold, logger, onBan: () => bannedTotal?.inc() })
     const limiter = new GossipLimiter({ heartbeatIntervalOf: (nodeId) => peers.heartbeat(nodeId)?.intervalMs })
     const redial = keepDialer({
       bootstrap: [...config.bootstrap, ...(config.behindNat ? config.relays : [])],
@@ -214,7 +214,11 @@ export function mesh (init: MeshInit) {
       if (msg.type !== 'signed') return settle(name, notAccepted('BAD_SIGNATURE', 'unsigned gossip message'), '')
       const from = msg.from.toString()
       const screened = screenGossip(name, from, source.equals(msg.from), limiter, components.authorize)
-      if (screened !== undefined) return settle(name, screened, from)
+      if (screened !== undefined) {
+        // Only the author itself can be FLOODING (source = author): no honest node does it.
+        if (screened.code === 'FLOODING' && node !== undefined) guard.ban(node, from, `flooding: its own ${name} far over its rate`)
+        return settle(name, screened, from)
+      }
       const verdict = validateGossip(name, msg.data, from, context())
       if (verdict.action === 'ACCEPT') {
         onAccept[name]?.(verdict.value)
@@ -285,7 +289,7 @@ export function mesh (init: MeshInit) {
     }
 
     const enforceScores = (): void => {
-      if (node !== undefined) guard(node)
+      if (node !== undefined) guard.checkScores(node)
     }
 
     // The first latency of a new peer is measured at once; after that the connection monitor's

@@ -64,6 +64,15 @@ export interface PeerInfo {
   alive: boolean
   freeSlots: number
   load: number
+  /** The roles the roster gives it (empty: not a member). `roles` is what its heartbeat claims. */
+  rosterRoles: string[]
+}
+
+export interface BannedPeer {
+  nodeId: string
+  /** Refused (dials and inbound connections) until then. */
+  untilMs: number
+  reason: string
 }
 
 export interface ListPeersResponse {
@@ -74,10 +83,14 @@ export interface ListPeersResponse {
   /** Gossip messages rejected since start (invalid: the sender was scored down), by "topic:code". */
   rejected: Record<string, number>
   /**
-   * Valid gossip messages ignored since start (stale, from the future, superseded; nobody was
-   * scored down), by "topic:code".
+   * Valid gossip messages ignored since start (stale, from the future, superseded, not admitted,
+   * over the sender's rate; nobody was scored down), by "topic:code".
    */
   ignored: Record<string, number>
+  /** Peers refused now: flooding, or a gossip score under the graylist threshold. */
+  banned: BannedPeer[]
+  /** "private" or "open" (mesh.admission.mode; "" when the mesh is disabled). */
+  admission: string
 }
 
 export type GetStatusRequest = Record<string, never>
@@ -570,6 +583,7 @@ export interface MessageTypes {
   'inframind.v1.RosterStatus': RosterStatus
   'inframind.v1.ListPeersRequest': ListPeersRequest
   'inframind.v1.PeerInfo': PeerInfo
+  'inframind.v1.BannedPeer': BannedPeer
   'inframind.v1.ListPeersResponse': ListPeersResponse
   'inframind.v1.GetStatusRequest': GetStatusRequest
   'inframind.v1.NodeStatus': NodeStatus

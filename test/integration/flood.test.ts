@@ -109,7 +109,7 @@ test('a valid-heartbeat flood is rate limited, then rejected as FLOODING, and th
   // Banned: its connections closed, and a redial is refused.
   const ban = await eventually(() => victimMesh.banned().find((b) => b.nodeId === outsiderId.nodeId))
   t.true(ban.untilMs > Date.now())
-  t.regex(ban.reason, /graylist/)
+  t.regex(ban.reason, /flooding/)
   await eventually(() => outsider.getConnections(peerIdFromString(victimMesh.nodeId)).length === 0)
   let reopened = 0
   victimMesh.libp2p().addEventListener('connection:open', (evt) => {

@@ -27,7 +27,7 @@ async function startMesh (t: ExecutionContext, opts: { roles?: Role[], container
   const m = mesh({ config: meshConfig({ bootstrap: opts.bootstrap ?? [], ...opts.config }), roles: opts.roles ?? ['worker'], containers: opts.containers ?? ['echo'] })({
     identity,
     logger: silentLogger(),
-    heartbeat: () => ({ cpuCores: 2, memoryBytes: 1 << 30, gpus: 0, grpcAddress: '', freeSlots: 2, stats: null }),
+    heartbeat: () => ({ cpuCores: 2, memoryBytes: 1 << 30, gpus: 0, grpcAddress: '', freeSlots: 2, stats: null, rosterVersion: 0 }),
     content: async (hash) => content.get(Buffer.from(hash).toString('hex'))
   })
   await m.start()
@@ -83,7 +83,7 @@ test('heartbeats carry roles and containers and show up in the peer table with l
 
 function heartbeatBytes (nodeId: string, atMs = Date.now()): Uint8Array {
   return encodeHeartbeat({
-    nodeId, atMs, roles: ['worker'], containers: [], cpuCores: 1, memoryBytes: 1, gpus: 0, grpcAddress: '', freeSlots: 0, stats: null, intervalMs: 1000
+    nodeId, atMs, roles: ['worker'], containers: [], cpuCores: 1, memoryBytes: 1, gpus: 0, grpcAddress: '', freeSlots: 0, stats: null, intervalMs: 1000, rosterVersion: 0
   })
 }
 

@@ -6,9 +6,12 @@ import {
   BAN_BASE_MS, BAN_MAX_MS, BAN_MEMORY_MS, FLOOD_WINDOW_MS, HEARTBEAT_BURST, HEARTBEAT_FLOOD_EXCESS, JOB_TOPIC_BURST, JOB_TOPIC_PER_SECOND
 } from '../../src/mesh/constants.ts'
 import { GOSSIP_CODES } from '../../src/mesh/gossip.ts'
+import { peerGuard } from '../../src/mesh/guard.ts'
+import type { MeshLibp2p } from '../../src/mesh/libp2p.ts'
 import { GOSSIP_LIMITS, GossipLimiter, KeyedRateLimiter, type RateOutcome } from '../../src/mesh/limits.ts'
 import { screenGossip } from '../../src/mesh/validate.ts'
 import { TOPICS, type TopicName } from '../../src/protocol/constants.ts'
+import { silentLogger } from '../../src/telemetry/logger.ts'
 
 const T0 = 1_763_000_000_000
 const alice = identityFromSeed(new Uint8Array(32).fill(1)).nodeId
@@ -213,4 +216,38 @@ test('the ban gater refuses dials to, and connections from, a banned peer only',
   t.true(await gater.denyInboundUpgradedConnection?.(a, {} as never))
   t.false(await gater.denyDialPeer?.(b))
   t.false(await gater.denyInboundEncryptedConnection?.(b, {} as never))
+})
+
+/** Just what the guard uses of a libp2p node: connections, gossipsub scores, hangUp. */
+function guardedNode (scores: Record<string, number>) {
+  const hungUp: string[] = []
+  const node = {
+    getConnections: () => Object.keys(scores).flatMap((id) => [{ remotePeer: peerIdFromString(id) }, { remotePeer: peerIdFromString(id) }]),
+    services: { pubsub: { getScore: (id: string) => scores[id] ?? 0 } },
+    hangUp: async (peer: { toString: () => string }) => { hungUp.push(peer.toString()) }
+  }
+  return { node: node as unknown as MeshLibp2p, hungUp }
+}
+
+test('the peer guard bans connected peers scoring below the graylist threshold, once, and hangs up on them', (t) => {
+  const bans = new BanList()
+  let counted = 0
+  const guard = peerGuard({ bans, threshold: -400, logger: silentLogger(), onBan: () => { counted++ } })
+  const { node, hungUp } = guardedNode({ [alice]: -450, [bob]: -399 })
+  guard.checkScores(node)
+  guard.checkScores(node)
+  t.deepEqual(bans.list().map((b) => b.nodeId), [alice])
+  t.regex(bans.list()[0]!.reason, /-450 below the graylist threshold \(-400\)/)
+  t.deepEqual(hungUp, [alice], 'one hang-up, though it had two connections and was checked twice')
+  t.is(counted, 1)
+})
+
+test('the peer guard bans a flooder at once, whatever its score', (t) => {
+  const bans = new BanList()
+  const guard = peerGuard({ bans, threshold: -400, logger: silentLogger() })
+  const { node, hungUp } = guardedNode({ [alice]: 5 })
+  guard.ban(node, alice, 'flooding: its own heartbeats far over its rate')
+  guard.ban(node, alice, 'again')
+  t.deepEqual(bans.list().map((b) => [b.nodeId, b.reason]), [[alice, 'flooding: its own heartbeats far over its rate']])
+  t.deepEqual(hungUp, [alice])
 })
