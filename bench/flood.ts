@@ -13,14 +13,6 @@ import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
-import { createLibp2p, type Libp2p } from 'libp2p'
-import { tcp } from '@libp2p/tcp'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { gossipsub, type GossipSub } from '@chainsafe/libp2p-gossipsub'
-import { identify } from '@libp2p/identify'
-import { preSharedKey } from '@libp2p/pnet'
-import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
 import { connectNode, type NodeClient } from '../src/api/client.ts'
 import { startDevnet, type DevnetNode } from '../src/cli/devnet.ts'
@@ -31,6 +23,7 @@ import { encodeHeartbeat, PAYLOAD_TYPES, TOPICS } from '../src/protocol/index.ts
 import { cpuMs, settle } from './proc.ts'
 import { summarise, type Summary } from './stats.ts'
 import { warmEcho, WARM_ECHO_ID } from './warm-echo.ts'
+import { outsiderLibp2p, type OutsiderLibp2p } from '../test/helpers/outsider.ts'
 import type { BenchContext } from './run.ts'
 
 export interface FloodResult {
@@ -103,18 +96,9 @@ function heartbeat (id: Identity, atMs: number): Uint8Array {
 interface FloodStats { sent: number, seconds: number, redials: number }
 interface Flood { stop(): Promise<FloodStats> }
 
-/** A plain libp2p + gossipsub node from the public packages, with a fresh key. */
-async function plainNode (seed: Uint8Array, psk: Uint8Array | undefined): Promise<Libp2p<{ pubsub: GossipSub }>> {
-  return await createLibp2p({
-    privateKey: await generateKeyPairFromSeed('Ed25519', seed) as never,
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    ...(psk !== undefined ? { connectionProtector: preSharedKey({ psk }) } : {}),
-    // floodPublish: every heartbeat to every subscriber it is connected to.
-    services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, floodPublish: true }) as never }
-  }) as Libp2p<{ pubsub: GossipSub }>
+/** A plain libp2p + gossipsub node from the public packages (test/helpers/outsider.ts), flood-publishing: every heartbeat to every subscriber it is connected to. */
+async function plainNode (seed: Uint8Array, psk: Uint8Array | undefined): Promise<OutsiderLibp2p> {
+  return await outsiderLibp2p(seed, { networkKey: psk, floodPublish: true })
 }
 
 /**

@@ -6,7 +6,7 @@ import { assertEnvelopeShape, signingInput } from './signing-input.ts'
 
 export type { SignedEnvelope }
 export * from './errors.ts'
-export { ENVELOPE_DOMAIN, signingInput, PUBLIC_KEY_BYTES, SIGNATURE_BYTES, MAX_PAYLOAD_TYPE_BYTES } from './signing-input.ts'
+export { ENVELOPE_DOMAIN, signingInput, uvarint, PUBLIC_KEY_BYTES, SIGNATURE_BYTES, MAX_PAYLOAD_TYPE_BYTES } from './signing-input.ts'
 export { encodeEnvelope, decodeEnvelope, envelopeToJson, envelopeFromJson, MAX_ENVELOPE_BYTES } from './codec.ts'
 export type { SignedEnvelopeJson } from './codec.ts'
 

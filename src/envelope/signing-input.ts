@@ -29,6 +29,13 @@ export function writeUvarint (n: number, out: Uint8Array, offset: number): numbe
   return offset
 }
 
+/** Unsigned LEB128 (protobuf varint) of a non-negative safe integer, as its own bytes. */
+export function uvarint (n: number): Uint8Array {
+  const out = new Uint8Array(uvarintLength(n))
+  writeUvarint(n, out, 0)
+  return out
+}
+
 /** utf8(domain) ‖ uvarint(len(type)) ‖ type ‖ uvarint(len(payload)) ‖ payload — what ed25519 signs. */
 export function signingInput (payloadType: string, payload: Uint8Array): Buffer {
   const type = Buffer.from(payloadType, 'utf8')

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import type { Identity } from '../identity/types.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
 import type { Receipt, ReceiptStatus, ReceiptStep } from './types.ts'
-import { signEnvelope, verifyEnvelope } from '../envelope/index.ts'
+import { signEnvelope, uvarint, verifyEnvelope } from '../envelope/index.ts'
 import { nodeIdFromPublicKey } from '../identity/index.ts'
 import { MalformedReceiptError } from './errors.ts'
 import { decodeReceipt, encodeReceipt } from './codec.ts'
@@ -35,16 +35,6 @@ export function computeJobHash (jobId: string, containerIds: string[], inputHash
   lp(inputHash)
   const digest = h.digest()
   return new Uint8Array(digest.buffer, digest.byteOffset, digest.byteLength)
-}
-
-function uvarint (n: number): Uint8Array {
-  const out: number[] = []
-  while (n >= 0x80) {
-    out.push((n % 128) | 0x80)
-    n = Math.floor(n / 128)
-  }
-  out.push(n)
-  return Uint8Array.from(out)
 }
 
 /**

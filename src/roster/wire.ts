@@ -6,7 +6,7 @@
  *             responder holds none newer than the asker's version
  * The response is not trusted for being an answer: the asker verifies it like any roster.
  */
-import { decodeEnvelope, encodeEnvelope, type SignedEnvelope } from '../envelope/index.ts'
+import { decodeEnvelope, encodeEnvelope, uvarint, type SignedEnvelope } from '../envelope/index.ts'
 
 const EMPTY = new Uint8Array(0)
 /** 2^53 needs 8 varint bytes; anything longer cannot be a version we could compare. */
@@ -14,14 +14,7 @@ const MAX_VERSION_BYTES = 8
 
 export function encodeRosterRequest (version: number): Uint8Array {
   if (!Number.isSafeInteger(version) || version < 0) throw new RangeError(`version ${version} is not a non-negative safe integer`)
-  const out: number[] = []
-  let n = version
-  while (n >= 0x80) {
-    out.push((n % 128) | 0x80)
-    n = Math.floor(n / 128)
-  }
-  out.push(n)
-  return Uint8Array.from(out)
+  return uvarint(version)
 }
 
 /**

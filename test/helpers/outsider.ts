@@ -20,7 +20,7 @@ import { TOPICS } from '../../src/protocol/index.ts'
 
 export interface Outsider {
   identity: Identity
-  node: Libp2p<{ pubsub: GossipSub }>
+  node: OutsiderLibp2p
   /** Every gossip message received, on any topic, as raw bytes. */
   received: Array<{ topic: string, data: Uint8Array }>
   dial(addr: string): Promise<void>
@@ -29,10 +29,15 @@ export interface Outsider {
   stop(): Promise<void>
 }
 
-export async function startOutsider (opts: { networkKey?: Uint8Array, topics?: string[] } = {}): Promise<Outsider> {
-  const seed = randomBytes(32)
-  const identity = identityFromSeed(seed)
-  const node = await createLibp2p({
+export type OutsiderLibp2p = Libp2p<{ pubsub: GossipSub }>
+
+/**
+ * A plain libp2p node (TCP, Noise, Yamux, identify, gossipsub) on 127.0.0.1 with the key of `seed`,
+ * and the pre-shared key when it holds one; `floodPublish` sends each message to every subscriber it
+ * is connected to (what a flooder wants). Not started.
+ */
+export async function outsiderLibp2p (seed: Uint8Array, opts: { networkKey?: Uint8Array, floodPublish?: boolean } = {}): Promise<OutsiderLibp2p> {
+  return await createLibp2p({
     privateKey: await generateKeyPairFromSeed('Ed25519', seed) as never,
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
@@ -41,9 +46,16 @@ export async function startOutsider (opts: { networkKey?: Uint8Array, topics?: s
     ...(opts.networkKey !== undefined ? { connectionProtector: preSharedKey({ psk: opts.networkKey }) } : {}),
     services: {
       identify: identify(),
-      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false })
-    }
-  }) as unknown as Libp2p<{ pubsub: GossipSub }>
+      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, floodPublish: opts.floodPublish ?? false }) as never
+    },
+    start: false
+  }) as unknown as OutsiderLibp2p
+}
+
+export async function startOutsider (opts: { networkKey?: Uint8Array, topics?: string[] } = {}): Promise<Outsider> {
+  const seed = randomBytes(32)
+  const identity = identityFromSeed(seed)
+  const node = await outsiderLibp2p(seed, { networkKey: opts.networkKey })
   await node.start()
   const received: Outsider['received'] = []
   node.services.pubsub.addEventListener('message', (evt) => { received.push({ topic: evt.detail.topic, data: evt.detail.data }) })

@@ -1,12 +1,5 @@
 import test from 'ava'
 import { randomBytes } from 'node:crypto'
-import { createLibp2p, type Libp2p } from 'libp2p'
-import { tcp } from '@libp2p/tcp'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { gossipsub, type GossipSub } from '@chainsafe/libp2p-gossipsub'
-import { identify } from '@libp2p/identify'
-import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { defaultConfig } from '../../src/config/index.ts'
@@ -17,6 +10,7 @@ import { mesh } from '../../src/mesh/index.ts'
 import { encodeHeartbeat, PAYLOAD_TYPES, TOPICS } from '../../src/protocol/index.ts'
 import { silentLogger } from '../../src/telemetry/logger.ts'
 import { eventually, meshAddr, startFor } from '../helpers/node.ts'
+import { outsiderLibp2p } from '../helpers/outsider.ts'
 
 // The attack of issue 9: a stranger built from the public libp2p packages, with a fresh key of its
 // own, floods a node that hears heartbeats with ~1,000 valid, self-signed heartbeats a second.
@@ -57,14 +51,8 @@ test('a valid-heartbeat flood is rate limited, then rejected as FLOODING, and th
 
   const seed = randomBytes(32)
   const outsiderId = identityFromSeed(seed)
-  const outsider = await createLibp2p({
-    privateKey: await generateKeyPairFromSeed('Ed25519', seed) as never,
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true }) as never }
-  }) as Libp2p<{ pubsub: GossipSub }>
+  const outsider = await outsiderLibp2p(seed)
+  await outsider.start()
   t.teardown(async () => await outsider.stop())
   await outsider.dial(multiaddr(target))
   await eventually(() => outsider.services.pubsub.getSubscribers(TOPICS.heartbeats).some((p) => p.toString() === victimMesh.nodeId))

@@ -1,13 +1,6 @@
 import test, { type ExecutionContext } from 'ava'
 import { randomBytes } from 'node:crypto'
-import { createLibp2p, type Libp2p } from 'libp2p'
-import { tcp } from '@libp2p/tcp'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { gossipsub, type GossipSub } from '@chainsafe/libp2p-gossipsub'
-import { identify } from '@libp2p/identify'
-import { generateKey, preSharedKey } from '@libp2p/pnet'
-import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { generateKey } from '@libp2p/pnet'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { defaultConfig } from '../../src/config/index.ts'
@@ -18,6 +11,7 @@ import type { Identity } from '../../src/identity/types.ts'
 import { mesh, type Authorize, type Ignored, type Mesh } from '../../src/mesh/index.ts'
 import { encodeHeartbeat, PAYLOAD_TYPES, TOPICS, type TopicName } from '../../src/protocol/index.ts'
 import { silentLogger } from '../../src/telemetry/logger.ts'
+import { outsiderLibp2p, type OutsiderLibp2p } from '../helpers/outsider.ts'
 
 // Who may join (the pre-shared key), act (authorize) and see (heartbeats only where schedulers
 // are): real mesh nodes over TCP on 127.0.0.1, and an outsider built from the public libp2p
@@ -65,20 +59,13 @@ function addr (s: Started): string {
   return a
 }
 
-type Outsider = Libp2p<{ pubsub: GossipSub, identify: unknown }>
+type Outsider = OutsiderLibp2p
 
 /** A stranger's node from the public packages, with a fresh key; `psk` when it holds a network key. */
 async function outsider (t: ExecutionContext, psk?: Uint8Array): Promise<{ node: Outsider, identity: Identity }> {
   const seed = randomBytes(32)
-  const node = await createLibp2p({
-    privateKey: await generateKeyPairFromSeed('Ed25519', seed) as never,
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    ...(psk !== undefined ? { connectionProtector: preSharedKey({ psk }) } : {}),
-    services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true }) as never }
-  }) as Outsider
+  const node = await outsiderLibp2p(seed, { networkKey: psk })
+  await node.start()
   t.teardown(async () => await node.stop())
   return { node, identity: identityFromSeed(seed) }
 }
@@ -174,7 +161,8 @@ test('heartbeats reach only the nodes that hear them, over direct connections to
   // and its heartbeats, which no worker forwards, reach the scheduler again.
   await scheduler.mesh.libp2p().hangUp(peerIdFromString(w2.identity.nodeId))
   const cut = Date.now()
-  await eventually(() => w2.mesh.libp2p().getConnections().some((c) => c.remotePeer.toString() === scheduler.mesh.nodeId && c.direction === 'outbound' && c.timeline.open >= cut))
+  // Whichever side redials first (w2's keepConnected, or the scheduler's own DHT upkeep), a new connection forms.
+  await eventually(() => w2.mesh.libp2p().getConnections().some((c) => c.remotePeer.toString() === scheduler.mesh.nodeId && c.timeline.open >= cut))
   await eventually(() => (scheduler.mesh.livePeer(w2.mesh.nodeId)?.atMs ?? 0) > cut)
 
   // Workers subscribe to no heartbeats: they learn nothing of each other's (or the scheduler's) load.
