@@ -253,7 +253,7 @@ class Jobs implements JobsService {
       if (lane === 'local' && !this.#executor.serves(ids)) throw new NoExecutorError(ids)
       if (lane === 'mesh') {
         // Checked at intake so a client hears at once that nothing could run its job, rather than at its deadline.
-        const served = (this.#remote as RemoteExecutor).servedContainers()
+        const served = (this.#remote as RemoteExecutor).servedContainers({ allowProbation: valid.allowProbation })
         const missing = ids.filter((c) => !served.has(c))
         if (missing.length > 0) throw new NoLiveWorkerError(missing, served)
       }

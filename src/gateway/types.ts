@@ -126,8 +126,8 @@ export interface RemoteProgress { state: 'assigned' | 'accepted' | 'running', de
 
 /** Runs jobs on other nodes (a scheduler on the mesh); the gateway uses it for jobs it does not run itself. */
 export interface RemoteExecutor {
-  /** Containers some live worker serves now. */
-  servedContainers(): Set<string>
+  /** Containers some live worker serves now (a worker on probation counts only for a job that allows it). */
+  servedContainers(opts?: { allowProbation?: boolean }): Set<string>
   /** Assigns the job to a capable worker (failing over on refusal or silence) and waits for its verified result. */
   runRemote(job: RemoteJob, opts: { signal: AbortSignal, onProgress?: (p: RemoteProgress) => void }): Promise<RemoteResult>
 }

@@ -308,7 +308,10 @@ export function scheduler (init: SchedulerInit) {
     return {
       acceptResult,
       // What rostered workers serve (workers on probation serve only jobs that ask for them).
-      servedContainers: () => new Set(liveWorkers().filter((h) => h.roles.includes('worker') && c.admission.standing(h.nodeId) === 'rostered').flatMap((h) => h.containers)),
+      servedContainers: (opts = {}) => new Set(liveWorkers().filter((h) => {
+        const standing = c.admission.standing(h.nodeId)
+        return h.roles.includes('worker') && (standing === 'rostered' || (standing === 'probation' && opts.allowProbation === true))
+      }).flatMap((h) => h.containers)),
       runRemote,
       content: async (hash, requester) => {
         const held = inputs.get(Buffer.from(hash).toString('hex'))
