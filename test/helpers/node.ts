@@ -72,8 +72,11 @@ export function testMeshKey (): Uint8Array {
   return readNetworkKeyFile(testMeshKeyFile())
 }
 
-/** Adds (or updates) a member of the test roster, signs the next version and applies it on every running node. */
-export async function rosterMember (nodeId: string, roles: string[]): Promise<SignedEnvelope> {
+/**
+ * Adds (or updates) a member of the test roster and signs the next version; applies it on every
+ * running node unless `push` is false (then the test delivers it, e.g. with UpdateRoster).
+ */
+export async function rosterMember (nodeId: string, roles: string[], opts: { push?: boolean } = {}): Promise<SignedEnvelope> {
   members.set(nodeId, roles)
   rosterVersion += 1
   currentRoster = signRoster(TEST_OPERATOR, {
@@ -84,6 +87,7 @@ export async function rosterMember (nodeId: string, roles: string[]): Promise<Si
     members: [...members].map(([id, r]) => ({ nodeId: id, roles: r, name: '' }))
   })
   const env = currentRoster
+  if (opts.push === false) return env
   await Promise.all([...rosterHolders].map(async (n) => await n.roster?.apply(env, 'test').catch(() => undefined)))
   return env
 }

@@ -195,3 +195,31 @@ test('open mesh: an unrostered worker gets only jobs whose client allowed probat
   t.is(done.workerId, outsider.identity.nodeId)
   t.true(done.workerOnProbation, 'a result from a worker on probation is marked unverified')
 })
+
+test('a roster pushed to one node reaches the others without restarts: a new worker starts getting jobs', async (t) => {
+  const { gateway, worker } = await privateMesh(t)
+  // A worker the operator has not added yet: it holds the mesh key, so it connects, but nobody uses it.
+  const newcomer = await startFor(t, { mesh: { bootstrap: [meshAddr(worker)] }, containers: [containerYaml('echo')], rostered: false })
+  const newId = newcomer.node.identity.nodeId
+  await eventually(() => (gateway.node.mesh!.ignored()[`${TOPICS.heartbeats}:NOT_ADMITTED`] ?? 0) > 0)
+  t.is(gateway.node.mesh!.livePeer(newId), null)
+  // The operator adds it and pushes the signed roster to the worker only (infra roster push).
+  const env = await rosterMember(newId, ['worker'], { push: false })
+  const status = await worker.control.updateRoster(env)
+  t.true(status.version > 0)
+  // The gateway and the newcomer take it from the mesh, without a restart.
+  await eventually(() => gateway.node.roster!.rolesOf(newId).includes('worker'))
+  await eventually(() => newcomer.node.roster!.version() === status.version)
+  await eventually(() => gateway.node.mesh!.livePeer(newId)?.grpcAddress)
+  // Now it is used: with the old worker made busy-looking by the newcomer's free slots, jobs spread to it.
+  const ran = new Set<string>()
+  for (let i = 0; i < 6 && !ran.has(newId); i++) {
+    const done = await waitJob(gateway.client, (await gateway.client.submitJob({ containerId: 'echo', input: text(`after the update ${i}`) })).jobId)
+    t.is(done.state, 'JOB_STATE_SUCCESS', done.error)
+    ran.add(done.workerId)
+  }
+  t.true(ran.has(newId), 'the newly rostered worker ran a job')
+  // A stale roster (the one before) is refused with the reason, and changes nothing.
+  const stale = await t.throwsAsync(worker.control.updateRoster(env))
+  t.regex((stale as Error).message, /stale|not newer|ROSTER_STALE/i)
+})
