@@ -118,7 +118,11 @@ export function connectNode (address: string, opts: { maxMessageBytes?: number }
 
 /** A channel unused this long is closed; the next call to that peer opens a new one. */
 const PEER_CHANNEL_IDLE_MS = 60_000
-/** A peer's gRPC port that does not connect within this is treated as unreachable (the caller falls back to gossip). */
+/**
+ * A peer's gRPC port that does not connect within this is treated as unreachable (the caller falls
+ * back to gossip); callers with a longer budget pass their own (a busy 2-core box has been seen to
+ * need more than 1 s for a channel's first connect).
+ */
 const PEER_CONNECT_MS = 1_000
 /** One assignment or result report: an ack or a verdict comes back at once, so a longer wait means trouble. */
 const PEER_CALL_MS = 10_000
@@ -145,7 +149,7 @@ function ready (client: grpc.Client, address: string, timeoutMs: number): Promis
 /** Point-to-point calls between mesh nodes: assignments out to workers, results back to schedulers. */
 export interface PeerClients {
   /** Sends a scheduler's signed assignment to a worker's public AssignJob and returns the signed ack. */
-  assign(address: string, assignment: SignedEnvelope, signal: AbortSignal): Promise<SignedEnvelope>
+  assign(address: string, assignment: SignedEnvelope, signal: AbortSignal, opts?: { connectTimeoutMs?: number }): Promise<SignedEnvelope>
   /** Sends a worker's signed result notice to the assigning scheduler's public ReportResult. */
   report(address: string, notice: SignedEnvelope, signal: AbortSignal): Promise<ReportResultResponse>
   close(): void
@@ -172,7 +176,7 @@ export function peerClients (): PeerClients {
       sweep = undefined
     }
   }
-  const channel = async (address: string): Promise<grpc.Client> => {
+  const channel = async (address: string, connectTimeoutMs = PEER_CONNECT_MS): Promise<grpc.Client> => {
     let entry = open.get(address)
     if (entry === undefined) {
       entry = { client: new Ctor(address, grpc.credentials.createInsecure(), channelOptions()), lastUsedMs: Date.now() }
@@ -183,12 +187,12 @@ export function peerClients (): PeerClients {
       }
     }
     entry.lastUsedMs = Date.now()
-    await ready(entry.client, address, PEER_CONNECT_MS)
+    await ready(entry.client, address, connectTimeoutMs)
     return entry.client
   }
   return {
-    async assign (address, assignment, signal) {
-      const client = await channel(address)
+    async assign (address, assignment, signal, opts = {}) {
+      const client = await channel(address, opts.connectTimeoutMs)
       return envelopeFromWire(await call<SignedEnvelope>(client, 'AssignJob', envelopeToWire(assignment), { signal, timeoutMs: PEER_CALL_MS }))
     },
     async report (address, notice, signal) {

@@ -42,7 +42,7 @@ export interface AssignmentSent { jobId: string, workerId: string, via: 'grpc' |
 
 /** Sends signed assignments to workers' gRPC AssignJob and returns their signed acks. */
 export interface GrpcAssign {
-  assign(address: string, assignment: SignedEnvelope, signal: AbortSignal): Promise<SignedEnvelope>
+  assign(address: string, assignment: SignedEnvelope, signal: AbortSignal, opts?: { connectTimeoutMs?: number }): Promise<SignedEnvelope>
   close(): void
 }
 
@@ -158,7 +158,8 @@ export function scheduler (init: SchedulerInit) {
       if (target !== '' && c.grpc !== undefined) {
         const ackSignal = AbortSignal.any([signal, AbortSignal.timeout(ackTimeoutMs)])
         try {
-          const env = await c.grpc.assign(target, signEnvelope(c.identity, PAYLOAD_TYPES.assignment, payload), ackSignal)
+          // Half the ack budget to connect: an unreachable port still leaves time to fall back to gossip.
+          const env = await c.grpc.assign(target, signEnvelope(c.identity, PAYLOAD_TYPES.assignment, payload), ackSignal, { connectTimeoutMs: Math.max(1_000, ackTimeoutMs / 2) })
           const ack = verifiedAck(env, job.jobId, worker.nodeId)
           sent({ jobId: job.jobId, workerId: worker.nodeId, via: 'grpc' })
           return ack
