@@ -1,7 +1,8 @@
 export class NoWorkerError extends Error {
   readonly code = 'NO_WORKER'
-  constructor (containers: string[]) {
-    super(`no live worker on the mesh serves ${containers.map((c) => `"${c}"`).join(' → ')} (check \`infra peers\`)`)
+  constructor (containers: string[], passedOver: string[] = []) {
+    const why = passedOver.length > 0 ? `; passed over: ${passedOver.slice(0, 8).join(', ')}` : ''
+    super(`no live worker on the mesh serves ${containers.map((c) => `"${c}"`).join(' → ')}${why} (check \`infra peers\`)`)
     this.name = 'NoWorkerError'
   }
 }

@@ -187,6 +187,26 @@ export function scheduler (init: SchedulerInit) {
       }
     }
 
+    /** Why each node that serves the job's containers was not picked (for the error a client sees). */
+    const passedOver = (job: RemoteJob, tried: ReadonlySet<string>, now: number): string[] => c.mesh.peers()
+      .filter((p) => p.heartbeat !== null && job.containers.every((id) => p.containers.includes(id)))
+      .map((p) => {
+        const standing = c.admission.standing(p.nodeId)
+        const ban = c.mesh.banned().find((b) => b.nodeId === p.nodeId)
+        const why = ban !== undefined
+          ? `banned (${ban.reason})`
+          : !p.alive
+          ? `silent for ${Math.round((now - p.lastSeenMs) / 1000)} s`
+          : standing === 'refused'
+            ? 'not a worker in the roster'
+            : standing === 'probation' && !job.allowProbation
+              ? 'on probation (the job does not allow it)'
+              : (use.get(p.nodeId)?.coolUntilMs ?? 0) > now
+                  ? `cooling down ${Math.round(((use.get(p.nodeId)?.coolUntilMs ?? 0) - now) / 1000)} s after missed acks`
+                  : tried.has(p.nodeId) ? 'already tried' : 'not a worker'
+        return `${p.nodeId.slice(-8)} ${why}`
+      })
+
     const runRemote = async (job: RemoteJob, opts: { signal: AbortSignal, onProgress?: (p: RemoteProgress) => void }): Promise<RemoteResult> => {
       const tried = new Set<string>()
       const refusals: string[] = []
@@ -221,7 +241,10 @@ export function scheduler (init: SchedulerInit) {
           })
           for (const [id, u] of use) if (u.inFlight === 0 && u.coolUntilMs <= now && !live.some((h) => h.nodeId === id)) use.delete(id)
           const worker = pickWorker(live, job.containers, tried, use, now)
-          if (worker === undefined) break
+          if (worker === undefined) {
+            if (refusals.length === 0) throw new NoWorkerError(job.containers, passedOver(job, tried, now))
+            break
+          }
           useOf(worker.nodeId).lastAssignedMs = Date.now()
           tried.add(worker.nodeId)
           opts.onProgress?.({ state: 'assigned', detail: `assigned to ${worker.nodeId}` })

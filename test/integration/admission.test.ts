@@ -13,6 +13,9 @@ import { containerYaml, eventually, meshAddr, rosterMember, startFor, testMeshKe
 
 // Real nodes (LevelDB, Docker, gRPC, libp2p over 127.0.0.1) and an outsider built from the public
 // libp2p packages with a fresh key: who may join, act and see.
+// Serial: each test runs two or three whole nodes in this one process; all at once (twenty-odd libp2p
+// nodes with pnet, gRPC servers and jobs on two cores) stalls event loops for seconds, and a worker's
+// heartbeats then look late.
 
 const LOCK_ECHO = containerYaml('echo').digest as string
 
@@ -53,7 +56,7 @@ async function privateMesh (t: Parameters<typeof startFor>[0]): Promise<{ gatewa
   return { gateway, worker }
 }
 
-test('private mesh: a peer without the mesh key cannot open a connection at all', async (t) => {
+test.serial('private mesh: a peer without the mesh key cannot open a connection at all', async (t) => {
   const { gateway } = await privateMesh(t)
   const stranger = await outsiderFor(t, {})
   await t.throwsAsync(stranger.dial(meshAddr(gateway)))
@@ -62,7 +65,7 @@ test('private mesh: a peer without the mesh key cannot open a connection at all'
   t.false(gateway.node.mesh!.peers().some((p) => p.nodeId === stranger.identity.nodeId || p.nodeId === wrongKey.identity.nodeId))
 })
 
-test('private mesh: with the key but not in the roster, a peer gets no assignment, cannot assign, and its attestations do not count', async (t) => {
+test.serial('private mesh: with the key but not in the roster, a peer gets no assignment, cannot assign, and its attestations do not count', async (t) => {
   const { gateway, worker } = await privateMesh(t)
   const outsider = await outsiderFor(t, { networkKey: testMeshKey() })
   await outsider.dial(meshAddr(gateway))
@@ -113,7 +116,7 @@ test('private mesh: with the key but not in the roster, a peer gets no assignmen
   t.false(delivered.includes(outsider.identity.nodeId))
 })
 
-test('no job input, output or origin appears in any gossip message, on the gRPC path or the gossip fallback', async (t) => {
+test.serial('no job input, output or origin appears in any gossip message, on the gRPC path or the gossip fallback', async (t) => {
   const { gateway, worker } = await privateMesh(t)
   const viaGossip = await startFor(t, { mesh: { bootstrap: [meshAddr(worker)], assign_via: 'gossip', inline_bytes: 64 }, node: { roles: ['scheduler', 'gateway'] }, containers: [containerYaml('echo')] })
   await eventually(() => viaGossip.node.mesh?.livePeer(worker.node.identity.nodeId) ?? undefined)
@@ -146,7 +149,7 @@ test('no job input, output or origin appears in any gossip message, on the gRPC 
   t.throws(() => openSealed(outsider.identity, assignment!.sealed, SEAL_CONTEXTS.assignment(assignment!.jobId)), { name: 'SealOpenError' })
 })
 
-test('open mesh: an unrostered worker gets only jobs whose client allowed probation, and its output is marked unverified', async (t) => {
+test.serial('open mesh: an unrostered worker gets only jobs whose client allowed probation, and its output is marked unverified', async (t) => {
   const open = { admission: { mode: 'open' } }
   const worker = await startFor(t, { mesh: { ...open }, containers: [containerYaml('echo')] })
   const gateway = await startFor(t, { mesh: { ...open, bootstrap: [meshAddr(worker)], assign_via: 'gossip' }, node: { roles: ['scheduler', 'gateway'] }, containers: [containerYaml('echo')] })
@@ -196,7 +199,7 @@ test('open mesh: an unrostered worker gets only jobs whose client allowed probat
   t.true(done.workerOnProbation, 'a result from a worker on probation is marked unverified')
 })
 
-test('a roster pushed to one node reaches the others without restarts: a new worker starts getting jobs', async (t) => {
+test.serial('a roster pushed to one node reaches the others without restarts: a new worker starts getting jobs', async (t) => {
   const { gateway, worker } = await privateMesh(t)
   // A worker the operator has not added yet: it holds the mesh key, so it connects, but nobody uses it.
   const newcomer = await startFor(t, { mesh: { bootstrap: [meshAddr(worker)] }, containers: [containerYaml('echo')], rostered: false })

@@ -11,6 +11,9 @@ import { sha256, signReceipt, verifyReceipt } from '../../src/receipt/index.ts'
 import { containerYaml, eventually, gossipPeer, meshAddr, startFor as start, text, waitJob, type TestNode } from '../helpers/node.ts'
 
 // Real nodes (LevelDB, Docker, gRPC, libp2p over 127.0.0.1): a scheduler+gateway and workers.
+// Serial: each test runs two or three whole nodes in this one process; all at once (twenty-odd libp2p
+// nodes with pnet, gRPC servers and jobs on two cores) stalls event loops for seconds, and a worker's
+// heartbeats then look late.
 
 
 
@@ -59,7 +62,7 @@ function watchAssignments (gateway: TestNode, worker: TestNode): { sent: Assignm
   return seen
 }
 
-test('by default a job is assigned through the worker\'s gRPC AssignJob, which no other node sees', async (t) => {
+test.serial('by default a job is assigned through the worker\'s gRPC AssignJob, which no other node sees', async (t) => {
   const { gateway, worker } = await meshOf(t)
   const seen = watchAssignments(gateway, worker)
   const { jobId } = await gateway.client.submitJob({ containerId: 'echo', input: text('point to point') })
@@ -77,7 +80,7 @@ test('by default a job is assigned through the worker\'s gRPC AssignJob, which n
   t.is((await gateway.control.getStatus()).meshJobsInFlight, 0)
 })
 
-test('when the worker\'s gRPC port cannot be reached, the same assignment goes by gossip', async (t) => {
+test.serial('when the worker\'s gRPC port cannot be reached, the same assignment goes by gossip', async (t) => {
   const { gateway, worker } = await meshOf(t)
   const seen = watchAssignments(gateway, worker)
   // The worker keeps heartbeating its (now closed) gRPC address.
@@ -90,7 +93,7 @@ test('when the worker\'s gRPC port cannot be reached, the same assignment goes b
   t.deepEqual(seen.gossiped, [jobId])
 })
 
-test('a job submitted to the gateway is assigned over gossip, run by the worker, and returned with its receipt', async (t) => {
+test.serial('a job submitted to the gateway is assigned over gossip, run by the worker, and returned with its receipt', async (t) => {
   const { gateway, worker } = await meshOf(t, { assign_via: 'gossip' })
   const seen = watchAssignments(gateway, worker)
   const { jobId } = await gateway.client.submitJob({ containerId: 'echo', input: text('through the mesh') })
@@ -117,7 +120,7 @@ test('a job submitted to the gateway is assigned over gossip, run by the worker,
   t.deepEqual(seen.gossiped, [jobId])
 })
 
-test('inputs and outputs above the inline limit travel by hash over the fetch protocol', async (t) => {
+test.serial('inputs and outputs above the inline limit travel by hash over the fetch protocol', async (t) => {
   const { gateway } = await meshOf(t)
   const big = randomBytes(20_000).toString('hex')
   const { jobId } = await gateway.client.submitJob({ containerId: 'echo', input: text(big) })
@@ -126,7 +129,7 @@ test('inputs and outputs above the inline limit travel by hash over the fetch pr
   t.is(Buffer.from(done.output).toString(), big)
 })
 
-test('assignment through gRPC AssignJob is acknowledged, and a duplicate never runs twice', async (t) => {
+test.serial('assignment through gRPC AssignJob is acknowledged, and a duplicate never runs twice', async (t) => {
   const { gateway, worker } = await meshOf(t)
   const scheduler = gateway.node.identity
   const env = assignment(scheduler, worker.node.identity.nodeId, { jobId: 'dup-1' })
@@ -141,7 +144,7 @@ test('assignment through gRPC AssignJob is acknowledged, and a duplicate never r
   t.is((await worker.control.getStatus()).jobsServed, 1, 'ran once')
 })
 
-test('assignments from untrusted schedulers, for other workers, or past their deadline are refused with the reason', async (t) => {
+test.serial('assignments from untrusted schedulers, for other workers, or past their deadline are refused with the reason', async (t) => {
   const { gateway, worker } = await meshOf(t)
   const stranger = identityFromSeed(randomBytes(32))
   const refused = async (env: ReturnType<typeof assignment>): Promise<string> => {
@@ -160,7 +163,7 @@ test('assignments from untrusted schedulers, for other workers, or past their de
   t.true(ok.accepted)
 })
 
-test('a job assigned by gossip has its result gossiped, and anyone holding only the receipt can verify it', async (t) => {
+test.serial('a job assigned by gossip has its result gossiped, and anyone holding only the receipt can verify it', async (t) => {
   const { gateway, worker } = await meshOf(t, { assign_via: 'gossip' })
   const observer = await start(t, { mesh: { bootstrap: [meshAddr(worker)] }, node: { roles: ['validator', 'archive'] }, containers: [] })
   const notices: JobResultNotice[] = []
@@ -177,7 +180,7 @@ test('a job assigned by gossip has its result gossiped, and anyone holding only 
   t.false(Buffer.from(notice.sealedOutput).includes(Buffer.from('gossiped')))
 })
 
-test('a job assigned over gRPC has its result reported back point to point: no other node sees its output', async (t) => {
+test.serial('a job assigned over gRPC has its result reported back point to point: no other node sees its output', async (t) => {
   const { gateway, worker } = await meshOf(t)
   const observer = await start(t, { mesh: { bootstrap: [meshAddr(worker)] }, node: { roles: ['validator', 'archive'] }, containers: [] })
   const notices: string[] = []
@@ -196,7 +199,7 @@ test('a job assigned over gRPC has its result reported back point to point: no o
   t.deepEqual(notices, [], 'no result notice crossed the receipts topic')
 })
 
-test('ReportResult takes only the assigned worker\'s signed result for a job in flight; anything else changes nothing', async (t) => {
+test.serial('ReportResult takes only the assigned worker\'s signed result for a job in flight; anything else changes nothing', async (t) => {
   const { gateway, worker } = await meshOf(t)
   const stranger = identityFromSeed(randomBytes(32))
   const receipt = signReceipt(stranger, {
@@ -220,7 +223,7 @@ test('ReportResult takes only the assigned worker\'s signed result for a job in 
   t.is((await waitJob(gateway.client, jobId)).state, 'JOB_STATE_SUCCESS')
 })
 
-test('a gateway refuses a container it does not list, and one no live worker serves, before storing anything', async (t) => {
+test.serial('a gateway refuses a container it does not list, and one no live worker serves, before storing anything', async (t) => {
   const { gateway } = await meshOf(t)
   const unknown = await t.throwsAsync(gateway.client.submitJob({ containerId: 'embed', input: text('x') }))
   t.is((unknown as { code?: number }).code, 5 /* NOT_FOUND: not a container this gateway admits */)
@@ -230,7 +233,7 @@ test('a gateway refuses a container it does not list, and one no live worker ser
   t.deepEqual(await gateway.client.listJobs(), [])
 })
 
-test('a gateway that is also a worker runs what it serves and hands mesh_only containers to other workers', async (t) => {
+test.serial('a gateway that is also a worker runs what it serves and hands mesh_only containers to other workers', async (t) => {
   const upper = containerYaml('upper', { command: ['tr', 'a-z', 'A-Z'] })
   // It also schedules, so it hears heartbeats: the last check reads what the gateway advertises.
   const other = await start(t, { mesh: {}, node: { roles: ['worker', 'scheduler'] }, containers: [upper] })
