@@ -25,8 +25,16 @@ export { coolDown, pickWorker, type WorkerUse } from './pick.ts'
 
 /** How long a worker has to acknowledge an assignment before the next candidate gets it (mesh.ack_timeout_ms). */
 const ACK_TIMEOUT_MS = 3_000
-/** Candidates tried for one job before giving up (each refusal or silence moves to the next). */
+/** Candidates tried for one job before giving up (each refusal, silence or lost worker moves to the next). */
 const MAX_ATTEMPTS = 3
+/** How often a job's worker is checked while the job runs there. */
+const WATCH_INTERVAL_MS = 500
+/**
+ * A worker with no mesh connection to this node for this long is taken as lost (a killed process's
+ * sockets close at once); long enough for a connection the peer is re-opening, short enough that the
+ * job is running elsewhere within seconds.
+ */
+const DISCONNECT_GRACE_MS = 2_000
 
 /** An ack returned by a worker's AssignJob counts only if that worker signed it, for this job. */
 function verifiedAck (envelope: SignedEnvelope, jobId: string, workerId: string): AssignmentAck {
@@ -114,6 +122,8 @@ export function scheduler (init: SchedulerInit) {
     }
     const events = new TypedEmitter<SchedulerEvents>(logger)
     const sentTotal = c.metrics?.counter({ name: 'inframind_assignments_sent_total', help: 'Assignments this scheduler sent, by path (grpc, gossip, gossip_fallback = gossip after gRPC failed)', labelNames: ['via'] })
+    const reassignedTotal = c.metrics?.counter({ name: 'inframind_jobs_reassigned_total', help: 'Mesh jobs taken from a worker lost while running them (heartbeats stopped or connection gone) and assigned again' })
+    const lateTotal = c.metrics?.counter({ name: 'inframind_late_results_total', help: 'Results refused because the job was no longer with the worker that sent them (reassigned, or already answered)' })
     const sent = (a: AssignmentSent): void => {
       sentTotal?.inc({ via: a.via })
       events.emit('assigned', a)
@@ -185,6 +195,29 @@ export function scheduler (init: SchedulerInit) {
       } finally {
         acks.delete(`${job.jobId}/${worker.nodeId}`)
       }
+    }
+
+    /**
+     * Watches a worker while it runs a job: `lost` resolves when its heartbeats stop (it is no longer a
+     * live peer) or it has had no connection to this node for DISCONNECT_GRACE_MS.
+     */
+    const watchWorker = (workerId: string): { lost: Promise<{ lost: string }>, stop: () => void } => {
+      let timer: NodeJS.Timeout | undefined
+      let since = 0
+      const lost = new Promise<{ lost: string }>((resolve) => {
+        timer = setInterval(() => {
+          const now = Date.now()
+          const peer = c.mesh.peers().find((p) => p.nodeId === workerId)
+          if (peer === undefined || !peer.alive) {
+            resolve({ lost: 'its heartbeats stopped' })
+            return
+          }
+          if (peer.connected) since = 0
+          else if (since === 0) since = now
+          else if (now - since >= DISCONNECT_GRACE_MS) resolve({ lost: `no connection for ${Math.round((now - since) / 1000)} s` })
+        }, WATCH_INTERVAL_MS)
+      })
+      return { lost, stop: () => clearInterval(timer) }
     }
 
     /** Why each node that serves the job's containers was not picked (for the error a client sees). */
@@ -271,8 +304,21 @@ export function scheduler (init: SchedulerInit) {
           opts.onProgress?.({ state: 'accepted', detail: `accepted by ${worker.nodeId}` })
           const running = useOf(worker.nodeId)
           running.inFlight += 1
+          const watch = watchWorker(worker.nodeId)
           try {
-            const { msg, receipt } = await result
+            const outcome = await Promise.race([result, watch.lost])
+            if ('lost' in outcome) {
+              // The job goes to another worker; a result the lost one sends later is refused (not its job any more).
+              resultFrom = ''
+              running.misses += 1
+              running.coolUntilMs = Date.now() + coolDown(running.misses)
+              refusals.push(`${worker.nodeId}: lost while running the job (${outcome.lost})`)
+              reassignedTotal?.inc()
+              logger.warn({ job: job.jobId, worker: worker.nodeId, reason: outcome.lost }, 'worker lost mid-job; reassigning')
+              opts.onProgress?.({ state: 'assigned', detail: `worker ${worker.nodeId} lost (${outcome.lost}); reassigning` })
+              continue
+            }
+            const { msg, receipt } = outcome
             const notice = msg.value
             let output: Uint8Array
             if (notice.outputInline) {
@@ -288,10 +334,11 @@ export function scheduler (init: SchedulerInit) {
               output,
               receipt: notice.receipt as SignedEnvelope,
               decoded: receipt,
-              workerId: worker.nodeId,
-              probation: c.admission.standing(worker.nodeId) !== 'rostered'
+              workerId: msg.from,
+              probation: c.admission.standing(msg.from) !== 'rostered'
             }
           } finally {
+            watch.stop()
             running.inFlight -= 1
           }
         }
@@ -302,6 +349,12 @@ export function scheduler (init: SchedulerInit) {
       }
       if (refusals.length > 0) throw new AssignmentRejectedError(job.jobId, refusals)
       throw new NoWorkerError(job.containers)
+    }
+
+    /** A result for a job this scheduler no longer waits for from that worker: recorded, never delivered. */
+    const late = (jobId: string, workerId: string): void => {
+      lateTotal?.inc()
+      logger.info({ job: jobId, worker: workerId }, 'late result ignored: the job is no longer with this worker (reassigned or answered)')
     }
 
     /** A worker's result notice sent point to point (Node.ReportResult): the same checks as on gossip. */
@@ -323,9 +376,15 @@ export function scheduler (init: SchedulerInit) {
       const receipt = decodeReceipt((verdict.value.receipt as SignedEnvelope).payload)
       if (receipt.schedulerId !== c.identity.nodeId) return { accepted: false, reason: `job ${receipt.jobId} was assigned by ${receipt.schedulerId}, not by this scheduler` }
       const waiting = results.get(receipt.jobId)
-      if (waiting === undefined) return { accepted: false, reason: `no job ${receipt.jobId} of this scheduler is waiting for a result` }
+      if (waiting === undefined) {
+        late(receipt.jobId, signer)
+        return { accepted: false, reason: `no job ${receipt.jobId} of this scheduler is waiting for a result` }
+      }
       const msg: MeshMessage<JobResultNotice> = { topic: TOPICS.receipts, value: verdict.value, envelope: verdict.envelope, from: verdict.signer }
-      if (!waiting(msg, receipt)) return { accepted: false, reason: `job ${receipt.jobId} is not assigned to ${signer}` }
+      if (!waiting(msg, receipt)) {
+        late(receipt.jobId, signer)
+        return { accepted: false, reason: `job ${receipt.jobId} is not assigned to ${signer}` }
+      }
       return { accepted: true, reason: '' }
     }
 
@@ -353,7 +412,8 @@ export function scheduler (init: SchedulerInit) {
             // The mesh validator already verified the receipt and that the worker signed it.
             const receipt = decodeReceipt((msg.value.receipt as SignedEnvelope).payload)
             if (receipt.schedulerId !== c.identity.nodeId) return
-            results.get(receipt.jobId)?.(msg, receipt)
+            const waiting = results.get(receipt.jobId)
+            if (waiting === undefined || !waiting(msg, receipt)) late(receipt.jobId, msg.from)
           })
         ]
       },

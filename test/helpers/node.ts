@@ -1,6 +1,9 @@
 import type { ExecutionContext } from 'ava'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { existsSync, readFileSync } from 'node:fs'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { NODE_FILE } from '../../src/types.ts'
 import { randomBytes } from 'node:crypto'
 import os from 'node:os'
 import path from 'node:path'
@@ -124,11 +127,8 @@ export interface TestNodeOptions {
   rostered?: boolean
 }
 
-/**
- * Starts a real node (real LevelDB, real Docker engine, real gRPC servers on port 0) from a
- * config.yaml document, exactly as the entrypoint would.
- */
-export async function startTestNode (opts: TestNodeOptions = {}): Promise<TestNode> {
+/** The config.yaml document of a test node in `dir`, written there; mesh nodes are put in the test roster first. */
+async function prepareTestNode (opts: TestNodeOptions): Promise<{ dir: string, config: NodeConfig, file: string, onMesh: boolean }> {
   const dir = opts.dir ?? await mkdtemp(path.join(os.tmpdir(), 'inframind-test-'))
   const doc = {
     node: { name: 'test', roles: ['worker'], data_dir: dir, ...opts.node },
@@ -146,7 +146,10 @@ export async function startTestNode (opts: TestNodeOptions = {}): Promise<TestNo
     const given = (opts.mesh?.admission ?? {}) as Record<string, unknown>
     ;(doc.mesh as Record<string, unknown>).admission = { ...testAdmission(dir), ...given }
   }
-  const config = parseConfig(stringify(doc), path.join(dir, 'config.yaml'))
+  const file = path.join(dir, 'config.yaml')
+  const text = stringify(doc)
+  const config = parseConfig(text, file)
+  await writeFile(file, text)
   if (onMesh && opts.rostered !== false) {
     // The node id must be in the roster before the node starts, so its first heartbeats count.
     const keyFile = config.identity.keyFile
@@ -155,6 +158,15 @@ export async function startTestNode (opts: TestNodeOptions = {}): Promise<TestNo
   }
   // The newest roster, as an operator would have copied it (a restarted node's own file may be older).
   if (onMesh && currentRoster !== undefined) await writeFile(config.mesh.admission.rosterFile, signedRosterText(currentRoster), { mode: 0o600 })
+  return { dir, config, file, onMesh }
+}
+
+/**
+ * Starts a real node (real LevelDB, real Docker engine, real gRPC servers on port 0) from a
+ * config.yaml document, exactly as the entrypoint would.
+ */
+export async function startTestNode (opts: TestNodeOptions = {}): Promise<TestNode> {
+  const { dir, config, onMesh } = await prepareTestNode(opts)
   const node = await createNode({ config, logger: silentLogger() })
   await node.start()
   if (onMesh) rosterHolders.add(node)
@@ -226,4 +238,45 @@ export async function eventually<T> (fn: () => T | undefined | null | false, tim
  */
 export function gossipPeer (a: TestNode, b: TestNode, topic = 'inframind/receipts/1'): boolean {
   return a.node.mesh?.libp2p().services.pubsub.getSubscribers(topic).some((p) => p.toString() === b.node.identity.nodeId) === true
+}
+
+/** A test node in its own process (`node entrypoint.ts`), so a test can kill -9 it. */
+export interface NodeProcess {
+  child: ChildProcess
+  dir: string
+  config: NodeConfig
+  nodeId: string
+  publicAddr: string
+  meshAddr: string
+  client: NodeClient
+  /** SIGKILL, and waits for the exit. */
+  kill(): Promise<void>
+}
+
+/** Starts a test node as a separate process and waits for its node.json; killed when the test ends. */
+export async function spawnFor (t: ExecutionContext, opts: TestNodeOptions = {}): Promise<NodeProcess> {
+  const { dir, config, file } = await prepareTestNode(opts)
+  const entry = fileURLToPath(new URL('../../entrypoint.ts', import.meta.url))
+  const child = spawn(process.execPath, [entry, '--config', file], { stdio: 'ignore' })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const kill = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    await exited
+  }
+  let client: NodeClient | undefined
+  t.teardown(async () => {
+    client?.close()
+    await kill()
+    await rm(dir, { recursive: true, force: true })
+  })
+  const info = await eventually(() => {
+    try {
+      return JSON.parse(readFileSync(path.join(dir, NODE_FILE), 'utf8')) as { nodeId: string, public: string, mesh: string[] }
+    } catch {
+      return undefined
+    }
+  }, 60_000)
+  client = connectNode(info.public)
+  const meshAddr = info.mesh.find((a) => a.startsWith('/ip4/127.0.0.1/') && a.includes('/p2p/')) ?? ''
+  return { child, dir, config, nodeId: info.nodeId, publicAddr: info.public, meshAddr, client, kill }
 }
