@@ -45,8 +45,19 @@ const NO_BYTES = Buffer.alloc(0)
 /**
  * The wire form of a job. Steps always carry container, digest, hash, size and status; their output
  * bytes only with includeSteps (a chain's intermediates can be large and most callers want the result).
+ * A job this node ran for a scheduler shows no output bytes at all: its result went back to the
+ * scheduler sealed, and its id has been seen by others (it may ride gossip), so the id must not be
+ * a key to the client's data here. State, hashes and the receipt stay readable.
  */
 export function jobToWire (job: JobRecord, opts: { includeSteps?: boolean } = {}): Job {
+  if (job.schedulerId !== '') {
+    const { output: _output, ...rest } = job
+    return jobToWireUnchecked({ ...rest, steps: job.steps.map(({ output: _o, ...s }) => s) }, { includeSteps: false })
+  }
+  return jobToWireUnchecked(job, opts)
+}
+
+function jobToWireUnchecked (job: JobRecord, opts: { includeSteps?: boolean }): Job {
   return {
     jobId: job.id,
     containerId: job.containerId,
