@@ -104,6 +104,7 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
     configured: config.containers
   })({ logger, metrics })
   const runtime = dockerRuntime({
+    nodeId: identity.nodeId,
     socket,
     engineTimeoutMs: config.runtime.engineTimeoutMs,
     startTimeoutMs: config.runtime.startTimeoutMs,

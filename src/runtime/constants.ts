@@ -22,6 +22,23 @@ export const MAX_STDERR_BYTES = 16 * 1024 * 1024
 export const LABEL_JOB = 'inframind.job'
 export const LABEL_CONTAINER = 'inframind.container'
 export const LABEL_RUNTIME = 'inframind.runtime'
+/**
+ * The node id of the node whose runtime created the container (job and service containers alike).
+ * At start a node removes every container carrying its own id (leftovers of a run that was killed);
+ * another node's id (several nodes may share one engine, as on a devnet) or no label is never touched.
+ */
+export const LABEL_NODE = 'inframind.node'
+/** `oneshot` (one job's container) or `service` (a warm service container): says which cleanup applies. */
+export const LABEL_KIND = 'inframind.kind'
+export const KIND_ONESHOT = 'oneshot'
+export const KIND_SERVICE = 'service'
+
+/** Leftovers are removed a few at a time at start: dozens go in seconds, and a small box's engine
+ * is not swamped with removals while the node boots. */
+export const REAP_CONCURRENCY = 4
+/** The whole cleanup at start may take this many engine timeouts (the list, then the removals):
+ * a slow engine delays the boot by a bounded time, and what is left then goes at the next start. */
+export const REAP_ENGINE_TIMEOUTS = 3
 
 /** Docker's `docker run` exit code for a SIGKILLed process (128 + 9). */
 export const EXIT_SIGKILL = 137

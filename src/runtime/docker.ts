@@ -3,8 +3,10 @@ import { randomBytes } from 'node:crypto'
 import Dockerode from 'dockerode'
 import type { ContainerConfig } from '../config/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
-import type { ContainerEvent, ContainerStatus, ImageResolver, ImageStatus, Runtime, RunRequest, RunResult } from './types.ts'
-import { DEFAULT_DOCKER_SOCKET, DEFAULT_ENGINE_TIMEOUT_MS, DEFAULT_SERVICE_START_TIMEOUT_MS, ONESHOT_STATUS_REFRESH_MS } from './constants.ts'
+import type { ContainerEvent, ContainerStatus, ImageResolver, ImageStatus, Runtime, RuntimeStats, RunRequest, RunResult } from './types.ts'
+import {
+  DEFAULT_DOCKER_SOCKET, DEFAULT_ENGINE_TIMEOUT_MS, DEFAULT_SERVICE_START_TIMEOUT_MS, ONESHOT_STATUS_REFRESH_MS, REAP_ENGINE_TIMEOUTS
+} from './constants.ts'
 import {
   EngineUnavailableError, GpuUnavailableError, InputTooLargeError, RunAbortedError, RuntimeNotStartedError, ServiceUnavailableError
 } from './errors.ts'
@@ -13,12 +15,19 @@ import type { ExecuteContext } from './execute.ts'
 import { detectHardware } from './hardware.ts'
 import type { HardwareInfo } from './hardware.ts'
 import { LocalImageResolver } from './images.ts'
+import { reapLeftovers } from './reap.ts'
 import { assertSafeUser } from './sandbox.ts'
 import type { Engine } from './sandbox.ts'
 import { ServiceMonitor } from './services.ts'
 import { TypedEmitter } from '../events.ts'
 
 export interface DockerRuntimeInit {
+  /**
+   * The node's id: every container is labelled with it, and start() removes the containers labelled
+   * with it that an earlier run left behind (see LABEL_NODE). Default: none, so containers carry no
+   * node label and nothing is removed at start (the runtime could not tell its leftovers from another's).
+   */
+  nodeId?: string
   /** Docker API unix socket path; default: DOCKER_HOST when set, else /var/run/docker.sock. */
   socket?: string
   /** Limit of engine calls other than the container's run itself (default 10 s). */
@@ -59,6 +68,8 @@ class DockerRuntime implements Runtime {
   readonly #engineTimeoutMs: number
   readonly #logger: Logger
   readonly #detectHardware: () => Promise<HardwareInfo>
+  readonly #nodeId: string | undefined
+  #reapedAtStart = 0
   // Per runtime instance, so two nodes sharing an engine can tell their containers apart.
   readonly #runtimeId = randomBytes(6).toString('hex')
   readonly #activeContainers = new Set<string>()
@@ -82,6 +93,7 @@ class DockerRuntime implements Runtime {
     this.#docker = new Dockerode(engine.options)
     this.#where = engine.where
     this.#engineTimeoutMs = init.engineTimeoutMs ?? DEFAULT_ENGINE_TIMEOUT_MS
+    this.#nodeId = init.nodeId
     this.#logger = components.logger.child({ component: 'runtime' })
     this.#events = new TypedEmitter(this.#logger)
     this.#detectHardware = init.detectHardware ?? (async () => await detectHardware())
@@ -92,6 +104,7 @@ class DockerRuntime implements Runtime {
       engineTimeoutMs: this.#engineTimeoutMs,
       startTimeoutMs: init.startTimeoutMs ?? DEFAULT_SERVICE_START_TIMEOUT_MS,
       runtimeId: this.#runtimeId,
+      nodeId: this.#nodeId,
       logger: this.#logger,
       images: this.#images,
       assertGpu: async (container: ContainerConfig) => { await this.#assertGpu(container) },
@@ -118,8 +131,11 @@ class DockerRuntime implements Runtime {
       throw new EngineUnavailableError(this.#where, { cause: err })
     }
     this.#engine = engineOf(version)
-    this.#started = true
     this.#logger.info({ engine: this.#where, kind: this.#engine, version: version.Version }, 'container engine answers')
+    // Before anything is created (run() is refused until #started), and before the services start,
+    // so a stale service container is gone before its successor comes up.
+    await this.#reap()
+    this.#started = true
     // In the background: one broken service must not hold up (or fail) the node's boot.
     for (const monitor of this.#services.values()) monitor.start()
     for (const entry of this.#oneShot.values()) this.#checkOneShot(entry)
@@ -134,6 +150,27 @@ class DockerRuntime implements Runtime {
     await Promise.all([...this.#services.values()].map(async (monitor) => { await monitor.stop() }))
     while (this.#checks.size > 0) await Promise.allSettled([...this.#checks])
     await this.settled()
+  }
+
+  stats (): RuntimeStats {
+    return { reapedAtStart: this.#reapedAtStart }
+  }
+
+  async #reap (): Promise<void> {
+    this.#reapedAtStart = 0
+    if (this.#nodeId === undefined) return
+    const result = await reapLeftovers({
+      docker: this.#docker,
+      nodeId: this.#nodeId,
+      engineTimeoutMs: this.#engineTimeoutMs,
+      deadline: AbortSignal.timeout(REAP_ENGINE_TIMEOUTS * this.#engineTimeoutMs),
+      keep: this.#activeContainers,
+      logger: this.#logger
+    })
+    this.#reapedAtStart = result.removed
+    if (result.found === 0) return
+    this.#logger.info({ removed: result.removed, left: result.left }, `removed ${result.removed} containers left by an earlier run of this node`)
+    if (result.left > 0) this.#logger.warn({ left: result.left }, `${result.left} containers left by an earlier run of this node are still there; the next start tries again`)
   }
 
   containerStatuses (): ContainerStatus[] {
@@ -214,6 +251,7 @@ class DockerRuntime implements Runtime {
       docker: this.#docker,
       engineTimeoutMs: this.#engineTimeoutMs,
       runtimeId: this.#runtimeId,
+      nodeId: this.#nodeId,
       logger: this.#logger,
       active: this.#activeContainers,
       removals: this.#removals,

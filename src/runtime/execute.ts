@@ -18,6 +18,8 @@ export interface ExecuteContext {
   docker: Dockerode
   engineTimeoutMs: number
   runtimeId: string
+  /** Labels the container as this node's, so a later start can remove it if this process dies. */
+  nodeId: string | undefined
   logger: Logger
   /** Ids of containers that exist right now; stop() and activeContainers() read it. */
   active: Set<string>
@@ -39,7 +41,7 @@ type Failure = (details: RuntimeErrorDetails) => RuntimeError
  */
 export async function executeContainer (ctx: ExecuteContext, req: RunRequest, imageId: string, signal: AbortSignal, startedAtMs: number): Promise<RunResult> {
   const { docker, engineTimeoutMs } = ctx
-  const spec = buildCreateSpec({ jobId: req.jobId, container: req.container, imageId, runtimeId: ctx.runtimeId, engine: ctx.engine })
+  const spec = buildCreateSpec({ jobId: req.jobId, container: req.container, imageId, runtimeId: ctx.runtimeId, engine: ctx.engine, nodeId: ctx.nodeId })
   if (signal.aborted) throw new RunAbortedError(String(signal.reason), { imageDigest: imageId })
 
   let handle: Dockerode.Container
@@ -306,7 +308,7 @@ async function removeContainer (ctx: ExecuteContext, handle: Dockerode.Container
       // 409: removal already in progress (e.g. stop() raced the run's own cleanup).
       if (status === 409) return
       if (attempt === 2 && !quiet) {
-        ctx.logger.warn({ container: handle.id, err }, 'could not remove job container; it carries the inframind.job label for cleanup')
+        ctx.logger.warn({ container: handle.id, err }, 'could not remove job container; the node removes it at its next start (inframind.node label)')
       }
     }
   }

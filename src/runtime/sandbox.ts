@@ -2,7 +2,8 @@
 import { randomBytes } from 'node:crypto'
 import type { ContainerConfig } from '../config/types.ts'
 import {
-  CONTAINER_NAME_JOB_CHARS, LABEL_CONTAINER, LABEL_JOB, LABEL_RUNTIME, LABEL_SERVICE, NVIDIA_DEVICE_REQUEST, TMPFS_TMP_OPTIONS
+  CONTAINER_NAME_JOB_CHARS, KIND_ONESHOT, KIND_SERVICE, LABEL_CONTAINER, LABEL_JOB, LABEL_KIND, LABEL_NODE, LABEL_RUNTIME, LABEL_SERVICE,
+  NVIDIA_DEVICE_REQUEST, TMPFS_TMP_OPTIONS
 } from './constants.ts'
 import { UnsafeUserError } from './errors.ts'
 
@@ -95,10 +96,19 @@ export interface CreateSpec {
 }
 
 /**
- * Everything `POST /containers/create` gets for one job; `imageId` is the verified id, never a tag.
- * `engine` (default docker) only changes the log driver, see jobLogConfig.
+ * The labels that say who owns a container: its kind always, and the node id when the runtime has
+ * one (only then can a later start of the same node recognise the container as its own leftover).
  */
-export function buildCreateSpec (opts: { jobId: string, container: ContainerConfig, imageId: string, runtimeId: string, engine?: Engine }): CreateSpec {
+export function ownerLabels (kind: typeof KIND_ONESHOT | typeof KIND_SERVICE, nodeId: string | undefined): Record<string, string> {
+  return nodeId === undefined ? { [LABEL_KIND]: kind } : { [LABEL_KIND]: kind, [LABEL_NODE]: nodeId }
+}
+
+/**
+ * Everything `POST /containers/create` gets for one job; `imageId` is the verified id, never a tag.
+ * `engine` (default docker) only changes the log driver, see jobLogConfig; `nodeId` labels the
+ * container as this node's (see LABEL_NODE).
+ */
+export function buildCreateSpec (opts: { jobId: string, container: ContainerConfig, imageId: string, runtimeId: string, engine?: Engine, nodeId?: string }): CreateSpec {
   const { jobId, container, imageId, runtimeId } = opts
   // JOB_ID comes first and cannot be overridden by the container's env.
   const env = [`JOB_ID=${jobId}`]
@@ -109,7 +119,7 @@ export function buildCreateSpec (opts: { jobId: string, container: ContainerConf
     name: containerName(jobId),
     Image: imageId,
     Env: env,
-    Labels: { [LABEL_JOB]: jobId, [LABEL_CONTAINER]: container.id, [LABEL_RUNTIME]: runtimeId },
+    Labels: { [LABEL_JOB]: jobId, [LABEL_CONTAINER]: container.id, [LABEL_RUNTIME]: runtimeId, ...ownerLabels(KIND_ONESHOT, opts.nodeId) },
     User: container.user,
     // stdin carries the job input: attached before start, closed (StdinOnce) once it is written.
     AttachStdin: true,
@@ -159,7 +169,7 @@ export interface ServiceCreateSpec {
  * with a bridge network and its port published on 127.0.0.1 only, never on every interface: a
  * service reachable from outside would bypass the node and its Guardian.
  */
-export function buildServiceCreateSpec (opts: { container: ContainerConfig, imageId: string, runtimeId: string }): ServiceCreateSpec {
+export function buildServiceCreateSpec (opts: { container: ContainerConfig, imageId: string, runtimeId: string, nodeId?: string }): ServiceCreateSpec {
   const { container, imageId, runtimeId } = opts
   if (container.service === undefined) throw new TypeError(`container ${container.id} has no service block`)
   const port = `${container.service.port}/tcp`
@@ -169,7 +179,7 @@ export function buildServiceCreateSpec (opts: { container: ContainerConfig, imag
     name: serviceContainerName(container.id, runtimeId),
     Image: imageId,
     Env: env,
-    Labels: { [LABEL_SERVICE]: container.id, [LABEL_CONTAINER]: container.id, [LABEL_RUNTIME]: runtimeId },
+    Labels: { [LABEL_SERVICE]: container.id, [LABEL_CONTAINER]: container.id, [LABEL_RUNTIME]: runtimeId, ...ownerLabels(KIND_SERVICE, opts.nodeId) },
     User: container.user,
     ExposedPorts: { [port]: {} },
     // stdout/stderr are attached for a tail that explains a crash; there is no stdin.

@@ -19,6 +19,8 @@ export interface InstanceContext {
   /** Limit of create + start + inspect (the warm-up has the service's own startup timeout). */
   startTimeoutMs: number
   runtimeId: string
+  /** Labels the container as this node's, so a later start can remove it if this process dies. */
+  nodeId: string | undefined
   logger: Logger
 }
 
@@ -53,7 +55,7 @@ export class ServiceInstance {
     this.#ctx = ctx
     this.#container = container
     this.#service = container.service
-    this.#spec = buildServiceCreateSpec({ container, imageId, runtimeId: ctx.runtimeId })
+    this.#spec = buildServiceCreateSpec({ container, imageId, runtimeId: ctx.runtimeId, nodeId: ctx.nodeId })
     this.#name = this.#spec.name
     if (stop.aborted) this.#life.abort()
     else stop.addEventListener('abort', () => { this.#life.abort() }, { once: true, signal: this.#life.signal })
@@ -152,7 +154,7 @@ export class ServiceInstance {
         // 404: gone (or never created); 409: a removal is already in progress.
         if (status === 404 || status === 409) return
         if (attempt === 2) {
-          this.#ctx.logger.warn({ container: this.#container.id, name: this.#name, err }, 'could not remove service container; it carries the inframind.service label for cleanup')
+          this.#ctx.logger.warn({ container: this.#container.id, name: this.#name, err }, 'could not remove service container; the node removes it at its next start (inframind.node label)')
         }
       } finally {
         clearTimeout(timer)

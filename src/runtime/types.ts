@@ -65,6 +65,11 @@ export interface ImageResolver {
   ensure(container: ContainerConfig, opts?: { signal?: AbortSignal }): Promise<string>
 }
 
+export interface RuntimeStats {
+  /** Containers left by an earlier run of this node (its id in their inframind.node label) that the last start() removed. */
+  reapedAtStart: number
+}
+
 export interface Runtime extends Startable {
   /** Runs one job in a fresh sandboxed container, removed afterwards whatever happens. */
   run(req: RunRequest): Promise<RunResult>
@@ -78,4 +83,6 @@ export interface Runtime extends Startable {
   containerStatuses(): ContainerStatus[]
   /** Calls listener on every container state change; returns an unsubscribe function. */
   onContainerEvent(listener: (event: ContainerEvent) => void): () => void
+  /** Counters of the runtime's own housekeeping. */
+  stats(): RuntimeStats
 }

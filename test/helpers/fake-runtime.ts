@@ -11,7 +11,7 @@ import { silentLogger } from '../../src/telemetry/logger.ts'
 import type { ContainerConfig, NodeConfig } from '../../src/config/types.ts'
 import type { Identity } from '../../src/identity/types.ts'
 import type { GuardianRejection, HardwareProfile, JobEvent, JobsService, RemoteExecutor } from '../../src/gateway/types.ts'
-import type { ContainerStatus, ImageStatus, Runtime, RunRequest, RunResult } from '../../src/runtime/types.ts'
+import type { ContainerStatus, ImageStatus, Runtime, RuntimeStats, RunRequest, RunResult } from '../../src/runtime/types.ts'
 import type { JobRecord, JobStore } from '../../src/store/types.ts'
 import type { Startable } from '../../src/types.ts'
 
@@ -68,6 +68,7 @@ export class FakeRuntime implements Runtime {
   activeContainers (): number { return this.running }
   containerStatuses (): ContainerStatus[] { return [] }
   onContainerEvent (): () => void { return () => {} }
+  stats (): RuntimeStats { return { reapedAtStart: 0 } }
 }
 
 export function result (output: Uint8Array, imageDigest = DIGEST): RunResult {

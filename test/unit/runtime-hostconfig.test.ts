@@ -64,15 +64,24 @@ test('buildCreateSpec: runs the verified image id, not the tag, with JOB_ID, lab
     jobId: 'job-1',
     container: container({ command: ['sh', '-c', 'cat'], env: { A: 'b', JOB_ID: 'spoofed' } }),
     imageId: DIGEST,
-    runtimeId: 'rt1'
+    runtimeId: 'rt1',
+    nodeId: 'node-1'
   })
   t.is(spec.Image, DIGEST)
   t.deepEqual(spec.Cmd, ['sh', '-c', 'cat'])
   t.deepEqual(spec.Env, ['JOB_ID=job-1', 'A=b'], 'JOB_ID is the job id and the config cannot override it')
-  t.deepEqual(spec.Labels, { 'inframind.job': 'job-1', 'inframind.container': 'echo', 'inframind.runtime': 'rt1' })
+  t.deepEqual(spec.Labels, {
+    'inframind.job': 'job-1', 'inframind.container': 'echo', 'inframind.runtime': 'rt1', 'inframind.kind': 'oneshot', 'inframind.node': 'node-1'
+  })
   t.is(spec.User, '65534:65534')
   t.true(spec.OpenStdin && spec.StdinOnce && spec.AttachStdin && !spec.Tty)
   t.deepEqual(spec.HostConfig, buildHostConfig(container()))
+})
+
+test('buildCreateSpec: without a node id the container carries no node label (so no node ever reaps it)', (t) => {
+  const spec = buildCreateSpec({ jobId: 'j', container: container(), imageId: DIGEST, runtimeId: 'rt' })
+  t.false('inframind.node' in spec.Labels)
+  t.is(spec.Labels['inframind.kind'], 'oneshot')
 })
 
 test('buildCreateSpec: an empty command keeps the image default', (t) => {

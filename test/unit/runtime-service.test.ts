@@ -108,11 +108,13 @@ test('decodeOutput: strings as UTF-8, other values as JSON, bytes from base64, c
 })
 
 test('buildServiceCreateSpec: port on 127.0.0.1 only (engine-chosen), job sandbox, service labels, no stdin', (t) => {
-  const spec = buildServiceCreateSpec({ container: service({ env: { TASK: 'embed' }, command: ['serve'] }), imageId: DIGEST, runtimeId: 'rt1' })
+  const spec = buildServiceCreateSpec({ container: service({ env: { TASK: 'embed' }, command: ['serve'] }), imageId: DIGEST, runtimeId: 'rt1', nodeId: 'node-1' })
   t.deepEqual(spec.HostConfig.PortBindings, { '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] })
   t.deepEqual(spec.ExposedPorts, { '8080/tcp': {} })
   t.like(spec.HostConfig, { NetworkMode: 'bridge', ReadonlyRootfs: true, CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'], Privileged: false, PidsLimit: 64, Memory: 256 * 1024 * 1024, MemorySwap: 256 * 1024 * 1024 })
-  t.deepEqual(spec.Labels, { 'inframind.service': 'svc', 'inframind.container': 'svc', 'inframind.runtime': 'rt1' })
+  t.deepEqual(spec.Labels, {
+    'inframind.service': 'svc', 'inframind.container': 'svc', 'inframind.runtime': 'rt1', 'inframind.kind': 'service', 'inframind.node': 'node-1'
+  })
   t.like(spec, { Image: DIGEST, User: '65534:65534', AttachStdin: false, OpenStdin: false, Cmd: ['serve'], Env: ['TASK=embed'] })
   t.regex(spec.name, /^inframind-svc-svc-rt1-[0-9a-f]{6}$/)
 })
