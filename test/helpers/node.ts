@@ -1,7 +1,7 @@
 import type { ExecutionContext } from 'ava'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { existsSync, readFileSync } from 'node:fs'
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { NODE_FILE } from '../../src/types.ts'
 import { randomBytes } from 'node:crypto'
@@ -264,9 +264,12 @@ export async function spawnFor (t: ExecutionContext, opts: TestNodeOptions = {})
     await exited
   }
   let client: NodeClient | undefined
+  let nodeId = ''
   t.teardown(async () => {
     client?.close()
     await kill()
+    // A killed node leaves its job containers behind (a restart would reap them; this one is not restarted).
+    if (nodeId !== '') await removeContainersOf(nodeId)
     await rm(dir, { recursive: true, force: true })
   })
   const info = await eventually(() => {
@@ -276,7 +279,17 @@ export async function spawnFor (t: ExecutionContext, opts: TestNodeOptions = {})
       return undefined
     }
   }, 60_000)
+  nodeId = info.nodeId
   client = connectNode(info.public)
   const meshAddr = info.mesh.find((a) => a.startsWith('/ip4/127.0.0.1/') && a.includes('/p2p/')) ?? ''
   return { child, dir, config, nodeId: info.nodeId, publicAddr: info.public, meshAddr, client, kill }
+}
+
+/** Removes every container the node `nodeId` created (by its inframind.node label). */
+async function removeContainersOf (nodeId: string): Promise<void> {
+  const run = async (args: string[]): Promise<string> => await new Promise((resolve) => {
+    execFile('docker', args, (_err, stdout) => resolve(String(stdout ?? '')))
+  })
+  const ids = (await run(['ps', '-aq', '--filter', `label=inframind.node=${nodeId}`])).split('\n').filter((x) => x.trim() !== '')
+  if (ids.length > 0) await run(['rm', '-f', ...ids])
 }
