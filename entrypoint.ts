@@ -5,8 +5,9 @@
 import { pathToFileURL } from 'node:url'
 import { loadConfig } from './src/config/index.ts'
 import { createNode, type InframindNode } from './src/node.ts'
+import { forcedExitCode, onStopRequests } from './src/cli/stop.ts'
 
-/** Exit codes: 0 clean stop, 1 runtime failure, 2 bad config or usage. */
+/** Exit codes: 0 clean stop (also after SIGINT/SIGTERM), 1 runtime failure, 2 bad config or usage, 128+N forced by a second signal N (130, 143). */
 export async function main (argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let configPath: string | undefined
   for (let i = 0; i < argv.length; i++) {
@@ -14,7 +15,7 @@ export async function main (argv: string[], env: NodeJS.ProcessEnv = process.env
     if (arg === '--config' || arg === '-c') configPath = argv[++i]
     else if (arg.startsWith('--config=')) configPath = arg.slice('--config='.length)
     else if (arg === '--help' || arg === '-h') {
-      process.stdout.write('usage: infra start [--config FILE]\n  Runs the node until Ctrl-C. Config: --config, else $INFRAMIND_CONFIG, else ./config.yaml\n')
+      process.stdout.write('usage: infra start [--config FILE]\n  Runs the node until Ctrl-C or SIGTERM (exit 0 once stopped cleanly; a second one forces: exit 130/143). Config: --config, else $INFRAMIND_CONFIG, else ./config.yaml\n')
       return 0
     } else {
       process.stderr.write(`unknown argument "${arg}" (usage: infra start [--config FILE])\n`)
@@ -43,22 +44,21 @@ export async function main (argv: string[], env: NodeJS.ProcessEnv = process.env
     return 1
   }
 
+  // A stop request (signal, or the launcher's forwarded one) stops the node cleanly and exits 0; a
+  // repeated one exits at once with 128 + the signal's number, leaving service containers behind.
   return await new Promise<number>((resolve) => {
-    let stopping = false
-    const onSignal = (signal: string): void => {
-      if (stopping) {
-        node.logger.warn({ signal }, 'second signal: exiting without a clean stop')
-        process.exit(1)
+    const dispose = onStopRequests((kind, signal) => {
+      if (kind === 'force') {
+        node.logger.warn({ signal }, 'second stop request: exiting without a clean stop')
+        process.exit(forcedExitCode(signal))
       }
-      stopping = true
       node.logger.info({ signal }, 'stopping')
-      node.stop().then(() => resolve(0), (err: unknown) => {
+      node.stop().then(() => { dispose(); resolve(0) }, (err: unknown) => {
         node.logger.error({ err }, 'stop failed')
+        dispose()
         resolve(1)
       })
-    }
-    process.on('SIGINT', onSignal)
-    process.on('SIGTERM', onSignal)
+    })
   })
 }
 

@@ -56,6 +56,7 @@ const STATUS_BY_CODE: Record<string, grpc.status> = {
   INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
   INVALID_INPUT: grpc.status.INVALID_ARGUMENT,
   INVALID_JOB_ID: grpc.status.INVALID_ARGUMENT,
+  INVALID_CONTAINER_ID: grpc.status.INVALID_ARGUMENT,
   INVALID_DEADLINE: grpc.status.INVALID_ARGUMENT,
   INPUT_TOO_LARGE: grpc.status.INVALID_ARGUMENT,
   INVALID_CHAIN: grpc.status.INVALID_ARGUMENT,
@@ -109,6 +110,17 @@ export const ERROR_CODE_KEY = 'inframind-error-code'
 /** Trailer naming the Guardian rule that refused a job (e.g. IP_NOT_ALLOWED). */
 export const ERROR_REASON_KEY = 'inframind-error-reason'
 
+/**
+ * Longest status message sent. Components quote client input briefly (src/quote.ts); this is the
+ * backstop that keeps any message, however built, far below the 8 KiB metadata limit of grpc-core
+ * clients (over it they see RESOURCE_EXHAUSTED instead of the error).
+ */
+export const MAX_STATUS_DETAILS_CHARS = 1024
+
+function bounded (details: string): string {
+  return details.length <= MAX_STATUS_DETAILS_CHARS ? details : `${details.slice(0, MAX_STATUS_DETAILS_CHARS)}…(${details.length} chars)`
+}
+
 export function toServiceError (err: unknown): Partial<grpc.StatusObject> {
   const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : ''
   const status = STATUS_BY_CODE[code]
@@ -117,7 +129,7 @@ export function toServiceError (err: unknown): Partial<grpc.StatusObject> {
     metadata.set(ERROR_CODE_KEY, code)
     // Only the Guardian's reasons are a closed set of codes; other errors' `reason` is free text.
     if (err instanceof GuardianRejectedError) metadata.set(ERROR_REASON_KEY, err.reason)
-    return { code: status, details: (err as Error).message, metadata }
+    return { code: status, details: bounded(String((err as Error).message)), metadata }
   }
   const name = err instanceof Error ? err.name : typeof err
   return { code: grpc.status.INTERNAL, details: `internal error (${name}); the node logged the details` }

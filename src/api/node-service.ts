@@ -1,6 +1,7 @@
 import { isIP } from 'node:net'
 import * as grpc from '@grpc/grpc-js'
-import { JOB_ID_PATTERN } from '../gateway/index.ts'
+import { checkJobId } from '../gateway/index.ts'
+import { quote } from '../quote.ts'
 import type { ApiComponents } from './types.ts'
 import type { JobEvent as WireJobEvent, NodeInfo, SubmitJobRequest } from '../protocol/index.ts'
 import { containerToWire, jobSummaryToWire, jobToWire, stateFromWire, stateToWire } from './convert.ts'
@@ -70,9 +71,8 @@ export function peerIp (peer: string): string {
 
 function requireJobId (jobId: unknown): string {
   if (typeof jobId !== 'string' || jobId === '') throw new InvalidRequestError('job_id is required')
-  // The same rule as SubmitJob's ids: an id that could never have been accepted is a client error, not NOT_FOUND.
-  if (!JOB_ID_PATTERN.test(jobId)) throw new InvalidRequestError(`job_id is not a valid job id (${jobId.length} characters; ids are 1-128 of A-Z a-z 0-9 . _ : -)`)
-  return jobId
+  // SubmitJob's rule and error: an id that could never have been accepted is a client error, not NOT_FOUND.
+  return checkJobId(jobId)
 }
 
 /** An AbortSignal that fires when the client cancels the call (or its deadline passes). */
@@ -133,7 +133,7 @@ export function nodeServiceHandlers (c: ApiComponents): grpc.UntypedServiceImple
 
     ListJobs: unary(logger, 'ListJobs', async (req: { state: string, limit: number }) => {
       const state = req.state === 'JOB_STATE_UNSPECIFIED' ? undefined : stateFromWire(req.state)
-      if (req.state !== 'JOB_STATE_UNSPECIFIED' && state === undefined) throw new InvalidRequestError(`unknown state ${String(req.state).slice(0, 64)}`)
+      if (req.state !== 'JOB_STATE_UNSPECIFIED' && state === undefined) throw new InvalidRequestError(`unknown state ${quote(req.state)}`)
       if (req.limit > MAX_LIST) throw new InvalidRequestError(`limit is at most ${MAX_LIST}, got ${req.limit}`)
       const jobs = await c.jobs.list({ state, limit: req.limit === 0 ? DEFAULT_LIST : req.limit })
       return { jobs: jobs.map(jobSummaryToWire) }

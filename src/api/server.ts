@@ -8,7 +8,9 @@ import { CONTROL_SERVICE, HEALTH_SERVICE, NODE_SERVICE, packageDefinition, servi
 import { nodeServiceHandlers } from './node-service.ts'
 import { controlServiceHandlers } from './control-service.ts'
 import { listPeersHandler } from './mesh-service.ts'
-import { assertWellFormed, MalformedMessageError, serviceType, UnknownMessageTypeError } from '../protocol/index.ts'
+import protobuf from 'protobufjs'
+import descriptor from 'protobufjs/ext/descriptor/index.js'
+import { assertWellFormed, findViolation, MalformedMessageError, serviceType, UnknownMessageTypeError } from '../protocol/index.ts'
 import { ERROR_CODE_KEY } from './errors.ts'
 
 /** How long stop() lets in-flight calls finish before cutting them (streams never finish on their own). */
@@ -35,7 +37,8 @@ export function apiServer () {
 
     const options: grpc.ServerOptions = {
       'grpc.max_receive_message_length': c.config.api.maxMessageBytes,
-      'grpc.max_send_message_length': c.config.api.maxMessageBytes
+      'grpc.max_send_message_length': c.config.api.maxMessageBytes,
+      interceptors: [rejectMalformed]
     }
 
     return {
@@ -45,13 +48,13 @@ export function apiServer () {
         if (publicServer !== undefined) return
         const pub = new grpc.Server(options)
         addGuarded(pub, NODE_SERVICE, nodeServiceHandlers(comps))
-        health.addToServer(pub)
-        new ReflectionService(packageDefinition(), { services: [NODE_SERVICE, HEALTH_SERVICE] }).addToServer(pub)
+        health.addToServer(guardedRegistrar(pub))
+        new ReflectionService(packageDefinition(), { services: [NODE_SERVICE, HEALTH_SERVICE] }).addToServer(guardedRegistrar(pub))
 
         const ctl = new grpc.Server(options)
         addGuarded(ctl, CONTROL_SERVICE, { ...controlServiceHandlers(comps), ListPeers: listPeersHandler(comps) })
-        health.addToServer(ctl)
-        new ReflectionService(packageDefinition(), { services: [CONTROL_SERVICE, HEALTH_SERVICE] }).addToServer(ctl)
+        health.addToServer(guardedRegistrar(ctl))
+        new ReflectionService(packageDefinition(), { services: [CONTROL_SERVICE, HEALTH_SERVICE] }).addToServer(guardedRegistrar(ctl))
 
         const { host, port } = c.config.api.public
         const boundPublic = await bind(pub, `${host.includes(':') ? `[${host}]` : host}:${port}`)
@@ -119,50 +122,116 @@ export class ListenError extends Error {
   }
 }
 
+/** What a request decoder hands on instead of throwing: the reason the body is not a valid request. */
+interface Malformed { [MALFORMED]: string }
+
+function isMalformed (message: unknown): message is Malformed {
+  return typeof (message as Partial<Malformed> | null)?.[MALFORMED] === 'string'
+}
+
+/** What a method's request must pass before proto-loader's lenient decoder sees it: throws why not. */
+type RequestCheck = (bytes: Buffer) => void
+
 /**
- * Registers a service whose request decoding cannot fail silently: every body passes the protocol
- * layer's strict check, and one that is not a valid protobuf of the request type is answered
- * INVALID_ARGUMENT naming the type and the field, instead of grpc-js's bare INTERNAL "Error
- * deserializing request" (or a leniently half-decoded request).
+ * A service definition whose request decoders never throw: a body that fails its method's strict
+ * check (or the decoder) becomes a Malformed marker, which rejectMalformed answers. grpc-js would
+ * otherwise answer INTERNAL "Error deserializing request" for a client's mistake, and protobufjs
+ * alone decodes most garbage into some request.
  */
-function addGuarded (server: grpc.Server, fullName: string, handlers: grpc.UntypedServiceImplementation): void {
-  const def = serviceConstructor(fullName).service
-  const methods = serviceType(fullName).methods
-  const guardedDef: Record<string, grpc.MethodDefinition<unknown, unknown>> = {}
-  const guardedHandlers: grpc.UntypedServiceImplementation = {}
-  for (const [method, spec] of Object.entries(def)) {
-    const resolved = methods[method]?.resolvedRequestType
-    if (resolved == null) throw new UnknownMessageTypeError(`${fullName}.${method} request`)
-    // Without protobufjs's leading dot: inframind.v1.SubmitJobRequest.
-    const requestType = resolved.fullName.slice(1)
-    guardedDef[method] = {
+function guardDecoding (def: grpc.ServiceDefinition, checkOf: (method: string, spec: grpc.MethodDefinition<unknown, unknown>) => { type: string, check: RequestCheck }): grpc.ServiceDefinition {
+  const guarded: Record<string, grpc.MethodDefinition<unknown, unknown>> = {}
+  for (const [method, spec] of Object.entries(def as Record<string, grpc.MethodDefinition<unknown, unknown>>)) {
+    const { type, check } = checkOf(method, spec)
+    guarded[method] = {
       ...spec,
       requestDeserialize: (bytes: Buffer) => {
         try {
-          assertWellFormed(requestType, bytes)
+          check(bytes)
           return spec.requestDeserialize(bytes)
         } catch (err) {
           const what = err instanceof MalformedMessageError
             ? (err.field === '' ? err.reason : `${err.field}: ${err.reason}`)
             : (err as Error).message
-          return { [MALFORMED]: `the request body is not a valid ${requestType} protobuf (${what}); check the client's .proto files or use server reflection` }
+          return { [MALFORMED]: `the request body is not a valid ${type} protobuf (${what}); check the client's .proto files or use server reflection` } satisfies Malformed
         }
       }
     }
-    const handler = handlers[method]
-    if (handler === undefined) continue
-    guardedHandlers[method] = ((call: any, callback?: grpc.sendUnaryData<unknown>) => {
-      const malformed = call.request?.[MALFORMED]
-      if (typeof malformed === 'string') {
-        const metadata = new grpc.Metadata()
-        metadata.set(ERROR_CODE_KEY, 'MALFORMED_MESSAGE')
-        const status = { code: grpc.status.INVALID_ARGUMENT, details: malformed, metadata }
-        if (callback !== undefined) callback(status as grpc.ServiceError, null)
-        else call.emit('error', status)
-        return
-      }
-      ;(handler as (...args: unknown[]) => void)(call, callback)
-    }) as grpc.UntypedHandleCall
   }
-  server.addService(guardedDef as grpc.ServiceDefinition, guardedHandlers)
+  return guarded as grpc.ServiceDefinition
+}
+
+/**
+ * The strict check of a method defined outside our .proto files (health, reflection): its request
+ * type rebuilt from the file descriptors proto-loader keeps with every method definition.
+ */
+function foreignCheck (spec: grpc.MethodDefinition<unknown, unknown>): { type: string, check: RequestCheck } {
+  const [, service = '', method = ''] = /^\/(.+)\/([^/]+)$/.exec(spec.path) ?? []
+  const files = (spec as { requestType?: { fileDescriptorProtos?: Buffer[] } }).requestType?.fileDescriptorProtos ?? []
+  const set = descriptor.FileDescriptorSet.create({ file: files.map((b) => descriptor.FileDescriptorProto.decode(b)) })
+  const root = (protobuf.Root as unknown as { fromDescriptor: (set: unknown) => protobuf.Root }).fromDescriptor(set)
+  root.resolveAll()
+  const requestType = root.lookupService(service).methods[method]?.resolvedRequestType
+  if (requestType == null) throw new UnknownMessageTypeError(`${service}.${method} request`)
+  const type = requestType.fullName.slice(1)
+  return {
+    type,
+    check: (bytes) => {
+      const v = findViolation(requestType, bytes)
+      if (v !== undefined) throw new MalformedMessageError(type, v.reason, { field: v.field })
+    }
+  }
+}
+
+/**
+ * The server interceptor that answers a Malformed request message INVALID_ARGUMENT (error code
+ * MALFORMED_MESSAGE) before any handler sees it, for every service on the server: unary and
+ * streaming calls alike, ours and the health and reflection services grpc-js libraries add.
+ */
+const rejectMalformed: grpc.ServerInterceptor = (_method, call) => {
+  const intercepted: grpc.ServerInterceptingCall = new grpc.ServerInterceptingCall(call, {
+    start: (next) => {
+      next({
+        onReceiveMessage: (message, pass) => {
+          if (!isMalformed(message)) {
+            pass(message)
+            return
+          }
+          const metadata = new grpc.Metadata()
+          metadata.set(ERROR_CODE_KEY, 'MALFORMED_MESSAGE')
+          intercepted.sendStatus({ code: grpc.status.INVALID_ARGUMENT, details: message[MALFORMED], metadata })
+        }
+      })
+    }
+  })
+  return intercepted
+}
+
+/**
+ * Registers one of our services with strict decoding: every body also passes the protocol layer's
+ * check, so one that is not a valid protobuf of the request type is refused naming the type and the
+ * field, rather than leniently half-decoded.
+ */
+function addGuarded (server: grpc.Server, fullName: string, handlers: grpc.UntypedServiceImplementation): void {
+  const def = serviceConstructor(fullName).service
+  const methods = serviceType(fullName).methods
+  server.addService(guardDecoding(def, (method) => {
+    const resolved = methods[method]?.resolvedRequestType
+    if (resolved == null) throw new UnknownMessageTypeError(`${fullName}.${method} request`)
+    // Without protobufjs's leading dot: inframind.v1.SubmitJobRequest.
+    const type = resolved.fullName.slice(1)
+    return { type, check: (bytes) => { assertWellFormed(type, bytes) } }
+  }), handlers)
+}
+
+/**
+ * The server as grpc-health-check's and @grpc/reflection's addToServer see it: both only call
+ * server.addService(definition, handlers) (read in node_modules), so their definitions get guarded
+ * decoders too and a garbage body is INVALID_ARGUMENT on every service, as docs/ARCHITECTURE.md says.
+ */
+function guardedRegistrar (server: grpc.Server): grpc.Server {
+  return {
+    addService: (def: grpc.ServiceDefinition, handlers: grpc.UntypedServiceImplementation) => {
+      server.addService(guardDecoding(def, (_method, spec) => foreignCheck(spec)), handlers)
+    }
+  } as unknown as grpc.Server
 }

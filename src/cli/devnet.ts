@@ -17,6 +17,7 @@ import { NODE_FILE } from '../types.ts'
 import { parseArgs, str, UsageError } from './args.ts'
 import type { CliIo } from './client-commands.ts'
 import { spinner, table } from './format.ts'
+import { forcedExitCode, onStopRequests } from './stop.ts'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const ENTRYPOINT = path.join(ROOT, 'entrypoint.ts')
@@ -225,14 +226,24 @@ export async function runDevnet (argv: string[], io: CliIo): Promise<number> {
   }
   spin.stop(`devnet of ${nodes} nodes is up (data and logs in ${baseDir})`)
   io.out(table(['NODE', 'ROLES', 'NODE ID', 'gRPC', 'CONTROL'], net.nodes.map((n) => [n.name, n.roles.join('+'), n.nodeId, n.publicAddr, n.controlAddr])))
-  io.out(`\nsubmit jobs through the gateway, e.g.:\n  infra submit --addr ${net.gateway.publicAddr} --container echo --input hello --wait\n  infra peers --control ${net.gateway.controlAddr}\n\nCtrl-C stops every node (and their containers).\n`)
+  io.out(`\nsubmit jobs through the gateway, e.g.:\n  infra submit --addr ${net.gateway.publicAddr} --container echo --input hello --wait\n  infra peers --control ${net.gateway.controlAddr}\n\nCtrl-C or SIGTERM stops every node (and their containers); a second one kills them.\n`)
+  // The first stop request (signal, or the launcher's) stops every node cleanly and exits 0; a
+  // repeated one kills them at once (their containers may stay) and exits 128 + the signal's number.
+  let stopping = false
+  let forced: (signal: string) => void = () => {}
+  const force = new Promise<number>((resolve) => { forced = (signal) => resolve(forcedExitCode(signal)) })
+  let dispose = (): void => {}
   await new Promise<void>((resolve) => {
-    const onSignal = (): void => { resolve() }
-    process.once('SIGINT', onSignal)
-    process.once('SIGTERM', onSignal)
-    for (const n of net.nodes) n.child.once('exit', (code) => { if (code !== 0) io.err(`${n.name} exited (code ${code}); log: ${n.logFile}\n`) })
+    dispose = onStopRequests((kind, signal) => { if (kind === 'stop') resolve(); else forced(signal) })
+    for (const n of net.nodes) n.child.once('exit', (code) => { if (!stopping && code !== 0) io.err(`${n.name} exited (code ${code}); log: ${n.logFile}\n`) })
   })
-  io.err('stopping the devnet...\n')
-  await net.stop()
-  return 0
+  stopping = true
+  io.err('stopping the devnet... (signal again to force)\n')
+  const code = await Promise.race([net.stop().then(() => 0), force])
+  if (code !== 0) {
+    io.err('forced: killing every node\n')
+    for (const n of net.nodes) if (n.child.exitCode === null && n.child.signalCode === null) n.child.kill('SIGKILL')
+  }
+  dispose()
+  return code
 }

@@ -23,6 +23,8 @@ commands:
   verify <file|-> [--output FILE] [--json]               check a receipt offline (exit 0 valid, 1 invalid)
   roster init|add|remove|sign|show|push [...]            a private mesh's operator-signed roster (infra roster help)
 
+start and devnet stop cleanly on Ctrl-C or SIGTERM (exit 0); a second one forces it (exit 130/143).
+
 client options: --addr HOST:PORT (public gRPC, default from config.yaml or 127.0.0.1:9000),
                 --control HOST:PORT|unix:PATH (default from config.yaml or 127.0.0.1:9001),
                 --config FILE, --timeout MS

@@ -14,7 +14,9 @@ const CONTAINER_KEYS = [
 const RESOURCE_KEYS = ['cpus', 'memory', 'pids', 'gpu'] as const
 
 // Jobs address containers by id in URLs, CLI arguments and metrics labels: keep ids plain.
-const ID = /^[a-z0-9][a-z0-9._-]{0,62}$/
+/** containers[].id: what jobs name a container by (the gateway refuses any other id with this rule). */
+export const CONTAINER_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/
+const ID = CONTAINER_ID_PATTERN
 const DIGEST = /^sha256:[0-9a-f]{64}$/
 const IMAGE = /^[^\s]+$/
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/

@@ -1,9 +1,12 @@
 import { GpuUnavailableError } from '../runtime/errors.ts'
 import { schemaViolation } from '../runtime/schema.ts'
-import { JOB_ID_PATTERN, MAX_CHAIN_LENGTH, MAX_DEADLINE_MS } from './constants.ts'
+import { MAX_CHAIN_LENGTH, MAX_DEADLINE_MS } from './constants.ts'
+import { CONTAINER_ID_PATTERN, JOB_ID_PATTERN } from './ids.ts'
 import {
-  InputTooLargeError, InsufficientResourcesError, InvalidChainError, InvalidDeadlineError, InvalidInputError, InvalidJobIdError
+  InputTooLargeError, InsufficientResourcesError, InvalidChainError, InvalidContainerIdError, InvalidDeadlineError, InvalidInputError,
+  InvalidJobIdError
 } from './errors.ts'
+import { quote } from '../quote.ts'
 import type { ContainerConfig } from '../config/types.ts'
 import type { Guardian } from '../guardian/index.ts'
 import type { JobOrigin } from '../runtime/types.ts'
@@ -36,9 +39,7 @@ export interface SubmitRules {
 export function validateSubmit (req: SubmitRequest, rules: SubmitRules): ValidSubmit {
   // '' is how proto3 spells "not set", so it means "generate one", not an invalid id.
   const jobId = req.jobId === undefined || req.jobId === '' ? undefined : req.jobId
-  if (jobId !== undefined && (typeof jobId !== 'string' || !JOB_ID_PATTERN.test(jobId))) {
-    throw new InvalidJobIdError(String(jobId))
-  }
+  if (jobId !== undefined) checkJobId(jobId)
   const ids = chainOf(req)
   const origin = originOf(req.origin)
   const requiresProof = req.requiresProof === true
@@ -69,11 +70,27 @@ export function chainOf (req: Pick<SubmitRequest, 'containerId' | 'containers'>)
   if (list.length > MAX_CHAIN_LENGTH) {
     throw new InvalidChainError(`a job may chain at most ${MAX_CHAIN_LENGTH} containers, got ${list.length}`)
   }
+  // Before any lookup: an id no config could hold is the client's mistake, and the Guardian's
+  // NOT_FOUND would echo it.
+  if (one !== '') checkContainerId(one)
+  for (const id of list) checkContainerId(id)
   if (list.length === 0) return one === '' ? [] : [one]
   if (one !== '' && one !== list[0]) {
-    throw new InvalidChainError(`container_id "${one}" and containers [${list.join(', ')}] disagree: give one of them (or container_id equal to containers[0])`)
+    throw new InvalidChainError(`container_id ${quote(one)} and containers[0] ${quote(list[0])} disagree: give one of them (or container_id equal to containers[0])`)
   }
   return [...list]
+}
+
+/** `id` when it follows the job id rule (ids.ts); InvalidJobIdError otherwise. */
+export function checkJobId (id: unknown): string {
+  if (typeof id !== 'string' || !JOB_ID_PATTERN.test(id)) throw new InvalidJobIdError(String(id))
+  return id
+}
+
+/** `id` when it follows the container id rule (ids.ts); InvalidContainerIdError otherwise. */
+export function checkContainerId (id: unknown): string {
+  if (typeof id !== 'string' || !CONTAINER_ID_PATTERN.test(id)) throw new InvalidContainerIdError(String(id))
+  return id
 }
 
 /** A container that needs more than the whole node has would only fail later, so it is refused now. */

@@ -1,3 +1,6 @@
+import { quote } from '../quote.ts'
+import { CONTAINER_ID_RULE, JOB_ID_RULE } from './ids.ts'
+
 /** The jobs service was used before start() or after stop(). */
 export class NotStartedError extends Error {
   readonly code = 'NOT_STARTED'
@@ -23,7 +26,7 @@ export class InvalidInputError extends Error {
   readonly code = 'INVALID_INPUT'
   readonly reason: string
   constructor (containerId: string, reason: string, options?: ErrorOptions) {
-    super(`input rejected by container "${containerId}": ${reason}`, options)
+    super(`input rejected by container ${quote(containerId)}: ${reason}`, options)
     this.name = 'InvalidInputError'
     this.reason = reason
   }
@@ -32,9 +35,17 @@ export class InvalidInputError extends Error {
 export class InvalidJobIdError extends Error {
   readonly code = 'INVALID_JOB_ID'
   constructor (jobId: string) {
-    const shown = jobId.length > 40 ? `${jobId.slice(0, 40)}…` : jobId
-    super(`job id "${shown}" is invalid: use 1-128 characters from A-Z a-z 0-9 . _ : - (or omit it to get a generated id)`)
+    super(`job id ${quote(jobId)} is invalid: ${JOB_ID_RULE} (or omit it to get a generated id)`)
     this.name = 'InvalidJobIdError'
+  }
+}
+
+/** A container id no node could serve: it breaks the rule every configured id follows. */
+export class InvalidContainerIdError extends Error {
+  readonly code = 'INVALID_CONTAINER_ID'
+  constructor (containerId: string) {
+    super(`container id ${quote(containerId)} is invalid: ${CONTAINER_ID_RULE}`)
+    this.name = 'InvalidContainerIdError'
   }
 }
 
@@ -137,8 +148,7 @@ export class RemoteResultMismatchError extends Error {
 export class JobNotFoundError extends Error {
   readonly code = 'JOB_NOT_FOUND'
   constructor (jobId: string) {
-    const shown = jobId.length > 64 ? `${jobId.slice(0, 64)}…` : jobId
-    super(`no job with id "${shown}" on this node (list jobs with ListJobs or \`infra jobs\`)`)
+    super(`no job with id ${quote(jobId)} on this node (list jobs with ListJobs or \`infra jobs\`)`)
     this.name = 'JobNotFoundError'
   }
 }
@@ -147,7 +157,7 @@ export class JobNotFoundError extends Error {
 export class WaitAbortedError extends Error {
   readonly code = 'ABORTED'
   constructor (jobId: string, options?: ErrorOptions) {
-    super(`stopped waiting for job ${jobId.slice(0, 128)} (the caller went away; the job carries on: fetch it with GetJob)`, options)
+    super(`stopped waiting for job ${quote(jobId)} (the caller went away; the job carries on: fetch it with GetJob)`, options)
     this.name = 'WaitAbortedError'
   }
 }

@@ -26,7 +26,7 @@ import type {
 
 export * from './errors.ts'
 export { JOB_ID_PATTERN, MAX_CHAIN_LENGTH, MAX_DEADLINE_MS } from './constants.ts'
-export { chainOf, checkResources } from './admit.ts'
+export { chainOf, checkJobId, checkResources } from './admit.ts'
 export { checkRemoteResult } from './remote.ts'
 export type * from './types.ts'
 
@@ -132,6 +132,15 @@ class Jobs implements JobsService {
     for (const job of jobs) {
       if (job.state === 'pending') {
         pending.push(job)
+        resumed += 1
+      } else if (job.state === 'running' && this.#laneOf(job.containers) === 'mesh') {
+        // It ran on a worker, which kept it (idempotent by job id): assigned again, the worker that has it
+        // answers with its result, or runs it on; only a job no worker has runs anew.
+        const requeued = toRequeued(job, Date.now(), job.workerId !== undefined
+          ? `resumed after a restart: asking ${job.workerId} for its result`
+          : 'resumed after a restart: assigning it again')
+        await this.#store.putActive(requeued)
+        pending.push(requeued)
         resumed += 1
       } else if (job.state === 'running') {
         // Its container died with the previous process; rerunning could repeat side effects, so it fails with a reason.

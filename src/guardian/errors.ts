@@ -1,4 +1,5 @@
 import type { JobOrigin } from '../runtime/types.ts'
+import { quote } from '../quote.ts'
 
 /** Which rule refused a job; stable, so metrics and clients can tell rejections apart. */
 export type GuardianReason =
@@ -48,7 +49,8 @@ export class GuardianRejectedError extends Error {
 
 function describeOrigin (origin: JobOrigin): string {
   const parts = [`ip ${origin.ip === '' ? '(unknown)' : origin.ip}`]
-  if (origin.peerId !== '') parts.push(`peer ${origin.peerId}`)
-  if (origin.delegate !== '') parts.push(`delegate ${origin.delegate}`)
+  // The delegate is whatever the client wrote; a peer id is checked only later, if at all.
+  if (origin.peerId !== '') parts.push(`peer ${quote(origin.peerId)}`)
+  if (origin.delegate !== '') parts.push(`delegate ${quote(origin.delegate)}`)
   return parts.join(', ')
 }
