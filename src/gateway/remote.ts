@@ -74,12 +74,21 @@ export async function runRemoteJob (queued: JobRecord, signal: AbortSignal, remo
   await update(job)
   try {
     const r = await remote.runRemote(
-      { jobId: job.id, containers: job.containers, input: job.input, deadlineAtMs: job.deadlineAtMs, requiresProof: job.requiresProof, origin: job.origin, allowProbation: job.allowProbation },
+      {
+        jobId: job.id, containers: job.containers, input: job.input, deadlineAtMs: job.deadlineAtMs, requiresProof: job.requiresProof,
+        origin: job.origin, allowProbation: job.allowProbation, ...(job.workerId !== undefined ? { previousWorker: job.workerId } : {})
+      },
       {
         signal,
         onProgress: (p) => {
           job = toRunning(job, Date.now(), p.detail)
-          hooks.note(job)
+          if (p.workerId !== undefined) {
+            // Stored, so a restarted gateway knows whom to ask for this job's result.
+            job = { ...job, workerId: p.workerId }
+            hooks.update(job).catch(() => {})
+          } else {
+            hooks.note(job)
+          }
         }
       }
     )

@@ -110,6 +110,8 @@ export interface RemoteJob {
   origin: JobOrigin
   /** Open mesh: a worker on probation (not in the roster) may run it; its result is then unverified. */
   allowProbation: boolean
+  /** The worker that accepted the job before this node restarted: asked first (it may hold the result). */
+  previousWorker?: string
 }
 
 export interface RemoteResult {
@@ -122,7 +124,12 @@ export interface RemoteResult {
   probation: boolean
 }
 
-export interface RemoteProgress { state: 'assigned' | 'accepted' | 'running', detail: string }
+export interface RemoteProgress {
+  state: 'assigned' | 'accepted' | 'running'
+  detail: string
+  /** The worker the job is with now (set with 'accepted'). */
+  workerId?: string
+}
 
 /** Runs jobs on other nodes (a scheduler on the mesh); the gateway uses it for jobs it does not run itself. */
 export interface RemoteExecutor {

@@ -35,6 +35,13 @@ const WATCH_INTERVAL_MS = 500
  * job is running elsewhere within seconds.
  */
 const DISCONNECT_GRACE_MS = 2_000
+/**
+ * When no worker can take a job, how long the scheduler waits for one to appear (within the job's
+ * deadline) before NO_WORKER: a gateway that has just restarted hears its workers' heartbeats only
+ * over the next seconds, and its resumed jobs must not fail for that.
+ */
+const WORKER_WAIT_MS = 20_000
+const WORKER_POLL_MS = 250
 
 /** An ack returned by a worker's AssignJob counts only if that worker signed it, for this job. */
 function verifiedAck (envelope: SignedEnvelope, jobId: string, workerId: string): AssignmentAck {
@@ -263,6 +270,7 @@ export function scheduler (init: SchedulerInit) {
         opts.signal.addEventListener('abort', () => reject(new RemoteJobTimeoutError(job.jobId, resultFrom)), { once: true })
       })
       result.catch(() => {})
+      const waitingSince = Date.now()
       try {
         for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
           const now = Date.now()
@@ -273,10 +281,18 @@ export function scheduler (init: SchedulerInit) {
             return standing === 'rostered' || (standing === 'probation' && job.allowProbation)
           })
           for (const [id, u] of use) if (u.inFlight === 0 && u.coolUntilMs <= now && !live.some((h) => h.nodeId === id)) use.delete(id)
-          const worker = pickWorker(live, job.containers, tried, use, now)
+          // The worker that had the job before a restart is asked first: it may hold the result.
+          const previous = attempt === 0 && job.previousWorker !== undefined ? live.find((h) => h.nodeId === job.previousWorker) : undefined
+          const worker = previous ?? pickWorker(live, job.containers, tried, use, now)
           if (worker === undefined) {
-            if (refusals.length === 0) throw new NoWorkerError(job.containers, passedOver(job, tried, now))
-            break
+            if (refusals.length > 0) break
+            if (Date.now() - waitingSince < WORKER_WAIT_MS) {
+              await new Promise((resolve) => setTimeout(resolve, WORKER_POLL_MS))
+              if (opts.signal.aborted) throw new RemoteJobTimeoutError(job.jobId, '')
+              attempt -= 1
+              continue
+            }
+            throw new NoWorkerError(job.containers, passedOver(job, tried, now))
           }
           useOf(worker.nodeId).lastAssignedMs = Date.now()
           tried.add(worker.nodeId)
@@ -301,7 +317,7 @@ export function scheduler (init: SchedulerInit) {
             logger.info({ job: job.jobId, worker: worker.nodeId, code: ack.code }, 'assignment refused; trying another worker')
             continue
           }
-          opts.onProgress?.({ state: 'accepted', detail: `accepted by ${worker.nodeId}` })
+          opts.onProgress?.({ state: 'accepted', detail: `accepted by ${worker.nodeId}${ack.duplicate ? ' (it already had the job)' : ''}`, workerId: worker.nodeId })
           const running = useOf(worker.nodeId)
           running.inFlight += 1
           const watch = watchWorker(worker.nodeId)

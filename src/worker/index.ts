@@ -110,7 +110,7 @@ export function workerAgent (init: WorkerInit) {
         }
       }
       try {
-        const { duplicate } = await c.jobs.submit({
+        const { duplicate, job } = await c.jobs.submit({
           jobId: a.jobId,
           containers: a.containers,
           input,
@@ -120,9 +120,17 @@ export function workerAgent (init: WorkerInit) {
           // The client as the gateway saw it, for this node's containers; the Guardian judges the scheduler.
           origin: { ip: secret.origin?.ip ?? '', peerId: secret.origin?.peerId ?? '', delegate: secret.origin?.delegate ?? '' }
         })
-        if (via === 'grpc' && !duplicate && a.replyAddress !== '') {
+        const finished = job.state === 'success' || job.state === 'failed'
+        // The reply address of the newest assignment wins: a restarted scheduler listens on a new one.
+        if (via === 'grpc' && a.replyAddress !== '' && !finished) {
           directJobs.set(a.jobId, a.replyAddress)
           while (directJobs.size > MAX_DIRECT_JOBS) directJobs.delete(directJobs.values().next().value as string)
+        }
+        // The same scheduler assigning a job this node has finished lost the result (it restarted, or
+        // the report went astray): it gets the result again, and the job does not run again.
+        if (duplicate && finished && job.schedulerId === a.schedulerId) {
+          if (via === 'grpc' && a.replyAddress !== '') directJobs.set(a.jobId, a.replyAddress)
+          setImmediate(() => { announce(job).catch((err: unknown) => logger.warn({ err, job: job.id }, 'could not send the result again')) })
         }
         logger.debug({ job: a.jobId, scheduler: a.schedulerId, duplicate }, 'assignment accepted')
         return ack(a, { accepted: true, duplicate })

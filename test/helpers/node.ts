@@ -256,6 +256,8 @@ export interface NodeProcess {
 /** Starts a test node as a separate process and waits for its node.json; killed when the test ends. */
 export async function spawnFor (t: ExecutionContext, opts: TestNodeOptions = {}): Promise<NodeProcess> {
   const { dir, config, file } = await prepareTestNode(opts)
+  // A node.json left by an earlier run of the same dir names dead ports: wait for the new one.
+  await rm(path.join(dir, NODE_FILE), { force: true })
   const entry = fileURLToPath(new URL('../../entrypoint.ts', import.meta.url))
   const child = spawn(process.execPath, [entry, '--config', file], { stdio: 'ignore' })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
