@@ -89,14 +89,20 @@ async function startConfig (t: ExecutionContext): Promise<{ dir: string, file: s
   return { dir, file }
 }
 
+/** `infra start` launched and up: the launcher and the pid of the node process it runs. */
+async function startedNode (t: ExecutionContext): Promise<{ l: ReturnType<typeof launch>, nodePid: number }> {
+  const { dir, file } = await startConfig(t)
+  let nodePid = 0
+  const l = launch(t, ['start', '--config', file], () => nodePid === 0 ? [] : [nodePid])
+  const info = await eventually(async () => l.child.exitCode === null ? await nodeFile(dir) : false, UP_TIMEOUT_MS)
+  t.truthy(info, l.output())
+  nodePid = info!.pid
+  return { l, nodePid }
+}
+
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   test.serial(`infra start stops cleanly on ${signal} sent to its pid and exits 0`, async (t) => {
-    const { dir, file } = await startConfig(t)
-    let nodePid = 0
-    const l = launch(t, ['start', '--config', file], () => nodePid === 0 ? [] : [nodePid])
-    const info = await eventually(async () => l.child.exitCode === null ? await nodeFile(dir) : false, UP_TIMEOUT_MS)
-    t.truthy(info, l.output())
-    nodePid = info!.pid
+    const { l, nodePid } = await startedNode(t)
     t.not(nodePid, l.child.pid, 'the node runs in the launcher\'s child')
     process.kill(l.child.pid!, signal)
     t.is(await exitCode(l), 0, l.output())
@@ -105,12 +111,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
 }
 
 test.serial('a second SIGTERM to infra start forces the stop with exit 143', async (t) => {
-  const { dir, file } = await startConfig(t)
-  let nodePid = 0
-  const l = launch(t, ['start', '--config', file], () => nodePid === 0 ? [] : [nodePid])
-  const info = await eventually(async () => l.child.exitCode === null ? await nodeFile(dir) : false, UP_TIMEOUT_MS)
-  t.truthy(info, l.output())
-  nodePid = info!.pid
+  const { l, nodePid } = await startedNode(t)
   process.kill(l.child.pid!, 'SIGTERM')
   process.kill(l.child.pid!, 'SIGTERM')
   const code = await exitCode(l)
