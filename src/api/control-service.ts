@@ -84,7 +84,8 @@ async function status (c: ApiComponents): Promise<NodeStatus> {
     imageCacheMisses: c.images?.stats().misses ?? 0,
     imageCacheHitRatio: c.images?.stats().hitRatio ?? 1,
     guardianRejections: stats.guardianRejections,
-    meshJobsInFlight: stats.meshInFlight
+    meshJobsInFlight: stats.meshInFlight,
+    containersReapedAtStart: c.runtime.stats().reapedAtStart
   }
 }
 

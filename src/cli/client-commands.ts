@@ -98,6 +98,7 @@ export async function runStatus (argv: string[], io: CliIo): Promise<number> {
       ['RAM', `${formatBytes(s.rssBytes)} node RSS; host ${formatBytes(s.memoryUsedBytes)} used of ${formatBytes(s.memoryTotalBytes)}`],
       ['Image Cache', s.imageCacheHits + s.imageCacheMisses === 0 ? 'no lookups yet' : `${(s.imageCacheHitRatio * 100).toFixed(1)} % hits (${s.imageCacheHits} hits, ${s.imageCacheMisses} fetched)`],
       ['Guardian', `${s.guardianRejections} jobs refused`],
+      ...(s.containersReapedAtStart > 0 ? [['Cleanup', `${s.containersReapedAtStart} containers left by an earlier run removed at start`] as [string, string]] : []),
       ['Metrics', s.metricsUrl === '' ? 'disabled' : s.metricsUrl]
     ]
     io.out(rows.map(([k, v]) => `${k.padEnd(12)} ${v}`).join('\n') + '\n\nContainers\n')

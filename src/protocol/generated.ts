@@ -122,6 +122,8 @@ export interface NodeStatus {
   guardianRejections: number
   /** Mesh jobs awaiting their worker now (part of active_jobs; they hold no executor slot). */
   meshJobsInFlight: number
+  /** Containers an earlier run of this node left in the engine (it was killed), removed at this start. */
+  containersReapedAtStart: number
 }
 
 export type ListContainersRequest = Record<string, never>

@@ -15,6 +15,7 @@ import type { Runtime } from '../../src/runtime/index.ts'
 import { createLogger } from '../../src/telemetry/logger.ts'
 import { ECHO_IMAGE, lockedDigest, serviceContainer } from '../helpers/images.ts'
 import { containerYaml, text } from '../helpers/node.ts'
+import { connectControl } from '../../src/api/client.ts'
 
 // Orphan reaping against the real engine: a node removes the containers an earlier run of itself
 // left behind (found by the inframind.node label), and nothing else. Serial: the kill test spawns
@@ -255,6 +256,14 @@ test.serial('a node killed with SIGKILL leaves its job container; its restart re
   const report = second.lines.find((l) => REMOVED.test(l.msg ?? ''))
   t.is(report?.msg, 'removed 1 containers left by an earlier run of this node', 'the node reports the count')
   t.is(report?.removed, 1)
+  // And says so in its status.
+  const nodeFile = JSON.parse(await readFile(path.join(dir, 'node.json'), 'utf8')) as { control: string }
+  const control = connectControl(nodeFile.control)
+  try {
+    t.is((await control.getStatus()).containersReapedAtStart, 1)
+  } finally {
+    control.close()
+  }
 
   // A clean stop leaves nothing behind either.
   second.child.kill('SIGTERM')
