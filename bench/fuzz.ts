@@ -9,7 +9,7 @@
  * project's typed errors (an Error subclass with a string `code`), never a TypeError, a RangeError or
  * a crash; a gRPC call always ends with a status, and the node never exits.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -17,7 +17,6 @@ import { fileURLToPath } from 'node:url'
 import fc from 'fast-check'
 import * as grpc from '@grpc/grpc-js'
 import protobuf from 'protobufjs'
-import { parse, stringify } from 'yaml'
 import {
   CONTROL_SERVICE, NODE_SERVICE, PROTO_PACKAGE, decodeFetchRequest, decodeFetchResponse, decodeStrict, encode,
   messageType, protoRoot, serviceType, type MessageName
@@ -28,7 +27,7 @@ import { decodeRosterRequest, decodeRosterResponse, parseSignedRosterText } from
 import { parseConfig } from '../src/config/index.ts'
 import { parseReceiptFile } from '../src/cli/verify.ts'
 import { NODE_FILE } from '../src/types.ts'
-import { NODE_FLAGS } from '../src/cli/devnet.ts'
+import { rssMiB, spawnRepoNode } from './proc.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const RESULTS = path.join(ROOT, 'bench', 'results')
@@ -219,39 +218,21 @@ interface FuzzReport {
   crashes: number
 }
 
-async function rssMiB (pid: number | undefined): Promise<number> {
-  if (pid === undefined) return 0
-  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
-  return Math.round(Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024 * 10) / 10
-}
-
 /** One real node from the repo's config.yaml, every listener on a free port; resolves with where it listens. */
 async function startNode (dir: string): Promise<{ child: ChildProcess, publicAddress: string, controlAddress: string, stderr: () => string }> {
-  const doc = parse(await readFile(path.join(ROOT, 'config.yaml'), 'utf8')) as Record<string, any>
-  doc.node.data_dir = dir
-  doc.identity.key_file = path.join(dir, 'identity.key')
-  doc.api.public = '127.0.0.1:0'
-  doc.api.control = '127.0.0.1:0'
-  doc.telemetry.metrics.listen = '127.0.0.1:0'
-  doc.mesh.listen = ['/ip4/127.0.0.1/tcp/0']
-  doc.telemetry.log_level = 'warn'
-  const file = path.join(dir, 'config.yaml')
-  await writeFile(file, stringify(doc))
-  const child = spawn(process.execPath, [...NODE_FLAGS, path.join(ROOT, 'entrypoint.ts'), '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-8192) })
+  const { child, stderr } = await spawnRepoNode(ROOT, dir)
   const deadline = Date.now() + 120_000
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`the node exited at start (${child.exitCode}): ${stderr}`)
+    if (child.exitCode !== null) throw new Error(`the node exited at start (${child.exitCode}): ${stderr()}`)
     const info = await readFile(path.join(dir, NODE_FILE), 'utf8').catch(() => undefined)
     if (info !== undefined) {
       const { public: publicAddress, control: controlAddress } = JSON.parse(info) as { public: string, control: string }
-      return { child, publicAddress, controlAddress, stderr: () => stderr }
+      return { child, publicAddress, controlAddress, stderr }
     }
     await new Promise((resolve) => setTimeout(resolve, 200))
   }
   child.kill('SIGTERM')
-  throw new Error(`the node did not listen within 120 s: ${stderr}`)
+  throw new Error(`the node did not listen within 120 s: ${stderr()}`)
 }
 
 const identity = (b: Buffer): Buffer => b

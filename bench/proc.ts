@@ -1,6 +1,10 @@
 /** What the benches read about node processes from /proc (Linux), and waiting for a fresh mesh to go quiet. */
-import { readFile } from 'node:fs/promises'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { readFile, writeFile } from 'node:fs/promises'
 import os from 'node:os'
+import path from 'node:path'
+import { parse, stringify } from 'yaml'
+import { NODE_FLAGS } from '../src/cli/devnet.ts'
 
 /** Settled = the node processes together use under half the machine over a 5 s window. */
 const SETTLE_WINDOW_MS = 5_000
@@ -34,4 +38,28 @@ export async function rssMiB (pid: number | undefined): Promise<number> {
   if (pid === undefined) return 0
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024
+}
+
+/** A node process started from the repo's config.yaml; its stderr's tail is kept for error messages. */
+export interface RepoNode { child: ChildProcess, containers: number, stderr: () => string }
+
+/**
+ * Starts a real node process from the repo's config.yaml in `dir`, every listener moved to a free
+ * port on 127.0.0.1 and logging only warnings, as `npm start` runs it (NODE_FLAGS).
+ */
+export async function spawnRepoNode (root: string, dir: string): Promise<RepoNode> {
+  const doc = parse(await readFile(path.join(root, 'config.yaml'), 'utf8')) as Record<string, any>
+  doc.node.data_dir = dir
+  doc.identity.key_file = path.join(dir, 'identity.key')
+  doc.api.public = '127.0.0.1:0'
+  doc.api.control = '127.0.0.1:0'
+  doc.telemetry.metrics.listen = '127.0.0.1:0'
+  doc.mesh.listen = ['/ip4/127.0.0.1/tcp/0']
+  doc.telemetry.log_level = 'warn'
+  const file = path.join(dir, 'config.yaml')
+  await writeFile(file, stringify(doc))
+  const child = spawn(process.execPath, [...NODE_FLAGS, path.join(root, 'entrypoint.ts'), '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-8192) })
+  return { child, containers: (doc.containers as unknown[]).length, stderr: () => stderr }
 }
