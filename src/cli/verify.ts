@@ -1,9 +1,15 @@
-/** `infra verify`: check a receipt offline — signature, signer = worker, and optionally the output's hash. */
+/**
+ * `infra verify`: check a receipt or a certificate offline. A receipt: signature, signer = worker,
+ * and optionally the output's hash. A certificate: the scheduler's signature, the receipt inside it,
+ * every attestation, distinct chosen validators and the quorum (src/verification/certificate.ts).
+ */
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import type { SignedEnvelope } from '../envelope/types.ts'
 import { decodeEnvelope, envelopeFromJson } from '../envelope/index.ts'
 import { verifyReceipt, type Receipt } from '../receipt/index.ts'
+import { PAYLOAD_TYPES } from '../protocol/index.ts'
+import { verifyCertificate, type CertificateVerification } from '../verification/index.ts'
 
 export interface VerifyIo {
   out: (s: string) => void
@@ -16,8 +22,9 @@ export interface VerifyIo {
 const USAGE = `usage: infra verify <file|-> [--output FILE] [--json]
 
   <file|->       a receipt: the JSON envelope (infra job ID --receipt), a whole job (infra job ID --json),
-                 or a binary protobuf SignedEnvelope; - reads stdin
-  --output FILE  also check that sha256(FILE) is the receipt's output hash
+                 or a binary protobuf SignedEnvelope; or a certificate (infra job ID --certificate);
+                 - reads stdin
+  --output FILE  also check that sha256(FILE) is the receipt's (the certified) output hash
   --json         print the result as JSON
 exit status: 0 valid, 1 invalid, 2 usage or read error
 `
@@ -58,6 +65,9 @@ export async function runVerify (argv: string[], io: VerifyIo): Promise<number> 
   }
 
   const parsed = parseReceiptFile(input)
+  if (parsed.ok && parsed.env.payloadType === PAYLOAD_TYPES.certificate) {
+    return reportCertificate(verifyCertificate(parsed.env, { output }), output !== undefined, values.json === true, io)
+  }
   const result = parsed.ok ? verifyReceipt(parsed.env, { output }) : { valid: false as const, reason: parsed.reason, code: parsed.code }
   if (!result.valid) {
     io.out(values.json === true
@@ -139,6 +149,39 @@ function summary (r: Receipt, outputChecked: boolean): string {
   ]
   if (r.schedulerId !== '') rows.push(['scheduler', r.schedulerId])
   return 'valid\n' + rows.map(([k, v]) => `  ${(k + ':').padEnd(12)}${v}`).join('\n') + '\n'
+}
+
+function reportCertificate (result: CertificateVerification, outputChecked: boolean, json: boolean, io: VerifyIo): number {
+  if (!result.valid) {
+    io.out(json ? JSON.stringify({ valid: false, kind: 'certificate', code: result.code, reason: result.reason }, null, 2) + '\n' : `invalid certificate: ${result.code}: ${result.reason}\n`)
+    return 1
+  }
+  const { certificate: c, receipt: r, attestations } = result
+  const policy = c.policy as NonNullable<typeof c.policy>
+  if (json) {
+    io.out(JSON.stringify({
+      valid: true,
+      kind: 'certificate',
+      output_checked: outputChecked,
+      scheduler_id: c.schedulerId,
+      policy: { method: policy.method, validators: policy.validators, quorum: policy.quorum },
+      chosen: c.chosen,
+      attested_by: attestations.map((a) => a.validatorId),
+      issued_at: iso(c.issuedAtMs),
+      receipt: receiptJson(r)
+    }, null, 2) + '\n')
+    return 0
+  }
+  const rows: Array<[string, string]> = [
+    ['job', r.jobId],
+    ['worker', r.workerId],
+    ['scheduler', c.schedulerId],
+    ['policy', `${policy.method}, ${policy.quorum} of ${policy.validators} validators`],
+    ['agreed', attestations.map((a) => a.validatorId).join(', ')],
+    ['output', `sha256:${hex(r.outputHash)}${outputChecked ? ' (matches --output)' : ''}`]
+  ]
+  io.out('valid certificate\n' + rows.map(([k, v]) => `  ${(k + ':').padEnd(12)}${v}`).join('\n') + '\n')
+  return 0
 }
 
 async function readProcessStdin (): Promise<Uint8Array> {

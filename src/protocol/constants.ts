@@ -37,7 +37,9 @@ export const PAYLOAD_TYPES = {
   receipt: 'inframind/receipt/v1',
   attestation: 'inframind/attestation/v1',
   roster: 'inframind/roster/v1',
-  rosterNotice: 'inframind/roster-notice/v1'
+  rosterNotice: 'inframind/roster-notice/v1',
+  certificate: 'inframind/certificate/v1',
+  dispute: 'inframind/dispute/v1'
 } as const
 
 export type PayloadTypeName = keyof typeof PAYLOAD_TYPES
@@ -78,5 +80,7 @@ export const PAYLOAD_MESSAGES = {
   receipt: 'inframind.v1.Receipt',
   attestation: 'inframind.v1.Attestation',
   roster: 'inframind.v1.Roster',
-  rosterNotice: 'inframind.v1.RosterNotice'
+  rosterNotice: 'inframind.v1.RosterNotice',
+  certificate: 'inframind.v1.Certificate',
+  dispute: 'inframind.v1.DisputeRecord'
 } as const satisfies Record<PayloadTypeName, MessageName>

@@ -577,6 +577,70 @@ export interface RosterNotice {
   atMs: number
 }
 
+// inframind/v1/verification.proto
+
+/**
+ * How a client wants its result checked. method "none" = the worker's receipt only;
+ * "signature" = validators check the receipt and attest; "reexecute" = validators run the
+ * job again in their own sandbox and compare output hashes.
+ */
+export interface VerificationPolicy {
+  /** "none", "signature" or "reexecute" ("" means the gateway's default). */
+  method: string
+  /** v: how many validators are asked (0 = the gateway's default). Ignored for "none". */
+  validators: number
+  /** q: how many of them must agree, 1 <= q <= v (0 = all v). Ignored for "none". */
+  quorum: number
+}
+
+/**
+ * payload_type "inframind/certificate/v1". A scheduler's signed statement that the worker's
+ * receipt was checked under policy and that q chosen validators agreed. The envelope's signer
+ * is scheduler_id, which must also be the receipt's scheduler_id. Everything needed to check it
+ * offline is inside: the worker's receipt envelope and the validators' attestation envelopes,
+ * each with its own signature.
+ */
+export interface Certificate {
+  jobId: string
+  /** The policy the job was verified under (method "signature" or "reexecute"; v and q resolved). */
+  policy: VerificationPolicy | null
+  /** The worker's receipt envelope, byte for byte as the worker signed it. */
+  receipt: SignedEnvelope | null
+  /** At least q attestation envelopes, each "agree", from distinct validators listed in chosen. */
+  attestations: SignedEnvelope[]
+  /**
+   * The validators the scheduler asked, in rank order (ascending sha256(job_hash || utf8(id))),
+   * replacements for lost validators included. Never the worker.
+   */
+  chosen: string[]
+  schedulerId: string
+  issuedAtMs: number
+}
+
+/**
+ * payload_type "inframind/dispute/v1", topic inframind/disputes/1. Evidence that validators
+ * disagreed with a worker: the worker's receipt and the attestations, as signed by their authors,
+ * so anyone can check the dispute without trusting the scheduler that reports it. The envelope's
+ * signer is scheduler_id.
+ */
+export interface DisputeRecord {
+  jobId: string
+  policy: VerificationPolicy | null
+  /** The disputed receipt envelope, byte for byte as the worker signed it. */
+  receipt: SignedEnvelope | null
+  /** Every attestation the scheduler collected for this receipt (agreeing and disagreeing). */
+  attestations: SignedEnvelope[]
+  /**
+   * "validators_output": q validators agreed with each other on another output, which became the
+   * result; "rerun": no such agreement, the job runs again on another worker.
+   */
+  resolution: string
+  /** For "validators_output": the output hash the validators agreed on. Empty for "rerun". */
+  resolvedOutputHash: Uint8Array
+  schedulerId: string
+  atMs: number
+}
+
 /** Every message by its full protobuf name. */
 export interface MessageTypes {
   'inframind.v1.Attestation': Attestation
@@ -626,6 +690,9 @@ export interface MessageTypes {
   'inframind.v1.Roster': Roster
   'inframind.v1.RosterMember': RosterMember
   'inframind.v1.RosterNotice': RosterNotice
+  'inframind.v1.VerificationPolicy': VerificationPolicy
+  'inframind.v1.Certificate': Certificate
+  'inframind.v1.DisputeRecord': DisputeRecord
 }
 
 export type MessageName = keyof MessageTypes

@@ -15,6 +15,7 @@ export {
   encodeHeartbeat, decodeHeartbeat, encodeAssignment, decodeAssignment, encodeAck, decodeAck,
   encodeJobResult, decodeJobResult, encodeAttestation, decodeAttestation,
   encodeAssignmentSecret, decodeAssignmentSecret, encodeRoster, decodeRoster, encodeRosterNotice, decodeRosterNotice,
-  encodeFetchRequest, decodeFetchRequest, encodeFetchResponse, decodeFetchResponse, FETCH_STATUSES
+  encodeFetchRequest, decodeFetchRequest, encodeFetchResponse, decodeFetchResponse, FETCH_STATUSES,
+  encodeCertificate, decodeCertificate, encodeDisputeRecord, decodeDisputeRecord
 } from './messages.ts'
 export type { FetchResponse, FetchStatus } from './messages.ts'

@@ -3,7 +3,7 @@ import type * as G from './generated.ts'
 import { decodeStrict, encode } from './codec.ts'
 import { MalformedMessageError } from './errors.ts'
 
-export type { Heartbeat, HeartbeatStats, Assignment, AssignmentSecret, JobOrigin, AssignmentAck, JobResultNotice, Attestation, FetchRequest, Roster, RosterMember, RosterNotice } from './generated.ts'
+export type { Heartbeat, HeartbeatStats, Assignment, AssignmentSecret, JobOrigin, AssignmentAck, JobResultNotice, Attestation, FetchRequest, Roster, RosterMember, RosterNotice, VerificationPolicy, Certificate, DisputeRecord } from './generated.ts'
 
 export const encodeHeartbeat = (m: G.Heartbeat): Uint8Array => encode('inframind.v1.Heartbeat', m)
 export const decodeHeartbeat = (b: Uint8Array): G.Heartbeat => decodeStrict('inframind.v1.Heartbeat', b)
@@ -21,6 +21,10 @@ export const encodeRoster = (m: G.Roster): Uint8Array => encode('inframind.v1.Ro
 export const decodeRoster = (b: Uint8Array): G.Roster => decodeStrict('inframind.v1.Roster', b)
 export const encodeRosterNotice = (m: G.RosterNotice): Uint8Array => encode('inframind.v1.RosterNotice', m)
 export const decodeRosterNotice = (b: Uint8Array): G.RosterNotice => decodeStrict('inframind.v1.RosterNotice', b)
+export const encodeCertificate = (m: G.Certificate): Uint8Array => encode('inframind.v1.Certificate', m)
+export const decodeCertificate = (b: Uint8Array): G.Certificate => decodeStrict('inframind.v1.Certificate', b)
+export const encodeDisputeRecord = (m: G.DisputeRecord): Uint8Array => encode('inframind.v1.DisputeRecord', m)
+export const decodeDisputeRecord = (b: Uint8Array): G.DisputeRecord => decodeStrict('inframind.v1.DisputeRecord', b)
 export const encodeFetchRequest = (m: G.FetchRequest): Uint8Array => encode('inframind.v1.FetchRequest', m)
 export const decodeFetchRequest = (b: Uint8Array): G.FetchRequest => decodeStrict('inframind.v1.FetchRequest', b)
 

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { encodeEnvelope, envelopeToJson, signEnvelope } from '../../src/envelope/index.ts'
 import { identityFromSeed } from '../../src/identity/index.ts'
-import { RECEIPT_PAYLOAD_TYPE, computeJobHash, encodeReceipt, sha256, signReceipt, type Receipt } from '../../src/receipt/index.ts'
+import { RECEIPT_PAYLOAD_TYPE, computeJobHash, encodeReceipt, receiptHash, sha256, signReceipt, type Receipt } from '../../src/receipt/index.ts'
+import { chooseValidators, signAttestation, signCertificate } from '../../src/verification/index.ts'
 import { runVerify } from '../../src/cli/verify.ts'
 
 const worker = identityFromSeed(new Uint8Array(32).fill(11))
@@ -145,4 +146,39 @@ test('usage errors exit 2', async (t) => {
   t.is(missing.code, 2)
   t.true(missing.err.includes('does-not-exist.json'))
   t.is((await verify([file('ok.json', JSON.stringify(envelopeToJson(env))), '--output', join(dir, 'nope')])).code, 2)
+})
+
+test('a certificate file: exit 0 with the policy and who agreed; a flipped output byte or attestation: exit 1 with the reason', async (t) => {
+  const scheduler = identityFromSeed(new Uint8Array(32).fill(12))
+  const validators = [identityFromSeed(new Uint8Array(32).fill(13)), identityFromSeed(new Uint8Array(32).fill(14))]
+  const assigned = signReceipt(worker, { ...receipt, schedulerId: scheduler.nodeId })
+  const chosen = chooseValidators(receipt.jobHash, validators.map((v) => v.nodeId), worker.nodeId, 2)
+  const attestations = chosen.map((id) => signAttestation(validators.find((v) => v.nodeId === id)!, {
+    receiptHash: receiptHash(assigned), jobId: receipt.jobId, workerId: worker.nodeId, validatorId: id, verdict: 'agree', method: 'reexecution', outputHash: sha256(output), reason: '', atMs: 1
+  }))
+  const cert = { jobId: receipt.jobId, policy: { method: 'reexecute', validators: 2, quorum: 2 }, receipt: assigned, attestations, chosen, schedulerId: scheduler.nodeId, issuedAtMs: 2 }
+  const certFile = file('cert.json', JSON.stringify(envelopeToJson(signCertificate(scheduler, cert))))
+  const outFile = file('cert-out.bin', output)
+  const ok = await verify([certFile, '--output', outFile])
+  t.is(ok.code, 0, ok.out + ok.err)
+  t.regex(ok.out, /valid certificate/)
+  t.regex(ok.out, /reexecute, 2 of 2 validators/)
+  t.regex(ok.out, /matches --output/)
+  const json = JSON.parse((await verify([certFile, '--json'])).out) as { valid: boolean, kind: string, attested_by: string[] }
+  t.true(json.valid)
+  t.is(json.kind, 'certificate')
+  t.deepEqual([...json.attested_by].sort(), [...chosen].sort())
+
+  const bad = new Uint8Array(output)
+  bad[0] = (bad[0] as number) ^ 1
+  const wrongOut = await verify([certFile, '--output', file('cert-bad-out.bin', bad)])
+  t.is(wrongOut.code, 1)
+  t.regex(wrongOut.out, /invalid certificate: OUTPUT_MISMATCH/)
+
+  const forged = { ...attestations[1]!, signature: new Uint8Array(attestations[1]!.signature) }
+  forged.signature[5] = (forged.signature[5] as number) ^ 1
+  const forgedFile = file('cert-forged.json', JSON.stringify(envelopeToJson(signCertificate(scheduler, { ...cert, attestations: [attestations[0]!, forged] }))))
+  const r = await verify([forgedFile])
+  t.is(r.code, 1)
+  t.regex(r.out, /invalid certificate: ATTESTATION_INVALID: attestation 2: INVALID_SIGNATURE/)
 })
