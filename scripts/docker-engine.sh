@@ -56,6 +56,37 @@ ensure_busybox () {
   fail "a static /bin/busybox is needed to build inframind/echo:1; install it: sudo apt-get install -y busybox-static"
 }
 
+# gVisor, for containers with `runtime: runsc`: when runsc is installed, the dockerd started here
+# gets it too. Not when the daemon config already names runsc (that entry, maybe with runtimeArgs,
+# decides), and not where this runsc is known not to start any container (below). Never required:
+# without it the node refuses runsc jobs with a reason (OCI_RUNTIME_UNAVAILABLE).
+DAEMON_JSON=/etc/docker/daemon.json
+runsc_flags () {
+  local runsc
+  runsc=$(command -v runsc) || return 0
+  if [ -f "$DAEMON_JSON" ] && grep -q '"runsc"' "$DAEMON_JSON"; then
+    say "gVisor: $DAEMON_JSON registers runsc"
+    return 0
+  fi
+  if runsc_netstack_broken; then
+    say "gVisor: not registering $runsc: this release cannot start containers on this kernel (gVisor issue 10704);"
+    say "  register it in $DAEMON_JSON with \"runtimeArgs\": [\"--network=host\"], or install a newer gVisor (docs/ARCHITECTURE.md, \"The sandbox\")"
+    return 0
+  fi
+  say "gVisor: registering runsc ($runsc)"
+  echo "--add-runtime=runsc=$runsc"
+}
+
+# gVisor releases from before mid-2024 take any network namespace that shows net.core.rmem_default for
+# the host's, which kernels >= 6.11 show in every namespace, and then start no container with their own
+# network stack ("cannot run with network enabled in root network namespace").
+runsc_netstack_broken () {
+  local built
+  built=$(runsc --version 2>/dev/null | grep -o '20[0-9]\{6\}' | head -n 1)
+  [ -n "$built" ] && [ "$built" -lt 20240730 ] || return 1
+  have unshare && unshare -n test -e /proc/sys/net/core/rmem_default 2>/dev/null
+}
+
 start_dockerd () {
   local sock
   sock=$(socket_path)
@@ -76,9 +107,12 @@ start_dockerd () {
     apt_install docker.io busybox-static || fail "dockerd is not installed and apt-get could not install it: install docker.io (Debian/Ubuntu) or Docker Engine, then rerun"
   fi
   have dockerd || fail "dockerd is still not on PATH after installing docker.io"
+  local flags
+  flags=$(runsc_flags)
   say "starting dockerd (log: $DOCKERD_LOG)"
   # setsid + nohup: the engine must outlive this script and the npm process that ran it.
-  setsid nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+  # shellcheck disable=SC2086 # $flags is empty or one word
+  setsid nohup dockerd $flags >>"$DOCKERD_LOG" 2>&1 </dev/null &
   local pid=$! waited=0
   while [ "$waited" -lt $((START_TIMEOUT_S * 4)) ]; do
     if engine_answers; then

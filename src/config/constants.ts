@@ -1,5 +1,5 @@
 /** Every config default, with why it is what it is. config.yaml documents the same values for operators. */
-import type { IoSchema, NetworkMode, NodeConfig, Role } from './types.ts'
+import type { IoSchema, NetworkMode, NodeConfig, OciRuntime, Role } from './types.ts'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -84,6 +84,17 @@ export const DEFAULT_NETWORK: NetworkMode = 'none'
 /** nobody:nogroup — never root. */
 export const DEFAULT_CONTAINER_USER = '65534:65534'
 export const NETWORK_MODES: readonly NetworkMode[] = ['none', 'bridge']
+/** The engine's own runtime: every engine has it, and it starts a container in well under a second. */
+export const DEFAULT_OCI_RUNTIME: OciRuntime = 'runc'
+export const OCI_RUNTIMES: readonly OciRuntime[] = ['runc', 'runsc']
+/**
+ * Under runsc the gVisor sandbox's own threads count against the container's pids limit: 38 host
+ * tasks for an idle job on a 2-CPU machine, and below ~48 the sandbox cannot even start (Go's
+ * "newosproc"). 128 leaves room for the job and for machines with more CPUs (more Go threads).
+ */
+export const MIN_RUNSC_PIDS = 128
+/** The gVisor sandbox's memory also counts against the limit: measured, 8 MiB cannot start it, 16 MiB can. */
+export const MIN_RUNSC_MEMORY_BYTES = 32 * MiB
 
 /** Jobs reach a container from outside unless it is marked internal (a chain-only step). */
 export const DEFAULT_EXTERNAL = true

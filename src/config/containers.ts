@@ -1,14 +1,14 @@
-import type { ContainerConfig, IoSchema } from './types.ts'
+import type { ContainerConfig, ContainerResources, IoSchema, OciRuntime } from './types.ts'
 import { IO_SCHEMAS } from '../runtime/schema.ts'
 import * as C from './constants.ts'
 import { parseCidrList, parsePeerList, parseService, parseSource } from './service.ts'
 import {
-  boolean, describe, integer, isMapping, oneOf, positiveNumber, section, size, string, stringList, type Ctx, type Path
+  boolean, describe, formatSize, integer, isMapping, oneOf, positiveNumber, section, size, string, stringList, type Ctx, type Path
 } from './fields.ts'
 
 const CONTAINER_KEYS = [
   'id', 'description', 'image', 'digest', 'command', 'env', 'resources', 'timeout_ms', 'max_output_bytes',
-  'max_input_bytes', 'input_schema', 'output_schema', 'network', 'user', 'mode', 'service', 'source',
+  'max_input_bytes', 'input_schema', 'output_schema', 'network', 'runtime', 'user', 'mode', 'service', 'source',
   'external', 'allowed_ips', 'allowed_peers', 'allowed_delegates', 'generates_proofs', 'mesh_only'
 ] as const
 const RESOURCE_KEYS = ['cpus', 'memory', 'pids', 'gpu'] as const
@@ -66,19 +66,21 @@ function parseContainer (ctx: Ctx, raw: Record<string, unknown>, path: Path, max
     ctx.report('INVALID_VALUE', [...path, 'network'], 'bridge (or leave it out) for a service container',
       'a service container is reached through a port published on 127.0.0.1, which needs network: bridge')
   }
+  const id = string(ctx, o, 'id', path, '', { required: true, pattern: ID, expected: 'an id of lowercase letters, digits, ".", "_" or "-" (e.g. "echo")' })
+  const res: ContainerResources = {
+    cpus: positiveNumber(ctx, resources, 'cpus', rpath, C.DEFAULT_CONTAINER_CPUS, MAX_CPUS),
+    memoryBytes: size(ctx, resources, 'memory', rpath, C.DEFAULT_CONTAINER_MEMORY_BYTES, C.MIN_CONTAINER_MEMORY_BYTES, MAX_MEMORY_BYTES),
+    pids: integer(ctx, resources, 'pids', rpath, C.DEFAULT_CONTAINER_PIDS, 1, MAX_PIDS),
+    gpu: boolean(ctx, resources, 'gpu', rpath, C.DEFAULT_CONTAINER_GPU)
+  }
   return {
-    id: string(ctx, o, 'id', path, '', { required: true, pattern: ID, expected: 'an id of lowercase letters, digits, ".", "_" or "-" (e.g. "echo")' }),
+    id,
     description: string(ctx, o, 'description', path, '', { allowEmpty: true }),
     image: string(ctx, o, 'image', path, '', { required: true, pattern: IMAGE, expected: 'an image reference like "inframind/echo:1"' }),
     digest: string(ctx, o, 'digest', path, '', { required: true, pattern: DIGEST, expected: 'an image digest "sha256:<64 lowercase hex>"' }),
     command: stringList(ctx, o, 'command', path, [], 'a list of strings like [cat] (empty = the image\'s default)'),
     env: parseEnv(ctx, o.env, [...path, 'env']),
-    resources: {
-      cpus: positiveNumber(ctx, resources, 'cpus', rpath, C.DEFAULT_CONTAINER_CPUS, MAX_CPUS),
-      memoryBytes: size(ctx, resources, 'memory', rpath, C.DEFAULT_CONTAINER_MEMORY_BYTES, C.MIN_CONTAINER_MEMORY_BYTES, MAX_MEMORY_BYTES),
-      pids: integer(ctx, resources, 'pids', rpath, C.DEFAULT_CONTAINER_PIDS, 1, MAX_PIDS),
-      gpu: boolean(ctx, resources, 'gpu', rpath, C.DEFAULT_CONTAINER_GPU)
-    },
+    resources: res,
     timeoutMs: integer(ctx, o, 'timeout_ms', path, C.DEFAULT_CONTAINER_TIMEOUT_MS, 1, MAX_TIMEOUT_MS),
     maxOutputBytes: size(ctx, o, 'max_output_bytes', path, Math.min(C.DEFAULT_MAX_OUTPUT_BYTES, maxInline), 1, maxInline),
     maxInputBytes: size(ctx, o, 'max_input_bytes', path, Math.min(C.DEFAULT_MAX_INPUT_BYTES, maxInline), 1, maxInline),
@@ -86,6 +88,7 @@ function parseContainer (ctx: Ctx, raw: Record<string, unknown>, path: Path, max
     outputSchema: oneOf<IoSchema>(ctx, o, 'output_schema', path, C.DEFAULT_IO_SCHEMA, IO_SCHEMAS),
     // Service containers are reached through a port on 127.0.0.1, which needs a bridge network.
     network: mode === 'service' ? 'bridge' : network,
+    runtime: parseRuntime(ctx, o, path, id, res),
     user: parseUser(ctx, o, path),
     mode,
     service: parseService(ctx, o.service, path, mode),
@@ -97,6 +100,34 @@ function parseContainer (ctx: Ctx, raw: Record<string, unknown>, path: Path, max
     generatesProofs: boolean(ctx, o, 'generates_proofs', path, false),
     meshOnly: boolean(ctx, o, 'mesh_only', path, false)
   }
+}
+
+/**
+ * runtime: runc or runsc, nothing else (a typo must not quietly mean the weaker runtime). Under runsc
+ * the gVisor sandbox itself lives inside the container's limits, so they must leave it room to start.
+ */
+function parseRuntime (ctx: Ctx, o: Record<string, unknown>, path: Path, id: string, res: ContainerResources): OciRuntime {
+  const value = o.runtime
+  if (value === undefined || value === null) return C.DEFAULT_OCI_RUNTIME
+  const expected = `one of ${C.OCI_RUNTIMES.join(', ')}`
+  const known = C.OCI_RUNTIMES.find((r) => r === value)
+  if (known === undefined) {
+    ctx.report(typeof value === 'string' ? 'INVALID_VALUE' : 'WRONG_TYPE', [...path, 'runtime'], expected,
+      `container "${id}" asks for runtime ${describe(value)}; the allowed runtimes are runc (the engine's default) and runsc (gVisor)`)
+    return C.DEFAULT_OCI_RUNTIME
+  }
+  if (known === 'runsc') {
+    const rpath = [...path, 'resources']
+    if (res.pids < C.MIN_RUNSC_PIDS) {
+      ctx.report('OUT_OF_RANGE', [...rpath, 'pids'], `at least ${C.MIN_RUNSC_PIDS} with runtime runsc`,
+        `container "${id}" runs under runsc, whose gVisor sandbox threads count against this limit: set resources.pids to at least ${C.MIN_RUNSC_PIDS}, got ${res.pids}`)
+    }
+    if (res.memoryBytes < C.MIN_RUNSC_MEMORY_BYTES) {
+      ctx.report('OUT_OF_RANGE', [...rpath, 'memory'], `at least ${formatSize(C.MIN_RUNSC_MEMORY_BYTES)} with runtime runsc`,
+        `container "${id}" runs under runsc, whose gVisor sandbox memory counts against this limit: set resources.memory to at least ${formatSize(C.MIN_RUNSC_MEMORY_BYTES)}, got ${formatSize(res.memoryBytes)}`)
+    }
+  }
+  return known
 }
 
 function parseEnv (ctx: Ctx, value: unknown, path: Path): Record<string, string> {

@@ -224,6 +224,7 @@ export function containerConfig (fields: Pick<ContainerConfig, 'id' | 'image' | 
     inputSchema: C.DEFAULT_IO_SCHEMA,
     outputSchema: C.DEFAULT_IO_SCHEMA,
     network: C.DEFAULT_NETWORK,
+    runtime: C.DEFAULT_OCI_RUNTIME,
     user: C.DEFAULT_CONTAINER_USER,
     mode: C.DEFAULT_CONTAINER_MODE,
     source: { url: '', sha256: '', pull: false, username: '', password: '' },

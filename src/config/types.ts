@@ -7,6 +7,13 @@ export type IoSchema = 'text' | 'json' | 'bytes' | 'embedding<float>'
 
 export type NetworkMode = 'none' | 'bridge'
 
+/**
+ * The OCI runtime a container runs under. runc: the engine's default (runc on Docker). runsc: gVisor,
+ * a user-space kernel between the job and the host's, for images that are not trusted; the engine
+ * must have it registered (docs/ARCHITECTURE.md, "The sandbox"), else the container never runs.
+ */
+export type OciRuntime = 'runc' | 'runsc'
+
 /** oneshot: a fresh container per job; service: a long-running server the node calls over HTTP. */
 export type ContainerMode = 'oneshot' | 'service'
 
@@ -77,6 +84,8 @@ export interface ContainerConfig {
   inputSchema: IoSchema
   outputSchema: IoSchema
   network: NetworkMode
+  /** OCI runtime of its containers (job and service); never swapped for another one. */
+  runtime: OciRuntime
   /** uid:gid the process runs as; never root. */
   user: string
   mode: ContainerMode

@@ -7,8 +7,19 @@ export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock'
  * tolerates a loaded engine but still turns a hung one into an error instead of a stuck job. */
 export const DEFAULT_ENGINE_TIMEOUT_MS = 10_000
 
-/** /tmp is the only writable place in a job container; tmpfs pages count against its memory limit. */
+/**
+ * /tmp and /dev/shm are the only writable places in a job container, both mounted with these options:
+ * bounded, nothing on them can be executed, and their pages count against the memory limit (tmpfs
+ * pages are charged to the memory cgroup of the process that writes them).
+ */
 export const TMPFS_TMP_OPTIONS = 'rw,noexec,nosuid,nodev,size=64m'
+
+/**
+ * How often the engine is asked again which OCI runtimes it has (GET /info), while a container that
+ * needs one other than the default is checked: a runtime registered with a reload of dockerd is seen
+ * within seconds, and a burst of jobs costs the engine one request.
+ */
+export const OCI_RUNTIMES_REFRESH_MS = 5_000
 
 /** stderr is diagnostics only: the last few KiB are enough for a receipt and bounded in memory. */
 export const STDERR_TAIL_BYTES = 4096

@@ -15,10 +15,12 @@ import type { ExecuteContext } from './execute.ts'
 import { detectHardware } from './hardware.ts'
 import type { HardwareInfo } from './hardware.ts'
 import { LocalImageResolver } from './images.ts'
+import { OciRuntimes } from './oci-runtimes.ts'
 import { reapLeftovers } from './reap.ts'
 import { assertSafeUser } from './sandbox.ts'
 import type { Engine } from './sandbox.ts'
 import { ServiceMonitor } from './services.ts'
+import { ImageStatusCache } from './image-status.ts'
 import { TypedEmitter } from '../events.ts'
 
 export interface DockerRuntimeInit {
@@ -76,6 +78,8 @@ class DockerRuntime implements Runtime {
   readonly #removals = new Set<Promise<void>>()
   readonly #runs = new Map<Promise<unknown>, AbortController>()
   readonly #local: LocalImageResolver
+  readonly #ociRuntimes: OciRuntimes
+  readonly #imageStatus: ImageStatusCache
   readonly #images: ImageResolver
   readonly #services = new Map<string, ServiceMonitor>()
   /** Image readiness of one-shot containers, from the last check. */
@@ -98,6 +102,11 @@ class DockerRuntime implements Runtime {
     this.#events = new TypedEmitter(this.#logger)
     this.#detectHardware = init.detectHardware ?? (async () => await detectHardware())
     this.#local = new LocalImageResolver(this.#docker, this.#engineTimeoutMs)
+    this.#ociRuntimes = new OciRuntimes({ docker: this.#docker, engineTimeoutMs: this.#engineTimeoutMs })
+    this.#imageStatus = new ImageStatusCache(async (image) => {
+      const id = await this.#local.imageId(image)
+      return { image, present: id !== undefined, digest: id ?? '' }
+    })
     this.#images = init.images ?? this.#local
     const serviceContext = {
       docker: this.#docker,
@@ -108,6 +117,7 @@ class DockerRuntime implements Runtime {
       logger: this.#logger,
       images: this.#images,
       assertGpu: async (container: ContainerConfig) => { await this.#assertGpu(container) },
+      assertOciRuntime: async (container: ContainerConfig) => { await this.#ociRuntimes.assert(container) },
       changed: (status: ContainerStatus, detail: string) => { this.#changed(status, detail) }
     }
     for (const container of init.containers ?? []) {
@@ -135,6 +145,7 @@ class DockerRuntime implements Runtime {
     // Before anything is created (run() is refused until #started), and before the services start,
     // so a stale service container is gone before its successor comes up.
     await this.#reap()
+    await this.#warnMissingOciRuntimes()
     this.#started = true
     // In the background: one broken service must not hold up (or fail) the node's boot.
     for (const monitor of this.#services.values()) monitor.start()
@@ -206,8 +217,7 @@ class DockerRuntime implements Runtime {
 
   async imageStatus (image: string): Promise<ImageStatus> {
     this.#assertStarted()
-    const id = await this.#local.imageId(image)
-    return { image, present: id !== undefined, digest: id ?? '' }
+    return await this.#imageStatus.get(image)
   }
 
   async run (req: RunRequest): Promise<RunResult> {
@@ -246,6 +256,7 @@ class DockerRuntime implements Runtime {
   async #verifyAndRun (req: RunRequest, signal: AbortSignal, startedAtMs: number): Promise<RunResult> {
     const { container } = req
     if (container.resources.gpu) await this.#assertGpu(container)
+    await this.#assertOciRuntime(container)
     const imageId = await this.#ensureImage(container, signal)
     const ctx: ExecuteContext = {
       docker: this.#docker,
@@ -285,7 +296,7 @@ class DockerRuntime implements Runtime {
   /** A local-only look at a one-shot container's image (never fetches: that is the image cache's prefetch). */
   #checkOneShot (entry: OneShotStatus): void {
     entry.checkedAtMs = Date.now()
-    const check = this.#local.ensure(entry.container).then(
+    const check = this.#ociRuntimes.assert(entry.container).then(async () => await this.#local.ensure(entry.container)).then(
       () => { this.#oneShotChecked(entry, 'ready', '') },
       (err: unknown) => { this.#oneShotChecked(entry, 'missing', (err as Error).message) }
     ).finally(() => { this.#checks.delete(check) })
@@ -307,6 +318,35 @@ class DockerRuntime implements Runtime {
     this.#logger.info({ container: status.id, state: status.state, restarts: status.restarts, hostPort: status.hostPort, detail }, 'container state')
     const event: ContainerEvent = { containerId: status.id, state: status.state, detail, atMs: Date.now() }
     this.#events.emit('container', event)
+  }
+
+  /** A one-shot container whose runtime is missing is not ready either, whatever its image. */
+  async #assertOciRuntime (container: ContainerConfig): Promise<void> {
+    try {
+      await this.#ociRuntimes.assert(container)
+    } catch (err) {
+      const entry = this.#oneShot.get(container.id)
+      if (entry?.container.runtime === container.runtime) this.#oneShotChecked(entry, 'missing', (err as Error).message)
+      throw err
+    }
+  }
+
+  /**
+   * Says at start, with how to fix it, which configured containers ask for a runtime the engine lacks.
+   * Not a failed start: the node still serves its other containers, and these fail each job with the
+   * same reason (OCI_RUNTIME_UNAVAILABLE) until the runtime is registered.
+   */
+  async #warnMissingOciRuntimes (): Promise<void> {
+    const wanting = [...this.#oneShot.values()].map((e) => e.container)
+      .concat([...this.#services.values()].map((m) => m.container))
+      .filter((c) => c.runtime !== 'runc')
+    for (const container of wanting) {
+      try {
+        await this.#ociRuntimes.assert(container)
+      } catch (err) {
+        this.#logger.warn({ container: container.id, runtime: container.runtime, err: (err as Error).name }, (err as Error).message)
+      }
+    }
   }
 
   async #assertGpu (container: ContainerConfig): Promise<void> {

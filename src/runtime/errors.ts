@@ -81,6 +81,23 @@ export class GpuUnavailableError extends RuntimeError {
   }
 }
 
+/**
+ * A container asks for an OCI runtime (runsc) the engine does not have. Never answered by running it
+ * under the default runtime instead: whoever asked for gVisor did not trust the image with less.
+ */
+export class OciRuntimeUnavailableError extends RuntimeError {
+  static readonly code = 'OCI_RUNTIME_UNAVAILABLE'
+  readonly runtime: string
+  constructor (containerId: string, runtime: string, available: readonly string[]) {
+    super('OciRuntimeUnavailableError', OciRuntimeUnavailableError.code,
+      `container ${containerId} needs runtime ${runtime} but the engine has only ${available.join(', ') || 'no named runtime'}, ` +
+      `so it is not run (never under another runtime). Install it ('sudo apt-get install runsc') and register it with the engine: ` +
+      `'sudo runsc install' then reload dockerd ('sudo systemctl reload docker' or 'kill -HUP' its pid), ` +
+      `or start dockerd with '--add-runtime runsc=/usr/bin/runsc' (docs/ARCHITECTURE.md, "The sandbox")`)
+    this.runtime = runtime
+  }
+}
+
 export class ImageNotFoundError extends RuntimeError {
   static readonly code = 'IMAGE_NOT_FOUND'
   constructor (image: string, details?: RuntimeErrorDetails) {

@@ -1,6 +1,6 @@
 /** The sandbox every job container runs in, as pure functions of its config (unit-testable). */
 import { randomBytes } from 'node:crypto'
-import type { ContainerConfig } from '../config/types.ts'
+import type { ContainerConfig, OciRuntime } from '../config/types.ts'
 import {
   CONTAINER_NAME_JOB_CHARS, KIND_ONESHOT, KIND_SERVICE, LABEL_CONTAINER, LABEL_JOB, LABEL_KIND, LABEL_NODE, LABEL_RUNTIME, LABEL_SERVICE,
   NVIDIA_DEVICE_REQUEST, TMPFS_TMP_OPTIONS
@@ -23,6 +23,8 @@ export interface SandboxHostConfig {
   AutoRemove: false
   LogConfig: { Type: string, Config: Record<string, string> }
   DeviceRequests?: Array<{ Driver: string, Count: number, Capabilities: string[][] }>
+  /** Only for a runtime other than the engine's default (see ContainerConfig.runtime). */
+  Runtime?: OciRuntime
 }
 
 export function buildHostConfig (container: ContainerConfig): SandboxHostConfig {
@@ -30,7 +32,10 @@ export function buildHostConfig (container: ContainerConfig): SandboxHostConfig 
   const host: SandboxHostConfig = {
     NetworkMode: container.network === 'bridge' ? 'bridge' : 'none',
     ReadonlyRootfs: true,
-    Tmpfs: { '/tmp': TMPFS_TMP_OPTIONS },
+    // /dev/shm under the same rules as /tmp. Docker's own /dev/shm (64 MiB, noexec) would do as much
+    // today, but only by the engine's defaults (and --default-shm-size); this way both are in the
+    // request, and Docker mounts no /dev/shm of its own when the request has one.
+    Tmpfs: { '/tmp': TMPFS_TMP_OPTIONS, '/dev/shm': TMPFS_TMP_OPTIONS },
     CapDrop: ['ALL'],
     SecurityOpt: ['no-new-privileges'],
     Privileged: false,
@@ -46,6 +51,8 @@ export function buildHostConfig (container: ContainerConfig): SandboxHostConfig 
     // outputs outlive the job (and cost disk writes on every run).
     LogConfig: { Type: 'none', Config: {} }
   }
+  // The default runtime is left to the engine: naming "runc" would fail on a Podman that runs crun.
+  if (container.runtime !== 'runc') host.Runtime = container.runtime
   if (resources.gpu) {
     host.DeviceRequests = [{
       Driver: NVIDIA_DEVICE_REQUEST.Driver,

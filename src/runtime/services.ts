@@ -16,6 +16,8 @@ export interface MonitorContext extends InstanceContext {
   images: ImageResolver
   /** Throws when the container needs a GPU the node does not have. */
   assertGpu: (container: ContainerConfig) => Promise<void>
+  /** Throws when the container asks for an OCI runtime (runsc) the engine does not have. */
+  assertOciRuntime: (container: ContainerConfig) => Promise<void>
   /** Every state change: the runtime logs it, keeps it and tells its listeners. */
   changed: (status: ContainerStatus, detail: string) => void
 }
@@ -79,6 +81,7 @@ export class ServiceMonitor {
     try {
       assertSafeUser(this.container)
       if (this.container.resources.gpu) await this.#ctx.assertGpu(this.container)
+      await this.#ctx.assertOciRuntime(this.container)
       imageId = await this.#ctx.images.ensure(this.container, { signal })
     } catch (err) {
       if (signal.aborted) return

@@ -20,6 +20,11 @@ test.before(async () => {
       containerYaml('net', sh('ls /sys/class/net; if nc -w 2 inframind.invalid 80 </dev/null; then echo REACHED; else echo BLOCKED; fi')),
       containerYaml('write-root', sh('echo x > /escape && echo WROTE')),
       containerYaml('write-tmp', sh('echo ok > /tmp/f && cat /tmp/f')),
+      // /dev/shm follows the rules of /tmp: 64 MiB (the memory limit is far above it), noexec, and
+      // charged to the memory limit (32 MiB here, below the 48 MiB written).
+      containerYaml('shm-bound', sh('dd if=/dev/zero of=/dev/shm/f bs=1M count=80 2>/dev/null; echo "dd=$?"; wc -c < /dev/shm/f', { resources: { cpus: 0.5, memory: '256m', pids: 16 } })),
+      containerYaml('shm-exec', sh('cp /bin/sh /dev/shm/sh && echo COPIED; if /dev/shm/sh -c true 2>/dev/null; then echo EXECUTED; else echo REFUSED; fi')),
+      containerYaml('shm-memory', sh('dd if=/dev/zero of=/dev/shm/f bs=1M count=48 2>/dev/null; wc -c < /dev/shm/f', { resources: { cpus: 0.5, memory: '32m', pids: 16 } })),
       containerYaml('whoami', sh('id -u')),
       containerYaml('forkbomb', sh('f() { f | f & }; f; sleep 30', { timeout_ms: 4000, resources: { cpus: 0.5, memory: '64m', pids: 16 } })),
       containerYaml('memhog', sh('dd if=/dev/zero of=/dev/null bs=256M count=1 && echo SURVIVED', { resources: { cpus: 0.5, memory: '32m', pids: 16 } })),
@@ -67,6 +72,27 @@ test.serial('read-only root: a write to / fails while /tmp works', async (t) => 
   const tmp = await run('write-tmp')
   t.is(Buffer.from(tmp.output).toString(), 'ok\n')
   await stillServes(t, 'write-root')
+})
+
+test.serial('/dev/shm has the rules of /tmp: bounded at 64 MiB, nothing on it runs, and it counts against the memory limit', async (t) => {
+  const bound = await run('shm-bound')
+  t.is(bound.state, 'JOB_STATE_SUCCESS')
+  t.is(Buffer.from(bound.output).toString(), `dd=1\n${64 * 1024 * 1024}\n`, 'the write past 64 MiB fails, and 64 MiB is what is kept')
+
+  const exec = await run('shm-exec')
+  t.is(Buffer.from(exec.output).toString(), 'COPIED\nREFUSED\n', 'a binary copied to /dev/shm cannot be run (noexec)')
+
+  // The kernel's answer to a tmpfs write past the memory limit is the OOM killer: the writer (or the
+  // whole job) dies before the 48 MiB are in, below the 32 MiB limit.
+  const memory = await run('shm-memory')
+  t.log(`48 MiB into /dev/shm of a 32 MiB container: ${memory.state} ${memory.errorCode} ${Buffer.from(memory.output).toString().trim()}`)
+  if (memory.state === 'JOB_STATE_SUCCESS') {
+    const kept = Number(Buffer.from(memory.output).toString().trim())
+    t.true(kept > 0 && kept < 32 * 1024 * 1024, `kept ${kept} bytes in /dev/shm`)
+  } else {
+    t.true(['CONTAINER_OOM', 'CONTAINER_EXIT'].includes(memory.errorCode), memory.errorCode)
+  }
+  await stillServes(t, 'shm-memory')
 })
 
 test.serial('the job process is not root', async (t) => {

@@ -181,6 +181,31 @@ test('explicit null means the default; a required key set to null is MISSING', (
   t.deepEqual(err.errors.map((e) => [e.code, e.key]), [['MISSING', 'containers[0].image']])
 })
 
+test('runtime: runc by default, runsc when asked; anything else names the container and the allowed runtimes', (t) => {
+  t.is(parseConfig(ECHO, '').containers[0].runtime, 'runc')
+  const runsc = parseConfig(`${ECHO}    runtime: runsc\n    resources:\n      pids: 128\n      memory: 64m\n`, '')
+  t.is(runsc.containers[0].runtime, 'runsc')
+  const bads: Array<[string, ConfigErrorCode]> = [['kata', 'INVALID_VALUE'], ['gvisor', 'INVALID_VALUE'], ['"RUNSC"', 'INVALID_VALUE'], ['1', 'WRONG_TYPE'], ['true', 'WRONG_TYPE']]
+  for (const [bad, code] of bads) {
+    const err = configError(() => parseConfig(`${ECHO}    runtime: ${bad}\n`, 'c.yaml'))
+    t.deepEqual(err.errors.map((e) => [e.code, e.key]), [[code, 'containers[0].runtime']], bad)
+    t.is(err.expected, 'one of runc, runsc')
+    t.is(err.line, 5)
+    t.regex(err.message, /container "echo"/)
+  }
+})
+
+test('runtime runsc: pids and memory must leave the gVisor sandbox room to start', (t) => {
+  const err = configError(() => parseConfig(`${ECHO}    runtime: runsc\n    resources:\n      pids: 64\n      memory: 16m\n`, ''))
+  t.deepEqual(err.errors.map((e) => [e.code, e.key]), [
+    ['OUT_OF_RANGE', 'containers[0].resources.pids'],
+    ['OUT_OF_RANGE', 'containers[0].resources.memory']
+  ])
+  // The defaults (64 pids) are too few for runsc: the error says so even when resources are not written.
+  t.deepEqual(configError(() => parseConfig(`${ECHO}    runtime: runsc\n`, '')).errors.map((e) => e.key), ['containers[0].resources.pids'])
+  t.notThrows(() => parseConfig(`${ECHO}    runtime: runc\n    resources:\n      pids: 8\n      memory: 16m\n`, ''))
+})
+
 test('loopback control hosts are accepted, a unix socket too', (t) => {
   for (const host of ['127.0.0.1:9001', 'localhost:9001', '"[::1]:9001"']) {
     t.notThrows(() => parseConfig(`api:\n  control: ${host}\n`, ''), host)

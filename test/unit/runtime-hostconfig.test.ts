@@ -1,9 +1,15 @@
 import test from 'ava'
+import type Dockerode from 'dockerode'
 import { containerConfig } from '../../src/config/index.ts'
 import type { ContainerConfig } from '../../src/config/types.ts'
-import { assertSafeUser, buildCreateSpec, buildHostConfig, containerName } from '../../src/runtime/index.ts'
+import { assertSafeUser, buildCreateSpec, buildHostConfig, buildServiceCreateSpec, containerName } from '../../src/runtime/index.ts'
+import { OciRuntimes } from '../../src/runtime/oci-runtimes.ts'
 
 const DIGEST = 'sha256:' + 'ab'.repeat(32)
+const SERVICE = {
+  port: 8080, path: '/', healthPath: '/health', startupTimeoutMs: 1000, healthIntervalMs: 1000, healthTimeoutMs: 500,
+  unhealthyThreshold: 3, maxRestarts: 1, restartBackoffMs: 100, restartBackoffMaxMs: 1000
+}
 
 function container (overrides: Partial<ContainerConfig> = {}, gpu = false): ContainerConfig {
   return containerConfig({
@@ -29,7 +35,7 @@ test('buildHostConfig: the exact sandbox of a CPU job', (t) => {
   t.deepEqual(buildHostConfig(container()), {
     NetworkMode: 'none',
     ReadonlyRootfs: true,
-    Tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=64m' },
+    Tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=64m', '/dev/shm': 'rw,noexec,nosuid,nodev,size=64m' },
     CapDrop: ['ALL'],
     SecurityOpt: ['no-new-privileges'],
     Privileged: false,
@@ -48,6 +54,55 @@ test('buildHostConfig: a GPU job asks for every NVIDIA GPU and keeps the same sa
   t.deepEqual(host.DeviceRequests, [{ Driver: 'nvidia', Count: -1, Capabilities: [['gpu']] }])
   const { DeviceRequests: _ignored, ...rest } = host
   t.deepEqual(rest, buildHostConfig(container()))
+})
+
+test('buildHostConfig: runtime runsc asks the engine for it and keeps the same sandbox; runc leaves the engine its default', (t) => {
+  const host = buildHostConfig(container({ runtime: 'runsc' }))
+  t.is(host.Runtime, 'runsc')
+  const { Runtime: _ignored, ...rest } = host
+  t.deepEqual(rest, buildHostConfig(container()))
+  t.false('Runtime' in buildHostConfig(container({ runtime: 'runc' })))
+})
+
+test('buildCreateSpec and buildServiceCreateSpec: the job and the service containers of a runsc container both run under runsc', (t) => {
+  const runsc = container({ runtime: 'runsc' })
+  t.is(buildCreateSpec({ jobId: 'j', container: runsc, imageId: DIGEST, runtimeId: 'rt' }).HostConfig.Runtime, 'runsc')
+  const svc = container({ runtime: 'runsc', mode: 'service', network: 'bridge', service: SERVICE })
+  const spec = buildServiceCreateSpec({ container: svc, imageId: DIGEST, runtimeId: 'rt' })
+  t.is(spec.HostConfig.Runtime, 'runsc')
+  t.deepEqual(spec.HostConfig.Tmpfs, buildHostConfig(runsc).Tmpfs, '/tmp and /dev/shm as in a job container')
+})
+
+/** An engine whose GET /info answers with `answer`, counting the calls. */
+function engine (answer: () => Promise<{ Runtimes?: Record<string, unknown> }>): { docker: Dockerode, calls: () => number } {
+  let calls = 0
+  const docker = { info: async () => { calls++; return await answer() } } as unknown as Dockerode
+  return { docker, calls: () => calls }
+}
+
+test('OciRuntimes: runc is never asked about; runsc is checked against the engine\'s runtimes', async (t) => {
+  const withRunsc = engine(async () => ({ Runtimes: { runc: { path: 'runc' }, runsc: { path: '/usr/bin/runsc' } } }))
+  const runtimes = new OciRuntimes({ docker: withRunsc.docker, engineTimeoutMs: 1000 })
+  await runtimes.assert(container())
+  t.is(withRunsc.calls(), 0)
+  await runtimes.assert(container({ runtime: 'runsc' }))
+  t.is(withRunsc.calls(), 1)
+
+  const without = new OciRuntimes({ docker: engine(async () => ({ Runtimes: { runc: { path: 'runc' } } })).docker, engineTimeoutMs: 1000 })
+  const err = await t.throwsAsync(without.assert(container({ runtime: 'runsc' })))
+  t.is(err?.name, 'OciRuntimeUnavailableError')
+  t.is((err as Error & { code: string }).code, 'OCI_RUNTIME_UNAVAILABLE')
+})
+
+test('OciRuntimes: one engine answer serves a burst; a failed answer is not kept', async (t) => {
+  let fail = true
+  const e = engine(async () => { if (fail) throw new Error('engine down'); return { Runtimes: { runsc: {} } } })
+  const runtimes = new OciRuntimes({ docker: e.docker, engineTimeoutMs: 1000, refreshMs: 60_000 })
+  const err = await t.throwsAsync(runtimes.assert(container({ runtime: 'runsc' })))
+  t.is(err?.name, 'EngineRequestError')
+  fail = false
+  await Promise.all([1, 2, 3].map(async () => { await runtimes.assert(container({ runtime: 'runsc' })) }))
+  t.is(e.calls(), 2, 'the failure, then one answer for three checks')
 })
 
 test('buildHostConfig: bridge networking only when the container config says so', (t) => {
