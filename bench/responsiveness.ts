@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, open, readFile, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
 import * as grpc from '@grpc/grpc-js'
 import { stringify } from 'yaml'
@@ -45,6 +46,12 @@ export interface ResponsivenessResult {
   nodeCpuMsPerSecond: { idle: number, during: number }
   benchCpuMsPerSecond: { idle: number, during: number }
   machineCpuMsPerSecond: { idle: number, during: number }
+  /** The node's event-loop delay (p99, max) and GC time in each phase, ms. */
+  nodeLoop: { idle: LoopSample, during: LoopSample }
+  /** The timing client's own event-loop delay p99 in each phase, ms (a slow read can also be the client's wait). */
+  clientLoopP99Ms: { idle: number, during: number }
+  /** How long the node's event-loop thread waited for a CPU while runnable, ms per second of wall time. */
+  nodeRunQueueMsPerSecond: { idle: number, during: number }
 }
 
 /** This process's CPU so far (every thread, the burst's worker among them), ms. */
@@ -58,6 +65,24 @@ async function machineCpuMs (): Promise<number> {
   const fields = (await readFile('/proc/stat', 'utf8')).split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? []
   const busy = fields.reduce((a, b) => a + b, 0) - (fields[3] ?? 0) - (fields[4] ?? 0)
   return busy * 10
+}
+
+/** The node's event-loop delay since the last scrape (prom-client resets it on each collection) and its GC time so far. */
+export interface LoopSample { lagP99Ms: number, lagMaxMs: number, gcMs: number }
+
+async function scrapeLoop (metricsUrl: string): Promise<LoopSample> {
+  const text = await (await fetch(metricsUrl)).text()
+  const value = (name: string): number => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN)
+  let gcSeconds = 0
+  for (const m of text.matchAll(/^inframind_nodejs_gc_duration_seconds_sum\{[^}]*\} ([0-9.e+-]+)$/gm)) gcSeconds += Number(m[1])
+  return { lagP99Ms: value('inframind_nodejs_eventloop_lag_p99_seconds') * 1000, lagMaxMs: value('inframind_nodejs_eventloop_lag_max_seconds') * 1000, gcMs: gcSeconds * 1000 }
+}
+
+/** Time the process's main thread (the event loop) was runnable but waiting for a CPU so far, ms (/proc/<pid>/schedstat). */
+async function runQueueWaitMs (pid: number | undefined): Promise<number> {
+  if (pid === undefined) return 0
+  const text = await readFile(`/proc/${pid}/schedstat`, 'utf8').catch(() => '')
+  return Number(text.split(' ')[1] ?? 0) / 1e6
 }
 
 /** grpc.health.v1.Health/Check, bytes in and out: an empty request asks about the whole server. */
@@ -137,7 +162,7 @@ if (!isMainThread && (workerData as { role?: string } | null)?.role === 'respons
   parentPort?.postMessage('ready')
 }
 
-async function startNode (ctx: BenchContext, dir: string, opts: { concurrency: number, queueSize: number }): Promise<{ child: ChildProcess, address: string, logFile: string }> {
+async function startNode (ctx: BenchContext, dir: string, opts: { concurrency: number, queueSize: number }): Promise<{ child: ChildProcess, address: string, metrics: string, logFile: string }> {
   const lock = JSON.parse(await readFile(path.join(ctx.root, 'containers', 'images.lock.json'), 'utf8')) as Record<string, string>
   await mkdir(dir, { recursive: true })
   const doc = {
@@ -146,7 +171,8 @@ async function startNode (ctx: BenchContext, dir: string, opts: { concurrency: n
     api: { public: '127.0.0.1:0', control: '127.0.0.1:0' },
     jobs: { concurrency: opts.concurrency, queue_size: opts.queueSize },
     // The shipped default level: what an operator's node logs during such a burst is part of its cost.
-    telemetry: { metrics: { enabled: false, listen: '127.0.0.1:0' }, log_level: 'info' },
+    // Metrics on: the node's own event-loop lag and GC time per phase say where a slow read waited.
+    telemetry: { metrics: { enabled: true, listen: '127.0.0.1:0' }, log_level: 'info' },
     mesh: { enabled: false },
     containers: [{
       id: 'echo', image: IMAGE, digest: lock[IMAGE], command: ['cat'],
@@ -163,8 +189,8 @@ async function startNode (ctx: BenchContext, dir: string, opts: { concurrency: n
   for (;;) {
     if (child.exitCode !== null) throw new Error(`node exited during start (log ${logFile}):\n${await readFile(logFile, 'utf8').catch(() => '')}`)
     try {
-      const info = JSON.parse(await readFile(path.join(dir, NODE_FILE), 'utf8')) as { public: string }
-      return { child, address: info.public, logFile }
+      const info = JSON.parse(await readFile(path.join(dir, NODE_FILE), 'utf8')) as { public: string, metrics: string }
+      return { child, address: info.public, metrics: info.metrics, logFile }
     } catch {}
     if (Date.now() > until) throw new Error(`node did not listen within 60 s (log ${logFile})`)
     await new Promise((resolve) => setTimeout(resolve, 100))
@@ -174,7 +200,7 @@ async function startNode (ctx: BenchContext, dir: string, opts: { concurrency: n
 export async function benchResponsiveness (ctx: BenchContext, opts: { idleRounds: number, submits: number, clients: number, concurrency?: number, queueSize?: number }): Promise<ResponsivenessResult> {
   const concurrency = opts.concurrency ?? 2
   const queueSize = opts.queueSize ?? 64
-  const { child, address } = await startNode(ctx, path.join(ctx.tmp, 'responsiveness'), { concurrency, queueSize })
+  const { child, address, metrics } = await startNode(ctx, path.join(ctx.tmp, 'responsiveness'), { concurrency, queueSize })
   const client = connectNode(address)
   const health = healthClient(address)
   const worker = new Worker(new URL(import.meta.url), { workerData: { role: 'responsiveness-burst', address, clients: opts.clients, total: opts.submits } })
@@ -194,6 +220,10 @@ export async function benchResponsiveness (ctx: BenchContext, opts: { idleRounds
     await ready
     // Warm both channels and the node's code paths, then the idle phase.
     await readLoop(client, health, jobId, { count: 30 })
+    let loop0 = await scrapeLoop(metrics)
+    const clientLoop = monitorEventLoopDelay({ resolution: 1 })
+    clientLoop.enable()
+    let wait0 = await runQueueWaitMs(child.pid)
     let cpu0 = await cpuMs(child.pid)
     let bench0 = benchCpuMs()
     let machine0 = await machineCpuMs()
@@ -201,8 +231,14 @@ export async function benchResponsiveness (ctx: BenchContext, opts: { idleRounds
     const idle = await readLoop(client, health, jobId, { count: opts.idleRounds })
     let secs = (performance.now() - t0) / 1000
     const idleCpu = (await cpuMs(child.pid) - cpu0) / secs
+    const idleWait = (await runQueueWaitMs(child.pid) - wait0) / secs
     const idleBench = (benchCpuMs() - bench0) / secs
     const idleMachine = (await machineCpuMs() - machine0) / secs
+    let loop1 = await scrapeLoop(metrics)
+    const idleLoop = { ...loop1, gcMs: loop1.gcMs - loop0.gcMs }
+    const idleClientLoop = clientLoop.percentile(99) / 1e6
+    clientLoop.reset()
+    loop0 = loop1
 
     process.stderr.write(`bench: responsiveness, ${opts.submits} SubmitJob from ${opts.clients} clients (worker thread) against queue ${queueSize}\n`)
     let done = false
@@ -215,6 +251,7 @@ export async function benchResponsiveness (ctx: BenchContext, opts: { idleRounds
       worker.once('error', (err) => { done = true; reject(err) })
     })
     cpu0 = await cpuMs(child.pid)
+    wait0 = await runQueueWaitMs(child.pid)
     bench0 = benchCpuMs()
     machine0 = await machineCpuMs()
     t0 = performance.now()
@@ -222,8 +259,13 @@ export async function benchResponsiveness (ctx: BenchContext, opts: { idleRounds
     const [during, counts] = await Promise.all([readLoop(client, health, jobId, { until: () => done }), counted])
     secs = (performance.now() - t0) / 1000
     const duringCpu = (await cpuMs(child.pid) - cpu0) / secs
+    const duringWait = (await runQueueWaitMs(child.pid) - wait0) / secs
     const duringBench = (benchCpuMs() - bench0) / secs
     const duringMachine = (await machineCpuMs() - machine0) / secs
+    loop1 = await scrapeLoop(metrics)
+    const duringLoop = { ...loop1, gcMs: loop1.gcMs - loop0.gcMs }
+    const duringClientLoop = clientLoop.percentile(99) / 1e6
+    clientLoop.disable()
 
     const sum = (t: Record<Read, number[]>): Record<Read, Summary> => ({ getInfo: summarise(t.getInfo), getJob: summarise(t.getJob), health: summarise(t.health) })
     const idleS = sum(idle)
@@ -244,7 +286,10 @@ export async function benchResponsiveness (ctx: BenchContext, opts: { idleRounds
       machineCpus: os.availableParallelism(),
       nodeCpuMsPerSecond: { idle: idleCpu, during: duringCpu },
       benchCpuMsPerSecond: { idle: idleBench, during: duringBench },
-      machineCpuMsPerSecond: { idle: idleMachine, during: duringMachine }
+      machineCpuMsPerSecond: { idle: idleMachine, during: duringMachine },
+      nodeLoop: { idle: idleLoop, during: duringLoop },
+      clientLoopP99Ms: { idle: idleClientLoop, during: duringClientLoop },
+      nodeRunQueueMsPerSecond: { idle: idleWait, during: duringWait }
     }
   } finally {
     await worker.terminate()
@@ -266,6 +311,9 @@ export function renderResponsiveness (r: ResponsivenessResult): string {
 
 export function responsivenessNote (r: ResponsivenessResult): string {
   const pct = (c: { idle: number, during: number }): string => `${(c.idle / 10).toFixed(0)} / ${(c.during / 10).toFixed(0)}`
+  const loop = (l: LoopSample): string => `${l.lagP99Ms.toFixed(1)} / ${l.lagMaxMs.toFixed(1)} ms (GC ${l.gcMs.toFixed(0)} ms)`
   return `Responsiveness: a real node process (log level info, mesh off, one-shot echo container) answers one client's read-only calls one at a time, round robin, while idle and then during the burst; the burst's ${r.burst.clients} clients each have their own channel and run closed loop in a worker thread of the bench at nice ${BURST_NICE} (so they neither share the timed client's event loop nor outrank the node for the 2 cores). ` +
-    `The burst took ${r.burst.seconds.toFixed(1)} s. CPU, % of one core, idle phase / burst: the node ${pct(r.nodeCpuMsPerSecond)}; the bench process (reads and the burst's thread) ${pct(r.benchCpuMsPerSecond)}; the whole machine (${r.machineCpus} cores, other users included) ${pct(r.machineCpuMsPerSecond)}.`
+    `The burst took ${r.burst.seconds.toFixed(1)} s. CPU, % of one core, idle phase / burst: the node ${pct(r.nodeCpuMsPerSecond)}; the bench process (reads and the burst's thread) ${pct(r.benchCpuMsPerSecond)}; the whole machine (${r.machineCpus} cores, other users included) ${pct(r.machineCpuMsPerSecond)}. ` +
+    `The node's event-loop delay p99 / max, idle: ${loop(r.nodeLoop.idle)}; during the burst: ${loop(r.nodeLoop.during)}; the timing client's own event-loop delay p99, idle / burst: ${r.clientLoopP99Ms.idle.toFixed(1)} / ${r.clientLoopP99Ms.during.toFixed(1)} ms. ` +
+    `The node's event-loop thread waited for a CPU while runnable ${r.nodeRunQueueMsPerSecond.idle.toFixed(0)} ms/s idle, ${r.nodeRunQueueMsPerSecond.during.toFixed(0)} ms/s during the burst.`
 }
