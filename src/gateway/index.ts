@@ -195,10 +195,12 @@ class Jobs implements JobsService {
     const id = valid.jobId
     if (id === undefined) return await this.#track(this.#accept(randomUUID(), req, valid, lane, false))
     // Everything up to #submitting.set is synchronous, so two racing submits of one id cannot both get past it.
-    const existing = this.#active.get(id)
-    if (existing !== undefined) return { job: existing, duplicate: true }
+    // A job still being stored is in #active too: a retry waits for that write (or hears its error), so
+    // "it exists" is never said of a job a crash could still lose.
     const inflight = this.#submitting.get(id)
     if (inflight !== undefined) return { job: (await inflight).job, duplicate: true }
+    const existing = this.#active.get(id)
+    if (existing !== undefined) return { job: existing, duplicate: true }
     const accepting = this.#accept(id, req, valid, lane, true)
     this.#submitting.set(id, accepting)
     try {

@@ -127,6 +127,19 @@ export function scheduler (init: SchedulerInit) {
       if (u === undefined) { u = { inFlight: 0, lastAssignedMs: 0, misses: 0, coolUntilMs: 0 }; use.set(workerId, u) }
       return u
     }
+    /**
+     * One outage is one miss: every job a worker had (and every assignment sent to it) fails within
+     * seconds when it dies, and counting each would sit a worker that is back in seconds out for the
+     * longest cool-down. A miss during a cool-down does not lengthen it. Returns the cool-down left, ms.
+     */
+    const missed = (u: WorkerUse): number => {
+      const now = Date.now()
+      if (u.coolUntilMs <= now) {
+        u.misses += 1
+        u.coolUntilMs = now + coolDown(u.misses)
+      }
+      return u.coolUntilMs - now
+    }
     const events = new TypedEmitter<SchedulerEvents>(logger)
     const sentTotal = c.metrics?.counter({ name: 'inframind_assignments_sent_total', help: 'Assignments this scheduler sent, by path (grpc, gossip, gossip_fallback = gossip after gRPC failed)', labelNames: ['via'] })
     const reassignedTotal = c.metrics?.counter({ name: 'inframind_jobs_reassigned_total', help: 'Mesh jobs taken from a worker lost while running them (heartbeats stopped or connection gone) and assigned again' })
@@ -304,11 +317,9 @@ export function scheduler (init: SchedulerInit) {
           } catch (err) {
             if (opts.signal.aborted) throw new RemoteJobTimeoutError(job.jobId, worker.nodeId)
             // Silence (or an unreadable answer) is not picked again for a while, longer each time.
-            const u = useOf(worker.nodeId)
-            u.misses += 1
-            u.coolUntilMs = Date.now() + coolDown(u.misses)
+            const coolDownMs = missed(useOf(worker.nodeId))
             refusals.push(`${worker.nodeId}: ${(err as Error).message}`)
-            logger.info({ job: job.jobId, worker: worker.nodeId, err: (err as Error).message, coolDownMs: coolDown(u.misses) }, 'no ack; trying another worker')
+            logger.info({ job: job.jobId, worker: worker.nodeId, err: (err as Error).message, coolDownMs }, 'no ack; trying another worker')
             continue
           }
           useOf(worker.nodeId).misses = 0
@@ -326,8 +337,7 @@ export function scheduler (init: SchedulerInit) {
             if ('lost' in outcome) {
               // The job goes to another worker; a result the lost one sends later is refused (not its job any more).
               resultFrom = ''
-              running.misses += 1
-              running.coolUntilMs = Date.now() + coolDown(running.misses)
+              missed(running)
               refusals.push(`${worker.nodeId}: lost while running the job (${outcome.lost})`)
               reassignedTotal?.inc()
               logger.warn({ job: job.jobId, worker: worker.nodeId, reason: outcome.lost }, 'worker lost mid-job; reassigning')
