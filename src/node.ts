@@ -177,10 +177,12 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
     defaultDeadlineMs: config.jobs.defaultDeadlineMs,
     maxInFlight: config.gateway.maxInFlight,
     meshQueueSize: config.gateway.queueSize,
-    hardware
+    hardware,
+    verification: config.gateway.verification
   })({ store, executor, identity, logger, remote: scheduler, metrics })
-  const worker: WorkerAgent | undefined = mesh !== undefined && roles.includes('worker')
-    ? workerAgent({ inlineBytes: config.mesh.inlineBytes })({ mesh, admission: admission as Admission, jobs, identity, logger, grpc: peers })
+  // A validator takes the scheduler's re-execution assignments through the same agent (and the same queue).
+  const worker: WorkerAgent | undefined = mesh !== undefined && (roles.includes('worker') || roles.includes('validator'))
+    ? workerAgent({ inlineBytes: config.mesh.inlineBytes, roles })({ mesh, admission: admission as Admission, jobs, identity, logger, grpc: peers })
     : undefined
   const api = apiServer()({
     config, identity, jobs, runsLocally: (id) => executor.serves([id]), runtime, telemetry: tel, logger, hardware: toWireHardware(hardware),

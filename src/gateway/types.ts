@@ -1,3 +1,4 @@
+import type { VerificationPolicy } from '../protocol/index.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
 import type { GuardianReason } from '../guardian/errors.ts'
 import type { Receipt } from '../receipt/types.ts'
@@ -27,6 +28,8 @@ export interface SubmitRequest {
   requiresProof?: boolean
   /** Open mesh: the client accepts a worker on probation (not in the roster) and an unverified result. */
   allowProbation?: boolean
+  /** How the result is to be checked; absent = the gateway's default (gateway.verification). */
+  verification?: VerificationPolicy | null
 }
 
 export interface SubmitResult {

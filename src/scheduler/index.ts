@@ -167,7 +167,9 @@ export function scheduler (init: SchedulerInit) {
         issuedAtMs: Date.now(),
         deadlineAtMs: job.deadlineAtMs,
         requiresProof: job.requiresProof,
-        replyAddress: c.replyAddress?.() ?? ''
+        replyAddress: c.replyAddress?.() ?? '',
+        purpose: '',
+        checkedReceipt: null
       }
       const payload = encodeAssignment(assignment)
       const target = preferred === 'grpc' ? grpcTarget(worker.grpcAddress, connectedFrom) : ''
