@@ -140,7 +140,19 @@ export interface RemoteExecutor {
   servedContainers(opts?: { allowProbation?: boolean }): Set<string>
   /** Assigns the job to a capable worker (failing over on refusal or silence) and waits for its verified result. */
   runRemote(job: RemoteJob, opts: { signal: AbortSignal, onProgress?: (p: RemoteProgress) => void }): Promise<RemoteResult>
+  /**
+   * Has a worker's result checked under `policy` by validators chosen by rank, and says how it ended:
+   * a certificate, incomplete (the result stands unverified, with the reason) or disputed. Never throws
+   * for the validators' failings; resolves before the job's deadline.
+   */
+  verify(job: RemoteJob, result: RemoteResult, policy: { method: 'signature' | 'reexecute', validators: number, quorum: number },
+    opts: { signal: AbortSignal, onProgress?: (p: RemoteProgress) => void }): Promise<VerifyOutcome>
 }
+
+export type VerifyOutcome =
+  | { state: 'certified', certificate: SignedEnvelope }
+  | { state: 'incomplete', reason: string }
+  | { state: 'disputed', reason: string, attestations: SignedEnvelope[] }
 
 /**
  * The jobs service: admits a job (id, idempotency, Guardian with the client's real origin, schema,

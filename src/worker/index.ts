@@ -15,7 +15,7 @@ import { grpcTarget, type Mesh } from '../mesh/index.ts'
 import type { Admission } from '../admission/index.ts'
 import { openSealed, sealTo, SEAL_CONTEXTS } from '../seal/index.ts'
 import { receiptHash, verifyReceipt, type Receipt } from '../receipt/index.ts'
-import { signAttestation } from '../verification/index.ts'
+import { signAttestation, validationJobId } from '../verification/index.ts'
 
 /**
  * A re-execution assignment is taken only for a receipt that verifies, that the same scheduler
@@ -57,10 +57,6 @@ export interface WorkerInit {
   roles?: readonly string[]
 }
 
-/** The job id a validator runs a re-execution under: "v:" + the first 32 hex digits of sha256(checked receipt payload). */
-export function validationJobId (checkedReceipt: SignedEnvelope): string {
-  return `v:${createHash('sha256').update(checkedReceipt.payload).digest('hex').slice(0, 32)}`
-}
 
 /** Sends a signed result notice to a scheduler's public ReportResult. */
 export interface ResultReporter {
