@@ -8,7 +8,10 @@ import * as C from './constants.ts'
 import { ConfigError } from './errors.ts'
 import { parseContainers } from './containers.ts'
 import { parseMesh } from './mesh.ts'
-import { VERIFICATION_METHODS } from '../verification/policy.ts'
+import type { VerificationMethod } from '../verification/policy.ts'
+
+/** Verification methods a gateway can be set to use by default ("signature" is not offered yet). */
+const OFFERED_METHODS: Array<Exclude<VerificationMethod, 'signature'>> = ['none', 'reexecute']
 import {
   address, boolean, integer, isMapping, oneOf, section, size, string, Ctx, describe, type Path
 } from './fields.ts'
@@ -144,7 +147,7 @@ function build (ctx: Ctx, top: Record<string, unknown>, baseDir: string, env: No
       maxInFlight: integer(ctx, gateway, 'max_in_flight', ['gateway'], C.DEFAULT_GATEWAY_MAX_IN_FLIGHT, 1, 100_000),
       queueSize: integer(ctx, gateway, 'queue_size', ['gateway'], C.DEFAULT_GATEWAY_QUEUE_SIZE, 0, 1_000_000),
       verification: {
-        defaultMethod: oneOf(ctx, verification, 'default_method', ['gateway', 'verification'], C.DEFAULT_VERIFICATION_METHOD, VERIFICATION_METHODS),
+        defaultMethod: oneOf(ctx, verification, 'default_method', ['gateway', 'verification'], C.DEFAULT_VERIFICATION_METHOD, OFFERED_METHODS),
         defaultValidators: integer(ctx, verification, 'default_validators', ['gateway', 'verification'], C.DEFAULT_VERIFICATION_VALIDATORS, 1, C.MAX_VERIFICATION_VALIDATORS),
         maxValidators: integer(ctx, verification, 'max_validators', ['gateway', 'verification'], C.DEFAULT_MAX_VERIFICATION_VALIDATORS, 1, C.MAX_VERIFICATION_VALIDATORS)
       }

@@ -66,6 +66,9 @@ test.serial('too few validators: the result stands, marked incomplete with the r
   const tooMany = await t.throwsAsync(gateway.client.submitJob({ containerId: 'echo', input: text('x'), verification: policy }))
   t.is((tooMany as grpc.ServiceError).code, grpc.status.INVALID_ARGUMENT)
   t.regex((tooMany as grpc.ServiceError).details, /at most 5/)
+  const signature = await t.throwsAsync(gateway.client.submitJob({ containerId: 'echo', input: text('x'), verification: { method: 'signature' } }))
+  t.is((signature as grpc.ServiceError).code, grpc.status.INVALID_ARGUMENT)
+  t.regex((signature as grpc.ServiceError).details, /not offered yet/)
 })
 
 test.serial('re-execution of a container that does not declare deterministic: true is FAILED_PRECONDITION naming it', async (t) => {
