@@ -84,10 +84,11 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
   else logger.info({ nodeId: identity.nodeId, keyFile: identity.keyFile }, 'loaded node identity')
 
   const onMesh = config.mesh.enabled
-  // A node runs jobs itself when it is a worker, or when it is alone (no mesh to hand them to).
+  // A node runs jobs itself when it is a worker, a validator (re-executions run in its own sandbox),
+  // or when it is alone (no mesh to hand them to).
   // A pure gateway lists containers to admit them (Guardian, limits, schemas) but never runs them.
   // A container marked mesh_only is admitted here and run by the mesh's workers.
-  const runsJobs = roles.includes('worker') || !onMesh
+  const runsJobs = roles.includes('worker') || roles.includes('validator') || !onMesh
   const localContainers = runsJobs ? config.containers.filter((c) => !(onMesh && c.meshOnly)) : []
   const hardware = await detectHardware()
   const socket = config.runtime.socket === '' ? undefined : config.runtime.socket
@@ -177,10 +178,12 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
     defaultDeadlineMs: config.jobs.defaultDeadlineMs,
     maxInFlight: config.gateway.maxInFlight,
     meshQueueSize: config.gateway.queueSize,
-    hardware
+    hardware,
+    verification: config.gateway.verification
   })({ store, executor, identity, logger, remote: scheduler, metrics })
-  const worker: WorkerAgent | undefined = mesh !== undefined && roles.includes('worker')
-    ? workerAgent({ inlineBytes: config.mesh.inlineBytes })({ mesh, admission: admission as Admission, jobs, identity, logger, grpc: peers })
+  // A validator takes the scheduler's re-execution assignments through the same agent (and the same queue).
+  const worker: WorkerAgent | undefined = mesh !== undefined && (roles.includes('worker') || roles.includes('validator'))
+    ? workerAgent({ inlineBytes: config.mesh.inlineBytes, roles })({ mesh, admission: admission as Admission, jobs, identity, logger, grpc: peers })
     : undefined
   const api = apiServer()({
     config, identity, jobs, runsLocally: (id) => executor.serves([id]), runtime, telemetry: tel, logger, hardware: toWireHardware(hardware),

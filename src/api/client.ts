@@ -17,9 +17,9 @@ export interface NodeClient {
   assignJob(assignment: SignedEnvelope, opts?: CallOptions): Promise<SignedEnvelope>
   /** Sends a worker's signed result notice (worker → the scheduler that assigned the job). */
   reportResult(notice: SignedEnvelope, opts?: CallOptions): Promise<ReportResultResponse>
-  submitJob(req: { containerId?: string, containers?: string[], input: Uint8Array, deadlineMs?: number, jobId?: string, requiresProof?: boolean, delegate?: string, allowProbation?: boolean }, opts?: CallOptions): Promise<SubmitJobResponse>
+  submitJob(req: SubmitArgs, opts?: CallOptions): Promise<SubmitJobResponse>
   /** Submits and waits in one call; resolves with the finished job. */
-  runJob(req: { containerId?: string, containers?: string[], input: Uint8Array, deadlineMs?: number, jobId?: string, requiresProof?: boolean, delegate?: string, allowProbation?: boolean }, opts?: CallOptions): Promise<Job>
+  runJob(req: SubmitArgs, opts?: CallOptions): Promise<Job>
   getJob(jobId: string, opts?: CallOptions & { includeSteps?: boolean }): Promise<Job>
   listJobs(req?: { state?: JobState, limit?: number }, opts?: CallOptions): Promise<JobSummary[]>
   /** Yields each state change; the last event carries the finished job. */
@@ -85,7 +85,20 @@ function waitReady (client: grpc.Client, timeoutMs: number): Promise<void> {
   })
 }
 
-function submitRequest (req: { containerId?: string, containers?: string[], input: Uint8Array, deadlineMs?: number, jobId?: string, requiresProof?: boolean, delegate?: string, allowProbation?: boolean }): Record<string, unknown> {
+/** What a client submits; `verification` unset = the gateway's default policy. */
+export interface SubmitArgs {
+  containerId?: string
+  containers?: string[]
+  input: Uint8Array
+  deadlineMs?: number
+  jobId?: string
+  requiresProof?: boolean
+  delegate?: string
+  allowProbation?: boolean
+  verification?: { method: 'none' | 'signature' | 'reexecute', validators?: number, quorum?: number }
+}
+
+function submitRequest (req: SubmitArgs): Record<string, unknown> {
   return {
     containerId: req.containerId ?? '',
     containers: req.containers ?? [],
@@ -94,7 +107,8 @@ function submitRequest (req: { containerId?: string, containers?: string[], inpu
     jobId: req.jobId ?? '',
     requiresProof: req.requiresProof ?? false,
     allowProbation: req.allowProbation ?? false,
-    delegate: req.delegate ?? ''
+    delegate: req.delegate ?? '',
+    verification: req.verification !== undefined ? { method: req.verification.method, validators: req.verification.validators ?? 0, quorum: req.verification.quorum ?? 0 } : null
   }
 }
 

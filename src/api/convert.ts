@@ -77,7 +77,13 @@ function jobToWireUnchecked (job: JobRecord, opts: { includeSteps?: boolean }): 
     containers: job.containers,
     steps: job.steps.map((step, i) => stepToWire(job, step, i, opts.includeSteps === true)),
     workerId: job.workerId ?? (job.receipt !== undefined ? nodeIdFromPublicKey(job.receipt.publicKey) : ''),
-    workerOnProbation: job.workerOnProbation === true
+    workerOnProbation: job.workerOnProbation === true,
+    verification: job.verification !== undefined
+      ? { method: job.verification.method, validators: job.verification.validators, quorum: job.verification.quorum }
+      : { method: 'none', validators: 0, quorum: 0 },
+    verificationState: job.verification?.state ?? '',
+    verificationReason: job.verification?.reason ?? '',
+    certificate: job.verification?.certificate !== undefined ? envelopeToWire(job.verification.certificate) : null
   }
 }
 

@@ -94,7 +94,8 @@ export function nodeServiceHandlers (c: ApiComponents): grpc.UntypedServiceImple
     // The origin comes from the connection, never from the request body.
     origin: { ip: peerIp(call.getPeer()), peerId: '', delegate: req.delegate },
     requiresProof: req.requiresProof,
-    allowProbation: req.allowProbation
+    allowProbation: req.allowProbation,
+    verification: req.verification
   })
   const limited = (): KeyedRateLimiter => new KeyedRateLimiter({ perSecond: PEER_CALLS_PER_SECOND, burst: PEER_CALLS_BURST, maxKeys: MAX_TRACKED_CALLERS })
   return {

@@ -52,7 +52,15 @@ export function jobToJson (job: Job): Record<string, unknown> {
     finished_at: iso(job.finishedAtMs),
     history: job.history.map((h) => ({ state: stateName(h.state), at: iso(h.atMs), detail: h.detail })),
     steps: job.steps.map(stepToJson),
-    receipt: job.receipt !== null ? envelopeToJson(envelopeFromWire(job.receipt)) : null
+    receipt: job.receipt !== null ? envelopeToJson(envelopeFromWire(job.receipt)) : null,
+    verification: {
+      method: job.verification?.method ?? 'none',
+      validators: job.verification?.validators ?? 0,
+      quorum: job.verification?.quorum ?? 0,
+      state: job.verificationState,
+      reason: job.verificationReason
+    },
+    certificate: job.certificate !== null ? envelopeToJson(envelopeFromWire(job.certificate)) : null
   }
 }
 
@@ -131,8 +139,28 @@ export function parseContainerList (value: string | undefined): string[] {
   return ids
 }
 
+/** `--verify none|signature|reexecute [--validators V] [--quorum Q]`; nothing given = the gateway's default. */
+function verificationArgs (args: ParsedArgs): { verification?: { method: 'none' | 'signature' | 'reexecute', validators: number, quorum: number } } {
+  const method = str(args, 'verify')
+  const count = (name: string): number => {
+    const v = str(args, name)
+    if (v === undefined) return 0
+    const n = Number(v)
+    if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a whole number of validators, got "${v}"`)
+    return n
+  }
+  const validators = count('validators')
+  const quorum = count('quorum')
+  if (method === undefined) {
+    if (validators > 0 || quorum > 0) throw new UsageError('--validators and --quorum go with --verify signature|reexecute')
+    return {}
+  }
+  if (method !== 'none' && method !== 'signature' && method !== 'reexecute') throw new UsageError(`--verify must be none, signature or reexecute, got "${method}"`)
+  return { verification: { method, validators, quorum } }
+}
+
 export async function runSubmit (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, [...COMMON, 'container', 'input', 'input-file', 'deadline', 'job-id', 'output-file', 'delegate'], ['wait', 'json', 'requires-proof', 'allow-probation'])
+  const args = parseArgs(argv, [...COMMON, 'container', 'input', 'input-file', 'deadline', 'job-id', 'output-file', 'delegate', 'verify', 'validators', 'quorum'], ['wait', 'json', 'requires-proof', 'allow-probation'])
   const containers = parseContainerList(str(args, 'container'))
   const input = await readInput(args, io)
   const deadline = str(args, 'deadline')
@@ -149,7 +177,8 @@ export async function runSubmit (argv: string[], io: CliIo): Promise<number> {
       jobId: str(args, 'job-id'),
       requiresProof: args.flags.has('requires-proof'),
       allowProbation: args.flags.has('allow-probation'),
-      delegate: str(args, 'delegate')
+      delegate: str(args, 'delegate'),
+      ...verificationArgs(args)
     }, { timeoutMs: timeoutMs(args) })
     if (!args.flags.has('wait')) {
       io.out(args.flags.has('json') ? JSON.stringify({ job_id: res.jobId, state: stateName(res.state), duplicate: res.duplicate }) + '\n' : `${res.jobId}\n`)
@@ -192,9 +221,9 @@ async function printJob (job: Job, args: ParsedArgs, io: CliIo): Promise<number>
 }
 
 export async function runJob (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, [...COMMON, 'output-file'], ['json', 'receipt', 'steps'])
+  const args = parseArgs(argv, [...COMMON, 'output-file'], ['json', 'receipt', 'certificate', 'steps'])
   const id = args.positionals[0]
-  if (id === undefined) throw new UsageError('usage: infra job ID [--json | --receipt | --steps] [--output-file FILE]')
+  if (id === undefined) throw new UsageError('usage: infra job ID [--json | --receipt | --certificate | --steps] [--output-file FILE]')
   const ep = endpoints(args, io)
   const client = connectNode(ep.public, { maxMessageBytes: ep.maxMessageBytes })
   try {
@@ -202,6 +231,15 @@ export async function runJob (argv: string[], io: CliIo): Promise<number> {
     if (args.flags.has('receipt')) {
       if (job.receipt === null) { io.err(`job ${id} has no receipt yet (state: ${stateName(job.state)})\n`); return 1 }
       io.out(JSON.stringify(envelopeToJson(envelopeFromWire(job.receipt)), null, 2) + '\n')
+      return 0
+    }
+    if (args.flags.has('certificate')) {
+      if (job.certificate === null) {
+        const why = job.verificationState === '' ? 'the job was not verified (submit it with --verify reexecute)' : `verification is ${job.verificationState}${job.verificationReason !== '' ? `: ${job.verificationReason}` : ''}`
+        io.err(`job ${id} has no certificate: ${why}\n`)
+        return 1
+      }
+      io.out(JSON.stringify(envelopeToJson(envelopeFromWire(job.certificate)), null, 2) + '\n')
       return 0
     }
     if (args.flags.has('json')) return await printJob(job, args, io)
@@ -215,6 +253,12 @@ export async function runJob (argv: string[], io: CliIo): Promise<number> {
       ['Receipt', job.receipt !== null ? 'signed (infra job ID --receipt > r.json; infra verify r.json)' : 'none yet']
     ]
     if (job.workerId !== '') rows.push(['Worker', job.workerId + (job.workerOnProbation ? ' (on probation: not in the roster, result unverified)' : '')])
+    if (job.verificationState !== '') {
+      const v = job.verification
+      const how = v !== null ? `${v.method}, ${v.quorum} of ${v.validators} validators` : ''
+      const said = job.verificationState === 'certified' ? 'certified (infra job ID --certificate > c.json; infra verify c.json)' : `${job.verificationState}${job.verificationReason !== '' ? `: ${job.verificationReason}` : ''}`
+      rows.push(['Verified', `${said} [${how}]`])
+    }
     if (job.error !== '') rows.push(['Error', job.error])
     io.out(rows.map(([k, v]) => `${k.padEnd(10)} ${v}`).join('\n') + '\n')
     io.out('History\n' + job.history.map((h) => `  ${new Date(h.atMs).toISOString()}  ${stateName(h.state).padEnd(8)} ${h.detail}`).join('\n') + '\n')

@@ -14,13 +14,16 @@ commands:
   status [--json]                                        node id, jobs, latency, uptime, resources, containers
   submit --container ID[,ID...] (--input TEXT | --input-file F|-) [--wait] [--json] [--deadline MS] [--job-id ID]
          [--requires-proof] [--delegate ID] [--allow-probation] [--output-file F]
+         [--verify none|reexecute [--validators V] [--quorum Q]]
                                                          a comma list runs a chain; --allow-probation: an open mesh may
-                                                         run it on a worker not in the roster (result unverified)
-  job ID [--json | --receipt | --steps] [--output-file F]  one job: state, history, output, receipt, chain steps
+                                                         run it on a worker not in the roster (result unverified);
+                                                         --verify reexecute: Q of V validators re-run it (a certificate)
+  job ID [--json | --receipt | --certificate | --steps] [--output-file F]
+                                                         one job: state, history, output, receipt, certificate, steps
   peers [--all] [--json]                                 mesh peers: roles, containers, latency
   devnet [--nodes N] [--dir DIR] [--warm]                a local private mesh of N processes on loopback (Ctrl-C stops it)
   jobs [--state S] [--limit N] [--json]                  recent jobs, newest first
-  verify <file|-> [--output FILE] [--json]               check a receipt offline (exit 0 valid, 1 invalid)
+  verify <file|-> [--output FILE] [--json]               check a receipt or certificate offline (exit 0 valid, 1 invalid)
   roster init|add|remove|sign|show|push [...]            a private mesh's operator-signed roster (infra roster help)
 
 start and devnet stop cleanly on Ctrl-C or SIGTERM (exit 0); a second one forces it (exit 130/143).

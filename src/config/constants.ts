@@ -46,6 +46,12 @@ export const DEFAULT_QUEUE_SIZE = 64
 export const DEFAULT_GATEWAY_MAX_IN_FLIGHT = 256
 /** Mesh jobs waiting for an in-flight place; beyond this SubmitJob answers RESOURCE_EXHAUSTED. */
 export const DEFAULT_GATEWAY_QUEUE_SIZE = 1024
+/** Unverified unless a job asks (a verified job costs v more runs on the mesh). */
+export const DEFAULT_VERIFICATION_METHOD: 'none' | 'reexecute' = 'none'
+export const DEFAULT_VERIFICATION_VALIDATORS = 2
+export const DEFAULT_MAX_VERIFICATION_VALIDATORS = 5
+/** A certificate lists at most 64 chosen validators (src/verification/certificate.ts MAX_CHOSEN). */
+export const MAX_VERIFICATION_VALIDATORS = 16
 /** A job that has not finished in a minute is better reassigned than waited for. */
 export const DEFAULT_DEADLINE_MS = 60_000
 

@@ -9,7 +9,8 @@ import {
 const CONTAINER_KEYS = [
   'id', 'description', 'image', 'digest', 'command', 'env', 'resources', 'timeout_ms', 'max_output_bytes',
   'max_input_bytes', 'input_schema', 'output_schema', 'network', 'runtime', 'user', 'mode', 'service', 'source',
-  'external', 'allowed_ips', 'allowed_peers', 'allowed_delegates', 'generates_proofs', 'mesh_only'
+  'external', 'allowed_ips', 'allowed_peers', 'allowed_delegates', 'generates_proofs', 'mesh_only',
+  'deterministic'
 ] as const
 const RESOURCE_KEYS = ['cpus', 'memory', 'pids', 'gpu'] as const
 
@@ -98,7 +99,9 @@ function parseContainer (ctx: Ctx, raw: Record<string, unknown>, path: Path, max
     allowedPeers: parsePeerList(ctx, o, 'allowed_peers', path),
     allowedDelegates: parsePeerList(ctx, o, 'allowed_delegates', path),
     generatesProofs: boolean(ctx, o, 'generates_proofs', path, false),
-    meshOnly: boolean(ctx, o, 'mesh_only', path, false)
+    meshOnly: boolean(ctx, o, 'mesh_only', path, false),
+    // Off unless declared: re-execution compares outputs byte for byte, which only a deterministic container can pass.
+    deterministic: boolean(ctx, o, 'deterministic', path, false)
   }
 }
 

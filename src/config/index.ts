@@ -8,6 +8,10 @@ import * as C from './constants.ts'
 import { ConfigError } from './errors.ts'
 import { parseContainers } from './containers.ts'
 import { parseMesh } from './mesh.ts'
+import type { VerificationMethod } from '../verification/policy.ts'
+
+/** Verification methods a gateway can be set to use by default ("signature" is not offered yet). */
+const OFFERED_METHODS: Array<Exclude<VerificationMethod, 'signature'>> = ['none', 'reexecute']
 import {
   address, boolean, integer, isMapping, oneOf, section, size, string, Ctx, describe, type Path
 } from './fields.ts'
@@ -99,7 +103,8 @@ function build (ctx: Ctx, top: Record<string, unknown>, baseDir: string, env: No
   const api = at('api', ['public', 'control', 'control_socket', 'max_message_bytes'])
   const runtime = at('runtime', ['socket', 'engine_timeout_ms', 'pull_timeout_ms', 'start_timeout_ms', 'image_budget', 'prefetch'])
   const jobs = at('jobs', ['concurrency', 'queue_size', 'default_deadline_ms'])
-  const gateway = at('gateway', ['max_in_flight', 'queue_size'])
+  const gateway = at('gateway', ['max_in_flight', 'queue_size', 'verification'])
+  const verification = section(ctx, gateway.verification, ['gateway', 'verification'], ['default_method', 'default_validators', 'max_validators'])
   const store = at('store', ['path', 'max_results'])
   const telemetry = at('telemetry', ['metrics', 'log_level'])
   const metrics = section(ctx, telemetry.metrics, ['telemetry', 'metrics'], ['enabled', 'listen'])
@@ -140,7 +145,12 @@ function build (ctx: Ctx, top: Record<string, unknown>, baseDir: string, env: No
     },
     gateway: {
       maxInFlight: integer(ctx, gateway, 'max_in_flight', ['gateway'], C.DEFAULT_GATEWAY_MAX_IN_FLIGHT, 1, 100_000),
-      queueSize: integer(ctx, gateway, 'queue_size', ['gateway'], C.DEFAULT_GATEWAY_QUEUE_SIZE, 0, 1_000_000)
+      queueSize: integer(ctx, gateway, 'queue_size', ['gateway'], C.DEFAULT_GATEWAY_QUEUE_SIZE, 0, 1_000_000),
+      verification: {
+        defaultMethod: oneOf(ctx, verification, 'default_method', ['gateway', 'verification'], C.DEFAULT_VERIFICATION_METHOD, OFFERED_METHODS),
+        defaultValidators: integer(ctx, verification, 'default_validators', ['gateway', 'verification'], C.DEFAULT_VERIFICATION_VALIDATORS, 1, C.MAX_VERIFICATION_VALIDATORS),
+        maxValidators: integer(ctx, verification, 'max_validators', ['gateway', 'verification'], C.DEFAULT_MAX_VERIFICATION_VALIDATORS, 1, C.MAX_VERIFICATION_VALIDATORS)
+      }
     },
     store: {
       // The store lives inside data_dir unless given an absolute path.
@@ -234,6 +244,7 @@ export function containerConfig (fields: Pick<ContainerConfig, 'id' | 'image' | 
     allowedDelegates: [],
     generatesProofs: false,
     meshOnly: false,
+    deterministic: false,
     ...fields
   }
 }

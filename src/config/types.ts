@@ -107,6 +107,11 @@ export interface ContainerConfig {
    * worker on the mesh does. Implied for every container of a node without the worker role.
    */
   meshOnly: boolean
+  /**
+   * The same input always gives the same output bytes (no clock, randomness or sampling in the
+   * output), so validators may check it by re-execution. False unless declared.
+   */
+  deterministic: boolean
 }
 
 export interface ListenAddress {
@@ -162,6 +167,14 @@ export interface NodeConfig {
     maxInFlight: number
     /** Mesh jobs waiting for an in-flight place; above this SubmitJob answers RESOURCE_EXHAUSTED. */
     queueSize: number
+    /** How results are checked when a job does not say (SubmitJobRequest.verification). */
+    verification: {
+      defaultMethod: 'none' | 'reexecute'
+      /** v when a job asks for validators without a number. */
+      defaultValidators: number
+      /** The largest v this gateway honours. */
+      maxValidators: number
+    }
   }
   store: {
     /** LevelDB directory; relative paths resolve against node.dataDir. */

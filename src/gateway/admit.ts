@@ -11,6 +11,7 @@ import type { ContainerConfig } from '../config/types.ts'
 import type { Guardian } from '../guardian/index.ts'
 import type { JobOrigin } from '../runtime/types.ts'
 import type { HardwareProfile, SubmitRequest } from './types.ts'
+import { InvalidPolicyError, NO_VERIFICATION, NonDeterministicError, resolvePolicy, type PolicyLimits, type ResolvedPolicy } from '../verification/index.ts'
 
 export interface ValidSubmit {
   /** The chain, resolved to configs, in order. */
@@ -21,6 +22,8 @@ export interface ValidSubmit {
   origin: JobOrigin
   requiresProof: boolean
   allowProbation: boolean
+  /** The resolved policy (method "none" = unverified). */
+  verification: ResolvedPolicy
 }
 
 export interface SubmitRules {
@@ -29,6 +32,8 @@ export interface SubmitRules {
   /** This machine, for a job that runs here; undefined for a mesh job (the worker checks its own). */
   hardware: HardwareProfile | undefined
   defaultDeadlineMs: number
+  /** gateway.verification; without it every job is unverified and asking for more is refused. */
+  verification?: PolicyLimits
 }
 
 /**
@@ -57,7 +62,29 @@ export function validateSubmit (req: SubmitRequest, rules: SubmitRules): ValidSu
   }
   const reason = schemaViolation(first.inputSchema, req.input)
   if (reason !== undefined) throw new InvalidInputError(first.id, reason)
-  return { containers, jobId, deadlineMs: checkDeadline(req.deadlineMs, rules.defaultDeadlineMs), origin, requiresProof, allowProbation: req.allowProbation === true }
+  const verification = verificationOf(req, containers, rules)
+  return { containers, jobId, deadlineMs: checkDeadline(req.deadlineMs, rules.defaultDeadlineMs), origin, requiresProof, allowProbation: req.allowProbation === true, verification }
+}
+
+/**
+ * The policy a job runs under: the gateway's defaults filled in, and re-execution only of containers
+ * that declare themselves deterministic (refused, never silently downgraded). A scheduler's
+ * assignment carries no policy: verifying is the scheduler's business, not the worker's.
+ */
+function verificationOf (req: SubmitRequest, containers: ContainerConfig[], rules: SubmitRules): ResolvedPolicy {
+  if (typeof req.schedulerId === 'string' && req.schedulerId !== '') return NO_VERIFICATION
+  const limits = rules.verification ?? { defaultMethod: 'none', defaultValidators: 1, maxValidators: 0 }
+  const asked = req.verification ?? null
+  if (rules.verification === undefined && asked !== null && asked.method !== '' && asked.method !== 'none') {
+    throw new InvalidPolicyError('this node does not verify results (it has no mesh); ask for verification "none"')
+  }
+  const policy = resolvePolicy(asked, limits)
+  if (policy.method === 'signature') throw new InvalidPolicyError('verification by signature only is not offered yet: ask for "reexecute" (validators re-run the job) or "none"')
+  if (policy.method === 'reexecute') {
+    const nondeterministic = containers.filter((c) => !c.deterministic).map((c) => c.id)
+    if (nondeterministic.length > 0) throw new NonDeterministicError(nondeterministic)
+  }
+  return policy
 }
 
 /** The chain a request names: `containers`, or `[containerId]`; [] when neither (the Guardian refuses it). */

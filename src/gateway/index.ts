@@ -14,6 +14,7 @@ import { runRemoteJob } from './remote.ts'
 import { watchJob, waitJob } from './watch.ts'
 import { registerJobMetrics } from './metrics.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
+import type { PolicyLimits } from '../verification/index.ts'
 import type { ContainerConfig } from '../config/types.ts'
 import type { Identity } from '../identity/types.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
@@ -45,6 +46,8 @@ export interface JobsServiceInit {
   hardware: HardwareProfile
   /** How long stop() waits for aborted runs to settle (default DEFAULT_STOP_TIMEOUT_MS). */
   stopTimeoutMs?: number
+  /** gateway.verification: the default policy and the largest v honoured (used only with the mesh). */
+  verification?: PolicyLimits
 }
 
 export interface JobsServiceComponents {
@@ -253,13 +256,17 @@ class Jobs implements JobsService {
   /** Every submission passes here, whatever path it came by: shape, Guardian, limits, lane. Refusals are counted and announced. */
   #admit (req: SubmitRequest): [ValidSubmit, Lane] {
     try {
-      const lane = this.#laneOf(chainOf(req))
+      let lane = this.#laneOf(chainOf(req))
       const valid = validateSubmit(req, {
         containers: this.#containers,
         guardian: this.#guardian,
         hardware: lane === 'local' ? this.#init.hardware : undefined,
-        defaultDeadlineMs: this.#init.defaultDeadlineMs
+        defaultDeadlineMs: this.#init.defaultDeadlineMs,
+        // Only a node with the mesh can have results checked by validators.
+        verification: this.#remote !== undefined ? this.#init.verification : undefined
       })
+      // A verified job runs on the mesh even when this node could run it: validators check a worker's receipt.
+      if (valid.verification.method !== 'none') lane = 'mesh'
       const ids = valid.containers.map((c) => c.id)
       if (lane === 'local' && !this.#executor.serves(ids)) throw new NoExecutorError(ids)
       if (lane === 'mesh') {
@@ -327,6 +334,10 @@ class Jobs implements JobsService {
       deadlineAtMs: now + valid.deadlineMs,
       history: [{ state: 'pending', atMs: now, detail: 'accepted' }],
       schedulerId: req.schedulerId ?? ''
+    }
+    if (valid.verification.method !== 'none') {
+      const { method, validators, quorum } = valid.verification
+      job.verification = { method, validators, quorum, state: 'pending', reason: '' }
     }
     // Stored before the caller hears "accepted", so an accepted job survives a crash. The write
     // overlaps the job's first step: store writes are serialised, so it lands before the job's

@@ -5,7 +5,7 @@ import type { SignedEnvelope } from '../envelope/types.ts'
 import type { Receipt } from '../receipt/types.ts'
 import type { JobRecord, StepRecord } from '../store/types.ts'
 import { RemoteResultMismatchError } from './errors.ts'
-import type { RemoteExecutor, RemoteResult } from './types.ts'
+import type { RemoteExecutor, RemoteJob, RemoteResult } from './types.ts'
 
 /** The job's steps as the worker's receipt reports them (outputs of intermediate steps stay on the worker). */
 export function stepsFromReceipt (r: Receipt): StepRecord[] {
@@ -74,10 +74,7 @@ export async function runRemoteJob (queued: JobRecord, signal: AbortSignal, remo
   await update(job)
   try {
     const r = await remote.runRemote(
-      {
-        jobId: job.id, containers: job.containers, input: job.input, deadlineAtMs: job.deadlineAtMs, requiresProof: job.requiresProof,
-        origin: job.origin, allowProbation: job.allowProbation, ...(job.workerId !== undefined ? { previousWorker: job.workerId } : {})
-      },
+      remoteJobOf(job),
       {
         signal,
         onProgress: (p) => {
@@ -93,12 +90,40 @@ export async function runRemoteJob (queued: JobRecord, signal: AbortSignal, remo
       }
     )
     checkRemoteResult(job, r, pins)
-    const ran = { ...job, steps: stepsFromReceipt(r.decoded), workerId: r.workerId, workerOnProbation: r.probation }
+    let ran: JobRecord = { ...job, steps: stepsFromReceipt(r.decoded), workerId: r.workerId, workerOnProbation: r.probation }
+    const policy = job.verification
+    if (policy !== undefined && r.decoded.status === 'success') {
+      await update(toRunning(ran, Date.now(), `verifying: ${policy.method}, ${policy.quorum} of ${policy.validators} validators`))
+      const outcome = await remote.verify(remoteJobOf(job), r, { method: policy.method, validators: policy.validators, quorum: policy.quorum }, {
+        signal,
+        onProgress: (p) => { job = toRunning(job, Date.now(), p.detail); hooks.note(job) }
+      })
+      if (outcome.state === 'disputed') {
+        // The worker's output is not the job's result: validators re-ran it and got something else.
+        ran = { ...ran, verification: { ...policy, state: 'disputed', reason: outcome.reason } }
+        return await hooks.finish(ran, { state: 'failed', detail: 'failed: DISPUTED', error: outcome.reason, errorCode: 'DISPUTED' }, r.receipt)
+      }
+      ran = {
+        ...ran,
+        verification: outcome.state === 'certified'
+          ? { ...policy, state: 'certified', reason: '', certificate: outcome.certificate }
+          : { ...policy, state: 'incomplete', reason: outcome.reason }
+      }
+    } else if (policy !== undefined) {
+      ran = { ...ran, verification: { ...policy, state: 'incomplete', reason: 'the job failed on its worker: only a successful result is certified' } }
+    }
     await hooks.finish(ran, endingFromReceipt(r.decoded, r.output, r.workerId), r.receipt)
   } catch (err) {
     if (signal.reason === STOP_REASON) return await hooks.requeue(job)
     const code = signal.reason === DEADLINE_REASON ? FAILURE_CODES.deadlineExceeded : errorCode(err)
     await hooks.finish(job, { state: 'failed', detail: `failed: ${code}`, error: (err as Error).message, errorCode: code })
+  }
+}
+
+function remoteJobOf (job: JobRecord): RemoteJob {
+  return {
+    jobId: job.id, containers: job.containers, input: job.input, deadlineAtMs: job.deadlineAtMs, requiresProof: job.requiresProof,
+    origin: job.origin, allowProbation: job.allowProbation, ...(job.workerId !== undefined ? { previousWorker: job.workerId } : {})
   }
 }
 

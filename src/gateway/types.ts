@@ -1,3 +1,4 @@
+import type { VerificationPolicy } from '../protocol/index.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
 import type { GuardianReason } from '../guardian/errors.ts'
 import type { Receipt } from '../receipt/types.ts'
@@ -27,6 +28,8 @@ export interface SubmitRequest {
   requiresProof?: boolean
   /** Open mesh: the client accepts a worker on probation (not in the roster) and an unverified result. */
   allowProbation?: boolean
+  /** How the result is to be checked; absent = the gateway's default (gateway.verification). */
+  verification?: VerificationPolicy | null
 }
 
 export interface SubmitResult {
@@ -137,7 +140,19 @@ export interface RemoteExecutor {
   servedContainers(opts?: { allowProbation?: boolean }): Set<string>
   /** Assigns the job to a capable worker (failing over on refusal or silence) and waits for its verified result. */
   runRemote(job: RemoteJob, opts: { signal: AbortSignal, onProgress?: (p: RemoteProgress) => void }): Promise<RemoteResult>
+  /**
+   * Has a worker's result checked under `policy` by validators chosen by rank, and says how it ended:
+   * a certificate, incomplete (the result stands unverified, with the reason) or disputed. Never throws
+   * for the validators' failings; resolves before the job's deadline.
+   */
+  verify(job: RemoteJob, result: RemoteResult, policy: { method: 'signature' | 'reexecute', validators: number, quorum: number },
+    opts: { signal: AbortSignal, onProgress?: (p: RemoteProgress) => void }): Promise<VerifyOutcome>
 }
+
+export type VerifyOutcome =
+  | { state: 'certified', certificate: SignedEnvelope }
+  | { state: 'incomplete', reason: string }
+  | { state: 'disputed', reason: string, attestations: SignedEnvelope[] }
 
 /**
  * The jobs service: admits a job (id, idempotency, Guardian with the client's real origin, schema,

@@ -236,6 +236,14 @@ export interface Assignment {
    * connection comes from; "" = report by gossip). Signed with the rest, so nobody can redirect results.
    */
   replyAddress: string
+  /**
+   * "" = run the job; "reexecute" = this node is a chosen validator: run the job again in its own
+   * sandbox and attest whether its output matches checked_receipt (the worker's receipt envelope).
+   * The node runs it under a job id of its own, "v:" + the first 32 hex digits of sha256(checked
+   * receipt payload), so a re-execution never collides with a job it ran as a worker.
+   */
+  purpose: string
+  checkedReceipt: SignedEnvelope | null
 }
 
 /** The private part of an assignment, only ever sealed to the worker (never in clear on any wire). */
@@ -294,6 +302,11 @@ export interface JobResultNotice {
    * and the job id.
    */
   sealedOutput: Uint8Array
+  /**
+   * For a "reexecute" assignment: the validator's signed attestation on the checked receipt (also
+   * published on inframind/attestations/1). The receipt above is then the validator's own run's.
+   */
+  attestation: SignedEnvelope | null
 }
 
 /** inframind/fetch/1.0.0: one length-prefixed request, one length-prefixed response. */
@@ -407,6 +420,12 @@ export interface SubmitJobRequest {
    * then delivered unverified (Job.worker_on_probation). Default: only rostered workers.
    */
   allowProbation: boolean
+  /**
+   * How the result is to be checked (verification.proto); unset = the gateway's default
+   * (gateway.verification.default_method). Re-execution of a container that does not declare
+   * deterministic: true is FAILED_PRECONDITION; a policy the gateway will not honour is INVALID_ARGUMENT.
+   */
+  verification: VerificationPolicy | null
 }
 
 export interface SubmitJobResponse {
@@ -453,6 +472,17 @@ export interface Job {
   workerId: string
   /** The worker was on probation (open mesh, not in the roster): nobody has verified this result. */
   workerOnProbation: boolean
+  /** The policy the job runs under, defaults resolved (method "none" when unverified). */
+  verification: VerificationPolicy | null
+  /**
+   * "" (method none), "pending", "certified", "incomplete" (the result stands, unverified: see
+   * verification_reason) or "disputed" (validators disagreed with the worker; the worker's output is
+   * not the job's result).
+   */
+  verificationState: string
+  verificationReason: string
+  /** The scheduler-signed certificate (verification.proto) once certified; check it with `infra verify`. */
+  certificate: SignedEnvelope | null
 }
 
 export interface JobStep {

@@ -19,6 +19,7 @@ import { grpcTarget, validateEnvelope, type Mesh, type MeshMessage, type PeerVie
 import type { RemoteExecutor, RemoteJob, RemoteProgress, RemoteResult } from '../gateway/types.ts'
 import { AckMismatchError, AckTimeoutError, AssignmentRejectedError, NoWorkerError, RemoteJobTimeoutError, UnreadableResultError } from './errors.ts'
 import { coolDown, pickWorker, type WorkerUse } from './pick.ts'
+import { verifier } from './verify.ts'
 
 export * from './errors.ts'
 export { coolDown, pickWorker, type WorkerUse } from './pick.ts'
@@ -118,6 +119,8 @@ export function scheduler (init: SchedulerInit) {
     const acks = new Map<string, (ack: AssignmentAck) => void>()
     /** Jobs waiting for their result: true when the notice came from the worker the job is with. */
     const results = new Map<string, (msg: MeshMessage<JobResultNotice>, receipt: Receipt) => boolean>()
+    /** Re-executions waiting for their validator's result, by `${validation job id}/${validator id}`. */
+    const validations = new Map<string, (msg: MeshMessage<JobResultNotice>, receipt: Receipt) => void>()
     /** Large inputs by hash, with the workers allowed to fetch them (those the job was assigned to). */
     const inputs = new Map<string, { bytes: Uint8Array, workers: Set<string>, jobs: number }>()
     // Kept between heartbeats so a burst does not pile onto one worker; only workers seen lately stay.
@@ -154,7 +157,8 @@ export function scheduler (init: SchedulerInit) {
     const liveWorkers = (): Heartbeat[] => livePeers().map((p) => p.heartbeat as Heartbeat)
 
     /** `connectedFrom`: addresses of this node's mesh connections to the worker. */
-    const assignOnce = async (job: RemoteJob, inputHash: Buffer, worker: Heartbeat, connectedFrom: string[], signal: AbortSignal): Promise<AssignmentAck> => {
+    const assignOnce = async (job: RemoteJob, inputHash: Buffer, worker: Heartbeat, connectedFrom: string[], signal: AbortSignal,
+      check: { purpose: '' | 'reexecute', checkedReceipt: SignedEnvelope | null } = { purpose: '', checkedReceipt: null }): Promise<AssignmentAck> => {
       const inline = job.input.byteLength <= init.inlineBytes
       if (!inline) {
         const key = inputHash.toString('hex')
@@ -163,10 +167,12 @@ export function scheduler (init: SchedulerInit) {
       }
       // The client's data is sealed to this worker: whoever carries the assignment (a gRPC hop, the
       // gossip fallback) sees hashes and sizes, never the input or the origin.
+      // A validator re-runs the job; who the client is stays with the worker that needed it for its Guardian.
+      const origin = check.purpose === 'reexecute' ? { ip: '', peerId: '', delegate: '' } : job.origin
       const secret = encodeAssignmentSecret({
         input: inline ? job.input : new Uint8Array(),
         inputInline: inline,
-        origin: { ip: job.origin.ip, peerId: job.origin.peerId, delegate: job.origin.delegate, gatewayId: c.identity.nodeId }
+        origin: { ip: origin.ip, peerId: origin.peerId, delegate: origin.delegate, gatewayId: c.identity.nodeId }
       })
       const assignment: Assignment = {
         jobId: job.jobId,
@@ -180,7 +186,9 @@ export function scheduler (init: SchedulerInit) {
         issuedAtMs: Date.now(),
         deadlineAtMs: job.deadlineAtMs,
         requiresProof: job.requiresProof,
-        replyAddress: c.replyAddress?.() ?? ''
+        replyAddress: c.replyAddress?.() ?? '',
+        purpose: check.purpose,
+        checkedReceipt: check.checkedReceipt
       }
       const payload = encodeAssignment(assignment)
       const target = preferred === 'grpc' ? grpcTarget(worker.grpcAddress, connectedFrom) : ''
@@ -377,6 +385,50 @@ export function scheduler (init: SchedulerInit) {
       throw new NoWorkerError(job.containers)
     }
 
+    /** A validator's re-execution result, to the check waiting for it; false when none waits (or it is not one). */
+    const deliverValidation = (msg: MeshMessage<JobResultNotice>, receipt: Receipt): boolean => {
+      const waiting = validations.get(`${receipt.jobId}/${msg.from}`)
+      if (waiting === undefined) return false
+      waiting(msg, receipt)
+      return true
+    }
+
+    const verify = verifier({
+      identity: c.identity,
+      logger,
+      admission: c.admission,
+      livePeers,
+      inlineBytes: init.inlineBytes,
+      holdInput: (job, validatorIds) => {
+        if (job.input.byteLength <= init.inlineBytes) return () => {}
+        const key = createHash('sha256').update(job.input).digest('hex')
+        const held = inputs.get(key) ?? { bytes: job.input, workers: new Set<string>(), jobs: 0 }
+        held.jobs += 1
+        for (const id of validatorIds) held.workers.add(id)
+        inputs.set(key, held)
+        return () => { if (--held.jobs <= 0) inputs.delete(key) }
+      },
+      allowFetch: (job, validatorId) => {
+        const held = inputs.get(createHash('sha256').update(job.input).digest('hex'))
+        held?.workers.add(validatorId)
+      },
+      assign: async (job, validator, signal, checkedReceipt) => {
+        const inputHash = createHash('sha256').update(job.input).digest()
+        const addresses = c.mesh.peers().find((p) => p.nodeId === validator.nodeId)?.addresses ?? []
+        return await assignOnce(job, inputHash, validator, addresses, signal, { purpose: 'reexecute', checkedReceipt })
+      },
+      awaitResult: (validationId, validatorId) => {
+        const key = `${validationId}/${validatorId}`
+        let cancel = (): void => {}
+        const result = new Promise<{ msg: MeshMessage<JobResultNotice>, receipt: Receipt }>((resolve) => {
+          validations.set(key, (msg, receipt) => resolve({ msg, receipt }))
+          cancel = () => { validations.delete(key) }
+        })
+        return { result, cancel }
+      },
+      watch: watchWorker
+    })
+
     /** A result for a job this scheduler no longer waits for from that worker: recorded, never delivered. */
     const late = (jobId: string, workerId: string): void => {
       lateTotal?.inc()
@@ -401,6 +453,8 @@ export function scheduler (init: SchedulerInit) {
       if (verdict.action !== 'ACCEPT') return { accepted: false, reason: `${verdict.code}: ${verdict.reason}` }
       const receipt = decodeReceipt((verdict.value.receipt as SignedEnvelope).payload)
       if (receipt.schedulerId !== c.identity.nodeId) return { accepted: false, reason: `job ${receipt.jobId} was assigned by ${receipt.schedulerId}, not by this scheduler` }
+      const msg0: MeshMessage<JobResultNotice> = { topic: TOPICS.receipts, value: verdict.value, envelope: verdict.envelope, from: verdict.signer }
+      if (deliverValidation(msg0, receipt)) return { accepted: true, reason: '' }
       const waiting = results.get(receipt.jobId)
       if (waiting === undefined) {
         late(receipt.jobId, signer)
@@ -422,6 +476,7 @@ export function scheduler (init: SchedulerInit) {
         return h.roles.includes('worker') && (standing === 'rostered' || (standing === 'probation' && opts.allowProbation === true))
       }).flatMap((h) => h.containers)),
       runRemote,
+      verify,
       content: async (hash, requester) => {
         const held = inputs.get(Buffer.from(hash).toString('hex'))
         return held !== undefined && held.workers.has(requester) ? held.bytes : undefined
@@ -438,6 +493,7 @@ export function scheduler (init: SchedulerInit) {
             // The mesh validator already verified the receipt and that the worker signed it.
             const receipt = decodeReceipt((msg.value.receipt as SignedEnvelope).payload)
             if (receipt.schedulerId !== c.identity.nodeId) return
+            if (deliverValidation(msg, receipt)) return
             const waiting = results.get(receipt.jobId)
             if (waiting === undefined || !waiting(msg, receipt)) late(receipt.jobId, msg.from)
           })

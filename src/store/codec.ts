@@ -3,7 +3,7 @@ import { READABLE_RECORD_VERSIONS, RECORD_VERSION } from './constants.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
 import type { JobState, StateChange } from '../types.ts'
 import type { JobOrigin } from '../runtime/types.ts'
-import type { JobRecord, StepRecord } from './types.ts'
+import type { JobRecord, JobVerification, StepRecord, VerificationState } from './types.ts'
 
 /*
  * Records are stored as JSON with bytes in base64: readable with any LevelDB tool, and every
@@ -40,15 +40,16 @@ export function encodeRecord (job: JobRecord): string {
   if (job.imageDigest !== undefined) out.imageDigest = job.imageDigest
   if (job.workerId !== undefined) out.workerId = job.workerId
   if (job.workerOnProbation !== undefined) out.workerOnProbation = job.workerOnProbation
-  if (job.receipt !== undefined) {
-    out.receipt = {
-      payloadType: job.receipt.payloadType,
-      payload: toBase64(job.receipt.payload),
-      publicKey: toBase64(job.receipt.publicKey),
-      signature: toBase64(job.receipt.signature)
-    }
+  if (job.receipt !== undefined) out.receipt = encodeEnvelope(job.receipt)
+  if (job.verification !== undefined) {
+    const v = job.verification
+    out.verification = { method: v.method, validators: v.validators, quorum: v.quorum, state: v.state, reason: v.reason, ...(v.certificate !== undefined ? { certificate: encodeEnvelope(v.certificate) } : {}) }
   }
   return JSON.stringify(out)
+}
+
+function encodeEnvelope (env: SignedEnvelope): Record<string, unknown> {
+  return { payloadType: env.payloadType, payload: toBase64(env.payload), publicKey: toBase64(env.publicKey), signature: toBase64(env.signature) }
 }
 
 function encodeStep (step: StepRecord): Record<string, unknown> {
@@ -122,8 +123,22 @@ export function decodeRecord (text: string): JobRecord {
   if (raw.receipt !== undefined) job.receipt = decodeEnvelope(raw.receipt)
   if (raw.workerId !== undefined) job.workerId = str(raw, 'workerId')
   if (raw.workerOnProbation !== undefined) job.workerOnProbation = bool(raw, 'workerOnProbation')
+  if (raw.verification !== undefined) job.verification = decodeVerification(raw.verification)
   if (raw.v === 1) job.steps = legacySteps(job)
   return job
+}
+
+const VERIFICATION_STATES: ReadonlySet<string> = new Set<VerificationState>(['pending', 'certified', 'incomplete', 'disputed'])
+
+function decodeVerification (raw: unknown): JobVerification {
+  if (!isObject(raw)) throw new RecordDecodeError('verification is not an object')
+  const method = str(raw, 'method')
+  if (method !== 'signature' && method !== 'reexecute') throw new RecordDecodeError('bad verification method')
+  const state = str(raw, 'state')
+  if (!VERIFICATION_STATES.has(state)) throw new RecordDecodeError('bad verification state')
+  const v: JobVerification = { method, validators: num(raw, 'validators'), quorum: num(raw, 'quorum'), state: state as VerificationState, reason: str(raw, 'reason') }
+  if (raw.certificate !== undefined) v.certificate = decodeEnvelope(raw.certificate)
+  return v
 }
 
 /** A version 1 job that ran had exactly one step, described by the job's own fields. */

@@ -63,6 +63,22 @@ export interface JobRecord {
   workerId?: string
   /** That worker was on probation (not in the roster): nobody vouches for the result. */
   workerOnProbation?: boolean
+  /** How the result is checked (absent = not at all: policy method "none"). */
+  verification?: JobVerification
+}
+
+export type VerificationState = 'pending' | 'certified' | 'incomplete' | 'disputed'
+
+/** A job's verification policy (defaults resolved) and how far it got. */
+export interface JobVerification {
+  method: 'signature' | 'reexecute'
+  validators: number
+  quorum: number
+  state: VerificationState
+  /** Why it is incomplete or disputed ('' otherwise). */
+  reason: string
+  /** The scheduler-signed certificate once certified. */
+  certificate?: SignedEnvelope
 }
 
 export interface ListOptions {

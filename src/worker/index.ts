@@ -8,12 +8,28 @@ import type { JobRecord } from '../store/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { Startable } from '../types.ts'
 import {
-  decodeAssignment, decodeAssignmentSecret, encodeAck, encodeJobResult, PAYLOAD_TYPES,
+  decodeAssignment, decodeAssignmentSecret, decodeAttestation, encodeAck, encodeJobResult, PAYLOAD_TYPES,
   type Assignment, type AssignmentAck, type AssignmentSecret
 } from '../protocol/index.ts'
 import { grpcTarget, type Mesh } from '../mesh/index.ts'
 import type { Admission } from '../admission/index.ts'
 import { openSealed, sealTo, SEAL_CONTEXTS } from '../seal/index.ts'
+import { receiptHash, verifyReceipt, type Receipt } from '../receipt/index.ts'
+import { signAttestation, validationJobId } from '../verification/index.ts'
+
+/**
+ * A re-execution assignment is taken only for a receipt that verifies, that the same scheduler
+ * assigned, that another node signed, under the job id derived from it. Returns why not, or the receipt.
+ */
+function checkReexecution (a: Assignment, self: string): string | { checked: SignedEnvelope, receipt: Receipt } {
+  if (a.checkedReceipt === null) return 'a re-execution assignment must carry the receipt it checks'
+  const r = verifyReceipt(a.checkedReceipt)
+  if (!r.valid) return `the receipt to check does not verify: ${r.reason}`
+  if (r.receipt.schedulerId !== a.schedulerId) return `the receipt to check was assigned by ${r.receipt.schedulerId}, not by ${a.schedulerId}`
+  if (r.receipt.workerId === self) return 'this node signed the receipt: a worker never validates its own result'
+  if (validationJobId(a.checkedReceipt) !== a.jobId) return `a re-execution runs as ${validationJobId(a.checkedReceipt)}, not ${a.jobId.slice(0, 64)}`
+  return { checked: a.checkedReceipt, receipt: r.receipt }
+}
 
 /** Outputs kept in memory for peers to fetch by hash after a job ends (bounded; older ones come from the store). */
 const MAX_SERVED_OUTPUTS = 256
@@ -37,7 +53,10 @@ export interface WorkerAgent extends Startable {
 export interface WorkerInit {
   /** Outputs up to this size ride in the result notice; larger ones are fetched by hash (mesh.inline_bytes). */
   inlineBytes: number
+  /** This node's roles: jobs need "worker", re-executions need "validator" (default: worker only). */
+  roles?: readonly string[]
 }
+
 
 /** Sends a signed result notice to a scheduler's public ReportResult. */
 export interface ResultReporter {
@@ -68,6 +87,9 @@ export function workerAgent (init: WorkerInit) {
     /** Recent outputs by hash, with the scheduler allowed to fetch each. */
     const served = new Map<string, { bytes: Uint8Array, schedulerId: string }>()
     const directJobs = new Map<string, string>()
+    /** Re-executions in flight, by their job id: the receipt each one checks. */
+    const validations = new Map<string, { checked: SignedEnvelope, receipt: Receipt }>()
+    const roles = init.roles ?? ['worker']
     let unsubscribe: Array<() => void> = []
 
     const ack = (a: Pick<Assignment, 'jobId' | 'schedulerId'>, fields: Partial<AssignmentAck>): AckResult => {
@@ -89,6 +111,17 @@ export function workerAgent (init: WorkerInit) {
       const signer = nodeIdFromPublicKey(envelope.publicKey)
       if (signer !== a.schedulerId) return ack(a, { code: 'INVALID_ASSIGNMENT', reason: `signed by ${signer}, not by the scheduler it names` })
       if (a.workerId !== c.identity.nodeId) return ack(a, { code: 'WRONG_WORKER', reason: `assigned to ${a.workerId}, not to this node` })
+      let checked: { checked: SignedEnvelope, receipt: Receipt } | undefined
+      if (a.purpose === 'reexecute') {
+        if (!roles.includes('validator')) return ack(a, { code: 'NOT_A_VALIDATOR', reason: 'this node does not have the validator role' })
+        const refusal = checkReexecution(a, c.identity.nodeId)
+        if (typeof refusal === 'string') return ack(a, { code: 'INVALID_ASSIGNMENT', reason: refusal })
+        checked = refusal
+      } else if (a.purpose !== '') {
+        return ack(a, { code: 'INVALID_ASSIGNMENT', reason: `unknown purpose ${JSON.stringify(a.purpose.slice(0, 32))}` })
+      } else if (!roles.includes('worker')) {
+        return ack(a, { code: 'NOT_A_WORKER', reason: 'this node does not have the worker role' })
+      }
       // A role claimed in a heartbeat is never enough: the roster (or this node's own config) decides.
       if (!c.admission.mayAssign(a.schedulerId)) {
         return ack(a, { code: 'UNTRUSTED_SCHEDULER', reason: `${a.schedulerId} may not assign jobs here: it is not a scheduler or gateway in the roster, nor in mesh.trusted_schedulers` })
@@ -121,6 +154,7 @@ export function workerAgent (init: WorkerInit) {
           origin: { ip: secret.origin?.ip ?? '', peerId: secret.origin?.peerId ?? '', delegate: secret.origin?.delegate ?? '' }
         })
         const finished = job.state === 'success' || job.state === 'failed'
+        if (checked !== undefined) validations.set(a.jobId, checked)
         // The reply address of the newest assignment wins: a restarted scheduler listens on a new one.
         if (via === 'grpc' && a.replyAddress !== '' && !finished) {
           directJobs.set(a.jobId, a.replyAddress)
@@ -157,7 +191,8 @@ export function workerAgent (init: WorkerInit) {
         sealedOutput: inline ? sealTo(job.schedulerId, output, SEAL_CONTEXTS.output(job.id)) : new Uint8Array(),
         outputInline: inline,
         outputSize: output.byteLength,
-        atMs: Date.now()
+        atMs: Date.now(),
+        attestation: attestationFor(job)
       }
       const reply = directJobs.get(job.id) ?? ''
       directJobs.delete(job.id)
@@ -175,6 +210,34 @@ export function workerAgent (init: WorkerInit) {
         }
       }
       await c.mesh.publish('receipts', notice)
+    }
+
+    /** A finished re-execution's verdict on the receipt it checked, signed; null for an ordinary job. */
+    const attestationFor = (job: JobRecord): SignedEnvelope | null => {
+      const v = validations.get(job.id)
+      if (v === undefined) return null
+      validations.delete(job.id)
+      const ownHash = job.state === 'success' ? createHash('sha256').update(job.output ?? new Uint8Array()).digest() : new Uint8Array()
+      const verdict = job.state !== 'success'
+        ? { verdict: 'unverifiable', reason: `the re-execution failed: ${job.errorCode ?? ''} ${job.error ?? ''}`.trim() }
+        : v.receipt.status !== 'success'
+          ? { verdict: 'disagree', reason: 'the re-execution succeeded where the worker reported a failure' }
+          : Buffer.from(ownHash).equals(Buffer.from(v.receipt.outputHash))
+            ? { verdict: 'agree', reason: '' }
+            : { verdict: 'disagree', reason: 'the re-execution gave a different output' }
+      const env = signAttestation(c.identity, {
+        receiptHash: receiptHash(v.checked),
+        jobId: v.receipt.jobId,
+        workerId: v.receipt.workerId,
+        validatorId: c.identity.nodeId,
+        method: 'reexecution',
+        outputHash: ownHash,
+        atMs: Date.now(),
+        ...verdict
+      })
+      // Hashes and ids only: anyone on the mesh may see who vouched for what.
+      c.mesh.publish('attestations', decodeAttestation(env.payload)).catch((err: unknown) => logger.debug({ err, job: job.id }, 'could not publish the attestation'))
+      return env
     }
 
     return {

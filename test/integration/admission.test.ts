@@ -87,7 +87,7 @@ test.serial('private mesh: with the key but not in the roster, a peer gets no as
   const env = signEnvelope(outsider.identity, PAYLOAD_TYPES.assignment, encodeAssignment({
     jobId, containers: ['echo'], sealed: sealTo(worker.node.identity.nodeId, encodeAssignmentSecret({ input: text('x'), inputInline: true, origin: null }), SEAL_CONTEXTS.assignment(jobId)),
     inputHash: sha256(text('x')), inputSize: 1, inputProvider: '', workerId: worker.node.identity.nodeId, schedulerId: outsider.identity.nodeId,
-    issuedAtMs: Date.now(), deadlineAtMs: Date.now() + 30_000, requiresProof: false, replyAddress: ''
+    issuedAtMs: Date.now(), deadlineAtMs: Date.now() + 30_000, requiresProof: false, replyAddress: '', purpose: '', checkedReceipt: null
   }))
   const answer = await worker.client.assignJob(env)
   t.is(answer.payloadType, PAYLOAD_TYPES.ack)
@@ -177,7 +177,7 @@ test.serial('open mesh: an unrostered worker gets only jobs whose client allowed
     void (async () => {
       await outsider.publish(TOPICS.acks, PAYLOAD_TYPES.ack, encodeAck({ jobId: a.jobId, workerId: outsider.identity.nodeId, schedulerId: a.schedulerId, accepted: true, code: '', reason: '', atMs: Date.now(), duplicate: false }))
       await outsider.publish(TOPICS.receipts, PAYLOAD_TYPES.jobResult, encodeJobResult({
-        receipt, sealedOutput: sealTo(a.schedulerId, output, SEAL_CONTEXTS.output(a.jobId)), outputInline: true, outputSize: output.byteLength, atMs: Date.now()
+        receipt, sealedOutput: sealTo(a.schedulerId, output, SEAL_CONTEXTS.output(a.jobId)), outputInline: true, outputSize: output.byteLength, atMs: Date.now(), attestation: null
       }))
     })().catch(() => {})
   })

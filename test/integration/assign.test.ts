@@ -50,7 +50,9 @@ function assignment (scheduler: Identity, workerId: string, fields: { jobId?: st
     issuedAtMs: Date.now(),
     deadlineAtMs: fields.deadlineAtMs ?? Date.now() + 30_000,
     requiresProof: false,
-    replyAddress: ''
+    replyAddress: '',
+    purpose: '',
+    checkedReceipt: null
   }))
 }
 
@@ -211,7 +213,7 @@ test.serial('ReportResult takes only the assigned worker\'s signed result for a 
     status: 'success', exitCode: 0, latencyMs: 1, startedAtMs: Date.now() - 1, finishedAtMs: Date.now(),
     workerId: stranger.nodeId, schedulerId: gateway.node.identity.nodeId, error: ''
   })
-  const notice = (signer: Identity, r = receipt) => signEnvelope(signer, PAYLOAD_TYPES.jobResult, encodeJobResult({ receipt: r, sealedOutput: sealTo(gateway.node.identity.nodeId, text('x'), SEAL_CONTEXTS.output(r === receipt ? 'not-in-flight' : '')), outputInline: true, outputSize: 1, atMs: Date.now() }))
+  const notice = (signer: Identity, r = receipt) => signEnvelope(signer, PAYLOAD_TYPES.jobResult, encodeJobResult({ receipt: r, sealedOutput: sealTo(gateway.node.identity.nodeId, text('x'), SEAL_CONTEXTS.output(r === receipt ? 'not-in-flight' : '')), outputInline: true, outputSize: 1, atMs: Date.now(), attestation: null }))
   const unknown = await gateway.client.reportResult(notice(stranger))
   t.false(unknown.accepted)
   t.regex(unknown.reason, /no job not-in-flight of this scheduler is waiting/)

@@ -42,7 +42,7 @@ function attestation (over: Partial<Attestation> = {}): Attestation {
 function assignment (over: Partial<Assignment> = {}): Assignment {
   return {
     jobId: 'job-1', containers: ['echo'], sealed: new Uint8Array(60), inputHash: sha256(new Uint8Array(0)), inputSize: 0, inputProvider: '',
-    workerId: bob.nodeId, schedulerId: alice.nodeId, issuedAtMs: NOW, deadlineAtMs: NOW + 60_000, requiresProof: false, replyAddress: '', ...over
+    workerId: bob.nodeId, schedulerId: alice.nodeId, issuedAtMs: NOW, deadlineAtMs: NOW + 60_000, requiresProof: false, replyAddress: '', purpose: '', checkedReceipt: null, ...over
   }
 }
 
@@ -58,7 +58,7 @@ function receipt (worker: Identity, over: Partial<Receipt> = {}): Receipt {
 }
 
 function notice (over: Partial<JobResultNotice> = {}): JobResultNotice {
-  return { receipt: signReceipt(alice, receipt(alice)), sealedOutput: new Uint8Array(60), outputInline: true, outputSize: output.length, atMs: NOW, ...over }
+  return { receipt: signReceipt(alice, receipt(alice)), sealedOutput: new Uint8Array(60), outputInline: true, outputSize: output.length, atMs: NOW, attestation: null, ...over }
 }
 
 /** The verdict's action and code, or just 'ACCEPT'. */

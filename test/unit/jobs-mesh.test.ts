@@ -4,7 +4,7 @@ import { identityFromSeed } from '../../src/identity/index.ts'
 import { computeJobHash, sha256, signReceipt, verifyReceipt } from '../../src/receipt/index.ts'
 import { defaults } from '../../src/config/index.ts'
 import type { Identity } from '../../src/identity/types.ts'
-import type { RemoteExecutor, RemoteJob, RemoteResult } from '../../src/gateway/types.ts'
+import type { RemoteExecutor, RemoteJob, VerifyOutcome, RemoteResult } from '../../src/gateway/types.ts'
 import {
   DIGEST, afterEachCtx, beforeEachCtx, container, dec, enc, settled, setup, until, type Ctx
 } from '../helpers/fake-runtime.ts'
@@ -26,6 +26,11 @@ class FakeRemote implements RemoteExecutor {
   maxHeld = 0
 
   servedContainers (): Set<string> { return new Set(this.served) }
+
+  /** These tests submit unverified jobs: a call here is a bug in the gateway. */
+  async verify (): Promise<VerifyOutcome> {
+    throw new Error('verify called for an unverified job')
+  }
 
   async runRemote (job: RemoteJob, opts: { signal: AbortSignal }): Promise<RemoteResult> {
     return await new Promise((resolve, reject) => {

@@ -88,7 +88,7 @@ const heartbeat: Heartbeat = {
 const assignment: Assignment = {
   jobId: 'job-1', containers: ['a', 'b'], sealed: Uint8Array.of(1, 2, 3), inputHash: new Uint8Array(32).fill(9), inputSize: 1,
   inputProvider: '', workerId: 'w', schedulerId: 's', issuedAtMs: 1, deadlineAtMs: 2, requiresProof: false,
-  replyAddress: '127.0.0.1:9000'
+  replyAddress: '127.0.0.1:9000', purpose: '', checkedReceipt: null
 }
 const attestation: Attestation = {
   receiptHash: new Uint8Array(32).fill(1), jobId: 'job-1', workerId: 'w', validatorId: 'v', verdict: 'agree',
@@ -106,7 +106,7 @@ test('the named codecs of the signed payloads round-trip', (t) => {
   t.deepEqual(decodeAck(encodeAck(ack)), ack)
   const notice = {
     receipt: { payloadType: 'inframind/receipt/v1', payload: Uint8Array.of(1), publicKey: new Uint8Array(32), signature: new Uint8Array(64) },
-    sealedOutput: Uint8Array.of(7), outputInline: true, outputSize: 1, atMs: 4
+    sealedOutput: Uint8Array.of(7), outputInline: true, outputSize: 1, atMs: 4, attestation: null
   }
   t.deepEqual(decodeJobResult(encodeJobResult(notice)), notice)
   t.deepEqual(decodeAttestation(encodeAttestation(attestation)), attestation)

@@ -1,0 +1,83 @@
+import test from 'ava'
+import * as grpc from '@grpc/grpc-js'
+import { envelopeFromWire } from '../../src/api/convert.ts'
+import { verifyCertificate } from '../../src/verification/index.ts'
+import { containerYaml, eventually, meshAddr, startFor, text, type TestNode } from '../helpers/node.ts'
+
+// Real nodes (LevelDB, Docker, gRPC, libp2p over 127.0.0.1): a scheduler+gateway, workers and
+// validators of one private mesh. Whole meshes per test, one test at a time.
+
+const echo = containerYaml('echo', { deterministic: true })
+
+async function mesh (t: Parameters<typeof startFor>[0], opts: { workers?: Array<Record<string, unknown>>, validators: number }): Promise<{ gateway: TestNode, workers: TestNode[], validators: TestNode[] }> {
+  const gateway = await startFor(t, { mesh: {}, node: { roles: ['scheduler', 'gateway'] }, containers: [echo] })
+  const join = { bootstrap: [meshAddr(gateway)] }
+  const workers = await Promise.all((opts.workers ?? [echo]).map(async (c) => await startFor(t, { mesh: join, containers: [c] })))
+  const validators = await Promise.all(Array.from({ length: opts.validators }, async () => await startFor(t, { mesh: join, node: { roles: ['validator'] }, containers: [echo] })))
+  for (const n of [...workers, ...validators]) await eventually(() => gateway.node.mesh?.livePeer(n.node.identity.nodeId)?.grpcAddress, 60_000)
+  return { gateway, workers, validators }
+}
+
+test.serial('reexecute v=2 q=2: the result comes with a certificate that verifies offline, signed by both chosen validators', async (t) => {
+  const { gateway, workers, validators } = await mesh(t, { validators: 2 })
+  const job = await gateway.client.runJob({ containerId: 'echo', input: text('check me'), deadlineMs: 120_000, verification: { method: 'reexecute', validators: 2, quorum: 2 } })
+  t.is(job.state, 'JOB_STATE_SUCCESS', job.error)
+  t.is(job.verificationState, 'certified', job.verificationReason)
+  t.deepEqual(job.verification, { method: 'reexecute', validators: 2, quorum: 2 })
+  t.is(job.workerId, workers[0]!.node.identity.nodeId)
+  t.truthy(job.certificate)
+  const cert = envelopeFromWire(job.certificate!)
+  const checked = verifyCertificate(cert, { output: job.output })
+  t.true(checked.valid, checked.valid ? '' : `${checked.code}: ${checked.reason}`)
+  if (checked.valid) {
+    t.deepEqual(checked.attestations.map((a) => a.validatorId).sort(), validators.map((v) => v.node.identity.nodeId).sort())
+    t.is(checked.certificate.schedulerId, gateway.node.identity.nodeId)
+  }
+  // The validators ran it under their own ids and hold no job of the client's id.
+  for (const v of validators) {
+    const err = await t.throwsAsync(v.client.getJob(job.jobId))
+    t.is((err as grpc.ServiceError).code, grpc.status.NOT_FOUND)
+  }
+})
+
+test.serial('a worker that alters the output is caught: the job is DISPUTED and the client never gets that output', async (t) => {
+  // Same image and digest (so it passes the gateway's pin check), another command: a lazy or tampering worker.
+  const cheat = containerYaml('echo', { deterministic: true, command: ['sh', '-c', 'cat; echo tampered'] })
+  const { gateway, workers } = await mesh(t, { workers: [cheat], validators: 2 })
+  const job = await gateway.client.runJob({ containerId: 'echo', input: text('the truth'), deadlineMs: 120_000, verification: { method: 'reexecute', validators: 2, quorum: 2 } })
+  t.is(job.state, 'JOB_STATE_FAILED')
+  t.is(job.errorCode, 'DISPUTED')
+  t.is(job.verificationState, 'disputed')
+  t.regex(job.verificationReason, new RegExp(`another output than worker ${workers[0]!.node.identity.nodeId}`))
+  t.is(job.output.byteLength, 0)
+  t.is(job.certificate, null)
+})
+
+test.serial('too few validators: the result stands, marked incomplete with the reason; non-deterministic containers are refused', async (t) => {
+  const { gateway } = await mesh(t, { validators: 1 })
+  const job = await gateway.client.runJob({ containerId: 'echo', input: text('alone'), deadlineMs: 60_000, verification: { method: 'reexecute', validators: 2, quorum: 2 } })
+  t.is(job.state, 'JOB_STATE_SUCCESS')
+  t.is(Buffer.from(job.output).toString(), 'alone')
+  t.is(job.verificationState, 'incomplete')
+  t.regex(job.verificationReason, /1 live validator\(s\) serve echo; the policy needs 2/)
+  t.is(job.certificate, null)
+
+  const policy = { method: 'reexecute' as const, validators: 9, quorum: 1 }
+  const tooMany = await t.throwsAsync(gateway.client.submitJob({ containerId: 'echo', input: text('x'), verification: policy }))
+  t.is((tooMany as grpc.ServiceError).code, grpc.status.INVALID_ARGUMENT)
+  t.regex((tooMany as grpc.ServiceError).details, /at most 5/)
+  const signature = await t.throwsAsync(gateway.client.submitJob({ containerId: 'echo', input: text('x'), verification: { method: 'signature' } }))
+  t.is((signature as grpc.ServiceError).code, grpc.status.INVALID_ARGUMENT)
+  t.regex((signature as grpc.ServiceError).details, /not offered yet/)
+})
+
+test.serial('re-execution of a container that does not declare deterministic: true is FAILED_PRECONDITION naming it', async (t) => {
+  const gateway = await startFor(t, { mesh: {}, node: { roles: ['scheduler', 'gateway'] }, containers: [containerYaml('echo')] })
+  const worker = await startFor(t, { mesh: { bootstrap: [meshAddr(gateway)] }, containers: [containerYaml('echo')] })
+  await eventually(() => gateway.node.mesh?.livePeer(worker.node.identity.nodeId)?.grpcAddress, 60_000)
+  const err = await t.throwsAsync(gateway.client.submitJob({ containerId: 'echo', input: text('x'), verification: { method: 'reexecute' } }))
+  t.is((err as grpc.ServiceError).code, grpc.status.FAILED_PRECONDITION)
+  t.regex((err as grpc.ServiceError).details, /"echo" is not \(deterministic: false/)
+  // Unverified jobs still run.
+  t.is((await gateway.client.runJob({ containerId: 'echo', input: text('fine') })).state, 'JOB_STATE_SUCCESS')
+})
