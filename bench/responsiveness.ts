@@ -6,7 +6,7 @@
  * neither shares an event loop with the reads being timed nor takes the CPU the node needs.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdir, open, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
@@ -52,6 +52,8 @@ export interface ResponsivenessResult {
   clientLoopP99Ms: { idle: number, during: number }
   /** How long the node's event-loop thread waited for a CPU while runnable, ms per second of wall time. */
   nodeRunQueueMsPerSecond: { idle: number, during: number }
+  /** The node's CPU during the burst by thread kind, ms per second of wall time. */
+  nodeThreadsDuringMsPerSecond: Record<string, number>
 }
 
 /** This process's CPU so far (every thread, the burst's worker among them), ms. */
@@ -83,6 +85,21 @@ async function runQueueWaitMs (pid: number | undefined): Promise<number> {
   if (pid === undefined) return 0
   const text = await readFile(`/proc/${pid}/schedstat`, 'utf8').catch(() => '')
   return Number(text.split(' ')[1] ?? 0) / 1e6
+}
+
+/** CPU so far of each kind of thread of a process (main, V8 workers, libuv workers...), ms, by thread name. */
+async function threadCpuMs (pid: number | undefined): Promise<Record<string, number>> {
+  const out: Record<string, number> = {}
+  if (pid === undefined) return out
+  const tids = await readdir(`/proc/${pid}/task`).catch(() => [] as string[])
+  for (const tid of tids) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => '')
+    if (stat === '') continue
+    const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/[0-9]+$/, '').trim()
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    out[name] = (out[name] ?? 0) + (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) * 10
+  }
+  return out
 }
 
 /** grpc.health.v1.Health/Check, bytes in and out: an empty request asks about the whole server. */
@@ -252,6 +269,7 @@ export async function benchResponsiveness (ctx: BenchContext, opts: { idleRounds
     })
     cpu0 = await cpuMs(child.pid)
     wait0 = await runQueueWaitMs(child.pid)
+    const threads0 = await threadCpuMs(child.pid)
     bench0 = benchCpuMs()
     machine0 = await machineCpuMs()
     t0 = performance.now()
@@ -260,6 +278,8 @@ export async function benchResponsiveness (ctx: BenchContext, opts: { idleRounds
     secs = (performance.now() - t0) / 1000
     const duringCpu = (await cpuMs(child.pid) - cpu0) / secs
     const duringWait = (await runQueueWaitMs(child.pid) - wait0) / secs
+    const threads1 = await threadCpuMs(child.pid)
+    const threads = Object.fromEntries(Object.entries(threads1).map(([k, v]) => [k, (v - (threads0[k] ?? 0)) / secs]).filter(([, v]) => (v as number) > 0))
     const duringBench = (benchCpuMs() - bench0) / secs
     const duringMachine = (await machineCpuMs() - machine0) / secs
     loop1 = await scrapeLoop(metrics)
@@ -289,7 +309,8 @@ export async function benchResponsiveness (ctx: BenchContext, opts: { idleRounds
       machineCpuMsPerSecond: { idle: idleMachine, during: duringMachine },
       nodeLoop: { idle: idleLoop, during: duringLoop },
       clientLoopP99Ms: { idle: idleClientLoop, during: duringClientLoop },
-      nodeRunQueueMsPerSecond: { idle: idleWait, during: duringWait }
+      nodeRunQueueMsPerSecond: { idle: idleWait, during: duringWait },
+      nodeThreadsDuringMsPerSecond: threads
     }
   } finally {
     await worker.terminate()
@@ -315,5 +336,6 @@ export function responsivenessNote (r: ResponsivenessResult): string {
   return `Responsiveness: a real node process (log level info, mesh off, one-shot echo container) answers one client's read-only calls one at a time, round robin, while idle and then during the burst; the burst's ${r.burst.clients} clients each have their own channel and run closed loop in a worker thread of the bench at nice ${BURST_NICE} (so they neither share the timed client's event loop nor outrank the node for the 2 cores). ` +
     `The burst took ${r.burst.seconds.toFixed(1)} s. CPU, % of one core, idle phase / burst: the node ${pct(r.nodeCpuMsPerSecond)}; the bench process (reads and the burst's thread) ${pct(r.benchCpuMsPerSecond)}; the whole machine (${r.machineCpus} cores, other users included) ${pct(r.machineCpuMsPerSecond)}. ` +
     `The node's event-loop delay p99 / max, idle: ${loop(r.nodeLoop.idle)}; during the burst: ${loop(r.nodeLoop.during)}; the timing client's own event-loop delay p99, idle / burst: ${r.clientLoopP99Ms.idle.toFixed(1)} / ${r.clientLoopP99Ms.during.toFixed(1)} ms. ` +
-    `The node's event-loop thread waited for a CPU while runnable ${r.nodeRunQueueMsPerSecond.idle.toFixed(0)} ms/s idle, ${r.nodeRunQueueMsPerSecond.during.toFixed(0)} ms/s during the burst.`
+    `The node's event-loop thread waited for a CPU while runnable ${r.nodeRunQueueMsPerSecond.idle.toFixed(0)} ms/s idle, ${r.nodeRunQueueMsPerSecond.during.toFixed(0)} ms/s during the burst; ` +
+    `the node's CPU during the burst by thread, % of one core: ${Object.entries(r.nodeThreadsDuringMsPerSecond).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${(v / 10).toFixed(0)}`).join(', ')}.`
 }
