@@ -170,7 +170,7 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
       inlineBytes: config.mesh.inlineBytes,
       ackTimeoutMs: config.mesh.ackTimeoutMs,
       maxClockSkewMs: config.mesh.maxClockSkewMs
-    })({ mesh, admission: admission as Admission, identity, logger, grpc: peers, metrics, replyAddress: () => grpcAddress })
+    })({ mesh, admission: admission as Admission, identity, logger, grpc: peers, metrics, replyAddress: () => grpcAddress, store })
     : undefined
   const jobs = jobsService({
     containers: config.containers,

@@ -3,7 +3,7 @@ import { CONTROL_SERVICE, NODE_SERVICE, serviceConstructor } from './proto.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
 import { envelopeFromWire, envelopeToWire } from './convert.ts'
 import type {
-  ContainerInfo, Job, JobEvent, JobState, JobSummary, ListPeersResponse, NodeEvent, NodeInfo, NodeStatus, ReportResultResponse, RosterStatus, SubmitJobResponse
+  ContainerInfo, Job, JobEvent, JobState, JobSummary, ListPeersResponse, NodeEvent, ReputationResponse, NodeInfo, NodeStatus, ReportResultResponse, RosterStatus, SubmitJobResponse
 } from '../protocol/generated.ts'
 
 /** Client-side default: long enough for a cold model run, short enough that nothing waits forever. */
@@ -38,6 +38,7 @@ export interface ControlClient {
   updateRoster(roster: SignedEnvelope, opts?: CallOptions): Promise<RosterStatus>
   /** The roster the node holds (roster null, version 0 when none), its admission mode and operators. */
   getRoster(opts?: CallOptions): Promise<RosterStatus>
+  getReputation(opts?: CallOptions): Promise<ReputationResponse>
   waitReady(timeoutMs: number): Promise<void>
   close(): void
 }
@@ -233,6 +234,7 @@ export function connectControl (address: string, opts: { maxMessageBytes?: numbe
     listPeers: async (o) => await call(client, 'ListPeers', {}, o),
     updateRoster: async (env, o) => rosterStatusFromWire(await call<RosterStatus>(client, 'UpdateRoster', { roster: envelopeToWire(env) }, o)),
     getRoster: async (o) => rosterStatusFromWire(await call<RosterStatus>(client, 'GetRoster', {}, o)),
+    getReputation: async (o) => await call(client, 'GetReputation', {}, o),
     waitReady: async (t) => await waitReady(client, t),
     close: () => client.close()
   }

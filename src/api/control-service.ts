@@ -1,9 +1,9 @@
 import type * as grpc from '@grpc/grpc-js'
 import type { ApiComponents } from './types.ts'
-import type { ContainerInfo, NodeEvent, NodeStatus, RosterStatus, UpdateRosterRequest } from '../protocol/generated.ts'
+import type { ContainerInfo, NodeEvent, NodeStatus, ReputationResponse, RosterStatus, UpdateRosterRequest } from '../protocol/generated.ts'
 import { containerToWire, envelopeFromWire, envelopeToWire, stateToWire } from './convert.ts'
 import { containerInfos, liveStates } from './containers.ts'
-import { InvalidRequestError, NoRosterError } from './errors.ts'
+import { InvalidRequestError, NoRosterError, NotASchedulerError } from './errors.ts'
 import { unary } from './unary.ts'
 
 /** Local-only service: status, containers and the live event stream. Bound to loopback or a unix socket. */
@@ -25,6 +25,12 @@ export function controlServiceHandlers (c: ApiComponents): grpc.UntypedServiceIm
     }),
 
     GetRoster: unary(c.logger, 'GetRoster', async (): Promise<RosterStatus> => rosterStatus(c)),
+
+    // The scheduler's records of the workers it assigned to, lowest score first.
+    GetReputation: unary(c.logger, 'GetReputation', async (): Promise<ReputationResponse> => {
+      if (c.scheduler === undefined) throw new NotASchedulerError()
+      return { nodes: c.scheduler.reputation().sort((a, b) => a.score - b.score || a.nodeId.localeCompare(b.nodeId)) }
+    }),
 
     StreamEvents: (call: grpc.ServerWritableStream<unknown, NodeEvent>) => {
       // Job events carry ids and states only: never inputs, outputs or origins.

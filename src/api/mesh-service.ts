@@ -40,6 +40,7 @@ export function listPeersHandler (c: ApiComponents): grpc.handleUnaryCall<unknow
       callback(null, { nodeId: c.identity.nodeId, addresses: [], peers: [], rejected: {}, ignored: {}, banned: [], admission: '' })
       return
     }
+    const reputation = new Map((c.scheduler?.reputation() ?? []).map((r) => [r.nodeId, r]))
     callback(null, {
       nodeId: m.nodeId,
       addresses: m.addresses(),
@@ -54,7 +55,9 @@ export function listPeersHandler (c: ApiComponents): grpc.handleUnaryCall<unknow
         alive: p.alive,
         freeSlots: p.heartbeat?.freeSlots ?? 0,
         load: p.heartbeat?.stats?.load ?? 0,
-        rosterRoles: [...(c.roster?.book.rolesOf(p.nodeId) ?? [])]
+        rosterRoles: [...(c.roster?.book.rolesOf(p.nodeId) ?? [])],
+        score: reputation.get(p.nodeId)?.score ?? -1,
+        excludedUntilMs: reputation.get(p.nodeId)?.excludedUntilMs ?? 0
       })),
       rejected: m.rejections(),
       ignored: m.ignored(),

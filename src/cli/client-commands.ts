@@ -330,9 +330,12 @@ export async function runPeers (argv: string[], io: CliIo): Promise<number> {
     if (peers.length === 0) io.out('no peers yet (check mesh.bootstrap)\n')
     else {
       // ROLES: what the roster grants (claims in heartbeats count for nothing); heartbeats reach only schedulers.
-      io.out(table(['NODE', 'ROLES', 'CONTAINERS', 'LATENCY', 'LAST SEEN', 'LOAD', 'ADDRESS'], peers.map((p) => [
+      // SCORE: this node's scheduler's record of the worker (- when it never assigned to it).
+      io.out(table(['NODE', 'ROLES', 'CONTAINERS', 'LATENCY', 'LAST SEEN', 'LOAD', 'SCORE', 'ADDRESS'], peers.map((p) => [
         p.nodeId, (p.rosterRoles ?? []).join(',') || 'not in roster', p.containers.join(',') || '-', p.latencyMs >= 0 ? `${p.latencyMs.toFixed(0)} ms` : '-',
-        p.lastSeenMs > 0 ? `${((Date.now() - p.lastSeenMs) / 1000).toFixed(1)} s ago` : 'never', p.load.toFixed(2), p.addresses[0] ?? '-'
+        p.lastSeenMs > 0 ? `${((Date.now() - p.lastSeenMs) / 1000).toFixed(1)} s ago` : 'never', p.load.toFixed(2),
+        (p.score ?? -1) < 0 ? '-' : `${p.score.toFixed(2)}${(p.excludedUntilMs ?? 0) > Date.now() ? ` excluded ${Math.ceil((p.excludedUntilMs - Date.now()) / 60_000)} min` : ''}`,
+        p.addresses[0] ?? '-'
       ])))
     }
     const rejected = Object.entries(res.rejected)

@@ -5,7 +5,7 @@ import type { SignedEnvelope } from '../envelope/types.ts'
 import type { Receipt } from '../receipt/types.ts'
 import type { JobRecord, StepRecord } from '../store/types.ts'
 import { RemoteResultMismatchError } from './errors.ts'
-import type { RemoteExecutor, RemoteJob, RemoteResult } from './types.ts'
+import type { RemoteExecutor, RemoteJob, RemoteProgress, RemoteResult } from './types.ts'
 
 /** The job's steps as the worker's receipt reports them (outputs of intermediate steps stay on the worker). */
 export function stepsFromReceipt (r: Receipt): StepRecord[] {
@@ -63,6 +63,9 @@ export interface RemoteRunHooks {
   requeue: (job: JobRecord) => Promise<void>
 }
 
+/** A disputed job runs this many times at most (the first run included) before it fails DISPUTED. */
+const MAX_DISPUTE_RERUNS = 2
+
 /** Hands a job to the mesh and finishes it with the worker's own signed receipt. */
 export async function runRemoteJob (queued: JobRecord, signal: AbortSignal, remote: RemoteExecutor,
   pins: ReadonlyMap<string, ContainerConfig>, hooks: RemoteRunHooks): Promise<void> {
@@ -73,44 +76,60 @@ export async function runRemoteJob (queued: JobRecord, signal: AbortSignal, remo
   }
   await update(job)
   try {
-    const r = await remote.runRemote(
-      remoteJobOf(job),
-      {
-        signal,
-        onProgress: (p) => {
-          job = toRunning(job, Date.now(), p.detail)
-          if (p.workerId !== undefined) {
-            // Stored, so a restarted gateway knows whom to ask for this job's result.
-            job = { ...job, workerId: p.workerId }
-            hooks.update(job).catch(() => {})
-          } else {
-            hooks.note(job)
-          }
-        }
+    const onProgress = (p: RemoteProgress): void => {
+      job = toRunning(job, Date.now(), p.detail)
+      if (p.workerId !== undefined) {
+        // Stored, so a restarted gateway knows whom to ask for this job's result.
+        job = { ...job, workerId: p.workerId }
+        hooks.update(job).catch(() => {})
+      } else {
+        hooks.note(job)
       }
-    )
+    }
+    let r = await remote.runRemote(remoteJobOf(job), { signal, onProgress })
     checkRemoteResult(job, r, pins)
     let ran: JobRecord = { ...job, steps: stepsFromReceipt(r.decoded), workerId: r.workerId, workerOnProbation: r.probation }
     const policy = job.verification
-    if (policy !== undefined && r.decoded.status === 'success') {
+    const disputedWorkers: string[] = []
+    const usedValidators = new Set<string>()
+    // A disputed result is never the job's: it runs again on another worker, checked by fresh validators.
+    for (let round = 0; policy !== undefined; round++) {
+      if (r.decoded.status !== 'success') {
+        ran = { ...ran, verification: { ...policy, state: 'incomplete', reason: 'the job failed on its worker: only a successful result is certified' } }
+        break
+      }
       await update(toRunning(ran, Date.now(), `verifying: ${policy.method}, ${policy.quorum} of ${policy.validators} validators`))
       const outcome = await remote.verify(remoteJobOf(job), r, { method: policy.method, validators: policy.validators, quorum: policy.quorum }, {
         signal,
+        excludeValidators: usedValidators,
         onProgress: (p) => { job = toRunning(job, Date.now(), p.detail); hooks.note(job) }
       })
-      if (outcome.state === 'disputed') {
-        // The worker's output is not the job's result: validators re-ran it and got something else.
+      if (outcome.state !== 'disputed') {
+        ran = {
+          ...ran,
+          verification: outcome.state === 'certified'
+            ? { ...policy, state: 'certified', reason: disputedWorkers.length > 0 ? `certified after ${disputedWorkers.length} disputed result(s) from ${disputedWorkers.join(', ')}` : '', certificate: outcome.certificate }
+            : { ...policy, state: 'incomplete', reason: outcome.reason }
+        }
+        break
+      }
+      disputedWorkers.push(r.workerId)
+      for (const v of outcome.validators) usedValidators.add(v)
+      if (round + 1 >= MAX_DISPUTE_RERUNS) {
         ran = { ...ran, verification: { ...policy, state: 'disputed', reason: outcome.reason } }
         return await hooks.finish(ran, { state: 'failed', detail: 'failed: DISPUTED', error: outcome.reason, errorCode: 'DISPUTED' }, r.receipt)
       }
-      ran = {
-        ...ran,
-        verification: outcome.state === 'certified'
-          ? { ...policy, state: 'certified', reason: '', certificate: outcome.certificate }
-          : { ...policy, state: 'incomplete', reason: outcome.reason }
+      await update(toRunning(ran, Date.now(), `disputed: ${outcome.reason}; running it again on another worker`))
+      try {
+        r = await remote.runRemote({ ...remoteJobOf(job), previousWorker: undefined, excludeWorkers: disputedWorkers }, { signal, onProgress })
+      } catch (err) {
+        if (signal.aborted) throw err
+        const reason = `${outcome.reason}; no other worker could run it again (${(err as Error).message})`
+        ran = { ...ran, verification: { ...policy, state: 'disputed', reason } }
+        return await hooks.finish(ran, { state: 'failed', detail: 'failed: DISPUTED', error: reason, errorCode: 'DISPUTED' }, r.receipt)
       }
-    } else if (policy !== undefined) {
-      ran = { ...ran, verification: { ...policy, state: 'incomplete', reason: 'the job failed on its worker: only a successful result is certified' } }
+      checkRemoteResult(job, r, pins)
+      ran = { ...job, steps: stepsFromReceipt(r.decoded), workerId: r.workerId, workerOnProbation: r.probation }
     }
     await hooks.finish(ran, endingFromReceipt(r.decoded, r.output, r.workerId), r.receipt)
   } catch (err) {

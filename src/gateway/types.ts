@@ -115,6 +115,8 @@ export interface RemoteJob {
   allowProbation: boolean
   /** The worker that accepted the job before this node restarted: asked first (it may hold the result). */
   previousWorker?: string
+  /** Workers never to give it to (one that lost a dispute over it). */
+  excludeWorkers?: string[]
 }
 
 export interface RemoteResult {
@@ -146,13 +148,13 @@ export interface RemoteExecutor {
    * for the validators' failings; resolves before the job's deadline.
    */
   verify(job: RemoteJob, result: RemoteResult, policy: { method: 'signature' | 'reexecute', validators: number, quorum: number },
-    opts: { signal: AbortSignal, onProgress?: (p: RemoteProgress) => void }): Promise<VerifyOutcome>
+    opts: { signal: AbortSignal, onProgress?: (p: RemoteProgress) => void, excludeValidators?: ReadonlySet<string> }): Promise<VerifyOutcome>
 }
 
 export type VerifyOutcome =
   | { state: 'certified', certificate: SignedEnvelope }
   | { state: 'incomplete', reason: string }
-  | { state: 'disputed', reason: string, attestations: SignedEnvelope[] }
+  | { state: 'disputed', reason: string, attestations: SignedEnvelope[], validators: string[] }
 
 /**
  * The jobs service: admits a job (id, idempotency, Guardian with the client's real origin, schema,

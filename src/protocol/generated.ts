@@ -34,6 +34,28 @@ export interface Attestation {
 
 // inframind/v1/control.proto
 
+export type GetReputationRequest = Record<string, never>
+
+export interface NodeReputation {
+  nodeId: string
+  /** 0..1: (successes + 1) / (successes + 1 + failures + 2 timeouts + 0.5 refusals + 25 disputes lost). */
+  score: number
+  successes: number
+  failures: number
+  timeouts: number
+  refusals: number
+  disputesLost: number
+  ackLatencyMs: number
+  /** No assignments before then (epoch ms; 0 = never excluded). Each exclusion lasts twice the last. */
+  excludedUntilMs: number
+  exclusions: number
+  updatedAtMs: number
+}
+
+export interface ReputationResponse {
+  nodes: NodeReputation[]
+}
+
 export interface UpdateRosterRequest {
   roster: SignedEnvelope | null
 }
@@ -66,6 +88,10 @@ export interface PeerInfo {
   load: number
   /** The roles the roster gives it (empty: not a member). `roles` is what its heartbeat claims. */
   rosterRoles: string[]
+  /** This node's scheduler's score of it (0..1; -1 when this node schedules nothing or never assigned to it). */
+  score: number
+  /** Excluded from assignments until then (epoch ms; 0 = not excluded). */
+  excludedUntilMs: number
 }
 
 export interface BannedPeer {
@@ -674,6 +700,9 @@ export interface DisputeRecord {
 /** Every message by its full protobuf name. */
 export interface MessageTypes {
   'inframind.v1.Attestation': Attestation
+  'inframind.v1.GetReputationRequest': GetReputationRequest
+  'inframind.v1.NodeReputation': NodeReputation
+  'inframind.v1.ReputationResponse': ReputationResponse
   'inframind.v1.UpdateRosterRequest': UpdateRosterRequest
   'inframind.v1.GetRosterRequest': GetRosterRequest
   'inframind.v1.RosterStatus': RosterStatus

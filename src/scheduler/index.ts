@@ -20,9 +20,11 @@ import type { RemoteExecutor, RemoteJob, RemoteProgress, RemoteResult } from '..
 import { AckMismatchError, AckTimeoutError, AssignmentRejectedError, NoWorkerError, RemoteJobTimeoutError, UnreadableResultError } from './errors.ts'
 import { coolDown, pickWorker, type WorkerUse } from './pick.ts'
 import { verifier } from './verify.ts'
+import { Reputation, score, type NodeRecord, type ReputationStore } from './reputation.ts'
 
 export * from './errors.ts'
 export { coolDown, pickWorker, type WorkerUse } from './pick.ts'
+export { Reputation, score, exclusionMs, SCORE_THRESHOLD, DISPUTE_WEIGHT, type NodeRecord, type ReputationStore } from './reputation.ts'
 
 /** How long a worker has to acknowledge an assignment before the next candidate gets it (mesh.ack_timeout_ms). */
 const ACK_TIMEOUT_MS = 3_000
@@ -81,6 +83,8 @@ export interface Scheduler extends Startable, RemoteExecutor {
    */
   acceptResult(envelope: SignedEnvelope): ResultVerdict
   on<K extends keyof SchedulerEvents>(name: K, listener: (value: SchedulerEvents[K]) => void): () => void
+  /** What this scheduler has recorded of each node it assigned to (persisted). */
+  reputation(): Array<NodeRecord & { nodeId: string, score: number }>
 }
 
 export interface SchedulerInit {
@@ -105,6 +109,8 @@ export interface SchedulerComponents {
   metrics?: Metrics
   /** This node's public gRPC address, where workers report results ('' = not known yet: they gossip). */
   replyAddress?: () => string
+  /** Where the reputation of workers is kept across restarts (the node's LevelDB store). */
+  store?: ReputationStore
 }
 
 /**
@@ -143,6 +149,7 @@ export function scheduler (init: SchedulerInit) {
       }
       return u.coolUntilMs - now
     }
+    const reputation = new Reputation(c.store)
     const events = new TypedEmitter<SchedulerEvents>(logger)
     const sentTotal = c.metrics?.counter({ name: 'inframind_assignments_sent_total', help: 'Assignments this scheduler sent, by path (grpc, gossip, gossip_fallback = gossip after gRPC failed)', labelNames: ['via'] })
     const reassignedTotal = c.metrics?.counter({ name: 'inframind_jobs_reassigned_total', help: 'Mesh jobs taken from a worker lost while running them (heartbeats stopped or connection gone) and assigned again' })
@@ -262,6 +269,8 @@ export function scheduler (init: SchedulerInit) {
             ? 'not a worker in the roster'
             : standing === 'probation' && !job.allowProbation
               ? 'on probation (the job does not allow it)'
+              : reputation.excluded(p.nodeId, now)
+                ? `excluded ${Math.round((reputation.get(p.nodeId).excludedUntilMs - now) / 60_000)} min more (${reputation.get(p.nodeId).disputesLost} dispute(s) lost, score ${reputation.score(p.nodeId).toFixed(2)})`
               : (use.get(p.nodeId)?.coolUntilMs ?? 0) > now
                   ? `cooling down ${Math.round(((use.get(p.nodeId)?.coolUntilMs ?? 0) - now) / 1000)} s after missed acks`
                   : tried.has(p.nodeId) ? 'already tried' : 'not a worker'
@@ -299,12 +308,12 @@ export function scheduler (init: SchedulerInit) {
           // Only workers the admission mode allows; a worker on probation only when the client asked.
           const live = peers.map((p) => p.heartbeat as Heartbeat).filter((h) => {
             const standing = c.admission.standing(h.nodeId)
-            return standing === 'rostered' || (standing === 'probation' && job.allowProbation)
+            return (standing === 'rostered' || (standing === 'probation' && job.allowProbation)) && !reputation.excluded(h.nodeId, now)
           })
           for (const [id, u] of use) if (u.inFlight === 0 && u.coolUntilMs <= now && !live.some((h) => h.nodeId === id)) use.delete(id)
           // The worker that had the job before a restart is asked first: it may hold the result.
           const previous = attempt === 0 && job.previousWorker !== undefined ? live.find((h) => h.nodeId === job.previousWorker) : undefined
-          const worker = previous ?? pickWorker(live, job.containers, tried, use, now)
+          const worker = previous ?? pickWorker(live, job.containers, new Set([...tried, ...(job.excludeWorkers ?? [])]), use, now)
           if (worker === undefined) {
             if (refusals.length > 0) break
             if (Date.now() - waitingSince < WORKER_WAIT_MS) {
@@ -320,22 +329,26 @@ export function scheduler (init: SchedulerInit) {
           opts.onProgress?.({ state: 'assigned', detail: `assigned to ${worker.nodeId}` })
           resultFrom = worker.nodeId
           let ack: AssignmentAck
+          const sentAt = Date.now()
           try {
             ack = await assignOnce(job, inputHash, worker, peers.find((p) => p.nodeId === worker.nodeId)?.addresses ?? [], opts.signal)
           } catch (err) {
             if (opts.signal.aborted) throw new RemoteJobTimeoutError(job.jobId, worker.nodeId)
             // Silence (or an unreadable answer) is not picked again for a while, longer each time.
             const coolDownMs = missed(useOf(worker.nodeId))
+            reputation.record(worker.nodeId, 'timeout')
             refusals.push(`${worker.nodeId}: ${(err as Error).message}`)
             logger.info({ job: job.jobId, worker: worker.nodeId, err: (err as Error).message, coolDownMs }, 'no ack; trying another worker')
             continue
           }
           useOf(worker.nodeId).misses = 0
           if (!ack.accepted) {
+            reputation.record(worker.nodeId, 'refusal', { ackLatencyMs: Date.now() - sentAt })
             refusals.push(`${worker.nodeId}: ${ack.code} ${ack.reason}`)
             logger.info({ job: job.jobId, worker: worker.nodeId, code: ack.code }, 'assignment refused; trying another worker')
             continue
           }
+          const ackLatency = Date.now() - sentAt
           opts.onProgress?.({ state: 'accepted', detail: `accepted by ${worker.nodeId}${ack.duplicate ? ' (it already had the job)' : ''}`, workerId: worker.nodeId })
           const running = useOf(worker.nodeId)
           running.inFlight += 1
@@ -346,6 +359,7 @@ export function scheduler (init: SchedulerInit) {
               // The job goes to another worker; a result the lost one sends later is refused (not its job any more).
               resultFrom = ''
               missed(running)
+              reputation.record(worker.nodeId, 'timeout')
               refusals.push(`${worker.nodeId}: lost while running the job (${outcome.lost})`)
               reassignedTotal?.inc()
               logger.warn({ job: job.jobId, worker: worker.nodeId, reason: outcome.lost }, 'worker lost mid-job; reassigning')
@@ -353,6 +367,7 @@ export function scheduler (init: SchedulerInit) {
               continue
             }
             const { msg, receipt } = outcome
+            reputation.record(worker.nodeId, receipt.status === 'success' ? 'success' : 'failure', { ackLatencyMs: ackLatency })
             const notice = msg.value
             let output: Uint8Array
             if (notice.outputInline) {
@@ -476,7 +491,15 @@ export function scheduler (init: SchedulerInit) {
         return h.roles.includes('worker') && (standing === 'rostered' || (standing === 'probation' && opts.allowProbation === true))
       }).flatMap((h) => h.containers)),
       runRemote,
-      verify,
+      verify: async (job, r, policy, opts) => {
+        const outcome = await verify(job, r, policy, opts)
+        if (outcome.state === 'disputed') {
+          const rec = reputation.record(r.workerId, 'dispute')
+          logger.warn({ job: job.jobId, worker: r.workerId, disputesLost: rec.disputesLost, excludedUntil: new Date(rec.excludedUntilMs).toISOString() }, 'worker lost a dispute: excluded from assignments')
+        }
+        return outcome
+      },
+      reputation: () => reputation.all().map(([nodeId, r]) => ({ nodeId, score: score(r), ...r })),
       content: async (hash, requester) => {
         const held = inputs.get(Buffer.from(hash).toString('hex'))
         return held !== undefined && held.workers.has(requester) ? held.bytes : undefined
@@ -484,6 +507,7 @@ export function scheduler (init: SchedulerInit) {
       on: (name, listener) => events.on(name, listener),
       async start () {
         if (unsubscribe.length > 0) return
+        await reputation.load()
         unsubscribe = [
           c.mesh.subscribe('acks', (msg) => {
             if (msg.value.schedulerId !== c.identity.nodeId) return
@@ -502,6 +526,7 @@ export function scheduler (init: SchedulerInit) {
       async stop () {
         for (const u of unsubscribe) u()
         unsubscribe = []
+        await reputation.flushed()
       }
     }
   }

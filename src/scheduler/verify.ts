@@ -49,13 +49,14 @@ export function verifier (ctx: VerifierContext) {
     })
     .map((p) => [p.nodeId, p.heartbeat as Heartbeat]))
 
-  return async function verify (job: RemoteJob, r: RemoteResult, policy: Policy, opts: { signal: AbortSignal, onProgress?: (p: RemoteProgress) => void }): Promise<VerifyOutcome> {
+  return async function verify (job: RemoteJob, r: RemoteResult, policy: Policy, opts: { signal: AbortSignal, onProgress?: (p: RemoteProgress) => void, excludeValidators?: ReadonlySet<string> }): Promise<VerifyOutcome> {
     if (policy.method !== 'reexecute') return { state: 'incomplete', reason: `verification method ${policy.method} is not offered by this scheduler yet; only reexecute` }
     const budgetMs = job.deadlineAtMs - Date.now() - VERIFY_MARGIN_MS
     if (budgetMs <= 0) return { state: 'incomplete', reason: 'the job\'s deadline left no time to verify it' }
     const signal = AbortSignal.any([opts.signal, AbortSignal.timeout(budgetMs)])
     const live = candidates(job.containers)
-    const ranked = rankValidators(r.decoded.jobHash, live.keys(), r.workerId)
+    // A re-run after a dispute gets fresh validators: none of those who judged the disputed result.
+    const ranked = rankValidators(r.decoded.jobHash, [...live.keys()].filter((id) => opts.excludeValidators?.has(id) !== true), r.workerId)
     if (ranked.length < policy.quorum) {
       return { state: 'incomplete', reason: `${ranked.length} live validator(s) serve ${job.containers.join(', ')}; the policy needs ${policy.quorum} to agree` }
     }
@@ -146,7 +147,7 @@ export function verifier (ctx: VerifierContext) {
     }
     if (disagree > policy.validators - policy.quorum) {
       log.warn({ job: job.jobId, worker: r.workerId, disagree, agree: agreeing.length }, 'validators disagree with the worker')
-      return { state: 'disputed', reason: `${disagree} of ${chosen.length} validators re-ran the job and got another output than worker ${r.workerId}`, attestations: collected }
+      return { state: 'disputed', reason: `${disagree} of ${chosen.length} validators re-ran the job and got another output than worker ${r.workerId}`, attestations: collected, validators: chosen }
     }
     const why = signal.aborted && !opts.signal.aborted ? 'the verification budget (the job\'s deadline) ran out' : `${ranked.length} validator(s) tried`
     return { state: 'incomplete', reason: `${agreeing.length} of ${policy.quorum} needed validators agreed; ${why}${failures.length > 0 ? `: ${failures.slice(0, 5).join('; ')}` : ''}` }

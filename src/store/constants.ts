@@ -11,7 +11,9 @@ export const SUBLEVELS = {
   /** zero-padded createdAtMs + '!' + id → state; lets list() go newest first without reading records. */
   created: 'created',
   /** Single-key bookkeeping (finished-job counters). */
-  meta: 'meta'
+  meta: 'meta',
+  /** node id → a scheduler's record of that worker (successes, failures, disputes, exclusion). */
+  reputation: 'rep'
 } as const
 
 /** Record encoding version written with every record, so a later format can still read old ones. */

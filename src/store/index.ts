@@ -39,6 +39,7 @@ interface Open {
   lruById: Sub
   created: Sub
   meta: Sub
+  reputation: Sub
 }
 
 const pad = (n: number): string => Math.max(0, Math.trunc(n)).toString().padStart(NUMERIC_KEY_WIDTH, '0')
@@ -88,7 +89,8 @@ class LevelJobStore implements JobStore {
       lru: sublevel(db, SUBLEVELS.lru),
       lruById: sublevel(db, SUBLEVELS.lruById),
       created: sublevel(db, SUBLEVELS.created),
-      meta: sublevel(db, SUBLEVELS.meta)
+      meta: sublevel(db, SUBLEVELS.meta),
+      reputation: sublevel(db, SUBLEVELS.reputation)
     }
     try {
       await this.#load(open)
@@ -213,6 +215,19 @@ class LevelJobStore implements JobStore {
       if (jobs.length >= limit) break
     }
     return jobs
+  }
+
+  /** node id → the scheduler's record of it (src/scheduler/reputation.ts), as stored. */
+  async loadReputation (): Promise<Map<string, string>> {
+    const o = this.#db()
+    const out = new Map<string, string>()
+    for await (const [id, text] of o.reputation.iterator()) out.set(id, text)
+    return out
+  }
+
+  async saveReputation (nodeId: string, record: string): Promise<void> {
+    const o = this.#db()
+    await this.#serial(async () => { await o.reputation.put(nodeId, record) })
   }
 
   async completedCount (): Promise<number> {

@@ -108,4 +108,7 @@ export interface JobStore extends Startable {
   completedCount(): Promise<number>
   /** Counters kept by complete() in the same write, so they survive restarts and eviction. */
   counters(): Promise<JobCounters>
+  /** A scheduler's records of other nodes (reputation), by node id, as stored. */
+  loadReputation(): Promise<Map<string, string>>
+  saveReputation(nodeId: string, record: string): Promise<void>
 }

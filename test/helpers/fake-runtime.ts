@@ -251,6 +251,8 @@ export function storeWith (store: JobStore, overrides: Partial<JobStore>): JobSt
     list: async (opts) => await store.list(opts),
     completedCount: async () => await store.completedCount(),
     counters: async () => await store.counters(),
+    loadReputation: async () => await store.loadReputation(),
+    saveReputation: async (id, r) => { await store.saveReputation(id, r) },
     ...overrides
   }
 }

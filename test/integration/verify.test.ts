@@ -40,8 +40,36 @@ test.serial('reexecute v=2 q=2: the result comes with a certificate that verifie
   }
 })
 
-test.serial('a worker that alters the output is caught: the job is DISPUTED and the client never gets that output', async (t) => {
+test.serial('a worker that alters the output is caught: its result is disputed, the job runs again on an honest worker, the cheat is excluded', async (t) => {
   // Same image and digest (so it passes the gateway's pin check), another command: a lazy or tampering worker.
+  const cheat = containerYaml('echo', { deterministic: true, command: ['sh', '-c', 'cat; echo tampered'] })
+  const { gateway, workers } = await mesh(t, { workers: [cheat, echo], validators: 3 })
+  const cheatId = workers[0]!.node.identity.nodeId
+  const honestId = workers[1]!.node.identity.nodeId
+  const jobs = []
+  // Workers take turns, so the cheat gets one of the first jobs; after its first lost dispute it gets none.
+  for (let i = 0; i < 4; i++) {
+    jobs.push(await gateway.client.runJob({ containerId: 'echo', input: text(`truth ${i}`), deadlineMs: 120_000, verification: { method: 'reexecute', validators: 1, quorum: 1 } }))
+  }
+  for (const [i, job] of jobs.entries()) {
+    t.is(job.state, 'JOB_STATE_SUCCESS', job.error)
+    t.is(Buffer.from(job.output).toString(), `truth ${i}`, 'the client only ever gets the honest output')
+    t.is(job.verificationState, 'certified', job.verificationReason)
+    t.is(job.workerId, honestId)
+    const checked = verifyCertificate(envelopeFromWire(job.certificate!), { output: job.output })
+    t.true(checked.valid)
+  }
+  const disputed = jobs.filter((j) => j.history.some((h) => h.detail.startsWith('disputed:')))
+  t.is(disputed.length, 1, 'exactly one job met the cheat before it was excluded')
+  t.regex(disputed[0]!.verificationReason, new RegExp(`certified after 1 disputed result\\(s\\) from ${cheatId}`))
+  const rep = gateway.node.scheduler!.reputation()
+  const cheatRecord = rep.find((r) => r.nodeId === cheatId)
+  t.is(cheatRecord?.disputesLost, 1)
+  t.true((cheatRecord?.excludedUntilMs ?? 0) > Date.now())
+  t.is(rep.find((r) => r.nodeId === honestId)?.disputesLost ?? 0, 0)
+})
+
+test.serial('with only a cheating worker the job fails DISPUTED and its output is never returned', async (t) => {
   const cheat = containerYaml('echo', { deterministic: true, command: ['sh', '-c', 'cat; echo tampered'] })
   const { gateway, workers } = await mesh(t, { workers: [cheat], validators: 2 })
   const job = await gateway.client.runJob({ containerId: 'echo', input: text('the truth'), deadlineMs: 120_000, verification: { method: 'reexecute', validators: 2, quorum: 2 } })
