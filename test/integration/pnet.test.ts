@@ -151,9 +151,10 @@ test('heartbeats reach only the nodes that hear them, over direct connections to
   // w2 knows only w1, and is told to keep the scheduler connected: it must find it in the DHT.
   const w2 = await startMesh(t, { hearsHeartbeats: false, bootstrap: [addr(w1)], keepConnected: () => [scheduler.mesh.nodeId] })
 
-  // The scheduler hears both workers, w2's over the connection w2 opened itself.
-  await eventually(() => scheduler.mesh.livePeer(w1.mesh.nodeId) ?? undefined)
-  await eventually(() => scheduler.mesh.livePeer(w2.mesh.nodeId) ?? undefined)
+  // The scheduler hears both workers, w2's over the connection w2 opened itself. Finding the scheduler
+  // in the DHT takes a few lookups; on a machine with every core busy that took over 20 s once.
+  await eventually(() => scheduler.mesh.livePeer(w1.mesh.nodeId) ?? undefined, 60_000)
+  await eventually(() => scheduler.mesh.livePeer(w2.mesh.nodeId) ?? undefined, 60_000)
   t.true(connectedTo(w2, scheduler.mesh.nodeId))
 
   // Cut: w2 dials the scheduler again (keepConnected here; in a mesh this small the DHT's keep-alive
@@ -162,8 +163,8 @@ test('heartbeats reach only the nodes that hear them, over direct connections to
   await scheduler.mesh.libp2p().hangUp(peerIdFromString(w2.identity.nodeId))
   const cut = Date.now()
   // Whichever side redials first (w2's keepConnected, or the scheduler's own DHT upkeep), a new connection forms.
-  await eventually(() => w2.mesh.libp2p().getConnections().some((c) => c.remotePeer.toString() === scheduler.mesh.nodeId && c.timeline.open >= cut))
-  await eventually(() => (scheduler.mesh.livePeer(w2.mesh.nodeId)?.atMs ?? 0) > cut)
+  await eventually(() => w2.mesh.libp2p().getConnections().some((c) => c.remotePeer.toString() === scheduler.mesh.nodeId && c.timeline.open >= cut), 60_000)
+  await eventually(() => (scheduler.mesh.livePeer(w2.mesh.nodeId)?.atMs ?? 0) > cut, 60_000)
 
   // Workers subscribe to no heartbeats: they learn nothing of each other's (or the scheduler's) load.
   const since = Date.now()
