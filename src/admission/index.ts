@@ -52,10 +52,13 @@ export function admission (init: AdmissionInit) {
       heartbeats: (a) => init.mode === 'open' || member(a) || trusted.has(a),
       assignments: mayAssign,
       acks: (a) => standing(a) !== 'refused',
-      receipts: (a) => standing(a) !== 'refused',
+      // A validator reports its re-executions like a worker reports its jobs.
+      receipts: (a) => standing(a) !== 'refused' || has(a, 'validator'),
       attestations: (a) => has(a, 'validator'),
       // The roster inside is checked against the operator keys; who passes it on matters less.
-      roster: (a) => init.mode === 'open' || member(a) || trusted.has(a)
+      roster: (a) => init.mode === 'open' || member(a) || trusted.has(a),
+      // Evidence about workers comes from those who assign to them (the evidence is checked too).
+      disputes: (a) => ASSIGNING_ROLES.some((r) => has(a, r))
     }
     return {
       mode: init.mode,

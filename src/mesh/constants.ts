@@ -55,6 +55,10 @@ export const HEARTBEAT_FLOOD_EXCESS = 10
 /** Job topics: a whole extra burst over the rate within the window. */
 export const JOB_TOPIC_FLOOD_EXCESS = JOB_TOPIC_BURST
 export const ROSTER_TOPIC_FLOOD_EXCESS = 40
+/** Dispute records: one per disputed job from a scheduler, rare by nature: 10/s, burst 50, flood past 100 more. */
+export const DISPUTE_TOPIC_PER_SECOND = 10
+export const DISPUTE_TOPIC_BURST = 50
+export const DISPUTE_TOPIC_FLOOD_EXCESS = 100
 
 /**
  * Authors whose rate state is kept (least recently seen evicted first): a mesh of hundreds of nodes

@@ -1,8 +1,9 @@
 import { verifyReceipt } from '../receipt/index.ts'
 import {
-  decodeAck, decodeAssignment, decodeAttestation, decodeHeartbeat, decodeJobResult, decodeRosterNotice,
-  encodeAck, encodeAssignment, encodeAttestation, encodeHeartbeat, encodeJobResult, encodeRosterNotice, PAYLOAD_TYPES
+  decodeAck, decodeAssignment, decodeAttestation, decodeDisputeRecord, decodeHeartbeat, decodeJobResult, decodeRosterNotice,
+  encodeAck, encodeAssignment, encodeAttestation, encodeDisputeRecord, encodeHeartbeat, encodeJobResult, encodeRosterNotice, PAYLOAD_TYPES
 } from '../protocol/index.ts'
+import { checkDisputeEvidence } from '../verification/dispute.ts'
 import { nodeIdOf, type GossipProblem, type GossipRules } from './gossip.ts'
 
 const SHA256_BYTES = 32
@@ -86,5 +87,17 @@ export const GOSSIP_RULES: GossipRules = {
     check: (m) => m.roster === null || m.roster.payloadType !== PAYLOAD_TYPES.roster
       ? invalid(`roster notice without a ${PAYLOAD_TYPES.roster} envelope`)
       : undefined
+  },
+  disputes: {
+    encode: encodeDisputeRecord,
+    decode: decodeDisputeRecord,
+    author: (m) => m.schedulerId,
+    at: (m) => m.atMs,
+    // The evidence must hold by itself: the worker's signed receipt and validators' signed
+    // disagreements with it. Whether those validators are in the roster is the receiver's to judge.
+    check: (m) => {
+      const problem = checkDisputeEvidence(m)
+      return problem === undefined ? undefined : invalid(problem)
+    }
   }
 }

@@ -6,7 +6,7 @@ import { TopicValidatorResult } from '@libp2p/interface'
 import type { SignedEnvelope } from '../envelope/types.ts'
 import { nodeIdFromPublicKey } from '../identity/index.ts'
 import type { TOPIC_PAYLOAD, TopicName } from '../protocol/constants.ts'
-import type { Assignment, AssignmentAck, Attestation, Heartbeat, JobResultNotice, RosterNotice } from '../protocol/index.ts'
+import type { Assignment, AssignmentAck, Attestation, DisputeRecord, Heartbeat, JobResultNotice, RosterNotice } from '../protocol/index.ts'
 
 /**
  * ACCEPT: deliver and forward. IGNORE: drop without forwarding, and without blaming the peer that
@@ -60,6 +60,7 @@ interface Payloads {
   jobResult: JobResultNotice
   attestation: Attestation
   rosterNotice: RosterNotice
+  dispute: DisputeRecord
 }
 
 /** The decoded payload a topic carries; a topic whose payload type has no entry here does not compile. */

@@ -12,7 +12,8 @@ const TOPIC_WEIGHTS: { [K in TopicName]: number } = {
   acks: 1,
   receipts: 1,
   attestations: 1,
-  roster: 1
+  roster: 1,
+  disputes: 1
 }
 
 /**

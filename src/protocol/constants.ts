@@ -21,7 +21,8 @@ export const TOPICS = {
   acks: 'inframind/acks/1',
   receipts: 'inframind/receipts/1',
   attestations: 'inframind/attestations/1',
-  roster: 'inframind/roster/1'
+  roster: 'inframind/roster/1',
+  disputes: 'inframind/disputes/1'
 } as const
 
 export type TopicName = keyof typeof TOPICS
@@ -51,7 +52,8 @@ export const TOPIC_PAYLOAD = {
   acks: 'ack',
   receipts: 'jobResult',
   attestations: 'attestation',
-  roster: 'rosterNotice'
+  roster: 'rosterNotice',
+  disputes: 'dispute'
 } as const satisfies Record<TopicName, PayloadTypeName>
 
 /** DHT keys a node provides, one per role and one per container it serves. */

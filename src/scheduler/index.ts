@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { signEnvelope, verifyEnvelope } from '../envelope/index.ts'
+import { envelopeToJson, signEnvelope, verifyEnvelope } from '../envelope/index.ts'
 import { nodeIdFromPublicKey } from '../identity/index.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
 import type { Identity } from '../identity/types.ts'
@@ -11,7 +11,7 @@ import { TypedEmitter } from '../events.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
 import {
   decodeAck, encodeAssignment, encodeAssignmentSecret, PAYLOAD_TYPES, TOPICS,
-  type Assignment, type AssignmentAck, type Heartbeat, type JobResultNotice
+  type Assignment, type AssignmentAck, type DisputeRecord, type Heartbeat, type JobResultNotice
 } from '../protocol/index.ts'
 import { openSealed, sealTo, SEAL_CONTEXTS } from '../seal/index.ts'
 import type { Admission } from '../admission/index.ts'
@@ -20,6 +20,7 @@ import type { RemoteExecutor, RemoteJob, RemoteProgress, RemoteResult } from '..
 import { AckMismatchError, AckTimeoutError, AssignmentRejectedError, NoWorkerError, RemoteJobTimeoutError, UnreadableResultError } from './errors.ts'
 import { coolDown, pickWorker, type WorkerUse } from './pick.ts'
 import { verifier } from './verify.ts'
+import { disagreeingValidators, signDispute } from '../verification/index.ts'
 import { Reputation, score, type NodeRecord, type ReputationStore } from './reputation.ts'
 
 export * from './errors.ts'
@@ -45,6 +46,8 @@ const DISCONNECT_GRACE_MS = 2_000
  */
 const WORKER_WAIT_MS = 20_000
 const WORKER_POLL_MS = 250
+/** Dispute records remembered as counted (the oldest forgotten first; forgetting one only risks counting a replay of it again). */
+const MAX_DISPUTES_SEEN = 10_000
 
 /** An ack returned by a worker's AssignJob counts only if that worker signed it, for this job. */
 function verifiedAck (envelope: SignedEnvelope, jobId: string, workerId: string): AssignmentAck {
@@ -109,8 +112,8 @@ export interface SchedulerComponents {
   metrics?: Metrics
   /** This node's public gRPC address, where workers report results ('' = not known yet: they gossip). */
   replyAddress?: () => string
-  /** Where the reputation of workers is kept across restarts (the node's LevelDB store). */
-  store?: ReputationStore
+  /** Where the reputation of workers and dispute records are kept across restarts (the node's LevelDB store). */
+  store?: ReputationStore & { saveDispute(key: string, record: string): Promise<void> }
 }
 
 /**
@@ -400,6 +403,39 @@ export function scheduler (init: SchedulerInit) {
       throw new NoWorkerError(job.containers)
     }
 
+    /** Dispute records already counted (by sha256 of the record), so one seen twice counts once. */
+    const disputesSeen = new Set<string>()
+    const keepDispute = (env: SignedEnvelope): string => {
+      const hash = createHash('sha256').update(env.payload).digest('hex')
+      if (disputesSeen.size >= MAX_DISPUTES_SEEN) disputesSeen.delete(disputesSeen.values().next().value as string)
+      disputesSeen.add(hash)
+      c.store?.saveDispute(`${String(Date.now()).padStart(16, '0')}!${hash}`, JSON.stringify(envelopeToJson(env)))
+        .catch((err: unknown) => logger.warn({ err }, 'could not store a dispute record'))
+      return hash
+    }
+
+    /**
+     * Another scheduler's dispute record: its evidence was checked on arrival (the gossip rule); here
+     * the disagreeing validators must be validators in our roster too, and then it counts against the
+     * worker as our own would.
+     */
+    const heardDispute = (msg: MeshMessage<DisputeRecord>): void => {
+      const m = msg.value
+      if (msg.from === c.identity.nodeId || m.receipt === null || m.policy === null) return
+      const hash = createHash('sha256').update(msg.envelope.payload).digest('hex')
+      if (disputesSeen.has(hash)) return
+      const validators = disagreeingValidators(m).filter((v) => c.admission.rolesOf(v).includes('validator'))
+      const needed = Math.max(1, m.policy.validators - m.policy.quorum + 1)
+      if (validators.length < needed) {
+        logger.info({ job: m.jobId, from: msg.from, validators: validators.length, needed }, 'dispute record ignored: too few of its validators are in our roster')
+        return
+      }
+      keepDispute(msg.envelope)
+      const workerId = nodeIdFromPublicKey(m.receipt.publicKey)
+      const rec = reputation.record(workerId, 'dispute')
+      logger.warn({ job: m.jobId, worker: workerId, from: msg.from, disputesLost: rec.disputesLost }, 'worker lost a dispute at another scheduler (verified evidence)')
+    }
+
     /** A validator's re-execution result, to the check waiting for it; false when none waits (or it is not one). */
     const deliverValidation = (msg: MeshMessage<JobResultNotice>, receipt: Receipt): boolean => {
       const waiting = validations.get(`${receipt.jobId}/${msg.from}`)
@@ -496,6 +532,13 @@ export function scheduler (init: SchedulerInit) {
         if (outcome.state === 'disputed') {
           const rec = reputation.record(r.workerId, 'dispute')
           logger.warn({ job: job.jobId, worker: r.workerId, disputesLost: rec.disputesLost, excludedUntil: new Date(rec.excludedUntilMs).toISOString() }, 'worker lost a dispute: excluded from assignments')
+          // The evidence goes to every scheduler (and archive): the receipt and the attestations as signed.
+          const record: DisputeRecord = {
+            jobId: job.jobId, policy, receipt: r.receipt, attestations: outcome.attestations, resolution: 'rerun',
+            resolvedOutputHash: new Uint8Array(), schedulerId: c.identity.nodeId, atMs: Date.now()
+          }
+          keepDispute(signDispute(c.identity, record))
+          c.mesh.publish('disputes', record).catch((err: unknown) => logger.warn({ err, job: job.jobId }, 'could not publish the dispute record'))
         }
         return outcome
       },
@@ -509,6 +552,7 @@ export function scheduler (init: SchedulerInit) {
         if (unsubscribe.length > 0) return
         await reputation.load()
         unsubscribe = [
+          c.mesh.subscribe('disputes', heardDispute),
           c.mesh.subscribe('acks', (msg) => {
             if (msg.value.schedulerId !== c.identity.nodeId) return
             acks.get(`${msg.value.jobId}/${msg.from}`)?.(msg.value)

@@ -13,8 +13,13 @@ export const SUBLEVELS = {
   /** Single-key bookkeeping (finished-job counters). */
   meta: 'meta',
   /** node id → a scheduler's record of that worker (successes, failures, disputes, exclusion). */
-  reputation: 'rep'
+  reputation: 'rep',
+  /** zero-padded atMs + '!' + sha256 hex → a signed dispute record (JSON envelope); the oldest go past MAX_DISPUTES. */
+  disputes: 'disputes'
 } as const
+
+/** Dispute records kept; disputes are rare, and each is also in every other scheduler's store and in archives. */
+export const MAX_DISPUTES = 10_000
 
 /** Record encoding version written with every record, so a later format can still read old ones. */
 export const RECORD_VERSION = 2

@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises'
 import { ClassicLevel } from 'classic-level'
 import { decodeRecord, encodeRecord } from './codec.ts'
-import { COUNTERS_KEY, DEFAULT_LIST_LIMIT, NUMERIC_KEY_WIDTH, SUBLEVELS } from './constants.ts'
+import { COUNTERS_KEY, DEFAULT_LIST_LIMIT, MAX_DISPUTES, NUMERIC_KEY_WIDTH, SUBLEVELS } from './constants.ts'
 import { NotStartedError, StoreOpenError } from './errors.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { JobCounters, JobRecord, JobStore, ListOptions } from './types.ts'
@@ -40,6 +40,7 @@ interface Open {
   created: Sub
   meta: Sub
   reputation: Sub
+  disputes: Sub
 }
 
 const pad = (n: number): string => Math.max(0, Math.trunc(n)).toString().padStart(NUMERIC_KEY_WIDTH, '0')
@@ -90,7 +91,8 @@ class LevelJobStore implements JobStore {
       lruById: sublevel(db, SUBLEVELS.lruById),
       created: sublevel(db, SUBLEVELS.created),
       meta: sublevel(db, SUBLEVELS.meta),
-      reputation: sublevel(db, SUBLEVELS.reputation)
+      reputation: sublevel(db, SUBLEVELS.reputation),
+      disputes: sublevel(db, SUBLEVELS.disputes)
     }
     try {
       await this.#load(open)
@@ -228,6 +230,26 @@ class LevelJobStore implements JobStore {
   async saveReputation (nodeId: string, record: string): Promise<void> {
     const o = this.#db()
     await this.#serial(async () => { await o.reputation.put(nodeId, record) })
+  }
+
+  async saveDispute (key: string, record: string): Promise<void> {
+    const o = this.#db()
+    await this.#serial(async () => {
+      await o.disputes.put(key, record)
+      let count = 0
+      for await (const _ of o.disputes.keys()) count += 1
+      if (count <= MAX_DISPUTES) return
+      const batch = o.db.batch()
+      for await (const k of o.disputes.keys({ limit: count - MAX_DISPUTES })) batch.del(k, { sublevel: o.disputes })
+      await batch.write()
+    })
+  }
+
+  async listDisputes (): Promise<Array<[string, string]>> {
+    const o = this.#db()
+    const out: Array<[string, string]> = []
+    for await (const entry of o.disputes.iterator()) out.push(entry)
+    return out
   }
 
   async completedCount (): Promise<number> {

@@ -111,4 +111,8 @@ export interface JobStore extends Startable {
   /** A scheduler's records of other nodes (reputation), by node id, as stored. */
   loadReputation(): Promise<Map<string, string>>
   saveReputation(nodeId: string, record: string): Promise<void>
+  /** Keeps a signed dispute record (`key` orders them: time, then hash); the oldest go past the limit. */
+  saveDispute(key: string, record: string): Promise<void>
+  /** Dispute records, oldest first. */
+  listDisputes(): Promise<Array<[string, string]>>
 }

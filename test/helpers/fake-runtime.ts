@@ -253,6 +253,8 @@ export function storeWith (store: JobStore, overrides: Partial<JobStore>): JobSt
     counters: async () => await store.counters(),
     loadReputation: async () => await store.loadReputation(),
     saveReputation: async (id, r) => { await store.saveReputation(id, r) },
+    saveDispute: async (k, r) => { await store.saveDispute(k, r) },
+    listDisputes: async () => await store.listDisputes(),
     ...overrides
   }
 }

@@ -72,13 +72,25 @@ test.serial('a worker that alters the output is caught: its result is disputed, 
 test.serial('with only a cheating worker the job fails DISPUTED and its output is never returned', async (t) => {
   const cheat = containerYaml('echo', { deterministic: true, command: ['sh', '-c', 'cat; echo tampered'] })
   const { gateway, workers } = await mesh(t, { workers: [cheat], validators: 2 })
+  // Another scheduler on the mesh, which never assigned anything to the cheat.
+  const other = await startFor(t, { mesh: { bootstrap: [meshAddr(gateway)] }, node: { roles: ['scheduler', 'gateway'] }, containers: [echo] })
+  const cheatId = workers[0]!.node.identity.nodeId
   const job = await gateway.client.runJob({ containerId: 'echo', input: text('the truth'), deadlineMs: 120_000, verification: { method: 'reexecute', validators: 2, quorum: 2 } })
   t.is(job.state, 'JOB_STATE_FAILED')
   t.is(job.errorCode, 'DISPUTED')
   t.is(job.verificationState, 'disputed')
-  t.regex(job.verificationReason, new RegExp(`another output than worker ${workers[0]!.node.identity.nodeId}`))
+  t.regex(job.verificationReason, new RegExp(`another output than worker ${cheatId}`))
   t.is(job.output.byteLength, 0)
   t.is(job.certificate, null)
+
+  // The signed dispute record is stored here and reaches the other scheduler, which checks the
+  // evidence (the cheat's receipt, both validators' disagreements) and counts it as its own.
+  const stored = await gateway.node.store.listDisputes()
+  t.is(stored.length, 1)
+  const heard = await eventually(() => other.node.scheduler!.reputation().find((r) => r.nodeId === cheatId), 30_000)
+  t.is(heard.disputesLost, 1)
+  t.true(heard.excludedUntilMs > Date.now())
+  t.is((await other.node.store.listDisputes()).length, 1)
 })
 
 test.serial('too few validators: the result stands, marked incomplete with the reason; non-deterministic containers are refused', async (t) => {

@@ -5,10 +5,12 @@ import { encodeEnvelope, signEnvelope } from '../../src/envelope/index.ts'
 import { identityFromSeed } from '../../src/identity/index.ts'
 import type { Identity } from '../../src/identity/types.ts'
 import {
-  encodeAssignment, encodeAttestation, encodeHeartbeat, encodeJobResult, PAYLOAD_TYPES, TOPICS,
-  type Assignment, type Attestation, type Heartbeat, type JobResultNotice, type TopicName
+  encodeAssignment, encodeAttestation, encodeDisputeRecord, encodeHeartbeat, encodeJobResult, PAYLOAD_TYPES, TOPICS,
+  type Assignment, type Attestation, type DisputeRecord, type Heartbeat, type JobResultNotice, type TopicName
 } from '../../src/protocol/index.ts'
-import { computeJobHash, sha256, signReceipt, type Receipt } from '../../src/receipt/index.ts'
+import type { SignedEnvelope } from '../../src/envelope/types.ts'
+import { computeJobHash, receiptHash, sha256, signReceipt, type Receipt } from '../../src/receipt/index.ts'
+import { signAttestation } from '../../src/verification/index.ts'
 import { GOSSIP_CODES, TOPIC_VALIDATOR_RESULT, type GossipContext, type GossipRules, type GossipVerdict } from '../../src/mesh/gossip.ts'
 import { GOSSIP_RULES } from '../../src/mesh/gossip-rules.ts'
 import { payloadTypeOf, validateGossip } from '../../src/mesh/validate.ts'
@@ -216,3 +218,30 @@ export function typeChecks (mesh: Mesh): void {
   mesh.subscribe('votes', () => {})
   void incomplete; void swapped
 }
+
+test('a dispute record is ACCEPTed only with evidence that holds by itself', (t) => {
+  // bob assigned the job; alice (the worker) signed the receipt; carol and dave re-ran it and disagree.
+  const carol = identityFromSeed(new Uint8Array(32).fill(41))
+  const dave = identityFromSeed(new Uint8Array(32).fill(42))
+  const workerReceipt = signReceipt(alice, receipt(alice))
+  const disagree = (v: Identity, over: Partial<Attestation> = {}): SignedEnvelope => signAttestation(v, {
+    receiptHash: receiptHash(workerReceipt), jobId: 'job-1', workerId: alice.nodeId, validatorId: v.nodeId, verdict: 'disagree',
+    method: 'reexecution', outputHash: sha256(new TextEncoder().encode('the honest output')), reason: 'different output', atMs: NOW, ...over
+  })
+  const record = (over: Partial<DisputeRecord> = {}): DisputeRecord => ({
+    jobId: 'job-1', policy: { method: 'reexecute', validators: 2, quorum: 2 }, receipt: workerReceipt, attestations: [disagree(carol), disagree(dave)],
+    resolution: 'rerun', resolvedOutputHash: new Uint8Array(), schedulerId: bob.nodeId, atMs: NOW, ...over
+  })
+  const dispute = (r: DisputeRecord, signer = bob): string => check('disputes', signed(signer, PAYLOAD_TYPES.dispute, encodeDisputeRecord(r)), signer.nodeId)
+  t.is(dispute(record()), 'ACCEPT')
+  // v=2, q=2: one disagreement already makes q impossible.
+  t.is(dispute(record({ attestations: [disagree(carol)] })), 'ACCEPT')
+  t.is(dispute(record({ policy: { method: 'reexecute', validators: 3, quorum: 1 }, attestations: [disagree(carol), disagree(dave)] })), 'REJECT INVALID_CONTENT', 'v=3 q=1 needs 3 disagreements')
+  t.is(dispute(record({ attestations: [disagree(carol), disagree(carol)], policy: { method: 'reexecute', validators: 3, quorum: 2 } })), 'REJECT INVALID_CONTENT', 'one validator twice counts once')
+  t.is(dispute(record({ attestations: [disagree(carol, { verdict: 'agree', outputHash: sha256(output) })] })), 'REJECT INVALID_CONTENT', 'agreement is no evidence')
+  t.is(dispute(record({ attestations: [disagree(alice)] })), 'REJECT INVALID_CONTENT', 'the worker cannot dispute itself')
+  t.is(dispute(record({ attestations: [disagree(carol, { receiptHash: sha256(new Uint8Array([1])) })] })), 'REJECT INVALID_CONTENT', 'an attestation of another receipt')
+  t.is(dispute(record({ receipt: { ...workerReceipt, signature: new Uint8Array(64) } })), 'REJECT INVALID_CONTENT', 'a forged receipt')
+  t.is(dispute(record({ schedulerId: carol.nodeId }), carol), 'REJECT INVALID_CONTENT', 'a scheduler that did not assign the job')
+  t.is(dispute(record({ resolution: 'vibes' })), 'REJECT INVALID_CONTENT')
+})
