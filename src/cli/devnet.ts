@@ -67,7 +67,8 @@ function plan (n: number, warmFirst: boolean): Plan[] {
     name: `worker-${i + 1}`, roles: ['worker'], containers: warmFirst && i === 0 ? 'all' : 'oneshot'
   }))
   // The gateway admits jobs only for containers its config lists (its Guardian and limits apply); it runs none.
-  return [{ name: 'gateway', roles: ['scheduler', 'gateway'], containers: 'admit' }, ...workers, { name: 'validator', roles: ['validator', 'archive'], containers: 'none' }]
+  // The validator re-runs one-shot jobs when a scheduler asks (verification: reexecute).
+  return [{ name: 'gateway', roles: ['scheduler', 'gateway'], containers: 'admit' }, ...workers, { name: 'validator', roles: ['validator', 'archive'], containers: 'oneshot' }]
 }
 
 export async function startDevnet (opts: DevnetOptions): Promise<Devnet> {

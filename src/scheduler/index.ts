@@ -156,6 +156,13 @@ export function scheduler (init: SchedulerInit) {
     const events = new TypedEmitter<SchedulerEvents>(logger)
     const sentTotal = c.metrics?.counter({ name: 'inframind_assignments_sent_total', help: 'Assignments this scheduler sent, by path (grpc, gossip, gossip_fallback = gossip after gRPC failed)', labelNames: ['via'] })
     const reassignedTotal = c.metrics?.counter({ name: 'inframind_jobs_reassigned_total', help: 'Mesh jobs taken from a worker lost while running them (heartbeats stopped or connection gone) and assigned again' })
+    const verifiedTotal = c.metrics?.counter({ name: 'inframind_verifications_total', help: 'Verified mesh jobs by outcome: certified, incomplete, disputed', labelNames: ['state'] })
+    const disputesHeardTotal = c.metrics?.counter({ name: 'inframind_disputes_heard_total', help: 'Dispute records from other schedulers, by what was done: counted (the evidence held and its validators are in our roster) or ignored', labelNames: ['outcome'] })
+    c.metrics?.gauge({
+      name: 'inframind_workers_excluded',
+      help: 'Workers this scheduler gives no assignments now (a lost dispute or a low score)',
+      read: () => reputation.all().filter(([, r]) => r.excludedUntilMs > Date.now()).length
+    })
     const lateTotal = c.metrics?.counter({ name: 'inframind_late_results_total', help: 'Results refused because the job was no longer with the worker that sent them (reassigned, or already answered)' })
     const sent = (a: AssignmentSent): void => {
       sentTotal?.inc({ via: a.via })
@@ -428,9 +435,11 @@ export function scheduler (init: SchedulerInit) {
       const needed = Math.max(1, m.policy.validators - m.policy.quorum + 1)
       if (validators.length < needed) {
         logger.info({ job: m.jobId, from: msg.from, validators: validators.length, needed }, 'dispute record ignored: too few of its validators are in our roster')
+        disputesHeardTotal?.inc({ outcome: 'ignored' })
         return
       }
       keepDispute(msg.envelope)
+      disputesHeardTotal?.inc({ outcome: 'counted' })
       const workerId = nodeIdFromPublicKey(m.receipt.publicKey)
       const rec = reputation.record(workerId, 'dispute')
       logger.warn({ job: m.jobId, worker: workerId, from: msg.from, disputesLost: rec.disputesLost }, 'worker lost a dispute at another scheduler (verified evidence)')
@@ -529,6 +538,7 @@ export function scheduler (init: SchedulerInit) {
       runRemote,
       verify: async (job, r, policy, opts) => {
         const outcome = await verify(job, r, policy, opts)
+        verifiedTotal?.inc({ state: outcome.state })
         if (outcome.state === 'disputed') {
           const rec = reputation.record(r.workerId, 'dispute')
           logger.warn({ job: job.jobId, worker: r.workerId, disputesLost: rec.disputesLost, excludedUntil: new Date(rec.excludedUntilMs).toISOString() }, 'worker lost a dispute: excluded from assignments')

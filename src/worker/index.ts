@@ -16,6 +16,7 @@ import type { Admission } from '../admission/index.ts'
 import { openSealed, sealTo, SEAL_CONTEXTS } from '../seal/index.ts'
 import { receiptHash, verifyReceipt, type Receipt } from '../receipt/index.ts'
 import { signAttestation, validationJobId } from '../verification/index.ts'
+import type { Metrics } from '../telemetry/metrics.ts'
 
 /**
  * A re-execution assignment is taken only for a receipt that verifies, that the same scheduler
@@ -72,6 +73,8 @@ export interface WorkerComponents {
   logger: Logger
   /** Results of jobs assigned over gRPC go back the same way; without it (or when it fails) they go by gossip. */
   grpc?: ResultReporter
+  /** Where re-executions are counted (apart from the node's own jobs). */
+  metrics?: Metrics
 }
 
 /**
@@ -90,6 +93,7 @@ export function workerAgent (init: WorkerInit) {
     /** Re-executions in flight, by their job id: the receipt each one checks. */
     const validations = new Map<string, { checked: SignedEnvelope, receipt: Receipt }>()
     const roles = init.roles ?? ['worker']
+    const reexecutedTotal = c.metrics?.counter({ name: 'inframind_reexecutions_total', help: 'Re-executions this validator ran for schedulers, by verdict (agree, disagree, unverifiable); they share the jobs queue but are not client jobs', labelNames: ['verdict'] })
     let unsubscribe: Array<() => void> = []
 
     const ack = (a: Pick<Assignment, 'jobId' | 'schedulerId'>, fields: Partial<AssignmentAck>): AckResult => {
@@ -225,6 +229,7 @@ export function workerAgent (init: WorkerInit) {
           : Buffer.from(ownHash).equals(Buffer.from(v.receipt.outputHash))
             ? { verdict: 'agree', reason: '' }
             : { verdict: 'disagree', reason: 'the re-execution gave a different output' }
+      reexecutedTotal?.inc({ verdict: verdict.verdict })
       const env = signAttestation(c.identity, {
         receiptHash: receiptHash(v.checked),
         jobId: v.receipt.jobId,

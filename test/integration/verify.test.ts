@@ -33,6 +33,11 @@ test.serial('reexecute v=2 q=2: the result comes with a certificate that verifie
     t.deepEqual(checked.attestations.map((a) => a.validatorId).sort(), validators.map((v) => v.node.identity.nodeId).sort())
     t.is(checked.certificate.schedulerId, gateway.node.identity.nodeId)
   }
+  // Counted apart from client jobs on the validators, and by outcome at the scheduler.
+  for (const v of validators) {
+    t.regex(await v.node.telemetry.metrics.registry.getSingleMetricAsString('inframind_reexecutions_total'), /inframind_reexecutions_total\{verdict="agree"\} 1/)
+  }
+  t.regex(await gateway.node.telemetry.metrics.registry.getSingleMetricAsString('inframind_verifications_total'), /inframind_verifications_total\{state="certified"\} 1/)
   // The validators ran it under their own ids and hold no job of the client's id.
   for (const v of validators) {
     const err = await t.throwsAsync(v.client.getJob(job.jobId))
