@@ -4,6 +4,10 @@ import { signEnvelopeNacl, verifyEnvelopeNacl } from '../src/envelope/reference.
 import { encodeReceipt, RECEIPT_PAYLOAD_TYPE, sha256, verifyReceipt } from '../src/receipt/index.ts'
 import { nodeIdFromPublicKey } from '../src/identity/index.ts'
 import type { Identity } from '../src/identity/types.ts'
+import { identityFromSeed } from '../src/identity/index.ts'
+import { computeJobHash, receiptHash, signReceipt } from '../src/receipt/index.ts'
+import { chooseValidators, signAttestation, signCertificate, verifyCertificate } from '../src/verification/index.ts'
+import type { SignedEnvelope } from '../src/envelope/types.ts'
 
 interface Rates { signPerSecond: number, verifyPerSecond: number }
 
@@ -21,7 +25,28 @@ function rate (seconds: number, fn: () => void): number {
 }
 
 /** A receipt-sized payload signed and verified by both implementations with the same key. */
-export function benchSigning (opts: { seconds: number }): { payloadBytes: number, nodeCrypto: Rates, tweetnacl: Rates, receiptVerifyPerSecond: number } {
+/** A q=2 re-execution certificate as a scheduler issues it (4 signatures inside: scheduler, worker, two validators), and its output. */
+function sampleCertificate (): { env: SignedEnvelope, output: Uint8Array } {
+  const id = (n: number): Identity => identityFromSeed(new Uint8Array(32).fill(n))
+  const [worker, scheduler, v1, v2, v3] = [id(1), id(2), id(3), id(4), id(5)] as [Identity, Identity, Identity, Identity, Identity]
+  const output = new TextEncoder().encode('a certified output\n')
+  const input = new TextEncoder().encode('an input')
+  const jobHash = computeJobHash('bench-cert', ['echo'], sha256(input))
+  const receipt = signReceipt(worker, {
+    jobId: 'bench-cert', jobHash, inputHash: sha256(input), outputHash: sha256(output),
+    steps: [{ containerId: 'echo', imageDigest: 'sha256:' + '0'.repeat(64), outputHash: sha256(output), exitCode: 0 }],
+    status: 'success', exitCode: 0, latencyMs: 3, startedAtMs: 1, finishedAtMs: 4, workerId: worker.nodeId, schedulerId: scheduler.nodeId, error: ''
+  })
+  const validators = [v1, v2, v3]
+  const chosen = chooseValidators(jobHash, validators.map((v) => v.nodeId), worker.nodeId, 2)
+  const attestations = chosen.map((vid) => signAttestation(validators.find((v) => v.nodeId === vid) as Identity, {
+    receiptHash: receiptHash(receipt), jobId: 'bench-cert', workerId: worker.nodeId, validatorId: vid, verdict: 'agree', method: 'reexecution', outputHash: sha256(output), reason: '', atMs: 5
+  }))
+  const env = signCertificate(scheduler, { jobId: 'bench-cert', policy: { method: 'reexecute', validators: 2, quorum: 2 }, receipt, attestations, chosen, schedulerId: scheduler.nodeId, issuedAtMs: 6 })
+  return { env, output }
+}
+
+export function benchSigning (opts: { seconds: number }): { payloadBytes: number, nodeCrypto: Rates, tweetnacl: Rates, receiptVerifyPerSecond: number, certificateVerifyPerSecond: number } {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519')
   const jwk = publicKey.export({ format: 'jwk' })
   const pub = new Uint8Array(Buffer.from(jwk.x as string, 'base64url'))
@@ -35,8 +60,11 @@ export function benchSigning (opts: { seconds: number }): { payloadBytes: number
   const env = signEnvelope(identity, RECEIPT_PAYLOAD_TYPE, payload)
   const nacl = signEnvelopeNacl(identity, RECEIPT_PAYLOAD_TYPE, payload)
   if (Buffer.compare(Buffer.from(env.signature), Buffer.from(nacl.signature)) !== 0) throw new Error('node:crypto and tweetnacl signatures differ')
+  const cert = sampleCertificate()
   return {
     payloadBytes: payload.byteLength,
+    // `infra verify cert.json --output out.bin`'s whole check, on one core.
+    certificateVerifyPerSecond: rate(opts.seconds, () => { if (!verifyCertificate(cert.env, { output: cert.output }).valid) throw new Error('valid certificate rejected') }),
     // The full check a validator makes: decode, payload type, signature, worker id matches the key.
     receiptVerifyPerSecond: rate(opts.seconds, () => { if (!verifyReceipt(env).valid) throw new Error('valid receipt rejected') }),
     nodeCrypto: {

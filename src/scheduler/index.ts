@@ -157,6 +157,7 @@ export function scheduler (init: SchedulerInit) {
     const sentTotal = c.metrics?.counter({ name: 'inframind_assignments_sent_total', help: 'Assignments this scheduler sent, by path (grpc, gossip, gossip_fallback = gossip after gRPC failed)', labelNames: ['via'] })
     const reassignedTotal = c.metrics?.counter({ name: 'inframind_jobs_reassigned_total', help: 'Mesh jobs taken from a worker lost while running them (heartbeats stopped or connection gone) and assigned again' })
     const verifiedTotal = c.metrics?.counter({ name: 'inframind_verifications_total', help: 'Verified mesh jobs by outcome: certified, incomplete, disputed', labelNames: ['state'] })
+    const attestationsRefusedTotal = c.metrics?.counter({ name: 'inframind_attestations_refused_total', help: 'Attestations a validator returned that did not count (forged, replayed from another receipt, by the worker, by a validator not chosen), by code', labelNames: ['code'] })
     const disputesHeardTotal = c.metrics?.counter({ name: 'inframind_disputes_heard_total', help: 'Dispute records from other schedulers, by what was done: counted (the evidence held and its validators are in our roster) or ignored', labelNames: ['outcome'] })
     c.metrics?.gauge({
       name: 'inframind_workers_excluded',
@@ -486,7 +487,8 @@ export function scheduler (init: SchedulerInit) {
         })
         return { result, cancel }
       },
-      watch: watchWorker
+      watch: watchWorker,
+      refused: (code) => attestationsRefusedTotal?.inc({ code })
     })
 
     /** A result for a job this scheduler no longer waits for from that worker: recorded, never delivered. */

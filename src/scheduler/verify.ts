@@ -34,6 +34,8 @@ export interface VerifierContext {
   /** Registers for the validator's result notice before the assignment goes out. */
   awaitResult: (validationId: string, validatorId: string) => { result: Promise<{ msg: MeshMessage<JobResultNotice>, receipt: Receipt }>, cancel: () => void }
   watch: (nodeId: string) => { lost: Promise<{ lost: string }>, stop: () => void }
+  /** Counts an attestation that did not count (forged, replayed, by the worker, by someone not chosen), by its code. */
+  refused?: (code: string) => void
 }
 
 type Policy = { method: 'signature' | 'reexecute', validators: number, quorum: number }
@@ -94,7 +96,11 @@ export function verifier (ctx: VerifierContext) {
           const env = outcome.msg.value.attestation
           if (env === null) { failures.push(`${validatorId}: its result carried no attestation`); return }
           const check = checkAttestation(env, { receiptHash: hash, jobId: job.jobId, workerId: r.workerId, chosen: new Set([validatorId]) })
-          if (!check.ok) { failures.push(`${validatorId}: ${check.code}: ${check.reason}`); return }
+          if (!check.ok) {
+            ctx.refused?.(check.code)
+            failures.push(`${validatorId}: ${check.code}: ${check.reason}`)
+            return
+          }
           const a = check.attestation
           collected.push(env)
           if (a.method !== 'reexecution') failures.push(`${validatorId}: attested by ${a.method}, not re-execution`)

@@ -1,0 +1,141 @@
+import test from 'ava'
+import { createHash } from 'node:crypto'
+import { signEnvelope } from '../../src/envelope/index.ts'
+import type { SignedEnvelope } from '../../src/envelope/types.ts'
+import { identityFromSeed } from '../../src/identity/index.ts'
+import type { Identity } from '../../src/identity/types.ts'
+import type { Admission } from '../../src/admission/index.ts'
+import type { MeshMessage, PeerView } from '../../src/mesh/index.ts'
+import { decodeAttestation, encodeAttestation, PAYLOAD_TYPES, type Attestation, type Heartbeat, type JobResultNotice } from '../../src/protocol/index.ts'
+import { computeJobHash, decodeReceipt, receiptHash, sha256, signReceipt, type Receipt } from '../../src/receipt/index.ts'
+import { silentLogger } from '../../src/telemetry/logger.ts'
+import { verifier, type VerifierContext } from '../../src/scheduler/verify.ts'
+import { rankValidators, signAttestation, verifyCertificate } from '../../src/verification/index.ts'
+import type { RemoteJob, RemoteResult } from '../../src/gateway/types.ts'
+
+// The scheduler's verification logic alone: validators are stand-ins that answer (or not) as a test
+// says, so the choice, replacement and counting rules are checked without a mesh.
+
+const id = (n: number): Identity => identityFromSeed(new Uint8Array(32).fill(n))
+const scheduler = id(50)
+const worker = id(51)
+const validators = [id(52), id(53), id(54), id(55)]
+const input = new TextEncoder().encode('in')
+const output = new TextEncoder().encode('out')
+const job: RemoteJob = {
+  jobId: 'job-v', containers: ['echo'], input, deadlineAtMs: Date.now() + 60_000, requiresProof: false,
+  origin: { ip: '', peerId: '', delegate: '' }, allowProbation: false
+}
+
+function result (): RemoteResult {
+  const r: Receipt = {
+    jobId: 'job-v', jobHash: computeJobHash('job-v', ['echo'], sha256(input)), inputHash: sha256(input), outputHash: sha256(output),
+    steps: [], status: 'success', exitCode: 0, latencyMs: 1, startedAtMs: 1, finishedAtMs: 2, workerId: worker.nodeId, schedulerId: scheduler.nodeId, error: ''
+  }
+  const env = signReceipt(worker, r)
+  return { output, receipt: env, decoded: decodeReceipt(env.payload) as Receipt, workerId: worker.nodeId, probation: false }
+}
+
+type Answer = 'agree' | 'disagree' | 'silent' | 'lost' | 'refuse' | 'forged-signer' | 'replayed' | 'self'
+
+/** Each validator answers as `answers` says; returns the context and what was asked of whom. */
+function context (answers: Record<string, Answer>, refused: string[] = []): { ctx: VerifierContext, asked: string[] } {
+  const asked: string[] = []
+  const r = result()
+  const peers: PeerView[] = validators.map((v) => ({
+    nodeId: v.nodeId, roles: ['validator'], containers: ['echo'], addresses: [], latencyMs: 1, lastSeenMs: Date.now(), connected: true, alive: true,
+    heartbeat: { nodeId: v.nodeId, roles: ['validator'], containers: ['echo'] } as unknown as Heartbeat
+  }))
+  const waiting = new Map<string, (m: { msg: MeshMessage<JobResultNotice>, receipt: Receipt }) => void>()
+  const lost = new Map<string, (v: { lost: string }) => void>()
+  const attest = (v: Identity, over: Partial<Attestation> = {}): SignedEnvelope => signAttestation(v, {
+    receiptHash: receiptHash(r.receipt), jobId: 'job-v', workerId: worker.nodeId, validatorId: v.nodeId, verdict: 'agree', method: 'reexecution',
+    outputHash: sha256(output), reason: '', atMs: Date.now(), ...over
+  })
+  const answer = (validatorId: string, env: SignedEnvelope): void => {
+    const msg = { topic: 'inframind/receipts/1', from: validatorId, envelope: env, value: { attestation: env } } as unknown as MeshMessage<JobResultNotice>
+    setTimeout(() => waiting.get(validatorId)?.({ msg, receipt: r.decoded }), 5)
+  }
+  const ctx: VerifierContext = {
+    identity: scheduler,
+    logger: silentLogger(),
+    admission: { rolesOf: () => ['validator'] } as unknown as Admission,
+    livePeers: () => peers,
+    inlineBytes: 1024,
+    holdInput: () => () => {},
+    allowFetch: () => {},
+    assign: async (_job, validator) => {
+      asked.push(validator.nodeId)
+      const v = validators.find((x) => x.nodeId === validator.nodeId) as Identity
+      const how = answers[v.nodeId] ?? 'agree'
+      if (how === 'refuse') return { accepted: false, code: 'QUEUE_FULL', reason: 'busy' } as never
+      if (how === 'agree') answer(v.nodeId, attest(v))
+      if (how === 'disagree') answer(v.nodeId, attest(v, { verdict: 'disagree', outputHash: sha256(new Uint8Array([9])), reason: 'different output' }))
+      if (how === 'lost') setTimeout(() => lost.get(v.nodeId)?.({ lost: 'its heartbeats stopped' }), 5)
+      // Signed by this validator but claiming to be another one.
+      if (how === 'forged-signer') answer(v.nodeId, signEnvelope(v, PAYLOAD_TYPES.attestation, encodeAttestation({ ...decodeAttestation(attest(v).payload), validatorId: validators[3]!.nodeId })))
+      if (how === 'replayed') answer(v.nodeId, attest(v, { receiptHash: createHash('sha256').update('another receipt').digest() }))
+      if (how === 'self') answer(v.nodeId, attest(worker, { validatorId: worker.nodeId }))
+      return { accepted: true } as never
+    },
+    awaitResult: (_id, validatorId) => ({
+      result: new Promise((resolve) => { waiting.set(validatorId, resolve) }),
+      cancel: () => { waiting.delete(validatorId) }
+    }),
+    watch: (nodeId) => ({ lost: new Promise((resolve) => { lost.set(nodeId, resolve) }), stop: () => { lost.delete(nodeId) } }),
+    refused: (code) => { refused.push(code) }
+  }
+  return { ctx, asked }
+}
+
+const ranked = rankValidators(result().decoded.jobHash, validators.map((v) => v.nodeId), worker.nodeId)
+const policy = { method: 'reexecute' as const, validators: 2, quorum: 2 }
+
+test('the first two in rank are asked and their agreement is a certificate that verifies', async (t) => {
+  const { ctx, asked } = context({})
+  const out = await verifier(ctx)(job, result(), policy, { signal: new AbortController().signal })
+  t.is(out.state, 'certified')
+  t.deepEqual(asked, ranked.slice(0, 2))
+  if (out.state === 'certified') t.true(verifyCertificate(out.certificate, { output }).valid)
+})
+
+test('a lost validator is replaced by the next in rank, and the certificate lists the replacement too', async (t) => {
+  const { ctx, asked } = context({ [ranked[0]!]: 'lost' })
+  const out = await verifier(ctx)(job, result(), policy, { signal: new AbortController().signal })
+  t.is(out.state, 'certified')
+  t.deepEqual(asked, ranked.slice(0, 3))
+  if (out.state === 'certified') {
+    const v = verifyCertificate(out.certificate, { output })
+    t.true(v.valid)
+    if (v.valid) t.deepEqual(v.certificate.chosen, ranked.slice(0, 3))
+  }
+})
+
+test('forged, replayed and self-made attestations never count, are counted by code, and their senders are replaced', async (t) => {
+  const refused: string[] = []
+  const { ctx, asked } = context({ [ranked[0]!]: 'forged-signer', [ranked[1]!]: 'replayed', [ranked[2]!]: 'self' }, refused)
+  const out = await verifier(ctx)(job, result(), policy, { signal: new AbortController().signal })
+  t.is(out.state, 'incomplete')
+  // Only the fourth, honest validator's agreement counts.
+  if (out.state === 'incomplete') t.regex(out.reason, /1 of 2 needed validators agreed; 4 validator\(s\) tried/)
+  t.deepEqual(asked, ranked)
+  t.deepEqual(refused.sort(), ['SIGNER_MISMATCH', 'VALIDATOR_IS_WORKER', 'WRONG_RECEIPT'])
+})
+
+test('more than v - q disagreements are a dispute carrying the disagreeing attestations; a refusal moves on', async (t) => {
+  const { ctx, asked } = context({ [ranked[0]!]: 'refuse', [ranked[1]!]: 'disagree' })
+  const out = await verifier(ctx)(job, result(), policy, { signal: new AbortController().signal })
+  t.is(out.state, 'disputed')
+  if (out.state === 'disputed') {
+    t.is(out.attestations.length, 1)
+    t.true(out.validators.includes(ranked[1]!))
+  }
+  t.true(asked.includes(ranked[0]!) && asked.includes(ranked[1]!))
+})
+
+test('validators excluded for a re-run are never asked', async (t) => {
+  const { ctx, asked } = context({})
+  const out = await verifier(ctx)(job, result(), policy, { signal: new AbortController().signal, excludeValidators: new Set(ranked.slice(0, 2)) })
+  t.is(out.state, 'certified')
+  t.deepEqual(asked, ranked.slice(2, 4))
+})
