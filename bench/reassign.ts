@@ -22,6 +22,8 @@ import { NODE_FILE } from '../src/types.ts'
 import { settle } from './proc.ts'
 import { summarise, type Summary } from './stats.ts'
 import type { BenchContext } from './run.ts'
+import { DISCONNECT_GRACE_MS, WATCH_INTERVAL_MS } from '../src/scheduler/index.ts'
+import { LIVENESS_INTERVALS } from '../src/mesh/index.ts'
 
 const CONTAINER_ID = 'sleep-echo'
 /** The job sleeps this long, then echoes its input: long enough to be killed in the middle of. */
@@ -30,15 +32,12 @@ const JOB_SLEEP_S = 4
 const KILL_AFTER_MS = 1_000
 /** Every wait of a round ends by then: a job that is never reassigned fails its round, not the bench. */
 const ROUND_TIMEOUT_MS = 60_000
-/**
- * What src/scheduler/index.ts allows itself to notice a lost worker (not exported there): it checks
- * the job's worker every 500 ms and takes it as lost after 2 s without a mesh connection, or once its
- * heartbeats stop (LIVENESS_INTERVALS = 3 intervals). A killed process's sockets close at once, so
- * the connection path is the one a SIGKILL takes: context for the figure, not a target.
+/*
+ * What the scheduler allows itself to notice a lost worker: it checks the job's worker every
+ * WATCH_INTERVAL_MS and takes it as lost after DISCONNECT_GRACE_MS without a mesh connection, or once
+ * its heartbeats stop (LIVENESS_INTERVALS intervals). A killed process's sockets close at once, so the
+ * connection path is the one a SIGKILL takes: context for the figure, not a target.
  */
-const WATCH_INTERVAL_MS = 500
-const DISCONNECT_GRACE_MS = 2_000
-const LIVENESS_INTERVALS = 3
 
 export interface ReassignRound {
   /** Node names (worker-1…) of the worker killed and of the one that finished the job. */

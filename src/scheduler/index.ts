@@ -32,13 +32,13 @@ const ACK_TIMEOUT_MS = 3_000
 /** Candidates tried for one job before giving up (each refusal, silence or lost worker moves to the next). */
 const MAX_ATTEMPTS = 3
 /** How often a job's worker is checked while the job runs there. */
-const WATCH_INTERVAL_MS = 500
+export const WATCH_INTERVAL_MS = 500
 /**
  * A worker with no mesh connection to this node for this long is taken as lost (a killed process's
  * sockets close at once); long enough for a connection the peer is re-opening, short enough that the
  * job is running elsewhere within seconds.
  */
-const DISCONNECT_GRACE_MS = 2_000
+export const DISCONNECT_GRACE_MS = 2_000
 /**
  * When no worker can take a job, how long the scheduler waits for one to appear (within the job's
  * deadline) before NO_WORKER: a gateway that has just restarted hears its workers' heartbeats only

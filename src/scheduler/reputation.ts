@@ -6,21 +6,14 @@
  * each repeat.
  */
 
-export interface NodeRecord {
-  successes: number
-  failures: number
-  timeouts: number
-  refusals: number
-  disputesLost: number
-  /** Mean ack latency, ms (exponentially weighted). */
-  ackLatencyMs: number
-  /** No assignments before this instant (epoch ms; 0 = none). */
-  excludedUntilMs: number
-  /** How many times it has been excluded: each exclusion lasts twice the previous one. */
-  exclusions: number
-  /** Last change (epoch ms). */
-  updatedAtMs: number
-}
+import type { NodeReputation } from '../protocol/index.ts'
+
+/**
+ * One worker's record, as Control.GetReputation shows it (control.proto NodeReputation, less the id
+ * and the score computed from it): ack latency is an exponentially weighted mean, exclusions count
+ * how many times it was excluded (each lasts twice the last), times are epoch ms.
+ */
+export type NodeRecord = Omit<NodeReputation, 'nodeId' | 'score'>
 
 export type Outcome = 'success' | 'failure' | 'timeout' | 'refusal' | 'dispute'
 
