@@ -117,7 +117,7 @@ export async function runRemoteJob (queued: JobRecord, signal: AbortSignal, remo
       for (const v of outcome.validators) usedValidators.add(v)
       if (round + 1 >= MAX_DISPUTE_RERUNS) {
         ran = { ...ran, verification: { ...policy, state: 'disputed', reason: outcome.reason } }
-        return await hooks.finish(ran, { state: 'failed', detail: 'failed: DISPUTED', error: outcome.reason, errorCode: 'DISPUTED' }, r.receipt)
+        return await hooks.finish({ ...ran, history: job.history }, { state: 'failed', detail: 'failed: DISPUTED', error: outcome.reason, errorCode: 'DISPUTED' }, r.receipt)
       }
       await update(toRunning(ran, Date.now(), `disputed: ${outcome.reason}; running it again on another worker`))
       try {
@@ -126,12 +126,13 @@ export async function runRemoteJob (queued: JobRecord, signal: AbortSignal, remo
         if (signal.aborted) throw err
         const reason = `${outcome.reason}; no other worker could run it again (${(err as Error).message})`
         ran = { ...ran, verification: { ...policy, state: 'disputed', reason } }
-        return await hooks.finish(ran, { state: 'failed', detail: 'failed: DISPUTED', error: reason, errorCode: 'DISPUTED' }, r.receipt)
+        return await hooks.finish({ ...ran, history: job.history }, { state: 'failed', detail: 'failed: DISPUTED', error: reason, errorCode: 'DISPUTED' }, r.receipt)
       }
       checkRemoteResult(job, r, pins)
       ran = { ...job, steps: stepsFromReceipt(r.decoded), workerId: r.workerId, workerOnProbation: r.probation }
     }
-    await hooks.finish(ran, endingFromReceipt(r.decoded, r.output, r.workerId), r.receipt)
+    // The job's history has every step (the verification's progress included); ran has the result.
+    await hooks.finish({ ...ran, history: job.history.length >= ran.history.length ? job.history : ran.history }, endingFromReceipt(r.decoded, r.output, r.workerId), r.receipt)
   } catch (err) {
     if (signal.reason === STOP_REASON) return await hooks.requeue(job)
     const code = signal.reason === DEADLINE_REASON ? FAILURE_CODES.deadlineExceeded : errorCode(err)

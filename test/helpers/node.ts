@@ -221,11 +221,16 @@ export function meshAddr (n: TestNode): string {
   return addr
 }
 
-/** Polls `fn` until it returns a value (not undefined, null or false); throws after timeoutMs. */
-export async function eventually<T> (fn: () => T | undefined | null | false, timeoutMs = 20_000): Promise<T> {
+type Maybe<T> = T | undefined | null | false
+
+/**
+ * Polls `fn` (awaited when it is async) every 100 ms until it gives a value other than undefined,
+ * null or false; throws after timeoutMs.
+ */
+export async function eventually<T> (fn: () => Maybe<T> | Promise<Maybe<T>>, timeoutMs = 20_000): Promise<T> {
   const until = Date.now() + timeoutMs
   for (;;) {
-    const v = fn()
+    const v = await fn()
     if (v !== undefined && v !== null && v !== false) return v
     if (Date.now() > until) throw new Error('condition not met in time')
     await new Promise((resolve) => setTimeout(resolve, 100))

@@ -2,7 +2,7 @@ import test from 'ava'
 import * as grpc from '@grpc/grpc-js'
 import { envelopeFromWire } from '../../src/api/convert.ts'
 import { verifyCertificate } from '../../src/verification/index.ts'
-import { containerYaml, eventually, meshAddr, startFor, text, type TestNode } from '../helpers/node.ts'
+import { containerYaml, eventually, meshAddr, spawnFor, startFor, text, waitJob, type TestNode } from '../helpers/node.ts'
 
 // Real nodes (LevelDB, Docker, gRPC, libp2p over 127.0.0.1): a scheduler+gateway, workers and
 // validators of one private mesh. Whole meshes per test, one test at a time.
@@ -125,4 +125,36 @@ test.serial('re-execution of a container that does not declare deterministic: tr
   t.regex((err as grpc.ServiceError).details, /"echo" is not \(deterministic: false/)
   // Unverified jobs still run.
   t.is((await gateway.client.runJob({ containerId: 'echo', input: text('fine') })).state, 'JOB_STATE_SUCCESS')
+})
+
+test.serial('a validator killed mid re-execution is replaced by the next in rank, and the job is still certified', async (t) => {
+  // Long enough to kill a validator in the middle of its re-run.
+  const slow = containerYaml('slow', { deterministic: true, command: ['sh', '-c', 'sleep 3; cat'], timeout_ms: 30_000 })
+  const gateway = await startFor(t, { mesh: {}, node: { roles: ['scheduler', 'gateway'] }, containers: [slow] })
+  const join = { bootstrap: [meshAddr(gateway)] }
+  const worker = await startFor(t, { mesh: join, containers: [slow] })
+  const validators = await Promise.all([0, 1, 2].map(async () => await spawnFor(t, { mesh: join, node: { roles: ['validator'] }, containers: [slow] })))
+  for (const id of [worker.node.identity.nodeId, ...validators.map((v) => v.nodeId)]) await eventually(() => gateway.node.mesh?.livePeer(id)?.grpcAddress, 60_000)
+
+  const { jobId } = await gateway.client.submitJob({ containerId: 'slow', input: text('still certified'), deadlineMs: 120_000, verification: { method: 'reexecute', validators: 2, quorum: 2 } })
+  // The first validator to start re-running it is killed.
+  const first = await eventually(async () => {
+    const job = await gateway.client.getJob(jobId)
+    const started = job.history.find((h) => h.detail.startsWith('re-executing on validator '))
+    return started?.detail.slice('re-executing on validator '.length)
+  }, 60_000)
+  const victim = validators.find((v) => v.nodeId === first)
+  t.truthy(victim, `${first} is not one of ${validators.map((v) => v.nodeId).join(', ')}`)
+  await victim!.kill()
+
+  const done = await waitJob(gateway.client, jobId)
+  t.is(done.state, 'JOB_STATE_SUCCESS', done.error)
+  t.is(done.verificationState, 'certified', done.verificationReason)
+  const checked = verifyCertificate(envelopeFromWire(done.certificate!), { output: done.output })
+  t.true(checked.valid)
+  if (checked.valid) {
+    t.is(checked.certificate.chosen.length, 3, 'the two asked first and the replacement')
+    t.false(checked.attestations.some((a) => a.validatorId === first), 'the killed validator did not attest')
+    t.deepEqual(checked.attestations.map((a) => a.validatorId).sort(), validators.map((v) => v.nodeId).filter((id) => id !== first).sort())
+  }
 })
