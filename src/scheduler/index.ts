@@ -25,7 +25,7 @@ import { Reputation, score, type NodeRecord, type ReputationStore } from './repu
 
 export * from './errors.ts'
 export { coolDown, pickWorker, type WorkerUse } from './pick.ts'
-export { Reputation, score, exclusionMs, SCORE_THRESHOLD, DISPUTE_WEIGHT, type NodeRecord, type ReputationStore } from './reputation.ts'
+export { Reputation, score, exclusionMs, EXCLUSION_BASE_MS, SCORE_THRESHOLD, DISPUTE_WEIGHT, type NodeRecord, type ReputationStore } from './reputation.ts'
 
 /** How long a worker has to acknowledge an assignment before the next candidate gets it (mesh.ack_timeout_ms). */
 const ACK_TIMEOUT_MS = 3_000

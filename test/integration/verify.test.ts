@@ -2,7 +2,8 @@ import test from 'ava'
 import * as grpc from '@grpc/grpc-js'
 import { envelopeFromWire } from '../../src/api/convert.ts'
 import { verifyCertificate } from '../../src/verification/index.ts'
-import { containerYaml, eventually, meshAddr, spawnFor, startFor, text, waitJob, type TestNode } from '../helpers/node.ts'
+import { EXCLUSION_BASE_MS } from '../../src/scheduler/index.ts'
+import { containerYaml, eventually, meshAddr, spawnFor, startFor, startTestNode, text, waitJob, type TestNode } from '../helpers/node.ts'
 
 // Real nodes (LevelDB, Docker, gRPC, libp2p over 127.0.0.1): a scheduler+gateway, workers and
 // validators of one private mesh. Whole meshes per test, one test at a time.
@@ -157,4 +158,71 @@ test.serial('a validator killed mid re-execution is replaced by the next in rank
     t.false(checked.attestations.some((a) => a.validatorId === first), 'the killed validator did not attest')
     t.deepEqual(checked.attestations.map((a) => a.validatorId).sort(), validators.map((v) => v.nodeId).filter((id) => id !== first).sort())
   }
+})
+
+// A run of 120 verified jobs with one cheating worker among three. Split into waves, one test each,
+// so the run reports progress (ava stops a test file that reports nothing for 2 minutes); the mesh is
+// shared by these tests and stopped after the last.
+const run: { nodes: TestNode[], gateway?: TestNode, cheatId: string, jobs: Array<{ input: string, job: Awaited<ReturnType<TestNode['client']['runJob']>> }> } = { nodes: [], cheatId: '', jobs: [] }
+const WAVES = 10
+const PER_WAVE = 12
+
+test.after.always(async () => { await Promise.all(run.nodes.map(async (n) => await n.destroy())) })
+
+test.serial('cheat run: a mesh of a gateway, three workers (one cheating) and four validators', async (t) => {
+  const cheat = containerYaml('echo', { deterministic: true, command: ['sh', '-c', 'cat; echo tampered'] })
+  const start = async (opts: Parameters<typeof startTestNode>[0]): Promise<TestNode> => {
+    const n = await startTestNode(opts)
+    run.nodes.push(n)
+    return n
+  }
+  const gateway = await start({ mesh: {}, node: { roles: ['scheduler', 'gateway'] }, containers: [echo] })
+  const join = { bootstrap: [meshAddr(gateway)] }
+  const workers = await Promise.all([cheat, echo, echo].map(async (c) => await start({ mesh: join, containers: [c] })))
+  // Four: a disputed job runs again checked by validators that did not judge the disputed result.
+  const validators = await Promise.all([0, 1, 2, 3].map(async () => await start({ mesh: join, node: { roles: ['validator'] }, containers: [echo] })))
+  for (const n of [...workers, ...validators]) await eventually(() => gateway.node.mesh?.livePeer(n.node.identity.nodeId)?.grpcAddress, 60_000)
+  run.gateway = gateway
+  run.cheatId = workers[0]!.node.identity.nodeId
+  t.pass()
+})
+
+for (let wave = 0; wave < WAVES; wave++) {
+  test.serial(`cheat run: wave ${wave + 1} of ${WAVES}, ${PER_WAVE} verified jobs at once, every one certified with the honest output`, async (t) => {
+    const gateway = run.gateway
+    if (gateway === undefined) return t.fail('the mesh did not start')
+    const jobs = await Promise.all(Array.from({ length: PER_WAVE }, async (_, i) => {
+      const input = `job ${wave}-${i}`
+      const job = await gateway.client.runJob({ containerId: 'echo', input: text(input), deadlineMs: 180_000, verification: { method: 'reexecute', validators: 2, quorum: 2 } })
+      return { input, job }
+    }))
+    run.jobs.push(...jobs)
+    for (const { input, job } of jobs) {
+      t.is(job.state, 'JOB_STATE_SUCCESS', `${input}: ${job.error}`)
+      t.is(Buffer.from(job.output).toString(), input, 'no client ever gets the cheat\'s output')
+      t.is(job.verificationState, 'certified', job.verificationReason)
+      t.not(job.workerId, run.cheatId, 'every certified result is an honest worker\'s')
+    }
+  })
+}
+
+test.serial('cheat run: every result of the cheat was disputed, it got no job once excluded, honest nodes lost none', async (t) => {
+  const gateway = run.gateway
+  if (gateway === undefined) return t.fail('the mesh did not start')
+  t.is(run.jobs.length, WAVES * PER_WAVE)
+  const rep = gateway.node.scheduler!.reputation()
+  const cheat = rep.find((r) => r.nodeId === run.cheatId)
+  // Jobs it had taken before its first dispute was settled may all be disputed; none after.
+  const excludedAt = (cheat?.excludedUntilMs ?? 0) - EXCLUSION_BASE_MS
+  const accepted = run.jobs.flatMap(({ job }) => job.history.filter((h) => h.detail.startsWith(`accepted by ${run.cheatId}`)).map((h) => ({ job, atMs: h.atMs })))
+  t.true(accepted.length >= 1, 'the cheat was given work before it was caught')
+  t.is(cheat?.exclusions, 1)
+  t.true(excludedAt > 0)
+  for (const a of accepted) t.true(a.atMs <= excludedAt, `the cheat took ${a.job.jobId} ${a.atMs - excludedAt} ms after its exclusion`)
+  for (const { job } of accepted) t.regex(job.verificationReason, new RegExp(`disputed result\\(s\\) from ${run.cheatId}`))
+  t.is(cheat?.disputesLost, accepted.length, 'every result of the cheat was disputed')
+  t.log(`the cheat ran ${accepted.length} of ${run.jobs.length} jobs before its exclusion; every one was disputed and run again`)
+  for (const r of rep.filter((x) => x.nodeId !== run.cheatId)) t.is(r.disputesLost, 0, `honest ${r.nodeId} lost a dispute`)
+  t.true(rep.filter((r) => r.nodeId !== run.cheatId).reduce((n, r) => n + r.successes, 0) >= 100, 'at least 100 honest results')
+  t.regex(await gateway.node.telemetry.metrics.registry.getSingleMetricAsString('inframind_verifications_total'), new RegExp(`state="certified"\\} ${WAVES * PER_WAVE}`))
 })
