@@ -21,7 +21,7 @@ async function mesh (t: Parameters<typeof startFor>[0], opts: { workers?: Array<
 
 test.serial('reexecute v=2 q=2: the result comes with a certificate that verifies offline, signed by both chosen validators', async (t) => {
   const { gateway, workers, validators } = await mesh(t, { validators: 2 })
-  const job = await gateway.client.runJob({ containerId: 'echo', input: text('check me'), deadlineMs: 120_000, verification: { method: 'reexecute', validators: 2, quorum: 2 } })
+  const job = await gateway.client.runJob({ containerId: 'echo', input: text('check me'), deadlineMs: 120_000, verification: { method: 'reexecute', validators: 2, quorum: 2 } }, { timeoutMs: 120_000 + 30_000 })
   t.is(job.state, 'JOB_STATE_SUCCESS', job.error)
   t.is(job.verificationState, 'certified', job.verificationReason)
   t.deepEqual(job.verification, { method: 'reexecute', validators: 2, quorum: 2 })
@@ -55,7 +55,7 @@ test.serial('a worker that alters the output is caught: its result is disputed, 
   const jobs = []
   // Workers take turns, so the cheat gets one of the first jobs; after its first lost dispute it gets none.
   for (let i = 0; i < 4; i++) {
-    jobs.push(await gateway.client.runJob({ containerId: 'echo', input: text(`truth ${i}`), deadlineMs: 120_000, verification: { method: 'reexecute', validators: 1, quorum: 1 } }))
+    jobs.push(await gateway.client.runJob({ containerId: 'echo', input: text(`truth ${i}`), deadlineMs: 120_000, verification: { method: 'reexecute', validators: 1, quorum: 1 } }, { timeoutMs: 120_000 + 30_000 }))
   }
   for (const [i, job] of jobs.entries()) {
     t.is(job.state, 'JOB_STATE_SUCCESS', job.error)
@@ -81,7 +81,7 @@ test.serial('with only a cheating worker the job fails DISPUTED and its output i
   // Another scheduler on the mesh, which never assigned anything to the cheat.
   const other = await startFor(t, { mesh: { bootstrap: [meshAddr(gateway)] }, node: { roles: ['scheduler', 'gateway'] }, containers: [echo] })
   const cheatId = workers[0]!.node.identity.nodeId
-  const job = await gateway.client.runJob({ containerId: 'echo', input: text('the truth'), deadlineMs: 120_000, verification: { method: 'reexecute', validators: 2, quorum: 2 } })
+  const job = await gateway.client.runJob({ containerId: 'echo', input: text('the truth'), deadlineMs: 120_000, verification: { method: 'reexecute', validators: 2, quorum: 2 } }, { timeoutMs: 120_000 + 30_000 })
   t.is(job.state, 'JOB_STATE_FAILED')
   t.is(job.errorCode, 'DISPUTED')
   t.is(job.verificationState, 'disputed')
@@ -101,7 +101,7 @@ test.serial('with only a cheating worker the job fails DISPUTED and its output i
 
 test.serial('too few validators: the result stands, marked incomplete with the reason; non-deterministic containers are refused', async (t) => {
   const { gateway } = await mesh(t, { validators: 1 })
-  const job = await gateway.client.runJob({ containerId: 'echo', input: text('alone'), deadlineMs: 60_000, verification: { method: 'reexecute', validators: 2, quorum: 2 } })
+  const job = await gateway.client.runJob({ containerId: 'echo', input: text('alone'), deadlineMs: 60_000, verification: { method: 'reexecute', validators: 2, quorum: 2 } }, { timeoutMs: 60_000 + 30_000 })
   t.is(job.state, 'JOB_STATE_SUCCESS')
   t.is(Buffer.from(job.output).toString(), 'alone')
   t.is(job.verificationState, 'incomplete')
@@ -193,7 +193,7 @@ for (let wave = 0; wave < WAVES; wave++) {
     if (gateway === undefined) return t.fail('the mesh did not start')
     const jobs = await Promise.all(Array.from({ length: PER_WAVE }, async (_, i) => {
       const input = `job ${wave}-${i}`
-      const job = await gateway.client.runJob({ containerId: 'echo', input: text(input), deadlineMs: 180_000, verification: { method: 'reexecute', validators: 2, quorum: 2 } })
+      const job = await gateway.client.runJob({ containerId: 'echo', input: text(input), deadlineMs: 180_000, verification: { method: 'reexecute', validators: 2, quorum: 2 } }, { timeoutMs: 180_000 + 30_000 })
       return { input, job }
     }))
     run.jobs.push(...jobs)
