@@ -160,12 +160,12 @@ test.serial('a validator killed mid re-execution is replaced by the next in rank
   }
 })
 
-// A run of 120 verified jobs with one cheating worker among three. Split into waves, one test each,
+// A run of 120 verified jobs with one cheating worker among three, in waves of 4, one test each,
 // so the run reports progress (ava stops a test file that reports nothing for 2 minutes); the mesh is
 // shared by these tests and stopped after the last.
 const run: { nodes: TestNode[], gateway?: TestNode, cheatId: string, jobs: Array<{ input: string, job: Awaited<ReturnType<TestNode['client']['runJob']>> }> } = { nodes: [], cheatId: '', jobs: [] }
-const WAVES = 10
-const PER_WAVE = 12
+const WAVES = 30
+const PER_WAVE = 4
 
 test.after.always(async () => { await Promise.all(run.nodes.map(async (n) => await n.destroy())) })
 
