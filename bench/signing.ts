@@ -26,7 +26,7 @@ function rate (seconds: number, fn: () => void): number {
 
 /** A receipt-sized payload signed and verified by both implementations with the same key. */
 /** A q=2 re-execution certificate as a scheduler issues it (4 signatures inside: scheduler, worker, two validators), and its output. */
-function sampleCertificate (): { env: SignedEnvelope, output: Uint8Array } {
+export function sampleCertificate (): { env: SignedEnvelope, output: Uint8Array } {
   const id = (n: number): Identity => identityFromSeed(new Uint8Array(32).fill(n))
   const [worker, scheduler, v1, v2, v3] = [id(1), id(2), id(3), id(4), id(5)] as [Identity, Identity, Identity, Identity, Identity]
   const output = new TextEncoder().encode('a certified output\n')
@@ -42,7 +42,7 @@ function sampleCertificate (): { env: SignedEnvelope, output: Uint8Array } {
   const attestations = chosen.map((vid) => signAttestation(validators.find((v) => v.nodeId === vid) as Identity, {
     receiptHash: receiptHash(receipt), jobId: 'bench-cert', workerId: worker.nodeId, validatorId: vid, verdict: 'agree', method: 'reexecution', outputHash: sha256(output), reason: '', atMs: 5
   }))
-  const env = signCertificate(scheduler, { jobId: 'bench-cert', policy: { method: 'reexecute', validators: 2, quorum: 2 }, receipt, attestations, chosen, schedulerId: scheduler.nodeId, issuedAtMs: 6 })
+  const env = signCertificate(scheduler, { jobId: 'bench-cert', policy: { method: 'reexecute', validators: 2, quorum: 2 }, receipt, attestations, chosen, schedulerId: scheduler.nodeId, issuedAtMs: 6, resolution: '', outputHash: sha256(output) })
   return { env, output }
 }
 

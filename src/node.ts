@@ -183,7 +183,7 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
   })({ store, executor, identity, logger, remote: scheduler, metrics })
   // A validator takes the scheduler's re-execution assignments through the same agent (and the same queue).
   const worker: WorkerAgent | undefined = mesh !== undefined && (roles.includes('worker') || roles.includes('validator'))
-    ? workerAgent({ inlineBytes: config.mesh.inlineBytes, roles })({ mesh, admission: admission as Admission, jobs, identity, logger, grpc: peers, metrics })
+    ? workerAgent({ inlineBytes: config.mesh.inlineBytes, roles, pins: new Map(localContainers.map((c) => [c.id, c.digest])), queueSize: config.jobs.queueSize })({ mesh, admission: admission as Admission, jobs, identity, logger, grpc: peers, metrics })
     : undefined
   const api = apiServer()({
     config, identity, jobs, runsLocally: (id) => executor.serves([id]), runtime, telemetry: tel, logger, hardware: toWireHardware(hardware),

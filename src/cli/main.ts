@@ -14,10 +14,11 @@ commands:
   status [--json]                                        node id, jobs, latency, uptime, resources, containers
   submit --container ID[,ID...] (--input TEXT | --input-file F|-) [--wait] [--json] [--deadline MS] [--job-id ID]
          [--requires-proof] [--delegate ID] [--allow-probation] [--output-file F]
-         [--verify none|reexecute [--validators V] [--quorum Q]]
+         [--verify none|signature|reexecute [--validators V] [--quorum Q]]
                                                          a comma list runs a chain; --allow-probation: an open mesh may
                                                          run it on a worker not in the roster (result unverified);
-                                                         --verify reexecute: Q of V validators re-run it (a certificate)
+                                                         --verify reexecute: Q of V validators re-run it (a certificate);
+                                                         signature: they check the receipt without re-running it
   job ID [--json | --receipt | --certificate | --steps] [--output-file F]
                                                          one job: state, history, output, receipt, certificate, steps
   peers [--all] [--json]                                 mesh peers: roles, containers, latency

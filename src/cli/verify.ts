@@ -24,7 +24,7 @@ const USAGE = `usage: infra verify <file|-> [--output FILE] [--json]
   <file|->       a receipt: the JSON envelope (infra job ID --receipt), a whole job (infra job ID --json),
                  or a binary protobuf SignedEnvelope; or a certificate (infra job ID --certificate);
                  - reads stdin
-  --output FILE  also check that sha256(FILE) is the receipt's (the certified) output hash
+  --output FILE  also check that sha256(FILE) is the receipt's (for a certificate: the certified) output hash
   --json         print the result as JSON
 exit status: 0 valid, 1 invalid, 2 usage or read error
 `
@@ -167,6 +167,8 @@ function reportCertificate (result: CertificateVerification, outputChecked: bool
       policy: { method: policy.method, validators: policy.validators, quorum: policy.quorum },
       chosen: c.chosen,
       attested_by: attestations.map((a) => a.validatorId),
+      resolution: c.resolution === '' ? 'worker_output' : c.resolution,
+      output_hash: hex(c.outputHash),
       issued_at: iso(c.issuedAtMs),
       receipt: receiptJson(r)
     }, null, 2) + '\n')
@@ -178,7 +180,10 @@ function reportCertificate (result: CertificateVerification, outputChecked: bool
     ['scheduler', c.schedulerId],
     ['policy', `${policy.method}, ${policy.quorum} of ${policy.validators} validators`],
     ['agreed', attestations.map((a) => a.validatorId).join(', ')],
-    ['output', `sha256:${hex(r.outputHash)}${outputChecked ? ' (matches --output)' : ''}`]
+    ...(c.resolution === 'validators_output'
+      ? [['resolution', `the worker's output (sha256:${hex(r.outputHash)}) was disputed; the validators re-ran the job to this output`] as [string, string]]
+      : []),
+    ['output', `sha256:${hex(c.outputHash)}${outputChecked ? ' (matches --output)' : ''}`]
   ]
   io.out('valid certificate\n' + rows.map(([k, v]) => `  ${(k + ':').padEnd(12)}${v}`).join('\n') + '\n')
   return 0

@@ -47,7 +47,7 @@ export const DEFAULT_GATEWAY_MAX_IN_FLIGHT = 256
 /** Mesh jobs waiting for an in-flight place; beyond this SubmitJob answers RESOURCE_EXHAUSTED. */
 export const DEFAULT_GATEWAY_QUEUE_SIZE = 1024
 /** Unverified unless a job asks (a verified job costs v more runs on the mesh). */
-export const DEFAULT_VERIFICATION_METHOD: 'none' | 'reexecute' = 'none'
+export const DEFAULT_VERIFICATION_METHOD: 'none' | 'signature' | 'reexecute' = 'none'
 export const DEFAULT_VERIFICATION_VALIDATORS = 2
 export const DEFAULT_MAX_VERIFICATION_VALIDATORS = 5
 /** A certificate lists at most 64 chosen validators (src/verification/certificate.ts MAX_CHOSEN). */

@@ -10,8 +10,8 @@ import { parseContainers } from './containers.ts'
 import { parseMesh } from './mesh.ts'
 import type { VerificationMethod } from '../verification/policy.ts'
 
-/** Verification methods a gateway can be set to use by default ("signature" is not offered yet). */
-const OFFERED_METHODS: Array<Exclude<VerificationMethod, 'signature'>> = ['none', 'reexecute']
+/** Verification methods a gateway can be set to use by default. */
+const OFFERED_METHODS: VerificationMethod[] = ['none', 'signature', 'reexecute']
 import {
   address, boolean, integer, isMapping, oneOf, section, size, string, Ctx, describe, type Path
 } from './fields.ts'

@@ -169,7 +169,7 @@ export interface NodeConfig {
     queueSize: number
     /** How results are checked when a job does not say (SubmitJobRequest.verification). */
     verification: {
-      defaultMethod: 'none' | 'reexecute'
+      defaultMethod: 'none' | 'signature' | 'reexecute'
       /** v when a job asks for validators without a number. */
       defaultValidators: number
       /** The largest v this gateway honours. */

@@ -79,7 +79,6 @@ function verificationOf (req: SubmitRequest, containers: ContainerConfig[], rule
     throw new InvalidPolicyError('this node does not verify results (it has no mesh); ask for verification "none"')
   }
   const policy = resolvePolicy(asked, limits)
-  if (policy.method === 'signature') throw new InvalidPolicyError('verification by signature only is not offered yet: ask for "reexecute" (validators re-run the job) or "none"')
   if (policy.method === 'reexecute') {
     const nondeterministic = containers.filter((c) => !c.deterministic).map((c) => c.id)
     if (nondeterministic.length > 0) throw new NonDeterministicError(nondeterministic)

@@ -1,4 +1,4 @@
-import { computeJobHash, sha256 } from '../receipt/index.ts'
+import { computeJobHash, decodeReceipt, sha256 } from '../receipt/index.ts'
 import { DEADLINE_REASON, FAILURE_CODES, STOP_REASON, toRunning, type Ending } from '../executor/index.ts'
 import type { ContainerConfig } from '../config/types.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
@@ -104,6 +104,15 @@ export async function runRemoteJob (queued: JobRecord, signal: AbortSignal, remo
         excludeValidators: usedValidators,
         onProgress: (p) => { job = toRunning(job, Date.now(), p.detail); hooks.note(job) }
       })
+      if (outcome.state === 'certified' && outcome.resolved !== undefined) {
+        // q validators re-ran it to the same other output: theirs is the result, the worker's never is.
+        const v = outcome.resolved
+        disputedWorkers.push(r.workerId)
+        const reason = `certified: the validators' output, after ${disputedWorkers.length} disputed result(s) from ${disputedWorkers.join(', ')} (${v.dispute.reason})`
+        ran = { ...ran, workerId: v.validatorId, steps: stepsFromReceipt(decodeReceipt(v.receipt.payload)), verification: { ...policy, state: 'certified', reason, certificate: outcome.certificate } }
+        const end: Ending = { state: 'success', detail: `succeeded: output of validator ${v.validatorId} (worker ${r.workerId} disputed)`, output: v.output, exitCode: 0 }
+        return await hooks.finish({ ...ran, history: job.history }, end, v.receipt)
+      }
       if (outcome.state !== 'disputed') {
         ran = {
           ...ran,

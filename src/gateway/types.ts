@@ -151,10 +151,22 @@ export interface RemoteExecutor {
     opts: { signal: AbortSignal, onProgress?: (p: RemoteProgress) => void, excludeValidators?: ReadonlySet<string> }): Promise<VerifyOutcome>
 }
 
+/** What validators concluded against a worker: the evidence for a dispute record, and fresh validators for a re-run. */
+export interface DisputeEvidence { reason: string, attestations: SignedEnvelope[], validators: string[] }
+
+/** A disputed result replaced by the output q re-executing validators agreed on (the certificate says so). */
+export interface ResolvedByValidators {
+  output: Uint8Array
+  /** The receipt of the validator the output came from (its re-execution, under the validation job id). */
+  receipt: SignedEnvelope
+  validatorId: string
+  dispute: DisputeEvidence
+}
+
 export type VerifyOutcome =
-  | { state: 'certified', certificate: SignedEnvelope }
+  | { state: 'certified', certificate: SignedEnvelope, resolved?: ResolvedByValidators }
   | { state: 'incomplete', reason: string }
-  | { state: 'disputed', reason: string, attestations: SignedEnvelope[], validators: string[] }
+  | ({ state: 'disputed' } & DisputeEvidence)
 
 /**
  * The jobs service: admits a job (id, idempotency, Guardian with the client's real origin, schema,

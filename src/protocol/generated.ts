@@ -264,7 +264,10 @@ export interface Assignment {
   replyAddress: string
   /**
    * "" = run the job; "reexecute" = this node is a chosen validator: run the job again in its own
-   * sandbox and attest whether its output matches checked_receipt (the worker's receipt envelope).
+   * sandbox and attest whether its output matches checked_receipt (the worker's receipt envelope);
+   * "attest" = this node is a chosen validator for method "signature": check checked_receipt
+   * (signature, signer, roster role, job hash, image digests against this node's own pins) without
+   * running anything, and answer with the attestation in the ack (nothing is sealed or queued).
    * The node runs it under a job id of its own, "v:" + the first 32 hex digits of sha256(checked
    * receipt payload), so a re-execution never collides with a job it ran as a worker.
    */
@@ -309,6 +312,8 @@ export interface AssignmentAck {
   atMs: number
   /** True when this job id was already known (the duplicate did not run again). */
   duplicate: boolean
+  /** For purpose "attest": the validator's signed attestation (method "signature") on the checked receipt. */
+  attestation: SignedEnvelope | null
 }
 
 /**
@@ -651,7 +656,8 @@ export interface VerificationPolicy {
 
 /**
  * payload_type "inframind/certificate/v1". A scheduler's signed statement that the worker's
- * receipt was checked under policy and that q chosen validators agreed. The envelope's signer
+ * receipt was checked under policy and that q chosen validators agreed (with the worker, or, for
+ * resolution "validators_output", with each other on another output). The envelope's signer
  * is scheduler_id, which must also be the receipt's scheduler_id. Everything needed to check it
  * offline is inside: the worker's receipt envelope and the validators' attestation envelopes,
  * each with its own signature.
@@ -671,6 +677,15 @@ export interface Certificate {
   chosen: string[]
   schedulerId: string
   issuedAtMs: number
+  /**
+   * "" = the worker's output (the receipt's output_hash) is certified, by q "agree" attestations;
+   * "validators_output" = the worker's output was disputed and q validators re-executing the job
+   * agreed with each other on another output, which is certified instead, by their q "disagree"
+   * attestations that all carry that output_hash.
+   */
+  resolution: string
+  /** sha256 of the certified output: the receipt's output_hash for "", the validators' for "validators_output". */
+  outputHash: Uint8Array
 }
 
 /**

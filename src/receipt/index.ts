@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
+import { clip } from '../envelope/errors.ts'
 import type { Identity } from '../identity/types.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
 import type { Receipt, ReceiptStatus, ReceiptStep } from './types.ts'
@@ -105,10 +106,7 @@ function invalid (err: unknown): { valid: false, reason: string, code: ReceiptIn
   return { valid: false, reason, code: typeof code === 'string' && KNOWN_CODES.has(code) ? code as ReceiptInvalidCode : 'MALFORMED_ENVELOPE' }
 }
 
-function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
+/** Equal length and equal bytes (in constant time for equal lengths: hashes and signatures are compared here). */
+export function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && timingSafeEqual(a, b)
-}
-
-function clip (text: string): string {
-  return text.length > 64 ? text.slice(0, 64) + '…' : text
 }

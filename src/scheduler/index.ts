@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto'
-import { envelopeToJson, signEnvelope, verifyEnvelope } from '../envelope/index.ts'
 import { nodeIdFromPublicKey } from '../identity/index.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
 import type { Identity } from '../identity/types.ts'
@@ -9,36 +8,30 @@ import type { Logger } from '../telemetry/logger.ts'
 import type { Startable } from '../types.ts'
 import { TypedEmitter } from '../events.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
-import {
-  decodeAck, encodeAssignment, encodeAssignmentSecret, PAYLOAD_TYPES, TOPICS,
-  type Assignment, type AssignmentAck, type DisputeRecord, type Heartbeat, type JobResultNotice
-} from '../protocol/index.ts'
-import { openSealed, sealTo, SEAL_CONTEXTS } from '../seal/index.ts'
+import { TOPICS, type AssignmentAck, type Heartbeat, type JobResultNotice } from '../protocol/index.ts'
+import { openSealed, SEAL_CONTEXTS } from '../seal/index.ts'
 import type { Admission } from '../admission/index.ts'
-import { grpcTarget, validateEnvelope, type Mesh, type MeshMessage, type PeerView } from '../mesh/index.ts'
+import { validateEnvelope, type Mesh, type MeshMessage, type PeerView } from '../mesh/index.ts'
 import type { RemoteExecutor, RemoteJob, RemoteProgress, RemoteResult } from '../gateway/types.ts'
-import { AckMismatchError, AckTimeoutError, AssignmentRejectedError, NoWorkerError, RemoteJobTimeoutError, UnreadableResultError } from './errors.ts'
+import { AssignmentRejectedError, NoWorkerError, RemoteJobTimeoutError, UnreadableResultError } from './errors.ts'
 import { coolDown, pickWorker, type WorkerUse } from './pick.ts'
 import { verifier } from './verify.ts'
-import { disagreeingValidators, signDispute } from '../verification/index.ts'
+import { sha256 } from '../receipt/index.ts'
 import { Reputation, score, type NodeRecord, type ReputationStore } from './reputation.ts'
+import { assigner, type AssignmentSent, type GrpcAssign, type HeldInputs } from './assign.ts'
+import { watchWorker } from './watch.ts'
+import { disputeBook, type DisputeStore } from './disputes.ts'
 
 export * from './errors.ts'
-export { coolDown, pickWorker, type WorkerUse } from './pick.ts'
+export { coolDown, pickWorker, type Standing, type WorkerUse } from './pick.ts'
+export { WATCH_INTERVAL_MS, DISCONNECT_GRACE_MS } from './watch.ts'
+export type { AssignmentSent, GrpcAssign } from './assign.ts'
 export { Reputation, score, exclusionMs, EXCLUSION_BASE_MS, SCORE_THRESHOLD, DISPUTE_WEIGHT, type NodeRecord, type ReputationStore } from './reputation.ts'
 
 /** How long a worker has to acknowledge an assignment before the next candidate gets it (mesh.ack_timeout_ms). */
 const ACK_TIMEOUT_MS = 3_000
 /** Candidates tried for one job before giving up (each refusal, silence or lost worker moves to the next). */
 const MAX_ATTEMPTS = 3
-/** How often a job's worker is checked while the job runs there. */
-export const WATCH_INTERVAL_MS = 500
-/**
- * A worker with no mesh connection to this node for this long is taken as lost (a killed process's
- * sockets close at once); long enough for a connection the peer is re-opening, short enough that the
- * job is running elsewhere within seconds.
- */
-export const DISCONNECT_GRACE_MS = 2_000
 /**
  * When no worker can take a job, how long the scheduler waits for one to appear (within the job's
  * deadline) before NO_WORKER: a gateway that has just restarted hears its workers' heartbeats only
@@ -46,26 +39,6 @@ export const DISCONNECT_GRACE_MS = 2_000
  */
 const WORKER_WAIT_MS = 20_000
 const WORKER_POLL_MS = 250
-/** Dispute records remembered as counted (the oldest forgotten first; forgetting one only risks counting a replay of it again). */
-const MAX_DISPUTES_SEEN = 10_000
-
-/** An ack returned by a worker's AssignJob counts only if that worker signed it, for this job. */
-function verifiedAck (envelope: SignedEnvelope, jobId: string, workerId: string): AssignmentAck {
-  verifyEnvelope(envelope, { payloadType: PAYLOAD_TYPES.ack })
-  const ack = decodeAck(envelope.payload)
-  const signer = nodeIdFromPublicKey(envelope.publicKey)
-  if (signer !== workerId || ack.workerId !== workerId || ack.jobId !== jobId) throw new AckMismatchError(signer, ack.jobId, jobId, workerId)
-  return ack
-}
-
-/** One assignment sent: by the worker's gRPC AssignJob, by gossip, or by gossip after gRPC failed. */
-export interface AssignmentSent { jobId: string, workerId: string, via: 'grpc' | 'gossip' | 'gossip_fallback' }
-
-/** Sends signed assignments to workers' gRPC AssignJob and returns their signed acks. */
-export interface GrpcAssign {
-  assign(address: string, assignment: SignedEnvelope, signal: AbortSignal, opts?: { connectTimeoutMs?: number }): Promise<SignedEnvelope>
-  close(): void
-}
 
 /** What the scheduler says of a result sent to it point to point. */
 export interface ResultVerdict { accepted: boolean, reason: string }
@@ -113,7 +86,7 @@ export interface SchedulerComponents {
   /** This node's public gRPC address, where workers report results ('' = not known yet: they gossip). */
   replyAddress?: () => string
   /** Where the reputation of workers and dispute records are kept across restarts (the node's LevelDB store). */
-  store?: ReputationStore & { saveDispute(key: string, record: string): Promise<void> }
+  store?: ReputationStore & DisputeStore
 }
 
 /**
@@ -123,7 +96,6 @@ export interface SchedulerComponents {
 export function scheduler (init: SchedulerInit) {
   return (c: SchedulerComponents): Scheduler => {
     const logger = c.logger.child({ component: 'scheduler' })
-    const preferred = init.assignVia
     const ackTimeoutMs = init.ackTimeoutMs ?? ACK_TIMEOUT_MS
     const acks = new Map<string, (ack: AssignmentAck) => void>()
     /** Jobs waiting for their result: true when the notice came from the worker the job is with. */
@@ -131,7 +103,7 @@ export function scheduler (init: SchedulerInit) {
     /** Re-executions waiting for their validator's result, by `${validation job id}/${validator id}`. */
     const validations = new Map<string, (msg: MeshMessage<JobResultNotice>, receipt: Receipt) => void>()
     /** Large inputs by hash, with the workers allowed to fetch them (those the job was assigned to). */
-    const inputs = new Map<string, { bytes: Uint8Array, workers: Set<string>, jobs: number }>()
+    const inputs: HeldInputs = new Map()
     // Kept between heartbeats so a burst does not pile onto one worker; only workers seen lately stay.
     const use = new Map<string, WorkerUse>()
     const useOf = (workerId: string): WorkerUse => {
@@ -156,9 +128,8 @@ export function scheduler (init: SchedulerInit) {
     const events = new TypedEmitter<SchedulerEvents>(logger)
     const sentTotal = c.metrics?.counter({ name: 'inframind_assignments_sent_total', help: 'Assignments this scheduler sent, by path (grpc, gossip, gossip_fallback = gossip after gRPC failed)', labelNames: ['via'] })
     const reassignedTotal = c.metrics?.counter({ name: 'inframind_jobs_reassigned_total', help: 'Mesh jobs taken from a worker lost while running them (heartbeats stopped or connection gone) and assigned again' })
-    const verifiedTotal = c.metrics?.counter({ name: 'inframind_verifications_total', help: 'Verified mesh jobs by outcome: certified, incomplete, disputed', labelNames: ['state'] })
+    const verifiedTotal = c.metrics?.counter({ name: 'inframind_verifications_total', help: 'Verified mesh jobs by outcome: certified (the worker\'s output, or after a dispute the output q validators agreed on), incomplete, disputed (its output never returned)', labelNames: ['state'] })
     const attestationsRefusedTotal = c.metrics?.counter({ name: 'inframind_attestations_refused_total', help: 'Attestations a validator returned that did not count (forged, replayed from another receipt, by the worker, by a validator not chosen), by code', labelNames: ['code'] })
-    const disputesHeardTotal = c.metrics?.counter({ name: 'inframind_disputes_heard_total', help: 'Dispute records from other schedulers, by what was done: counted (the evidence held and its validators are in our roster) or ignored', labelNames: ['outcome'] })
     c.metrics?.gauge({
       name: 'inframind_workers_excluded',
       help: 'Workers this scheduler gives no assignments now (a lost dispute or a low score)',
@@ -174,97 +145,11 @@ export function scheduler (init: SchedulerInit) {
     const livePeers = (): PeerView[] => c.mesh.peers().filter((p) => p.alive && p.heartbeat !== null)
     const liveWorkers = (): Heartbeat[] => livePeers().map((p) => p.heartbeat as Heartbeat)
 
-    /** `connectedFrom`: addresses of this node's mesh connections to the worker. */
-    const assignOnce = async (job: RemoteJob, inputHash: Buffer, worker: Heartbeat, connectedFrom: string[], signal: AbortSignal,
-      check: { purpose: '' | 'reexecute', checkedReceipt: SignedEnvelope | null } = { purpose: '', checkedReceipt: null }): Promise<AssignmentAck> => {
-      const inline = job.input.byteLength <= init.inlineBytes
-      if (!inline) {
-        const key = inputHash.toString('hex')
-        const held = inputs.get(key)
-        if (held !== undefined) held.workers.add(worker.nodeId)
-      }
-      // The client's data is sealed to this worker: whoever carries the assignment (a gRPC hop, the
-      // gossip fallback) sees hashes and sizes, never the input or the origin.
-      // A validator re-runs the job; who the client is stays with the worker that needed it for its Guardian.
-      const origin = check.purpose === 'reexecute' ? { ip: '', peerId: '', delegate: '' } : job.origin
-      const secret = encodeAssignmentSecret({
-        input: inline ? job.input : new Uint8Array(),
-        inputInline: inline,
-        origin: { ip: origin.ip, peerId: origin.peerId, delegate: origin.delegate, gatewayId: c.identity.nodeId }
-      })
-      const assignment: Assignment = {
-        jobId: job.jobId,
-        containers: job.containers,
-        sealed: sealTo(worker.nodeId, secret, SEAL_CONTEXTS.assignment(job.jobId)),
-        inputHash,
-        inputSize: job.input.byteLength,
-        inputProvider: inline ? '' : c.identity.nodeId,
-        workerId: worker.nodeId,
-        schedulerId: c.identity.nodeId,
-        issuedAtMs: Date.now(),
-        deadlineAtMs: job.deadlineAtMs,
-        requiresProof: job.requiresProof,
-        replyAddress: c.replyAddress?.() ?? '',
-        purpose: check.purpose,
-        checkedReceipt: check.checkedReceipt
-      }
-      const payload = encodeAssignment(assignment)
-      const target = preferred === 'grpc' ? grpcTarget(worker.grpcAddress, connectedFrom) : ''
-      let path: AssignmentSent['via'] = 'gossip'
-      if (target !== '' && c.grpc !== undefined) {
-        const ackSignal = AbortSignal.any([signal, AbortSignal.timeout(ackTimeoutMs)])
-        try {
-          // Half the ack budget to connect: an unreachable port still leaves time to fall back to gossip.
-          const env = await c.grpc.assign(target, signEnvelope(c.identity, PAYLOAD_TYPES.assignment, payload), ackSignal, { connectTimeoutMs: Math.max(1_000, ackTimeoutMs / 2) })
-          const ack = verifiedAck(env, job.jobId, worker.nodeId)
-          sent({ jobId: job.jobId, workerId: worker.nodeId, via: 'grpc' })
-          return ack
-        } catch (err) {
-          path = 'gossip_fallback'
-          if (ackSignal.aborted) throw err
-          // Unreachable port, a guard in front of it, a bad ack: the same assignment goes by gossip
-          // (assignments are idempotent, so one that did arrive is acknowledged as a duplicate).
-          logger.info({ job: job.jobId, worker: worker.nodeId, err: (err as Error).message }, 'gRPC assignment failed; sending it by gossip')
-        }
-      }
-      // The gossip path gets its own ack budget: a failed gRPC attempt must not use it up.
-      const ackSignal = AbortSignal.any([signal, AbortSignal.timeout(ackTimeoutMs)])
-      const acked = new Promise<AssignmentAck>((resolve, reject) => {
-        acks.set(`${job.jobId}/${worker.nodeId}`, resolve)
-        ackSignal.addEventListener('abort', () => reject(new AckTimeoutError(worker.nodeId, ackTimeoutMs)), { once: true })
-      })
-      try {
-        // Every node sees the assignments topic: the client's input and origin are in the sealed part.
-        await c.mesh.publish('assignments', assignment)
-        sent({ jobId: job.jobId, workerId: worker.nodeId, via: path })
-        return await acked
-      } finally {
-        acks.delete(`${job.jobId}/${worker.nodeId}`)
-      }
-    }
-
-    /**
-     * Watches a worker while it runs a job: `lost` resolves when its heartbeats stop (it is no longer a
-     * live peer) or it has had no connection to this node for DISCONNECT_GRACE_MS.
-     */
-    const watchWorker = (workerId: string): { lost: Promise<{ lost: string }>, stop: () => void } => {
-      let timer: NodeJS.Timeout | undefined
-      let since = 0
-      const lost = new Promise<{ lost: string }>((resolve) => {
-        timer = setInterval(() => {
-          const now = Date.now()
-          const peer = c.mesh.peers().find((p) => p.nodeId === workerId)
-          if (peer === undefined || !peer.alive) {
-            resolve({ lost: 'its heartbeats stopped' })
-            return
-          }
-          if (peer.connected) since = 0
-          else if (since === 0) since = now
-          else if (now - since >= DISCONNECT_GRACE_MS) resolve({ lost: `no connection for ${Math.round((now - since) / 1000)} s` })
-        }, WATCH_INTERVAL_MS)
-      })
-      return { lost, stop: () => clearInterval(timer) }
-    }
+    const assignOnce = assigner({
+      assignVia: init.assignVia, inlineBytes: init.inlineBytes, ackTimeoutMs, identity: c.identity, mesh: c.mesh, logger,
+      grpc: c.grpc, replyAddress: c.replyAddress, inputs, acks, sent
+    })
+    const watch = (workerId: string): ReturnType<typeof watchWorker> => watchWorker(c.mesh, workerId)
 
     /** Why each node that serves the job's containers was not picked (for the error a client sees). */
     const passedOver = (job: RemoteJob, tried: ReadonlySet<string>, now: number): string[] => c.mesh.peers()
@@ -287,6 +172,16 @@ export function scheduler (init: SchedulerInit) {
                   : tried.has(p.nodeId) ? 'already tried' : 'not a worker'
         return `${p.nodeId.slice(-8)} ${why}`
       })
+
+    /** A result's output: opened from the notice (sealed to this scheduler) or fetched from its worker by hash. */
+    const outputOf = async (jobId: string, workerId: string, notice: JobResultNotice, receipt: Receipt, signal: AbortSignal): Promise<Uint8Array> => {
+      if (!notice.outputInline) return await c.mesh.fetch(workerId, receipt.outputHash, signal)
+      try {
+        return openSealed(c.identity, notice.sealedOutput, SEAL_CONTEXTS.output(jobId))
+      } catch (err) {
+        throw new UnreadableResultError(jobId, workerId, err)
+      }
+    }
 
     const runRemote = async (job: RemoteJob, opts: { signal: AbortSignal, onProgress?: (p: RemoteProgress) => void }): Promise<RemoteResult> => {
       const tried = new Set<string>()
@@ -324,7 +219,7 @@ export function scheduler (init: SchedulerInit) {
           for (const [id, u] of use) if (u.inFlight === 0 && u.coolUntilMs <= now && !live.some((h) => h.nodeId === id)) use.delete(id)
           // The worker that had the job before a restart is asked first: it may hold the result.
           const previous = attempt === 0 && job.previousWorker !== undefined ? live.find((h) => h.nodeId === job.previousWorker) : undefined
-          const worker = previous ?? pickWorker(live, job.containers, new Set([...tried, ...(job.excludeWorkers ?? [])]), use, now)
+          const worker = previous ?? pickWorker(live, job.containers, new Set([...tried, ...(job.excludeWorkers ?? [])]), use, now, (id) => reputation.standing(id))
           if (worker === undefined) {
             if (refusals.length > 0) break
             if (Date.now() - waitingSince < WORKER_WAIT_MS) {
@@ -363,9 +258,9 @@ export function scheduler (init: SchedulerInit) {
           opts.onProgress?.({ state: 'accepted', detail: `accepted by ${worker.nodeId}${ack.duplicate ? ' (it already had the job)' : ''}`, workerId: worker.nodeId })
           const running = useOf(worker.nodeId)
           running.inFlight += 1
-          const watch = watchWorker(worker.nodeId)
+          const watching = watch(worker.nodeId)
           try {
-            const outcome = await Promise.race([result, watch.lost])
+            const outcome = await Promise.race([result, watching.lost])
             if ('lost' in outcome) {
               // The job goes to another worker; a result the lost one sends later is refused (not its job any more).
               resultFrom = ''
@@ -380,25 +275,15 @@ export function scheduler (init: SchedulerInit) {
             const { msg, receipt } = outcome
             reputation.record(worker.nodeId, receipt.status === 'success' ? 'success' : 'failure', { ackLatencyMs: ackLatency })
             const notice = msg.value
-            let output: Uint8Array
-            if (notice.outputInline) {
-              try {
-                output = openSealed(c.identity, notice.sealedOutput, SEAL_CONTEXTS.output(job.jobId))
-              } catch (err) {
-                throw new UnreadableResultError(job.jobId, worker.nodeId, err)
-              }
-            } else {
-              output = await c.mesh.fetch(worker.nodeId, receipt.outputHash, opts.signal)
-            }
             return {
-              output,
+              output: await outputOf(job.jobId, worker.nodeId, notice, receipt, opts.signal),
               receipt: notice.receipt as SignedEnvelope,
               decoded: receipt,
               workerId: msg.from,
               probation: c.admission.standing(msg.from) !== 'rostered'
             }
           } finally {
-            watch.stop()
+            watching.stop()
             running.inFlight -= 1
           }
         }
@@ -411,40 +296,7 @@ export function scheduler (init: SchedulerInit) {
       throw new NoWorkerError(job.containers)
     }
 
-    /** Dispute records already counted (by sha256 of the record), so one seen twice counts once. */
-    const disputesSeen = new Set<string>()
-    const keepDispute = (env: SignedEnvelope): string => {
-      const hash = createHash('sha256').update(env.payload).digest('hex')
-      if (disputesSeen.size >= MAX_DISPUTES_SEEN) disputesSeen.delete(disputesSeen.values().next().value as string)
-      disputesSeen.add(hash)
-      c.store?.saveDispute(`${String(Date.now()).padStart(16, '0')}!${hash}`, JSON.stringify(envelopeToJson(env)))
-        .catch((err: unknown) => logger.warn({ err }, 'could not store a dispute record'))
-      return hash
-    }
-
-    /**
-     * Another scheduler's dispute record: its evidence was checked on arrival (the gossip rule); here
-     * the disagreeing validators must be validators in our roster too, and then it counts against the
-     * worker as our own would.
-     */
-    const heardDispute = (msg: MeshMessage<DisputeRecord>): void => {
-      const m = msg.value
-      if (msg.from === c.identity.nodeId || m.receipt === null || m.policy === null) return
-      const hash = createHash('sha256').update(msg.envelope.payload).digest('hex')
-      if (disputesSeen.has(hash)) return
-      const validators = disagreeingValidators(m).filter((v) => c.admission.rolesOf(v).includes('validator'))
-      const needed = Math.max(1, m.policy.validators - m.policy.quorum + 1)
-      if (validators.length < needed) {
-        logger.info({ job: m.jobId, from: msg.from, validators: validators.length, needed }, 'dispute record ignored: too few of its validators are in our roster')
-        disputesHeardTotal?.inc({ outcome: 'ignored' })
-        return
-      }
-      keepDispute(msg.envelope)
-      disputesHeardTotal?.inc({ outcome: 'counted' })
-      const workerId = nodeIdFromPublicKey(m.receipt.publicKey)
-      const rec = reputation.record(workerId, 'dispute')
-      logger.warn({ job: m.jobId, worker: workerId, from: msg.from, disputesLost: rec.disputesLost }, 'worker lost a dispute at another scheduler (verified evidence)')
-    }
+    const disputes = disputeBook({ identity: c.identity, admission: c.admission, mesh: c.mesh, logger, reputation, store: c.store, metrics: c.metrics })
 
     /** A validator's re-execution result, to the check waiting for it; false when none waits (or it is not one). */
     const deliverValidation = (msg: MeshMessage<JobResultNotice>, receipt: Receipt): boolean => {
@@ -459,7 +311,6 @@ export function scheduler (init: SchedulerInit) {
       logger,
       admission: c.admission,
       livePeers,
-      inlineBytes: init.inlineBytes,
       holdInput: (job, validatorIds) => {
         if (job.input.byteLength <= init.inlineBytes) return () => {}
         const key = createHash('sha256').update(job.input).digest('hex')
@@ -473,11 +324,12 @@ export function scheduler (init: SchedulerInit) {
         const held = inputs.get(createHash('sha256').update(job.input).digest('hex'))
         held?.workers.add(validatorId)
       },
-      assign: async (job, validator, signal, checkedReceipt) => {
+      assign: async (job, validator, signal, checkedReceipt, purpose) => {
         const inputHash = createHash('sha256').update(job.input).digest()
         const addresses = c.mesh.peers().find((p) => p.nodeId === validator.nodeId)?.addresses ?? []
-        return await assignOnce(job, inputHash, validator, addresses, signal, { purpose: 'reexecute', checkedReceipt })
+        return await assignOnce(job, inputHash, validator, addresses, signal, { purpose, checkedReceipt })
       },
+      outputOf,
       awaitResult: (validationId, validatorId) => {
         const key = `${validationId}/${validatorId}`
         let cancel = (): void => {}
@@ -487,7 +339,7 @@ export function scheduler (init: SchedulerInit) {
         })
         return { result, cancel }
       },
-      watch: watchWorker,
+      watch,
       refused: (code) => attestationsRefusedTotal?.inc({ code })
     })
 
@@ -540,18 +392,10 @@ export function scheduler (init: SchedulerInit) {
       runRemote,
       verify: async (job, r, policy, opts) => {
         const outcome = await verify(job, r, policy, opts)
+        const resolved = outcome.state === 'certified' ? outcome.resolved : undefined
         verifiedTotal?.inc({ state: outcome.state })
-        if (outcome.state === 'disputed') {
-          const rec = reputation.record(r.workerId, 'dispute')
-          logger.warn({ job: job.jobId, worker: r.workerId, disputesLost: rec.disputesLost, excludedUntil: new Date(rec.excludedUntilMs).toISOString() }, 'worker lost a dispute: excluded from assignments')
-          // The evidence goes to every scheduler (and archive): the receipt and the attestations as signed.
-          const record: DisputeRecord = {
-            jobId: job.jobId, policy, receipt: r.receipt, attestations: outcome.attestations, resolution: 'rerun',
-            resolvedOutputHash: new Uint8Array(), schedulerId: c.identity.nodeId, atMs: Date.now()
-          }
-          keepDispute(signDispute(c.identity, record))
-          c.mesh.publish('disputes', record).catch((err: unknown) => logger.warn({ err, job: job.jobId }, 'could not publish the dispute record'))
-        }
+        if (outcome.state === 'disputed') disputes.lost(job.jobId, r.receipt, r.workerId, policy, outcome, new Uint8Array())
+        if (resolved !== undefined) disputes.lost(job.jobId, r.receipt, r.workerId, policy, resolved.dispute, sha256(resolved.output))
         return outcome
       },
       reputation: () => reputation.all().map(([nodeId, r]) => ({ nodeId, score: score(r), ...r })),
@@ -564,7 +408,7 @@ export function scheduler (init: SchedulerInit) {
         if (unsubscribe.length > 0) return
         await reputation.load()
         unsubscribe = [
-          c.mesh.subscribe('disputes', heardDispute),
+          c.mesh.subscribe('disputes', (msg) => { disputes.heard(msg) }),
           c.mesh.subscribe('acks', (msg) => {
             if (msg.value.schedulerId !== c.identity.nodeId) return
             acks.get(`${msg.value.jobId}/${msg.from}`)?.(msg.value)

@@ -7,6 +7,7 @@
  */
 
 import type { NodeReputation } from '../protocol/index.ts'
+import type { Standing } from './pick.ts'
 
 /**
  * One worker's record, as Control.GetReputation shows it (control.proto NodeReputation, less the id
@@ -72,6 +73,12 @@ export class Reputation {
 
   score (nodeId: string): number {
     return score(this.get(nodeId))
+  }
+
+  /** What worker choice weighs (pickWorker's `standing`); undefined for a node never recorded. */
+  standing (nodeId: string): Standing | undefined {
+    const r = this.#records.get(nodeId)
+    return r === undefined ? undefined : { score: score(r), ackLatencyMs: r.ackLatencyMs, updatedAtMs: r.updatedAtMs }
   }
 
   /** True while the node sits out an exclusion. */

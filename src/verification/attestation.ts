@@ -1,5 +1,6 @@
 /** Attestations: a validator's signed verdict on one receipt, and the checks every consumer applies. */
-import { timingSafeEqual } from 'node:crypto'
+import { clip } from '../envelope/errors.ts'
+import { sameBytes } from '../receipt/index.ts'
 import type { Identity } from '../identity/types.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
 import { signEnvelope, verifyEnvelope } from '../envelope/index.ts'
@@ -63,10 +64,5 @@ export function checkAttestation (env: SignedEnvelope, expect: AttestationExpect
   return { ok: true, attestation: a }
 }
 
-export function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && timingSafeEqual(a, b)
-}
-
-export function clip (text: string): string {
-  return text.length > 64 ? text.slice(0, 64) + '…' : text
-}
+export { sameBytes } from '../receipt/index.ts'
+export { clip } from '../envelope/errors.ts'

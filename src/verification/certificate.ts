@@ -25,12 +25,16 @@ export type CertificateInvalidCode =
   | 'MALFORMED_CERTIFICATE' | 'INVALID_SIGNATURE' | 'SCHEDULER_MISMATCH' | 'BAD_POLICY' | 'RECEIPT_INVALID'
   | 'RECEIPT_NOT_SUCCESS' | 'JOB_MISMATCH' | 'BAD_CHOSEN' | 'ATTESTATION_INVALID' | 'NOT_AGREE'
   | 'METHOD_MISMATCH' | 'VALIDATOR_OUTPUT_MISMATCH' | 'DUPLICATE_VALIDATOR' | 'QUORUM_NOT_MET' | 'OUTPUT_MISMATCH'
+  | 'BAD_RESOLUTION'
+
+/** "" = the worker's output is certified; "validators_output" = q validators' own agreed output replaced a disputed one. */
+export const RESOLUTIONS = ['', 'validators_output'] as const
 
 export type CertificateVerification =
   | { valid: true, certificate: Certificate, receipt: Receipt, attestations: Attestation[] }
   | { valid: false, code: CertificateInvalidCode, reason: string }
 
-/** Checks every signature, signer, hash, distinctness and the quorum; `output` (if given) against the receipt. Never throws. */
+/** Checks every signature, signer, hash, distinctness and the quorum; `output` (if given) against the certified output hash. Never throws. */
 export function verifyCertificate (env: SignedEnvelope, opts: { output?: Uint8Array } = {}): CertificateVerification {
   const fail = (code: CertificateInvalidCode, reason: string): CertificateVerification => ({ valid: false, code, reason })
   let cert: Certificate
@@ -53,16 +57,21 @@ export function verifyCertificate (env: SignedEnvelope, opts: { output?: Uint8Ar
     return fail('BAD_POLICY', `certificate policy method must be "signature" or "reexecute", got ${JSON.stringify(policy?.method.slice(0, 32) ?? null)}`)
   }
   if (policy.quorum < 1 || policy.quorum > policy.validators) return fail('BAD_POLICY', `certificate policy needs 1 <= quorum <= validators, got quorum ${policy.quorum} of ${policy.validators}`)
+  if (!(RESOLUTIONS as readonly string[]).includes(cert.resolution)) return fail('BAD_RESOLUTION', `certificate resolution must be "" or "validators_output", got ${JSON.stringify(cert.resolution.slice(0, 32))}`)
+  const byValidators = cert.resolution === 'validators_output'
+  if (byValidators && policy.method !== 'reexecute') return fail('BAD_RESOLUTION', 'only re-executing validators can certify an output of their own (resolution "validators_output" needs method "reexecute")')
 
   if (cert.receipt === null) return fail('RECEIPT_INVALID', 'certificate has no receipt')
-  const checked = verifyReceipt(cert.receipt, { output: opts.output })
-  if (!checked.valid) {
-    return checked.code === 'OUTPUT_MISMATCH' ? fail('OUTPUT_MISMATCH', checked.reason) : fail('RECEIPT_INVALID', `receipt: ${checked.reason}`)
-  }
+  const checked = verifyReceipt(cert.receipt)
+  if (!checked.valid) return fail('RECEIPT_INVALID', `receipt: ${checked.reason}`)
   const receipt = checked.receipt
-  if (receipt.status !== 'success') return fail('RECEIPT_NOT_SUCCESS', `the receipt is for a failed job (${clip(receipt.error)}): only a successful result is certified`)
+  if (!byValidators && receipt.status !== 'success') return fail('RECEIPT_NOT_SUCCESS', `the receipt is for a failed job (${clip(receipt.error)}): only a successful result is certified`)
   if (receipt.jobId !== cert.jobId) return fail('JOB_MISMATCH', `certificate is for job ${clip(cert.jobId)} but its receipt is for ${clip(receipt.jobId)}`)
   if (receipt.schedulerId !== signer) return fail('SCHEDULER_MISMATCH', `receipt was assigned by ${clip(receipt.schedulerId) || 'no scheduler'}, certificate signed by ${signer}`)
+  // The certified output: the worker's, or (resolved by validators) another one the worker did not sign.
+  if (cert.outputHash.length !== 32) return fail('BAD_RESOLUTION', `certificate output_hash must be 32 bytes, got ${cert.outputHash.length}`)
+  if (!byValidators && !sameBytes(cert.outputHash, receipt.outputHash)) return fail('BAD_RESOLUTION', 'certificate output_hash differs from the receipt\'s, but the resolution says the worker\'s output is certified')
+  if (byValidators && receipt.status === 'success' && sameBytes(cert.outputHash, receipt.outputHash)) return fail('BAD_RESOLUTION', 'resolution "validators_output" certifies the worker\'s own output hash: nothing was disputed')
 
   if (cert.chosen.length < policy.quorum || cert.chosen.length > MAX_CHOSEN) return fail('BAD_CHOSEN', `certificate names ${cert.chosen.length} chosen validators; needs ${policy.quorum} to ${MAX_CHOSEN}`)
   const chosen = new Set(cert.chosen)
@@ -72,6 +81,8 @@ export function verifyCertificate (env: SignedEnvelope, opts: { output?: Uint8Ar
 
   const hash = receiptHash(cert.receipt)
   const method = ATTESTATION_METHOD[policy.method]
+  // Agreeing with the worker, or (resolved by validators) disagreeing with it on the same other output.
+  const verdict = byValidators ? 'disagree' : 'agree'
   const seen = new Set<string>()
   const attestations: Attestation[] = []
   for (const [i, a] of cert.attestations.entries()) {
@@ -80,14 +91,17 @@ export function verifyCertificate (env: SignedEnvelope, opts: { output?: Uint8Ar
     const at = c.attestation
     if (seen.has(at.validatorId)) return fail('DUPLICATE_VALIDATOR', `validator ${at.validatorId} attests twice`)
     seen.add(at.validatorId)
-    if (at.verdict !== 'agree') return fail('NOT_AGREE', `attestation ${i + 1} by ${at.validatorId} says ${at.verdict}${at.reason !== '' ? ` (${clip(at.reason)})` : ''}`)
+    if (at.verdict !== verdict) return fail('NOT_AGREE', `attestation ${i + 1} by ${at.validatorId} says ${at.verdict}${at.reason !== '' ? ` (${clip(at.reason)})` : ''}; the certificate needs ${verdict}`)
     if (at.method !== method) return fail('METHOD_MISMATCH', `attestation ${i + 1} by ${at.validatorId} used ${at.method}; the policy asks for ${method}`)
-    if (method === 'reexecution' && !sameBytes(at.outputHash, receipt.outputHash)) {
-      return fail('VALIDATOR_OUTPUT_MISMATCH', `attestation ${i + 1} by ${at.validatorId} says agree but its output hash differs from the receipt's`)
+    if (method === 'reexecution' && !sameBytes(at.outputHash, cert.outputHash)) {
+      return fail('VALIDATOR_OUTPUT_MISMATCH', `attestation ${i + 1} by ${at.validatorId} re-executed to another output hash than the certified one`)
     }
     attestations.push(at)
   }
-  if (attestations.length < policy.quorum) return fail('QUORUM_NOT_MET', `${attestations.length} agreeing attestation(s), the policy needs ${policy.quorum}`)
+  if (attestations.length < policy.quorum) return fail('QUORUM_NOT_MET', `${attestations.length} ${verdict === 'agree' ? 'agreeing' : 'concurring'} attestation(s), the policy needs ${policy.quorum}`)
+  if (opts.output !== undefined && !sameBytes(sha256(opts.output), cert.outputHash)) {
+    return fail('OUTPUT_MISMATCH', `the output's sha256 ${Buffer.from(sha256(opts.output)).toString('hex')} is not the certified ${Buffer.from(cert.outputHash).toString('hex')}`)
+  }
   return { valid: true, certificate: cert, receipt, attestations }
 }
 

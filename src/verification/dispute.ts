@@ -9,6 +9,7 @@ import { signEnvelope } from '../envelope/index.ts'
 import { encodeDisputeRecord, PAYLOAD_TYPES, type DisputeRecord } from '../protocol/index.ts'
 import { receiptHash, verifyReceipt } from '../receipt/index.ts'
 import { checkAttestation, sameBytes } from './attestation.ts'
+import { ATTESTATION_METHOD } from './policy.ts'
 
 export const DISPUTE_RESOLUTIONS = ['rerun', 'validators_output'] as const
 
@@ -19,8 +20,8 @@ export function signDispute (identity: Identity, record: DisputeRecord): SignedE
 
 /**
  * What the record proves on its own: the receipt verifies and was assigned by the record's scheduler,
- * and enough distinct validators (at least v - q + 1 of the policy, so q could never agree) signed a
- * re-execution that disagrees with it. Returns why not, or undefined. The validators' roles are for
+ * and enough distinct validators (at least v - q + 1 of the policy, so q could never agree) signed an
+ * attestation by the policy's method that disagrees with it. Returns why not, or undefined. The validators' roles are for
  * the receiver to check against its roster (disagreeingValidators lists them).
  */
 export function checkDisputeEvidence (m: DisputeRecord): string | undefined {
@@ -38,9 +39,14 @@ export function checkDisputeEvidence (m: DisputeRecord): string | undefined {
   return undefined
 }
 
-/** Distinct validators whose valid re-execution attestation of the receipt disagrees with it. */
+/**
+ * Distinct validators whose valid attestation of the receipt, by the policy's method, disagrees with
+ * it: for re-execution, with another output hash than the receipt's.
+ */
 export function disagreeingValidators (m: DisputeRecord): string[] {
-  if (m.receipt === null) return []
+  if (m.receipt === null || m.policy === null) return []
+  if (m.policy.method !== 'signature' && m.policy.method !== 'reexecute') return []
+  const method = ATTESTATION_METHOD[m.policy.method]
   const r = verifyReceipt(m.receipt)
   if (!r.valid) return []
   const hash = receiptHash(m.receipt)
@@ -49,7 +55,8 @@ export function disagreeingValidators (m: DisputeRecord): string[] {
     const c = checkAttestation(env, { receiptHash: hash, jobId: r.receipt.jobId, workerId: r.receipt.workerId })
     if (!c.ok) continue
     const a = c.attestation
-    if (a.verdict === 'disagree' && a.method === 'reexecution' && !sameBytes(a.outputHash, r.receipt.outputHash)) out.add(a.validatorId)
+    if (a.verdict !== 'disagree' || a.method !== method) continue
+    if (method === 'signature' || !sameBytes(a.outputHash, r.receipt.outputHash)) out.add(a.validatorId)
   }
   return [...out]
 }

@@ -8,29 +8,14 @@ import type { JobRecord } from '../store/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { Startable } from '../types.ts'
 import {
-  decodeAssignment, decodeAssignmentSecret, decodeAttestation, encodeAck, encodeJobResult, PAYLOAD_TYPES,
+  decodeAssignment, decodeAssignmentSecret, encodeAck, encodeJobResult, PAYLOAD_TYPES,
   type Assignment, type AssignmentAck, type AssignmentSecret
 } from '../protocol/index.ts'
 import { grpcTarget, type Mesh } from '../mesh/index.ts'
 import type { Admission } from '../admission/index.ts'
 import { openSealed, sealTo, SEAL_CONTEXTS } from '../seal/index.ts'
-import { receiptHash, verifyReceipt, type Receipt } from '../receipt/index.ts'
-import { signAttestation, validationJobId } from '../verification/index.ts'
+import { checkValidationRequest, validator, type CheckedReceipt } from '../validator/index.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
-
-/**
- * A re-execution assignment is taken only for a receipt that verifies, that the same scheduler
- * assigned, that another node signed, under the job id derived from it. Returns why not, or the receipt.
- */
-function checkReexecution (a: Assignment, self: string): string | { checked: SignedEnvelope, receipt: Receipt } {
-  if (a.checkedReceipt === null) return 'a re-execution assignment must carry the receipt it checks'
-  const r = verifyReceipt(a.checkedReceipt)
-  if (!r.valid) return `the receipt to check does not verify: ${r.reason}`
-  if (r.receipt.schedulerId !== a.schedulerId) return `the receipt to check was assigned by ${r.receipt.schedulerId}, not by ${a.schedulerId}`
-  if (r.receipt.workerId === self) return 'this node signed the receipt: a worker never validates its own result'
-  if (validationJobId(a.checkedReceipt) !== a.jobId) return `a re-execution runs as ${validationJobId(a.checkedReceipt)}, not ${a.jobId.slice(0, 64)}`
-  return { checked: a.checkedReceipt, receipt: r.receipt }
-}
 
 /** Outputs kept in memory for peers to fetch by hash after a job ends (bounded; older ones come from the store). */
 const MAX_SERVED_OUTPUTS = 256
@@ -54,8 +39,12 @@ export interface WorkerAgent extends Startable {
 export interface WorkerInit {
   /** Outputs up to this size ride in the result notice; larger ones are fetched by hash (mesh.inline_bytes). */
   inlineBytes: number
-  /** This node's roles: jobs need "worker", re-executions need "validator" (default: worker only). */
+  /** This node's roles: jobs need "worker", re-executions and receipt checks need "validator" (default: worker only). */
   roles?: readonly string[]
+  /** Container id → pinned image digest, for the receipts this node checks as a validator. */
+  pins?: ReadonlyMap<string, string>
+  /** The node's jobs queue size (jobs.queue_size): re-executions may hold at most half of it. */
+  queueSize?: number
 }
 
 
@@ -90,16 +79,14 @@ export function workerAgent (init: WorkerInit) {
     /** Recent outputs by hash, with the scheduler allowed to fetch each. */
     const served = new Map<string, { bytes: Uint8Array, schedulerId: string }>()
     const directJobs = new Map<string, string>()
-    /** Re-executions in flight, by their job id: the receipt each one checks. */
-    const validations = new Map<string, { checked: SignedEnvelope, receipt: Receipt }>()
     const roles = init.roles ?? ['worker']
-    const reexecutedTotal = c.metrics?.counter({ name: 'inframind_reexecutions_total', help: 'Re-executions this validator ran for schedulers, by verdict (agree, disagree, unverifiable); they share the jobs queue but are not client jobs', labelNames: ['verdict'] })
+    const validating = roles.includes('validator') ? validator({ pins: init.pins ?? new Map(), maxReexecutions: Math.max(1, Math.floor((init.queueSize ?? 64) / 2)) })(c) : undefined
     let unsubscribe: Array<() => void> = []
 
     const ack = (a: Pick<Assignment, 'jobId' | 'schedulerId'>, fields: Partial<AssignmentAck>): AckResult => {
       const value: AssignmentAck = {
         jobId: a.jobId, workerId: c.identity.nodeId, schedulerId: a.schedulerId,
-        accepted: false, code: '', reason: '', atMs: Date.now(), duplicate: false, ...fields
+        accepted: false, code: '', reason: '', atMs: Date.now(), duplicate: false, attestation: null, ...fields
       }
       return { ack: value, envelope: signEnvelope(c.identity, PAYLOAD_TYPES.ack, encodeAck(value)) }
     }
@@ -115,10 +102,10 @@ export function workerAgent (init: WorkerInit) {
       const signer = nodeIdFromPublicKey(envelope.publicKey)
       if (signer !== a.schedulerId) return ack(a, { code: 'INVALID_ASSIGNMENT', reason: `signed by ${signer}, not by the scheduler it names` })
       if (a.workerId !== c.identity.nodeId) return ack(a, { code: 'WRONG_WORKER', reason: `assigned to ${a.workerId}, not to this node` })
-      let checked: { checked: SignedEnvelope, receipt: Receipt } | undefined
-      if (a.purpose === 'reexecute') {
-        if (!roles.includes('validator')) return ack(a, { code: 'NOT_A_VALIDATOR', reason: 'this node does not have the validator role' })
-        const refusal = checkReexecution(a, c.identity.nodeId)
+      let checked: CheckedReceipt | undefined
+      if (a.purpose === 'reexecute' || a.purpose === 'attest') {
+        if (validating === undefined) return ack(a, { code: 'NOT_A_VALIDATOR', reason: 'this node does not have the validator role' })
+        const refusal = checkValidationRequest(a, c.identity.nodeId)
         if (typeof refusal === 'string') return ack(a, { code: 'INVALID_ASSIGNMENT', reason: refusal })
         checked = refusal
       } else if (a.purpose !== '') {
@@ -132,6 +119,11 @@ export function workerAgent (init: WorkerInit) {
       }
       const remaining = a.deadlineAtMs - Date.now()
       if (remaining <= 0) return ack(a, { code: 'EXPIRED', reason: `deadline passed ${-remaining} ms ago` })
+      if (a.purpose === 'reexecute' && validating?.busy() !== undefined) return ack(a, { code: 'VALIDATOR_BUSY', reason: validating.busy() as string })
+      // A receipt check runs nothing and reads no client data: the verdict is the answer.
+      if (a.purpose === 'attest' && validating !== undefined && checked !== undefined) {
+        return ack(a, { accepted: true, attestation: validating.checkSignature(a, checked) })
+      }
       let secret: AssignmentSecret
       try {
         secret = decodeAssignmentSecret(openSealed(c.identity, a.sealed, SEAL_CONTEXTS.assignment(a.jobId)))
@@ -158,7 +150,7 @@ export function workerAgent (init: WorkerInit) {
           origin: { ip: secret.origin?.ip ?? '', peerId: secret.origin?.peerId ?? '', delegate: secret.origin?.delegate ?? '' }
         })
         const finished = job.state === 'success' || job.state === 'failed'
-        if (checked !== undefined) validations.set(a.jobId, checked)
+        if (checked !== undefined) validating?.track(a.jobId, checked)
         // The reply address of the newest assignment wins: a restarted scheduler listens on a new one.
         if (via === 'grpc' && a.replyAddress !== '' && !finished) {
           directJobs.set(a.jobId, a.replyAddress)
@@ -196,7 +188,7 @@ export function workerAgent (init: WorkerInit) {
         outputInline: inline,
         outputSize: output.byteLength,
         atMs: Date.now(),
-        attestation: attestationFor(job)
+        attestation: validating?.reexecuted(job) ?? null
       }
       const reply = directJobs.get(job.id) ?? ''
       directJobs.delete(job.id)
@@ -214,35 +206,6 @@ export function workerAgent (init: WorkerInit) {
         }
       }
       await c.mesh.publish('receipts', notice)
-    }
-
-    /** A finished re-execution's verdict on the receipt it checked, signed; null for an ordinary job. */
-    const attestationFor = (job: JobRecord): SignedEnvelope | null => {
-      const v = validations.get(job.id)
-      if (v === undefined) return null
-      validations.delete(job.id)
-      const ownHash = job.state === 'success' ? createHash('sha256').update(job.output ?? new Uint8Array()).digest() : new Uint8Array()
-      const verdict = job.state !== 'success'
-        ? { verdict: 'unverifiable', reason: `the re-execution failed: ${job.errorCode ?? ''} ${job.error ?? ''}`.trim() }
-        : v.receipt.status !== 'success'
-          ? { verdict: 'disagree', reason: 'the re-execution succeeded where the worker reported a failure' }
-          : Buffer.from(ownHash).equals(Buffer.from(v.receipt.outputHash))
-            ? { verdict: 'agree', reason: '' }
-            : { verdict: 'disagree', reason: 'the re-execution gave a different output' }
-      reexecutedTotal?.inc({ verdict: verdict.verdict })
-      const env = signAttestation(c.identity, {
-        receiptHash: receiptHash(v.checked),
-        jobId: v.receipt.jobId,
-        workerId: v.receipt.workerId,
-        validatorId: c.identity.nodeId,
-        method: 'reexecution',
-        outputHash: ownHash,
-        atMs: Date.now(),
-        ...verdict
-      })
-      // Hashes and ids only: anyone on the mesh may see who vouched for what.
-      c.mesh.publish('attestations', decodeAttestation(env.payload)).catch((err: unknown) => logger.debug({ err, job: job.id }, 'could not publish the attestation'))
-      return env
     }
 
     return {

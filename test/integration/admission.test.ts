@@ -175,7 +175,7 @@ test.serial('open mesh: an unrostered worker gets only jobs whose client allowed
       status: 'success', exitCode: 0, latencyMs: 1, startedAtMs: now - 1, finishedAtMs: now, workerId: outsider.identity.nodeId, schedulerId: a.schedulerId, error: ''
     })
     void (async () => {
-      await outsider.publish(TOPICS.acks, PAYLOAD_TYPES.ack, encodeAck({ jobId: a.jobId, workerId: outsider.identity.nodeId, schedulerId: a.schedulerId, accepted: true, code: '', reason: '', atMs: Date.now(), duplicate: false }))
+      await outsider.publish(TOPICS.acks, PAYLOAD_TYPES.ack, encodeAck({ jobId: a.jobId, workerId: outsider.identity.nodeId, schedulerId: a.schedulerId, accepted: true, code: '', reason: '', atMs: Date.now(), duplicate: false, attestation: null }))
       await outsider.publish(TOPICS.receipts, PAYLOAD_TYPES.jobResult, encodeJobResult({
         receipt, sealedOutput: sealTo(a.schedulerId, output, SEAL_CONTEXTS.output(a.jobId)), outputInline: true, outputSize: output.byteLength, atMs: Date.now(), attestation: null
       }))

@@ -2,6 +2,8 @@ import test from 'ava'
 import * as grpc from '@grpc/grpc-js'
 import { envelopeFromWire } from '../../src/api/convert.ts'
 import { verifyCertificate } from '../../src/verification/index.ts'
+import { verifyReceipt } from '../../src/receipt/index.ts'
+import { decodeCertificate, type Certificate } from '../../src/protocol/index.ts'
 import { EXCLUSION_BASE_MS } from '../../src/scheduler/index.ts'
 import { containerYaml, eventually, meshAddr, spawnFor, startFor, startTestNode, text, waitJob, type TestNode } from '../helpers/node.ts'
 
@@ -9,6 +11,10 @@ import { containerYaml, eventually, meshAddr, spawnFor, startFor, startTestNode,
 // validators of one private mesh. Whole meshes per test, one test at a time.
 
 const echo = containerYaml('echo', { deterministic: true })
+
+function certificateOf (job: { certificate: Parameters<typeof envelopeFromWire>[0] | null }): Certificate {
+  return decodeCertificate(envelopeFromWire(job.certificate!).payload)
+}
 
 async function mesh (t: Parameters<typeof startFor>[0], opts: { workers?: Array<Record<string, unknown>>, validators: number }): Promise<{ gateway: TestNode, workers: TestNode[], validators: TestNode[] }> {
   const gateway = await startFor(t, { mesh: {}, node: { roles: ['scheduler', 'gateway'] }, containers: [echo] })
@@ -44,9 +50,22 @@ test.serial('reexecute v=2 q=2: the result comes with a certificate that verifie
     const err = await t.throwsAsync(v.client.getJob(job.jobId))
     t.is((err as grpc.ServiceError).code, grpc.status.NOT_FOUND)
   }
+
+  // Method signature: the same validators check the receipt (its signer, the job hash, each step's
+  // image against their own pins) without running the job again.
+  const signed = await gateway.client.runJob({ containerId: 'echo', input: text('just check the receipt'), deadlineMs: 60_000, verification: { method: 'signature', validators: 2, quorum: 2 } }, { timeoutMs: 60_000 + 30_000 })
+  t.is(signed.verificationState, 'certified', signed.verificationReason)
+  const bySignature = verifyCertificate(envelopeFromWire(signed.certificate!), { output: signed.output })
+  t.true(bySignature.valid, bySignature.valid ? '' : `${bySignature.code}: ${bySignature.reason}`)
+  if (bySignature.valid) t.deepEqual(bySignature.attestations.map((a) => a.method), ['signature', 'signature'])
+  for (const v of validators) {
+    const metrics = await v.node.telemetry.metrics.registry.metrics()
+    t.regex(metrics, /inframind_receipt_checks_total\{verdict="agree"\} 1/)
+    t.regex(metrics, /inframind_reexecutions_total\{verdict="agree"\} 1\n/, 'no second re-execution')
+  }
 })
 
-test.serial('a worker that alters the output is caught: its result is disputed, the job runs again on an honest worker, the cheat is excluded', async (t) => {
+test.serial('a worker that alters the output is caught: its result is disputed and the validator output certified instead, the cheat is excluded', async (t) => {
   // Same image and digest (so it passes the gateway's pin check), another command: a lazy or tampering worker.
   const cheat = containerYaml('echo', { deterministic: true, command: ['sh', '-c', 'cat; echo tampered'] })
   const { gateway, workers } = await mesh(t, { workers: [cheat, echo], validators: 3 })
@@ -61,13 +80,15 @@ test.serial('a worker that alters the output is caught: its result is disputed, 
     t.is(job.state, 'JOB_STATE_SUCCESS', job.error)
     t.is(Buffer.from(job.output).toString(), `truth ${i}`, 'the client only ever gets the honest output')
     t.is(job.verificationState, 'certified', job.verificationReason)
-    t.is(job.workerId, honestId)
+    t.not(job.workerId, cheatId)
     const checked = verifyCertificate(envelopeFromWire(job.certificate!), { output: job.output })
     t.true(checked.valid)
   }
-  const disputed = jobs.filter((j) => j.history.some((h) => h.detail.startsWith('disputed:')))
+  const disputed = jobs.filter((j) => j.verificationReason.includes('disputed result'))
   t.is(disputed.length, 1, 'exactly one job met the cheat before it was excluded')
-  t.regex(disputed[0]!.verificationReason, new RegExp(`certified after 1 disputed result\\(s\\) from ${cheatId}`))
+  // With q = 1 the validator that re-ran it to another output is the quorum: its output is the result.
+  t.regex(disputed[0]!.verificationReason, new RegExp(`the validators' output, after 1 disputed result\\(s\\) from ${cheatId}`))
+  t.is(certificateOf(disputed[0]!).resolution, 'validators_output')
   const rep = gateway.node.scheduler!.reputation()
   const cheatRecord = rep.find((r) => r.nodeId === cheatId)
   t.is(cheatRecord?.disputesLost, 1)
@@ -75,28 +96,57 @@ test.serial('a worker that alters the output is caught: its result is disputed, 
   t.is(rep.find((r) => r.nodeId === honestId)?.disputesLost ?? 0, 0)
 })
 
-test.serial('with only a cheating worker the job fails DISPUTED and its output is never returned', async (t) => {
+test.serial('with only a cheating worker, the output both validators re-ran to is certified instead; the dispute record reaches another scheduler', async (t) => {
   const cheat = containerYaml('echo', { deterministic: true, command: ['sh', '-c', 'cat; echo tampered'] })
-  const { gateway, workers } = await mesh(t, { workers: [cheat], validators: 2 })
+  const { gateway, workers, validators } = await mesh(t, { workers: [cheat], validators: 2 })
   // Another scheduler on the mesh, which never assigned anything to the cheat.
   const other = await startFor(t, { mesh: { bootstrap: [meshAddr(gateway)] }, node: { roles: ['scheduler', 'gateway'] }, containers: [echo] })
   const cheatId = workers[0]!.node.identity.nodeId
   const job = await gateway.client.runJob({ containerId: 'echo', input: text('the truth'), deadlineMs: 120_000, verification: { method: 'reexecute', validators: 2, quorum: 2 } }, { timeoutMs: 120_000 + 30_000 })
-  t.is(job.state, 'JOB_STATE_FAILED')
-  t.is(job.errorCode, 'DISPUTED')
-  t.is(job.verificationState, 'disputed')
-  t.regex(job.verificationReason, new RegExp(`another output than worker ${cheatId}`))
-  t.is(job.output.byteLength, 0)
-  t.is(job.certificate, null)
+  t.is(job.state, 'JOB_STATE_SUCCESS', job.error)
+  t.is(Buffer.from(job.output).toString(), 'the truth', 'the validators\' output, never the cheat\'s')
+  t.is(job.verificationState, 'certified', job.verificationReason)
+  t.regex(job.verificationReason, new RegExp(`disputed result\\(s\\) from ${cheatId}`))
+  const validatorIds = validators.map((v) => v.node.identity.nodeId)
+  t.true(validatorIds.includes(job.workerId), 'the result is a validator\'s re-execution')
+  const checked = verifyCertificate(envelopeFromWire(job.certificate!), { output: job.output })
+  t.true(checked.valid, checked.valid ? '' : `${checked.code}: ${checked.reason}`)
+  if (checked.valid) {
+    t.is(checked.certificate.resolution, 'validators_output')
+    t.is(checked.receipt.workerId, cheatId, 'the disputed receipt is the evidence inside')
+    t.deepEqual(checked.attestations.map((a) => a.validatorId).sort(), [...validatorIds].sort())
+  }
+  // The receipt that comes with the result is the validator's own, for the output the client got.
+  const receipt = verifyReceipt(envelopeFromWire(job.receipt!), { output: job.output })
+  t.true(receipt.valid)
 
   // The signed dispute record is stored here and reaches the other scheduler, which checks the
   // evidence (the cheat's receipt, both validators' disagreements) and counts it as its own.
   const stored = await gateway.node.store.listDisputes()
   t.is(stored.length, 1)
+  t.regex(await gateway.node.telemetry.metrics.registry.getSingleMetricAsString('inframind_disputes_total'), /resolution="validators_output"\} 1/)
   const heard = await eventually(() => other.node.scheduler!.reputation().find((r) => r.nodeId === cheatId), 30_000)
   t.is(heard.disputesLost, 1)
   t.true(heard.excludedUntilMs > Date.now())
   t.is((await other.node.store.listDisputes()).length, 1)
+})
+
+test.serial('validators that disagree with the worker and with each other: the job fails DISPUTED and no output is returned', async (t) => {
+  const cheat = containerYaml('echo', { deterministic: true, command: ['sh', '-c', 'cat; echo tampered'] })
+  const liar = containerYaml('echo', { deterministic: true, command: ['sh', '-c', 'cat; echo invented'] })
+  const gateway = await startFor(t, { mesh: {}, node: { roles: ['scheduler', 'gateway'] }, containers: [echo] })
+  const join = { bootstrap: [meshAddr(gateway)] }
+  const worker = await startFor(t, { mesh: join, containers: [cheat] })
+  const validators = await Promise.all([echo, liar].map(async (c) => await startFor(t, { mesh: join, node: { roles: ['validator'] }, containers: [c] })))
+  for (const n of [worker, ...validators]) await eventually(() => gateway.node.mesh?.livePeer(n.node.identity.nodeId)?.grpcAddress, 60_000)
+  const job = await gateway.client.runJob({ containerId: 'echo', input: text('who knows'), deadlineMs: 120_000, verification: { method: 'reexecute', validators: 2, quorum: 2 } }, { timeoutMs: 120_000 + 30_000 })
+  t.is(job.state, 'JOB_STATE_FAILED')
+  t.is(job.errorCode, 'DISPUTED')
+  t.is(job.verificationState, 'disputed')
+  t.regex(job.verificationReason, new RegExp(`another output than worker ${worker.node.identity.nodeId}`))
+  t.is(job.output.byteLength, 0)
+  t.is(job.certificate, null)
+  t.regex(await gateway.node.telemetry.metrics.registry.getSingleMetricAsString('inframind_disputes_total'), /resolution="rerun"\} 1/)
 })
 
 test.serial('too few validators: the result stands, marked incomplete with the reason; non-deterministic containers are refused', async (t) => {
@@ -112,9 +162,9 @@ test.serial('too few validators: the result stands, marked incomplete with the r
   const tooMany = await t.throwsAsync(gateway.client.submitJob({ containerId: 'echo', input: text('x'), verification: policy }))
   t.is((tooMany as grpc.ServiceError).code, grpc.status.INVALID_ARGUMENT)
   t.regex((tooMany as grpc.ServiceError).details, /at most 5/)
-  const signature = await t.throwsAsync(gateway.client.submitJob({ containerId: 'echo', input: text('x'), verification: { method: 'signature' } }))
-  t.is((signature as grpc.ServiceError).code, grpc.status.INVALID_ARGUMENT)
-  t.regex((signature as grpc.ServiceError).details, /not offered yet/)
+  const unknown = await t.throwsAsync(gateway.client.submitJob({ containerId: 'echo', input: text('x'), verification: { method: 'proof' as 'none' } }))
+  t.is((unknown as grpc.ServiceError).code, grpc.status.INVALID_ARGUMENT)
+  t.regex((unknown as grpc.ServiceError).details, /must be one of none, signature, reexecute/)
 })
 
 test.serial('re-execution of a container that does not declare deterministic: true is FAILED_PRECONDITION naming it', async (t) => {

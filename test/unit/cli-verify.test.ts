@@ -156,7 +156,7 @@ test('a certificate file: exit 0 with the policy and who agreed; a flipped outpu
   const attestations = chosen.map((id) => signAttestation(validators.find((v) => v.nodeId === id)!, {
     receiptHash: receiptHash(assigned), jobId: receipt.jobId, workerId: worker.nodeId, validatorId: id, verdict: 'agree', method: 'reexecution', outputHash: sha256(output), reason: '', atMs: 1
   }))
-  const cert = { jobId: receipt.jobId, policy: { method: 'reexecute', validators: 2, quorum: 2 }, receipt: assigned, attestations, chosen, schedulerId: scheduler.nodeId, issuedAtMs: 2 }
+  const cert = { jobId: receipt.jobId, policy: { method: 'reexecute', validators: 2, quorum: 2 }, receipt: assigned, attestations, chosen, schedulerId: scheduler.nodeId, issuedAtMs: 2, resolution: '', outputHash: sha256(output) }
   const certFile = file('cert.json', JSON.stringify(envelopeToJson(signCertificate(scheduler, cert))))
   const outFile = file('cert-out.bin', output)
   const ok = await verify([certFile, '--output', outFile])

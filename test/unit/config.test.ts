@@ -229,8 +229,8 @@ test('verification: none by default, 2 of at most 5 validators; deterministic on
   t.true(parseConfig(`${ECHO}    deterministic: true\n`, '').containers[0].deterministic)
   const set = parseConfig('gateway:\n  verification:\n    default_method: reexecute\n    default_validators: 3\n    max_validators: 7\n', '')
   t.deepEqual(set.gateway.verification, { defaultMethod: 'reexecute', defaultValidators: 3, maxValidators: 7 })
-  // "signature" is not offered yet, so it cannot be every job's default.
-  const err = configError(() => parseConfig('gateway:\n  verification:\n    default_method: signature\n    max_validators: 17\n    quorum: 2\n', 'c.yaml'))
+  t.is(parseConfig('gateway:\n  verification:\n    default_method: signature\n', '').gateway.verification.defaultMethod, 'signature')
+  const err = configError(() => parseConfig('gateway:\n  verification:\n    default_method: proof\n    max_validators: 17\n    quorum: 2\n', 'c.yaml'))
   t.deepEqual(err.errors.map((e) => [e.code, e.key]).sort(), [
     ['INVALID_VALUE', 'gateway.verification.default_method'], ['OUT_OF_RANGE', 'gateway.verification.max_validators'], ['UNKNOWN_KEY', 'gateway.verification.quorum']
   ].sort())

@@ -102,7 +102,7 @@ test('the named codecs of the signed payloads round-trip', (t) => {
   const secret = { input: Uint8Array.of(1), inputInline: true, origin: { ip: '10.0.0.1', peerId: '', delegate: '', gatewayId: 'g' } }
   t.deepEqual(decodeAssignmentSecret(encodeAssignmentSecret(secret)), secret)
   t.deepEqual(decodeAssignmentSecret(encodeAssignmentSecret({ ...secret, origin: null })).origin, null)
-  const ack = { jobId: 'job-1', workerId: 'w', schedulerId: 's', accepted: false, code: 'QUEUE_FULL', reason: 'full', atMs: 3, duplicate: true }
+  const ack = { jobId: 'job-1', workerId: 'w', schedulerId: 's', accepted: false, code: 'QUEUE_FULL', reason: 'full', atMs: 3, duplicate: true, attestation: null }
   t.deepEqual(decodeAck(encodeAck(ack)), ack)
   const notice = {
     receipt: { payloadType: 'inframind/receipt/v1', payload: Uint8Array.of(1), publicKey: new Uint8Array(32), signature: new Uint8Array(64) },

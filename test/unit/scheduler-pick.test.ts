@@ -1,6 +1,7 @@
 import test from 'ava'
 import type { Heartbeat } from '../../src/protocol/index.ts'
-import { coolDown, pickWorker, type WorkerUse } from '../../src/scheduler/index.ts'
+import { coolDown, pickWorker, Reputation, type WorkerUse } from '../../src/scheduler/index.ts'
+import type { Standing } from '../../src/scheduler/pick.ts'
 
 function worker (nodeId: string, fields: Partial<Heartbeat> = {}): Heartbeat {
   return {
@@ -54,4 +55,94 @@ test('a worker sitting out a cool-down for missed acks is not picked until it en
   for (let i = 1; i < steps.length; i++) t.true(steps[i]! >= steps[i - 1]!)
   t.true(steps[1]! > steps[0]!)
   t.is(coolDown(40), coolDown(1000))
+})
+
+const standings = (entries: Record<string, Partial<Standing>>) => (id: string): Standing | undefined =>
+  entries[id] === undefined ? undefined : { score: 1, ackLatencyMs: 0, updatedAtMs: NOW, ...entries[id] }
+const NOW = 1_000_000_000
+
+/** Picks `n` jobs in a row at `now` (each assignment recorded, none finishing), the ids in order. */
+function picks (ws: Heartbeat[], u: Map<string, WorkerUse>, n: number, standing: (id: string) => Standing | undefined, now = NOW): string[] {
+  const order: string[] = []
+  for (let i = 0; i < n; i++) {
+    const w = pickWorker(ws, ['echo'], new Set(), u, now, standing)
+    if (w === undefined) break
+    order.push(w.nodeId)
+    u.set(w.nodeId, { ...(u.get(w.nodeId) ?? { inFlight: 0, lastAssignedMs: 0, misses: 0, coolUntilMs: 0 }), lastAssignedMs: now + i + 1 })
+  }
+  return order
+}
+
+test('a clearly lower score is picked after the better workers, even with more free slots', (t) => {
+  const ws = [worker('a', { freeSlots: 1 }), worker('b', { freeSlots: 8 }), worker('c', { freeSlots: 1 })]
+  const s = standings({ a: { score: 1 }, b: { score: 0.75 }, c: { score: 0.95 } })
+  t.is(pickWorker(ws, ['echo'], new Set(), use({}), NOW, s)?.nodeId, 'a')
+  // Without standing, free slots decide as before.
+  t.is(pickWorker(ws, ['echo'], new Set(), use({}), NOW)?.nodeId, 'b')
+  // a and c (within 0.1) take turns while they have room; b only once they are full.
+  t.is(pickWorker(ws, ['echo'], new Set(), use({ a: { lastAssignedMs: NOW - 1 } }), NOW, s)?.nodeId, 'c')
+  t.is(pickWorker(ws, ['echo'], new Set(), use({ a: { inFlight: 1 }, c: { inFlight: 1 } }), NOW, s)?.nodeId, 'b')
+})
+
+test('near-equal standing takes turns: one failure among many successes, acks within the jitter floor', (t) => {
+  const rep = new Reputation()
+  for (let i = 0; i < 30; i++) {
+    rep.record('a', 'success', { ackLatencyMs: 20, now: NOW })
+    rep.record('b', 'success', { ackLatencyMs: 90, now: NOW })
+  }
+  rep.record('b', 'failure', { now: NOW })
+  const ws = [worker('a'), worker('b'), worker('fresh')]
+  t.deepEqual(picks(ws, use({}), 6, (id) => rep.standing(id)), ['a', 'b', 'fresh', 'a', 'b', 'fresh'])
+})
+
+test('a clearly slower ack is picked later: each doubling over the fastest (at least 100 ms) is a band', (t) => {
+  const ws = [worker('a'), worker('b'), worker('c')]
+  // 150 ms is under twice the 100 ms floor: the same band as 20 ms; 450 ms is two bands down.
+  const s = standings({ a: { ackLatencyMs: 20 }, b: { ackLatencyMs: 150 }, c: { ackLatencyMs: 450 } })
+  t.deepEqual(picks(ws, use({}), 4, s), ['a', 'b', 'a', 'b'])
+  // With everyone slow, the ratio counts, not the absolute value.
+  const slow = standings({ a: { ackLatencyMs: 2_000 }, b: { ackLatencyMs: 3_000 }, c: { ackLatencyMs: 9_000 } })
+  t.deepEqual(picks(ws, use({}), 4, slow), ['a', 'b', 'a', 'b'])
+})
+
+test('standing never sends a job to a full worker when another has room; with none free, the shortest queue first', (t) => {
+  const ws = [worker('good', { freeSlots: 1 }), worker('poor', { freeSlots: 1 })]
+  const s = standings({ good: { score: 1 }, poor: { score: 0.5 } })
+  t.is(pickWorker(ws, ['echo'], new Set(), use({ good: { inFlight: 1 } }), NOW, s)?.nodeId, 'poor')
+  t.is(pickWorker(ws, ['echo'], new Set(), use({ good: { inFlight: 3 }, poor: { inFlight: 2 } }), NOW, s)?.nodeId, 'poor')
+  t.is(pickWorker(ws, ['echo'], new Set(), use({ good: { inFlight: 2 }, poor: { inFlight: 2 } }), NOW, s)?.nodeId, 'good')
+})
+
+test('one slow ack or one failure costs turns, not all of them: a worker ranked down is tried again', (t) => {
+  const rep = new Reputation()
+  rep.record('a', 'success', { ackLatencyMs: 20, now: NOW })
+  rep.record('slow', 'success', { ackLatencyMs: 5_000, now: NOW })
+  rep.record('failed', 'failure', { now: NOW })
+  const ws = [worker('a'), worker('slow'), worker('failed')]
+  const u = use({})
+  const given = new Map<string, number[]>()
+  // One job a second for ten minutes of the scheduler's clock; a always has room.
+  for (let s = 0; s < 600; s++) {
+    const now = NOW + s * 1000
+    const w = pickWorker(ws, ['echo'], new Set(), u, now, (id) => rep.standing(id))!
+    given.set(w.nodeId, [...(given.get(w.nodeId) ?? []), s])
+    u.set(w.nodeId, { inFlight: 0, lastAssignedMs: now, misses: 0, coolUntilMs: 0 })
+  }
+  const a = given.get('a') ?? []
+  const slow = given.get('slow') ?? []
+  const failed = given.get('failed') ?? []
+  t.true(a.length > 500, `a got ${a.length} of 600`)
+  t.true(slow.length >= 2, `the slow one got ${slow.length}`)
+  t.true(failed.length >= 2, `the failed one got ${failed.length}`)
+  // Not at once (they are ranked down), but within five minutes of the last outcome recorded.
+  t.true(slow[0]! > 0 && slow[0]! <= 300)
+  t.true(failed[0]! > 0 && failed[0]! <= 300)
+})
+
+test('a worker whose record is old (e.g. from before a restart) is tried again at once, then ranked by it again', (t) => {
+  const ws = [worker('a'), worker('b')]
+  const s = standings({ a: { score: 1 }, b: { score: 0.6, ackLatencyMs: 3_000, updatedAtMs: NOW - 3_600_000 } })
+  // Its clock restarts with the assignment, so until its outcome is recorded it is in its band again.
+  t.deepEqual(picks(ws, use({}), 4, s), ['a', 'b', 'a', 'a'])
+  t.is(new Reputation().standing('never-seen'), undefined)
 })

@@ -36,7 +36,10 @@ function result (): RemoteResult {
   return { output, receipt: env, decoded: decodeReceipt(env.payload) as Receipt, workerId: worker.nodeId, probation: false }
 }
 
-type Answer = 'agree' | 'disagree' | 'silent' | 'lost' | 'refuse' | 'forged-signer' | 'replayed' | 'self'
+type Answer = 'agree' | 'disagree' | 'silent' | 'lost' | 'refuse' | 'forged-signer' | 'replayed' | 'self' | 'concur'
+
+/** What validators answering 'concur' all got when they re-ran the job. */
+const other = new TextEncoder().encode('the true output')
 
 /** Each validator answers as `answers` says; returns the context and what was asked of whom. */
 function context (answers: Record<string, Answer>, refused: string[] = []): { ctx: VerifierContext, asked: string[] } {
@@ -52,23 +55,32 @@ function context (answers: Record<string, Answer>, refused: string[] = []): { ct
     receiptHash: receiptHash(r.receipt), jobId: 'job-v', workerId: worker.nodeId, validatorId: v.nodeId, verdict: 'agree', method: 'reexecution',
     outputHash: sha256(output), reason: '', atMs: Date.now(), ...over
   })
-  const answer = (validatorId: string, env: SignedEnvelope): void => {
-    const msg = { topic: 'inframind/receipts/1', from: validatorId, envelope: env, value: { attestation: env } } as unknown as MeshMessage<JobResultNotice>
-    setTimeout(() => waiting.get(validatorId)?.({ msg, receipt: r.decoded }), 5)
+  const answer = (validatorId: string, env: SignedEnvelope, own?: Receipt): void => {
+    const receiptEnv = own !== undefined ? signReceipt(validators.find((v) => v.nodeId === validatorId) as Identity, own) : r.receipt
+    const msg = { topic: 'inframind/receipts/1', from: validatorId, envelope: env, value: { attestation: env, receipt: receiptEnv } } as unknown as MeshMessage<JobResultNotice>
+    setTimeout(() => waiting.get(validatorId)?.({ msg, receipt: own ?? r.decoded }), 5)
   }
   const ctx: VerifierContext = {
     identity: scheduler,
     logger: silentLogger(),
     admission: { rolesOf: () => ['validator'] } as unknown as Admission,
     livePeers: () => peers,
-    inlineBytes: 1024,
     holdInput: () => () => {},
     allowFetch: () => {},
-    assign: async (_job, validator) => {
+    assign: async (validation, validator, _signal, _checked, purpose) => {
       asked.push(validator.nodeId)
       const v = validators.find((x) => x.nodeId === validator.nodeId) as Identity
       const how = answers[v.nodeId] ?? 'agree'
       if (how === 'refuse') return { accepted: false, code: 'QUEUE_FULL', reason: 'busy' } as never
+      // A receipt check answers in the ack.
+      if (purpose === 'attest') {
+        const verdict = how === 'agree' ? 'agree' : 'disagree'
+        return { accepted: true, attestation: attest(v, { method: 'signature', outputHash: new Uint8Array(), verdict, reason: verdict === 'agree' ? '' : 'image differs' }) } as never
+      }
+      if (how === 'concur') {
+        answer(v.nodeId, attest(v, { verdict: 'disagree', outputHash: sha256(other), reason: 'different output' }),
+          { ...r.decoded, jobId: validation.jobId, outputHash: sha256(other), workerId: v.nodeId })
+      }
       if (how === 'agree') answer(v.nodeId, attest(v))
       if (how === 'disagree') answer(v.nodeId, attest(v, { verdict: 'disagree', outputHash: sha256(new Uint8Array([9])), reason: 'different output' }))
       if (how === 'lost') setTimeout(() => lost.get(v.nodeId)?.({ lost: 'its heartbeats stopped' }), 5)
@@ -82,6 +94,7 @@ function context (answers: Record<string, Answer>, refused: string[] = []): { ct
       result: new Promise((resolve) => { waiting.set(validatorId, resolve) }),
       cancel: () => { waiting.delete(validatorId) }
     }),
+    outputOf: async () => other,
     watch: (nodeId) => ({ lost: new Promise((resolve) => { lost.set(nodeId, resolve) }), stop: () => { lost.delete(nodeId) } }),
     refused: (code) => { refused.push(code) }
   }
@@ -127,7 +140,8 @@ test('more than v - q disagreements are a dispute carrying the disagreeing attes
   const out = await verifier(ctx)(job, result(), policy, { signal: new AbortController().signal })
   t.is(out.state, 'disputed')
   if (out.state === 'disputed') {
-    t.is(out.attestations.length, 1)
+    // The evidence: every attestation collected, the disagreeing one among them.
+    t.true(out.attestations.some((env) => decodeAttestation(env.payload).verdict === 'disagree' && decodeAttestation(env.payload).validatorId === ranked[1]))
     t.true(out.validators.includes(ranked[1]!))
   }
   t.true(asked.includes(ranked[0]!) && asked.includes(ranked[1]!))
@@ -138,4 +152,41 @@ test('validators excluded for a re-run are never asked', async (t) => {
   const out = await verifier(ctx)(job, result(), policy, { signal: new AbortController().signal, excludeValidators: new Set(ranked.slice(0, 2)) })
   t.is(out.state, 'certified')
   t.deepEqual(asked, ranked.slice(2, 4))
+})
+
+test('q validators that re-ran a disputed job to the same other output: their output is certified (resolution validators_output)', async (t) => {
+  const { ctx } = context({ [ranked[0]!]: 'concur', [ranked[1]!]: 'concur' })
+  const out = await verifier(ctx)(job, result(), policy, { signal: new AbortController().signal })
+  t.is(out.state, 'certified')
+  if (out.state !== 'certified') return
+  t.deepEqual(out.resolved?.output, other)
+  t.is(out.resolved?.dispute.attestations.length, 2)
+  const v = verifyCertificate(out.certificate, { output: other })
+  t.true(v.valid, v.valid ? '' : v.reason)
+  if (v.valid) t.is(v.certificate.resolution, 'validators_output')
+  // The worker's output does not pass for the certified one.
+  const worker = verifyCertificate(out.certificate, { output })
+  t.false(worker.valid)
+  if (!worker.valid) t.is(worker.code, 'OUTPUT_MISMATCH')
+})
+
+test('validators disagreeing with the worker on different outputs of their own: a dispute, nothing certified', async (t) => {
+  const { ctx } = context({ [ranked[0]!]: 'concur', [ranked[1]!]: 'disagree' })
+  const out = await verifier(ctx)(job, result(), policy, { signal: new AbortController().signal })
+  t.is(out.state, 'disputed')
+})
+
+test('method signature: the chosen validators check the receipt and answer in their acks; q agreeing is a certificate', async (t) => {
+  const { ctx, asked } = context({})
+  const out = await verifier(ctx)(job, result(), { method: 'signature', validators: 2, quorum: 2 }, { signal: new AbortController().signal })
+  t.is(out.state, 'certified')
+  t.deepEqual(asked, ranked.slice(0, 2))
+  if (out.state === 'certified') {
+    const v = verifyCertificate(out.certificate, { output })
+    t.true(v.valid, v.valid ? '' : v.reason)
+    if (v.valid) t.deepEqual(v.attestations.map((a) => a.method), ['signature', 'signature'])
+  }
+  const bad = context({ [ranked[0]!]: 'disagree' })
+  const disputed = await verifier(bad.ctx)(job, result(), { method: 'signature', validators: 2, quorum: 2 }, { signal: new AbortController().signal })
+  t.is(disputed.state, 'disputed')
 })

@@ -8,7 +8,7 @@ import { encodeAttestation, PAYLOAD_TYPES, type Attestation, type Certificate } 
 import { computeJobHash, receiptHash, sha256, signReceipt, type Receipt } from '../../src/receipt/index.ts'
 import {
   chooseValidators, inRankOrder, rankValidators, resolvePolicy, signAttestation, signCertificate, verifyCertificate,
-  checkAttestation, InvalidPolicyError
+  checkAttestation, InvalidPolicyError, type CertificateInvalidCode
 } from '../../src/verification/index.ts'
 
 const seed = (n: number): Identity => identityFromSeed(new Uint8Array(32).fill(n))
@@ -70,7 +70,9 @@ function parts (): Parts {
       attestations: chosen.map((v) => attest(v, receiptEnv)),
       chosen: ids,
       schedulerId: scheduler.nodeId,
-      issuedAtMs: 1_763_000_000_200
+      issuedAtMs: 1_763_000_000_200,
+      resolution: '',
+      outputHash: receipt().outputHash
     }
   }
 }
@@ -225,4 +227,56 @@ test('policies: defaults fill in, limits say what to change', (t) => {
   t.throws(() => resolvePolicy({ method: 'reexecute', validators: 6, quorum: 1 }, limits), { instanceOf: InvalidPolicyError, message: /at most 5 \(verification.max_validators\)/ })
   t.throws(() => resolvePolicy({ method: 'reexecute', validators: 2, quorum: 3 }, limits), { instanceOf: InvalidPolicyError, message: /quorum 3 is more than its 2 validators/ })
   t.throws(() => resolvePolicy({ method: 'vote', validators: 2, quorum: 1 }, limits), { instanceOf: InvalidPolicyError, message: /one of none, signature, reexecute/ })
+})
+
+test('resolution validators_output: q validators re-ran the disputed job to the same other output, and that output is certified', (t) => {
+  const p = parts()
+  const truth = new TextEncoder().encode('{"label":"negative"}\n')
+  const cert: Certificate = {
+    ...p.cert,
+    resolution: 'validators_output',
+    outputHash: sha256(truth),
+    attestations: p.chosen.map((v) => attest(v, p.receiptEnv, { verdict: 'disagree', outputHash: sha256(truth), reason: 'the re-execution gave a different output' }))
+  }
+  const ok = verifyCertificate(signCertificate(scheduler, cert), { output: truth })
+  t.true(ok.valid, ok.valid ? '' : ok.reason)
+  // The worker's own output is not what it certifies.
+  const worker = verifyCertificate(signCertificate(scheduler, cert), { output })
+  t.false(worker.valid)
+  if (!worker.valid) t.is(worker.code, 'OUTPUT_MISMATCH')
+
+  const fails = (c: Certificate, code: CertificateInvalidCode, reason: RegExp): void => {
+    const r = verifyCertificate(signCertificate(scheduler, c))
+    t.false(r.valid)
+    if (!r.valid) {
+      t.is(r.code, code)
+      t.regex(r.reason, reason)
+    }
+  }
+  // One of the validators re-ran to a third output: they did not agree with each other.
+  fails({ ...cert, attestations: [cert.attestations[0]!, attest(p.chosen[1]!, p.receiptEnv, { verdict: 'disagree', outputHash: sha256(new Uint8Array([7])) })] }, 'VALIDATOR_OUTPUT_MISMATCH', /another output hash than the certified one/)
+  // "agree" attestations do not certify another output.
+  fails({ ...cert, attestations: p.cert.attestations }, 'NOT_AGREE', /says agree; the certificate needs disagree/)
+  // Certifying the worker's own hash under this resolution is a contradiction.
+  fails({ ...cert, outputHash: sha256(output) }, 'BAD_RESOLUTION', /nothing was disputed/)
+  // Only re-executing validators have an output of their own.
+  fails({ ...cert, policy: { method: 'signature', validators: 2, quorum: 2 } }, 'BAD_RESOLUTION', /needs method "reexecute"/)
+  fails({ ...cert, resolution: 'majority' }, 'BAD_RESOLUTION', /must be "" or "validators_output"/)
+  // The ordinary resolution must name the receipt's own output hash.
+  fails({ ...p.cert, outputHash: sha256(truth) }, 'BAD_RESOLUTION', /differs from the receipt's/)
+})
+
+test('method signature: attestations without an output hash of their own certify the receipt', (t) => {
+  const p = parts()
+  const cert: Certificate = {
+    ...p.cert,
+    policy: { method: 'signature', validators: 2, quorum: 2 },
+    attestations: p.chosen.map((v) => attest(v, p.receiptEnv, { method: 'signature', outputHash: new Uint8Array() }))
+  }
+  const ok = verifyCertificate(signCertificate(scheduler, cert), { output })
+  t.true(ok.valid, ok.valid ? '' : ok.reason)
+  // Re-execution attestations do not stand in for receipt checks (or the other way round).
+  const mixed = verifyCertificate(signCertificate(scheduler, { ...cert, attestations: [cert.attestations[0]!, p.cert.attestations[1]!] }))
+  t.false(mixed.valid)
+  if (!mixed.valid) t.is(mixed.code, 'METHOD_MISMATCH')
 })
