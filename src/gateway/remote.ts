@@ -65,6 +65,8 @@ export interface RemoteRunHooks {
 
 /** A disputed job runs this many times at most (the first run included) before it fails DISPUTED. */
 const MAX_DISPUTE_RERUNS = 2
+/** A job whose worker's receipt contradicts it (image, output or job hash) runs on this many workers at most. */
+const MAX_MISMATCH_RUNS = 3
 
 /** Hands a job to the mesh and finishes it with the worker's own signed receipt. */
 export async function runRemoteJob (queued: JobRecord, signal: AbortSignal, remote: RemoteExecutor,
@@ -86,8 +88,25 @@ export async function runRemoteJob (queued: JobRecord, signal: AbortSignal, remo
         hooks.note(job)
       }
     }
-    let r = await remote.runRemote(remoteJobOf(job), { signal, onProgress })
-    checkRemoteResult(job, r, pins)
+    /** Workers whose signed answer contradicted this job (wrong image, output or job): never asked again for it. */
+    const mismatched: string[] = []
+    // A worker's answer that its own receipt shows to be wrong counts against it, and the job runs elsewhere.
+    const runChecked = async (exclude: readonly string[]): Promise<RemoteResult> => {
+      for (;;) {
+        const excluded = [...exclude, ...mismatched]
+        const r = await remote.runRemote(excluded.length === 0 ? remoteJobOf(job) : { ...remoteJobOf(job), previousWorker: undefined, excludeWorkers: excluded }, { signal, onProgress })
+        try {
+          checkRemoteResult(job, r, pins)
+          return r
+        } catch (err) {
+          if (!(err instanceof RemoteResultMismatchError) || mismatched.length + 1 >= MAX_MISMATCH_RUNS) throw err
+          mismatched.push(r.workerId)
+          remote.misbehaved?.(r.workerId, `${err.code}: ${err.message}`)
+          await update(toRunning(job, Date.now(), `${err.code}: ${err.message}; running it again on another worker`))
+        }
+      }
+    }
+    let r = await runChecked([])
     let ran: JobRecord = { ...job, steps: stepsFromReceipt(r.decoded), workerId: r.workerId, workerOnProbation: r.probation }
     const policy = job.verification
     const disputedWorkers: string[] = []
@@ -130,14 +149,13 @@ export async function runRemoteJob (queued: JobRecord, signal: AbortSignal, remo
       }
       await update(toRunning(ran, Date.now(), `disputed: ${outcome.reason}; running it again on another worker`))
       try {
-        r = await remote.runRemote({ ...remoteJobOf(job), previousWorker: undefined, excludeWorkers: disputedWorkers }, { signal, onProgress })
+        r = await runChecked(disputedWorkers)
       } catch (err) {
         if (signal.aborted) throw err
         const reason = `${outcome.reason}; no other worker could run it again (${(err as Error).message})`
         ran = { ...ran, verification: { ...policy, state: 'disputed', reason } }
         return await hooks.finish({ ...ran, history: job.history }, { state: 'failed', detail: 'failed: DISPUTED', error: reason, errorCode: 'DISPUTED' }, r.receipt)
       }
-      checkRemoteResult(job, r, pins)
       ran = { ...job, steps: stepsFromReceipt(r.decoded), workerId: r.workerId, workerOnProbation: r.probation }
     }
     // The job's history has every step (the verification's progress included); ran has the result.

@@ -149,6 +149,11 @@ export interface RemoteExecutor {
    */
   verify(job: RemoteJob, result: RemoteResult, policy: { method: 'signature' | 'reexecute', validators: number, quorum: number },
     opts: { signal: AbortSignal, onProgress?: (p: RemoteProgress) => void, excludeValidators?: ReadonlySet<string> }): Promise<VerifyOutcome>
+  /**
+   * A worker's signed receipt contradicted the job (an image other than the pinned one, an output
+   * other than the one it signed, another job): it counts as a lost dispute, so the worker is excluded.
+   */
+  misbehaved?(workerId: string, reason: string): void
 }
 
 /** What validators concluded against a worker: the evidence for a dispute record, and fresh validators for a re-run. */

@@ -53,7 +53,8 @@ export function disputeBook (d: DisputeDeps) {
      * q validators agreed on instead (resolution "validators_output"), or empty (the job runs again).
      */
     lost (jobId: string, workerReceipt: SignedEnvelope, workerId: string, policy: VerificationPolicy, evidence: DisputeEvidence, resolvedOutputHash: Uint8Array): void {
-      const rec = d.reputation.record(workerId, 'dispute')
+      // Its result was counted a success when it arrived, before the validators judged it.
+      const rec = d.reputation.record(workerId, 'dispute', { retractSuccess: true })
       d.logger.warn({ job: jobId, worker: workerId, disputesLost: rec.disputesLost, excludedUntil: new Date(rec.excludedUntilMs).toISOString() }, 'worker lost a dispute: excluded from assignments')
       const record: DisputeRecord = {
         jobId,

@@ -26,7 +26,7 @@ export * from './errors.ts'
 export { coolDown, pickWorker, type Standing, type WorkerUse } from './pick.ts'
 export { WATCH_INTERVAL_MS, DISCONNECT_GRACE_MS } from './watch.ts'
 export type { AssignmentSent, GrpcAssign } from './assign.ts'
-export { Reputation, score, exclusionMs, EXCLUSION_BASE_MS, SCORE_THRESHOLD, DISPUTE_WEIGHT, type NodeRecord, type ReputationStore } from './reputation.ts'
+export { Reputation, score, exclusionMs, EXCLUSION_BASE_MS, SCORE_THRESHOLD, SCORE_MIN_OUTCOMES, DISPUTE_WEIGHT, type NodeRecord, type ReputationStore } from './reputation.ts'
 
 /** How long a worker has to acknowledge an assignment before the next candidate gets it (mesh.ack_timeout_ms). */
 const ACK_TIMEOUT_MS = 3_000
@@ -397,6 +397,10 @@ export function scheduler (init: SchedulerInit) {
         if (outcome.state === 'disputed') disputes.lost(job.jobId, r.receipt, r.workerId, policy, outcome, new Uint8Array())
         if (resolved !== undefined) disputes.lost(job.jobId, r.receipt, r.workerId, policy, resolved.dispute, sha256(resolved.output))
         return outcome
+      },
+      misbehaved: (workerId, reason) => {
+        const rec = reputation.record(workerId, 'dispute', { retractSuccess: true })
+        logger.warn({ worker: workerId, reason, excludedUntil: new Date(rec.excludedUntilMs).toISOString() }, 'worker\'s own receipt contradicts the job: excluded from assignments')
       },
       reputation: () => reputation.all().map(([nodeId, r]) => ({ nodeId, score: score(r), ...r })),
       content: async (hash, requester) => {

@@ -28,6 +28,12 @@ export interface ReputationStore {
 export const DISPUTE_WEIGHT = 25
 /** Below this score a worker is excluded. */
 export const SCORE_THRESHOLD = 0.5
+/**
+ * A low score excludes a worker only once this many outcomes are recorded: one missed ack of a new
+ * worker on a busy machine (score 1/3) is the ack cool-down's business, not a 10-minute exclusion.
+ * A lost dispute excludes at once, whatever the count.
+ */
+export const SCORE_MIN_OUTCOMES = 10
 /** First exclusion; doubles with each repeat up to EXCLUSION_MAX_MS. */
 export const EXCLUSION_BASE_MS = 10 * 60_000
 export const EXCLUSION_MAX_MS = 7 * 24 * 3_600_000
@@ -90,17 +96,23 @@ export class Reputation {
     return [...this.#records]
   }
 
-  /** Counts one outcome; a lost dispute, or a score under the threshold, starts an exclusion. */
-  record (nodeId: string, outcome: Outcome, opts: { ackLatencyMs?: number, now?: number } = {}): NodeRecord {
+  /**
+   * Counts one outcome; a lost dispute, or a score under the threshold after SCORE_MIN_OUTCOMES,
+   * starts an exclusion. `retractSuccess`: a dispute about a result already counted as a success
+   * (it arrived before it was checked) takes that success back.
+   */
+  record (nodeId: string, outcome: Outcome, opts: { ackLatencyMs?: number, now?: number, retractSuccess?: boolean } = {}): NodeRecord {
     const now = opts.now ?? Date.now()
     const r = { ...this.get(nodeId), updatedAtMs: now }
+    if (opts.retractSuccess === true && outcome === 'dispute' && r.successes > 0) r.successes -= 1
     if (outcome === 'success') r.successes += 1
     else if (outcome === 'failure') r.failures += 1
     else if (outcome === 'timeout') r.timeouts += 1
     else if (outcome === 'refusal') r.refusals += 1
     else r.disputesLost += 1
     if (opts.ackLatencyMs !== undefined) r.ackLatencyMs = r.ackLatencyMs === 0 ? opts.ackLatencyMs : 0.8 * r.ackLatencyMs + 0.2 * opts.ackLatencyMs
-    if (r.excludedUntilMs <= now && (outcome === 'dispute' || score(r) < SCORE_THRESHOLD)) {
+    const outcomes = r.successes + r.failures + r.timeouts + r.refusals + r.disputesLost
+    if (r.excludedUntilMs <= now && (outcome === 'dispute' || (outcomes >= SCORE_MIN_OUTCOMES && score(r) < SCORE_THRESHOLD))) {
       r.exclusions += 1
       r.excludedUntilMs = now + exclusionMs(r.exclusions)
     }

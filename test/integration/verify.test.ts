@@ -5,7 +5,7 @@ import { verifyCertificate } from '../../src/verification/index.ts'
 import { verifyReceipt } from '../../src/receipt/index.ts'
 import { decodeCertificate, type Certificate } from '../../src/protocol/index.ts'
 import { EXCLUSION_BASE_MS } from '../../src/scheduler/index.ts'
-import { containerYaml, eventually, meshAddr, spawnFor, startFor, startTestNode, text, waitJob, type TestNode } from '../helpers/node.ts'
+import { containerYaml, eventually, meshAddr, NLP_IMAGE, spawnFor, startFor, startTestNode, text, waitJob, type TestNode } from '../helpers/node.ts'
 
 // Real nodes (LevelDB, Docker, gRPC, libp2p over 127.0.0.1): a scheduler+gateway, workers and
 // validators of one private mesh. Whole meshes per test, one test at a time.
@@ -147,6 +147,29 @@ test.serial('validators that disagree with the worker and with each other: the j
   t.is(job.output.byteLength, 0)
   t.is(job.certificate, null)
   t.regex(await gateway.node.telemetry.metrics.registry.getSingleMetricAsString('inframind_disputes_total'), /resolution="rerun"\} 1/)
+})
+
+test.serial('a worker that maps the container to another image (pinned by itself) is caught by its own receipt, excluded, and the job runs elsewhere', async (t) => {
+  // Its own config pins the other image, so its own checks pass; its receipt names that image.
+  const swapped = containerYaml('echo', { image: NLP_IMAGE, command: ['sentiment'], deterministic: true, output_schema: 'json' })
+  const { gateway, workers } = await mesh(t, { workers: [swapped, echo], validators: 1 })
+  const cheatId = workers[0]!.node.identity.nodeId
+  const jobs = []
+  for (let i = 0; i < 3; i++) {
+    jobs.push(await gateway.client.runJob({ containerId: 'echo', input: text(`as is ${i}`), deadlineMs: 120_000, verification: { method: 'signature', validators: 1, quorum: 1 } }, { timeoutMs: 120_000 + 30_000 }))
+  }
+  for (const [i, job] of jobs.entries()) {
+    t.is(job.state, 'JOB_STATE_SUCCESS', job.error)
+    t.is(Buffer.from(job.output).toString(), `as is ${i}`)
+    t.is(job.workerId, workers[1]!.node.identity.nodeId)
+    t.is(job.verificationState, 'certified', job.verificationReason)
+  }
+  const caught = jobs.filter((j) => j.history.some((h) => h.detail.startsWith('REMOTE_IMAGE_MISMATCH')))
+  t.is(caught.length, 1, 'the first job that met it; none after')
+  const record = gateway.node.scheduler!.reputation().find((r) => r.nodeId === cheatId)
+  t.is(record?.disputesLost, 1)
+  t.is(record?.successes, 0, 'the success counted on arrival was taken back')
+  t.true((record?.excludedUntilMs ?? 0) > Date.now())
 })
 
 test.serial('too few validators: the result stands, marked incomplete with the reason; non-deterministic containers are refused', async (t) => {

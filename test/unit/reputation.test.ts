@@ -4,7 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { levelStore } from '../../src/store/index.ts'
 import { silentLogger } from '../../src/telemetry/logger.ts'
-import { EXCLUSION_BASE_MS, Reputation, SCORE_THRESHOLD, exclusionMs, score } from '../../src/scheduler/reputation.ts'
+import { EXCLUSION_BASE_MS, Reputation, SCORE_MIN_OUTCOMES, SCORE_THRESHOLD, exclusionMs, score } from '../../src/scheduler/reputation.ts'
 
 test('a lost dispute excludes at once; repeats double the exclusion', (t) => {
   const rep = new Reputation()
@@ -33,7 +33,13 @@ test('the score weighs timeouts and disputes more than failures; a low score exc
   t.false(rep.excluded('slow', 3), 'one timeout after a success is not enough')
   rep.record('slow', 'timeout', { now: 4 })
   t.true(rep.score('slow') < SCORE_THRESHOLD)
-  t.true(rep.excluded('slow', 5))
+  t.false(rep.excluded('slow', 5), `a low score excludes only after ${SCORE_MIN_OUTCOMES} outcomes: a few missed acks are the ack cool-down's business`)
+  for (let i = 3; i < SCORE_MIN_OUTCOMES; i++) rep.record('slow', i % 2 === 0 ? 'success' : 'timeout', { now: 5 + i })
+  t.true(rep.score('slow') < SCORE_THRESHOLD)
+  t.true(rep.excluded('slow', 20))
+  // A new worker whose first ack went missing on a busy machine keeps its turns.
+  rep.record('new', 'timeout', { now: 1 })
+  t.false(rep.excluded('new', 2))
   t.true(score({ successes: 10, failures: 1, timeouts: 0, refusals: 0, disputesLost: 0, ackLatencyMs: 0, excludedUntilMs: 0, exclusions: 0, updatedAtMs: 0 }) >
     score({ successes: 10, failures: 0, timeouts: 0, refusals: 0, disputesLost: 1, ackLatencyMs: 0, excludedUntilMs: 0, exclusions: 0, updatedAtMs: 0 }))
 })
@@ -64,4 +70,16 @@ test('records survive a restart through the LevelDB store; a damaged one is drop
   t.true(restored.excluded('cheat'))
   t.is(restored.get('honest').successes, 1)
   t.deepEqual(restored.all().map(([id]) => id).sort(), ['cheat', 'honest'])
+})
+
+test('a lost dispute about a result counted as a success takes that success back', (t) => {
+  const rep = new Reputation()
+  rep.record('w', 'success', { now: 1 })
+  rep.record('w', 'success', { now: 2 })
+  const r = rep.record('w', 'dispute', { now: 3, retractSuccess: true })
+  t.is(r.successes, 1)
+  t.is(r.disputesLost, 1)
+  t.true(rep.excluded('w', 4))
+  // Another scheduler's dispute is about a result this one never counted.
+  t.is(rep.record('w', 'dispute', { now: 5 }).successes, 1)
 })
