@@ -27,6 +27,11 @@ class FakeRemote implements RemoteExecutor {
 
   servedContainers (): Set<string> { return new Set(this.served) }
 
+  /** What the gateway reported with misbehaved(): "CODE: reason". */
+  readonly misbehaving: string[] = []
+
+  misbehaved (_workerId: string, reason: string): void { this.misbehaving.push(reason) }
+
   /** These tests submit unverified jobs: a call here is a bug in the gateway. */
   async verify (): Promise<VerifyOutcome> {
     throw new Error('verify called for an unverified job')
@@ -142,24 +147,42 @@ test('a container the gateway lists but no live worker serves is refused at inta
   t.deepEqual(await orch.list(), [])
 })
 
-test('a worker\'s answer that does not match the job is never delivered as a result', async (t) => {
+test('a worker\'s answer that contradicts the job is never delivered: the worker loses a dispute and the job runs elsewhere, failing after 3 such answers', async (t) => {
   const { orch, remote } = await gateway(t)
   const submit = async (text: string): Promise<string> => (await orch.submit({ containerId: 'echo', input: enc(text) })).job.id
   const [other, swapped, tampered] = [await submit('a'), await submit('b'), await submit('c')]
+  const wrong: Record<string, () => void> = {
+    // A receipt signed for another job id.
+    [other]: () => { remote.answer(other, enc('x'), { jobId: 'some-other-job' }) },
+    // An image other than the pin ran.
+    [swapped]: () => { remote.answer(swapped, enc('x'), { imageDigest: 'sha256:' + 'ee'.repeat(32) }) },
+    // Output bytes that are not the ones the receipt signed.
+    [tampered]: () => {
+      const h = remote.held.get(tampered) as Held
+      remote.held.delete(tampered)
+      h.answer({ ...remote.result(h.job, enc('signed')), output: enc('tampered') })
+    }
+  }
   await until(() => remote.held.size === 3)
-  // A receipt signed for another job id.
-  remote.answer(other, enc('x'), { jobId: 'some-other-job' })
-  // An image other than the pin ran.
-  remote.answer(swapped, enc('x'), { imageDigest: 'sha256:' + 'ee'.repeat(32) })
-  // Output bytes that are not the ones the receipt signed.
-  const h = remote.held.get(tampered) as Held
-  remote.held.delete(tampered)
-  h.answer({ ...remote.result(h.job, enc('signed')), output: enc('tampered') })
+  for (const id of [other, swapped, tampered]) wrong[id]!()
+  // Each runs again, the worker that answered wrongly left out, and it is reported as misbehaving.
+  await until(() => remote.held.size === 3)
+  for (const id of [other, swapped, tampered]) t.deepEqual(remote.held.get(id)?.job.excludeWorkers, [remote.worker.nodeId])
+  t.deepEqual(remote.misbehaving.map((m) => m.split(':')[0]).sort(), ['REMOTE_IMAGE_MISMATCH', 'REMOTE_OUTPUT_MISMATCH', 'REMOTE_RECEIPT_MISMATCH'])
+  // An honest answer on the re-run is the result.
+  remote.answer(swapped, enc('b'))
+  t.like(await settled(orch, swapped), { state: 'success' })
+  // Wrong twice more (three workers in all): the job fails with the code, and no output is delivered.
+  for (const id of [other, tampered]) {
+    wrong[id]!()
+    await until(() => remote.held.has(id))
+    wrong[id]!()
+  }
   t.like(await settled(orch, other), { state: 'failed', errorCode: 'REMOTE_RECEIPT_MISMATCH' })
-  t.like(await settled(orch, swapped), { state: 'failed', errorCode: 'REMOTE_IMAGE_MISMATCH' })
   const bad = await settled(orch, tampered)
   t.like(bad, { state: 'failed', errorCode: 'REMOTE_OUTPUT_MISMATCH' })
   t.is(bad.output, undefined)
+  t.is(remote.misbehaving.length, 5, 'the third wrong answer fails the job instead')
 })
 
 test('stop() puts mesh jobs back to pending; the next start hands them to the mesh again', async (t) => {
