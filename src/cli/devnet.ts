@@ -1,7 +1,7 @@
 /**
- * A local mesh of separate node processes on loopback: a scheduler+gateway, workers, and a node with
- * the validator and archive roles, joined by bootstrap and the DHT. Used by `npm run demo` and
- * `infra devnet --nodes N`.
+ * A local mesh of separate node processes on loopback: a scheduler+gateway, workers, and one or more
+ * validators (the first also has the archive role), joined by bootstrap and the DHT. Used by
+ * `npm run demo` and `infra devnet --nodes N [--validators V]`.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises'
@@ -46,33 +46,70 @@ export interface Devnet {
   stop(): Promise<void>
 }
 
+/** A devnet node's entry in `containers:` of its config.yaml. */
+export type ContainerDoc = Record<string, unknown>
+
+/** A worker added after the others, serving config.yaml's one-shot containers as `containers` rewrites them. */
+export interface ExtraWorker {
+  name: string
+  containers: (oneshot: ContainerDoc[]) => ContainerDoc[]
+}
+
 export interface DevnetOptions {
-  /** Total nodes (≥ 3): one scheduler+gateway, one validator+archive, the rest workers. */
+  /** Nodes (≥ validators + 2): one scheduler+gateway, `validators` validators, the rest workers. */
   nodes: number
+  /**
+   * Validators among `nodes` (default 1). A job asking for v validators needs v live ones, and a
+   * disputed job runs again under v that did not judge it; the first validator is also the archive.
+   */
+  validators?: number
+  /** Workers added on top of `nodes` (the demo's cheating worker), in the roster like the others. */
+  extraWorkers?: ExtraWorker[]
   baseDir: string
   /** Give the first worker the warm `mode: service` containers of config.yaml (others run one-shot only). */
   warmOnFirstWorker: boolean
   progress: (line: string) => void
   /** Replaces config.yaml's containers on the first `count` workers (benchmarks use a trivial warm service). */
-  workerContainers?: { count: number, containers: Array<Record<string, unknown>> }
+  workerContainers?: { count: number, containers: ContainerDoc[] }
   /** Log level of every node (default: config.yaml's). */
   logLevel?: string
 }
 
-/** Which containers a node's config lists: all, one-shot only, none, or (the gateway) every container any worker serves. */
-interface Plan { name: string, roles: string[], containers: 'all' | 'oneshot' | 'none' | 'admit' }
+/**
+ * Which containers a node's config lists: all, one-shot only, none, (the gateway) every container any
+ * worker serves, or config.yaml's one-shot containers as a function rewrites them.
+ */
+interface Plan { name: string, roles: string[], containers: 'all' | 'oneshot' | 'none' | 'admit' | ExtraWorker['containers'] }
 
-function plan (n: number, warmFirst: boolean): Plan[] {
-  const workers = Array.from({ length: n - 2 }, (_, i): Plan => ({
+/** Gateway first (everyone's bootstrap peer), then workers, extra workers, validators last. */
+function plan (n: number, validators: number, warmFirst: boolean, extra: ExtraWorker[]): Plan[] {
+  const workers = Array.from({ length: n - 1 - validators }, (_, i): Plan => ({
     name: `worker-${i + 1}`, roles: ['worker'], containers: warmFirst && i === 0 ? 'all' : 'oneshot'
   }))
+  // The validators re-run one-shot jobs when a scheduler asks (verification: reexecute). One keeps
+  // the name it always had; several are numbered like the workers.
+  const checkers = Array.from({ length: validators }, (_, i): Plan => ({
+    name: validators === 1 ? 'validator' : `validator-${i + 1}`, roles: i === 0 ? ['validator', 'archive'] : ['validator'], containers: 'oneshot'
+  }))
   // The gateway admits jobs only for containers its config lists (its Guardian and limits apply); it runs none.
-  // The validator re-runs one-shot jobs when a scheduler asks (verification: reexecute).
-  return [{ name: 'gateway', roles: ['scheduler', 'gateway'], containers: 'admit' }, ...workers, { name: 'validator', roles: ['validator', 'archive'], containers: 'oneshot' }]
+  return [
+    { name: 'gateway', roles: ['scheduler', 'gateway'], containers: 'admit' },
+    ...workers,
+    ...extra.map((w): Plan => ({ name: w.name, roles: ['worker'], containers: w.containers })),
+    ...checkers
+  ]
 }
 
 export async function startDevnet (opts: DevnetOptions): Promise<Devnet> {
-  if (opts.nodes < 3) throw new UsageError('a devnet needs at least 3 nodes (gateway, worker, validator)')
+  const validators = opts.validators ?? 1
+  if (!Number.isInteger(validators) || validators < 1) throw new UsageError('a devnet needs at least 1 validator')
+  if (opts.nodes < validators + 2) throw new UsageError(`a devnet of ${validators} validator(s) needs at least ${validators + 2} nodes (gateway, worker, validators)`)
+  const extra = opts.extraWorkers ?? []
+  const names = new Set(plan(opts.nodes, validators, false, []).map((p) => p.name))
+  for (const w of extra) {
+    if (names.has(w.name) || !/^[a-z0-9][a-z0-9-]{0,31}$/.test(w.name)) throw new UsageError(`extra worker name ${JSON.stringify(w.name)} is taken or not a plain name (a-z, 0-9, -)`)
+    names.add(w.name)
+  }
   const base = parse(await readFile(path.join(ROOT, 'config.yaml'), 'utf8')) as Record<string, any>
   const started: DevnetNode[] = []
   const stop = async (): Promise<void> => {
@@ -89,7 +126,7 @@ export async function startDevnet (opts: DevnetOptions): Promise<Devnet> {
   try {
     let bootstrap = ''
     let workerIndex = 0
-    const plans = plan(opts.nodes, opts.warmOnFirstWorker)
+    const plans = plan(opts.nodes, validators, opts.warmOnFirstWorker, extra)
     // A private mesh, as an operator would set one up: one mesh key, one operator key, and a signed
     // roster naming every node with its roles (infra roster init/add/sign do the same by hand).
     await mkdir(opts.baseDir, { recursive: true, mode: 0o700 })
@@ -128,13 +165,17 @@ export async function startDevnet (opts: DevnetOptions): Promise<Devnet> {
         admission: { mode: 'private', mesh_name: DEVNET_MESH, network_key_file: meshKeyFile, operators: [operator.nodeId], roster_file: rosterFile }
       }
       doc.runtime = { ...doc.runtime, prefetch: false }
-      const containers = (doc.containers ?? []) as Array<Record<string, unknown>>
-      doc.containers = p.containers === 'none' ? [] : containers.filter((c) => p.containers !== 'oneshot' || c.mode !== 'service')
+      const containers = (doc.containers ?? []) as ContainerDoc[]
+      const oneshot = containers.filter((c) => c.mode !== 'service')
+      doc.containers = typeof p.containers === 'function'
+        ? p.containers(structuredClone(oneshot))
+        : p.containers === 'none' ? [] : p.containers === 'oneshot' ? oneshot : containers
       if (p.containers === 'admit' && opts.workerContainers !== undefined) {
-        const listed = new Set(doc.containers.map((c: Record<string, unknown>) => c.id))
+        const listed = new Set(doc.containers.map((c: ContainerDoc) => c.id))
         doc.containers.push(...opts.workerContainers.containers.filter((c) => !listed.has(c.id)))
       }
-      if (p.roles.includes('worker')) {
+      // Extra workers keep their own containers.
+      if (p.roles.includes('worker') && typeof p.containers !== 'function') {
         if (opts.workerContainers !== undefined && workerIndex < opts.workerContainers.count) doc.containers = opts.workerContainers.containers
         workerIndex += 1
       }
@@ -211,23 +252,25 @@ async function waitForMesh (nodes: DevnetNode[], progress: (line: string) => voi
   }
 }
 
-/** `infra devnet --nodes N`: start a mesh, print how to use it, keep it running until Ctrl-C. */
+/** `infra devnet --nodes N [--validators V]`: start a mesh, print how to use it, keep it running until Ctrl-C. */
 export async function runDevnet (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, ['nodes', 'dir'], ['warm'])
+  const args = parseArgs(argv, ['nodes', 'validators', 'dir'], ['warm'])
   const nodes = Number(str(args, 'nodes') ?? 5)
   if (!Number.isInteger(nodes) || nodes < 3 || nodes > 64) throw new UsageError('--nodes must be an integer from 3 to 64')
+  const validators = Number(str(args, 'validators') ?? 1)
+  if (!Number.isInteger(validators) || validators < 1 || validators > nodes - 2) throw new UsageError(`--validators must be an integer from 1 to ${nodes - 2} (--nodes less the gateway and one worker)`)
   const baseDir = path.resolve(str(args, 'dir') ?? path.join(ROOT, '.data', 'devnet'))
   const spin = spinner(io.stderr, `starting a devnet of ${nodes} nodes`)
   let net: Devnet
   try {
-    net = await startDevnet({ nodes, baseDir, warmOnFirstWorker: args.flags.has('warm'), progress: (line) => spin.update(line) })
+    net = await startDevnet({ nodes, validators, baseDir, warmOnFirstWorker: args.flags.has('warm'), progress: (line) => spin.update(line) })
   } catch (err) {
     spin.stop(`devnet failed: ${(err as Error).message}`)
     return 1
   }
   spin.stop(`devnet of ${nodes} nodes is up (data and logs in ${baseDir})`)
   io.out(table(['NODE', 'ROLES', 'NODE ID', 'gRPC', 'CONTROL'], net.nodes.map((n) => [n.name, n.roles.join('+'), n.nodeId, n.publicAddr, n.controlAddr])))
-  io.out(`\nsubmit jobs through the gateway, e.g.:\n  infra submit --addr ${net.gateway.publicAddr} --container echo --input hello --wait\n  infra peers --control ${net.gateway.controlAddr}\n\nCtrl-C or SIGTERM stops every node (and their containers); a second one kills them.\n`)
+  io.out(`\nsubmit jobs through the gateway, e.g.:\n  infra submit --addr ${net.gateway.publicAddr} --container echo --input hello --wait\n  infra submit --addr ${net.gateway.publicAddr} --container echo --input hello --wait --verify reexecute --validators ${Math.min(validators, 2)} --quorum ${Math.min(validators, 2)}\n  infra peers --control ${net.gateway.controlAddr}\n\nCtrl-C or SIGTERM stops every node (and their containers); a second one kills them.\n`)
   // The first stop request (signal, or the launcher's) stops every node cleanly and exits 0; a
   // repeated one kills them at once (their containers may stay) and exits 128 + the signal's number.
   let stopping = false

@@ -22,7 +22,9 @@ commands:
   job ID [--json | --receipt | --certificate | --steps] [--output-file F]
                                                          one job: state, history, output, receipt, certificate, steps
   peers [--all] [--json]                                 mesh peers: roles, containers, latency
-  devnet [--nodes N] [--dir DIR] [--warm]                a local private mesh of N processes on loopback (Ctrl-C stops it)
+  devnet [--nodes N] [--validators V] [--dir DIR] [--warm]
+                                                         a local private mesh of N processes on loopback, V of them
+                                                         validators (default 5 and 1; Ctrl-C stops it)
   jobs [--state S] [--limit N] [--json]                  recent jobs, newest first
   verify <file|-> [--output FILE] [--json]               check a receipt or certificate offline (exit 0 valid, 1 invalid)
   roster init|add|remove|sign|show|push [...]            a private mesh's operator-signed roster (infra roster help)

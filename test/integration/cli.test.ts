@@ -127,6 +127,10 @@ test('usage errors exit 2 with a hint', async (t) => {
   const r = await infra(['submit', '--input', 'x'])
   t.is(r.code, 2)
   t.regex(r.stderr, /--container/)
+  // Refused before any node process starts: a devnet keeps a gateway and a worker besides its validators.
+  const devnet = await infra(['devnet', '--nodes', '3', '--validators', '2'])
+  t.is(devnet.code, 2)
+  t.regex(devnet.stderr, /--validators must be an integer from 1 to 1/)
 })
 
 test('start refuses a bad config with the file, the key and what is expected', async (t) => {

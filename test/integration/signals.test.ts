@@ -124,15 +124,18 @@ test.serial('infra devnet stops on SIGTERM sent to its pid, and every node proce
   const dir = await mkdtemp(path.join(os.tmpdir(), 'inframind-devnet-signals-'))
   t.teardown(async () => await rm(dir, { recursive: true, force: true }))
   const pids: number[] = []
-  const l = launch(t, ['devnet', '--nodes', '3', '--dir', dir], () => pids)
+  const l = launch(t, ['devnet', '--nodes', '4', '--validators', '2', '--dir', dir], () => pids)
   const up = await eventually(() => l.child.exitCode === null && l.output().includes('is up'), UP_TIMEOUT_MS)
   t.true(up, l.output())
-  for (const name of ['gateway', 'worker-1', 'validator']) {
+  // --validators 2 of --nodes 4: a gateway, one worker, two validators (the first also the archive).
+  t.regex(l.output(), /validator-1 +validator\+archive /)
+  t.regex(l.output(), /validator-2 +validator /)
+  for (const name of ['gateway', 'worker-1', 'validator-1', 'validator-2']) {
     const info = await nodeFile(path.join(dir, name))
     t.truthy(info, `${name} wrote node.json`)
     if (info !== undefined) pids.push(info.pid)
   }
-  t.is(pids.length, 3)
+  t.is(pids.length, 4)
   t.true(pids.every(alive))
   process.kill(l.child.pid!, 'SIGTERM')
   t.is(await exitCode(l), 0, l.output())
