@@ -103,12 +103,12 @@ export interface ReassignResult {
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
-async function until<T> (what: string, deadlineMs: number, probe: () => Promise<T | undefined> | T | undefined, everyMs = 50): Promise<T> {
+export async function until<T> (what: string, deadlineMs: number, probe: () => Promise<T | undefined> | T | undefined, everyMs = 50): Promise<T> {
   const end = Date.now() + deadlineMs
   for (;;) {
     const v = await probe()
     if (v !== undefined) return v
-    if (Date.now() > end) throw new Error(`reassign bench: ${what} within ${deadlineMs / 1000} s`)
+    if (Date.now() > end) throw new Error(`bench: ${what} within ${deadlineMs / 1000} s`)
     await sleep(everyMs)
   }
 }
@@ -167,7 +167,7 @@ async function counters (url: string): Promise<Counters> {
  * Starts a devnet node again from its own config (same identity, store and roster), as a supervisor
  * would after a crash. The devnet's record of the node takes the new process, so its stop() ends it.
  */
-async function restart (node: DevnetNode, root: string): Promise<void> {
+export async function restart (node: DevnetNode, root: string): Promise<void> {
   await rm(path.join(node.dir, NODE_FILE), { force: true })
   const log = await open(node.logFile, 'a')
   const child: ChildProcess = spawn(process.execPath, [...NODE_FLAGS, path.join(root, 'entrypoint.ts'), '--config', path.join(node.dir, 'config.yaml')], { stdio: ['ignore', log.fd, log.fd] })

@@ -1,4 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto'
+import { spawnSync } from 'node:child_process'
 import { signEnvelope, verifyEnvelope } from '../src/envelope/index.ts'
 import { signEnvelopeNacl, verifyEnvelopeNacl } from '../src/envelope/reference.ts'
 import { encodeReceipt, RECEIPT_PAYLOAD_TYPE, sha256, verifyReceipt } from '../src/receipt/index.ts'
@@ -24,7 +25,18 @@ function rate (seconds: number, fn: () => void): number {
   return n / ((performance.now() - start) / 1000)
 }
 
-/** A receipt-sized payload signed and verified by both implementations with the same key. */
+/**
+ * OpenSSL's own ed25519 verifications per second on one core (`openssl speed ed25519`), the ceiling
+ * for anything built on node:crypto: a certificate holds 4 signatures, so it cannot verify faster
+ * than a quarter of this. Undefined when the openssl command is missing or says something else.
+ */
+function opensslVerifyPerSecond (seconds: number): number | undefined {
+  const run = spawnSync('openssl', ['speed', '-seconds', String(Math.max(1, Math.round(seconds))), 'ed25519'], { encoding: 'utf8', timeout: 60_000 })
+  const line = (run.stdout ?? '').split('\n').find((l) => /Ed25519/.test(l) && /\d+\.\d+\s+\d+(\.\d+)?\s*$/.test(l))
+  const value = Number(line?.trim().split(/\s+/).at(-1))
+  return Number.isFinite(value) && value > 0 ? value : undefined
+}
+
 /** A q=2 re-execution certificate as a scheduler issues it (4 signatures inside: scheduler, worker, two validators), and its output. */
 export function sampleCertificate (): { env: SignedEnvelope, output: Uint8Array } {
   const id = (n: number): Identity => identityFromSeed(new Uint8Array(32).fill(n))
@@ -46,7 +58,7 @@ export function sampleCertificate (): { env: SignedEnvelope, output: Uint8Array 
   return { env, output }
 }
 
-export function benchSigning (opts: { seconds: number }): { payloadBytes: number, nodeCrypto: Rates, tweetnacl: Rates, receiptVerifyPerSecond: number, certificateVerifyPerSecond: number } {
+export function benchSigning (opts: { seconds: number }): { payloadBytes: number, nodeCrypto: Rates, tweetnacl: Rates, receiptVerifyPerSecond: number, certificateVerifyPerSecond: number, opensslVerifyPerSecond?: number } {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519')
   const jwk = publicKey.export({ format: 'jwk' })
   const pub = new Uint8Array(Buffer.from(jwk.x as string, 'base64url'))
@@ -65,6 +77,8 @@ export function benchSigning (opts: { seconds: number }): { payloadBytes: number
     payloadBytes: payload.byteLength,
     // `infra verify cert.json --output out.bin`'s whole check, on one core.
     certificateVerifyPerSecond: rate(opts.seconds, () => { if (!verifyCertificate(cert.env, { output: cert.output }).valid) throw new Error('valid certificate rejected') }),
+    // Measured right after, on the same core: what the hardware allows at all.
+    opensslVerifyPerSecond: opensslVerifyPerSecond(opts.seconds),
     // The full check a validator makes: decode, payload type, signature, worker id matches the key.
     receiptVerifyPerSecond: rate(opts.seconds, () => { if (!verifyReceipt(env).valid) throw new Error('valid receipt rejected') }),
     nodeCrypto: {

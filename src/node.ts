@@ -139,7 +139,7 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
   // Schedulers and gateways choose workers, so only they hear heartbeats.
   const choosesWorkers = roles.some((r) => ASSIGNING_ROLES.includes(r))
   const mesh: Mesh | undefined = onMesh
-    ? meshComponent({ config: config.mesh, roles, containers: localContainers.map((c) => c.id), networkKey, hearsHeartbeats: choosesWorkers })({
+    ? meshComponent({ config: config.mesh, roles, containers: localContainers.map((c) => c.id), networkKey, hearsHeartbeats: choosesWorkers, hearsVerification: choosesWorkers || roles.includes('archive') })({
       identity,
       logger,
       heartbeat: heartbeatFields({

@@ -117,7 +117,9 @@ export async function runRemoteJob (queued: JobRecord, signal: AbortSignal, remo
         ran = { ...ran, verification: { ...policy, state: 'incomplete', reason: 'the job failed on its worker: only a successful result is certified' } }
         break
       }
-      await update(toRunning(ran, Date.now(), `verifying: ${policy.method}, ${policy.quorum} of ${policy.validators} validators`))
+      // Announced, not stored: the worker the job is with is stored already, and a restarted gateway verifies again.
+      job = toRunning(ran, Date.now(), `verifying: ${policy.method}, ${policy.quorum} of ${policy.validators} validators`)
+      hooks.note(job)
       const outcome = await remote.verify(remoteJobOf(job), r, { method: policy.method, validators: policy.validators, quorum: policy.quorum }, {
         signal,
         excludeValidators: usedValidators,
