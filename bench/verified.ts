@@ -9,9 +9,10 @@
  * warm too.
  *
  * "Container time excluded" subtracts what the receipts say the containers took: for `none`, the
- * worker's receipt latency_ms; for a certified job, the worker's plus the slowest attesting
- * validator's (validators re-run in parallel, after the worker), read from each validator's own
- * record of its re-execution (GetJob of the validation job id on its public API, after the run).
+ * worker's receipt latency_ms; for a certified job, the worker's plus the part of the slowest
+ * attesting validator's re-run that was still going after the worker's result arrived (validators
+ * start when the worker accepts the job), read from each validator's own record of its re-execution
+ * (GetJob of the validation job id on its public API, after the run).
  */
 import { once } from 'node:events'
 import { readFile, writeFile } from 'node:fs/promises'
@@ -194,7 +195,7 @@ interface ValidatorRun { latencyMs: number, createdAtMs: number, finishedAtMs: n
 async function validatorRuns (job: Job, clients: Map<string, NodeClient>): Promise<Array<ValidatorRun | undefined>> {
   const checked = verifyCertificate(envelopeFromWire(job.certificate!))
   if (!checked.valid) return [undefined]
-  const id = validationJobId(envelopeFromWire(job.receipt!))
+  const id = validationJobId(decodeReceipt(envelopeFromWire(job.receipt!).payload).jobHash)
   return await Promise.all(checked.attestations.map(async (a) => {
     try {
       const run = await clients.get(a.validatorId)?.getJob(id, { timeoutMs: 5_000 })
@@ -270,12 +271,16 @@ export async function benchVerified (ctx: BenchContext, opts: { jobs: number }):
         }
         const runs = await validatorRuns(s.job, validatorClients)
         const known = runs.every((t) => t !== undefined) ? runs as ValidatorRun[] : undefined
-        const slowest = known === undefined ? undefined : Math.max(...known.map((t) => t.latencyMs))
+        const verifying = s.job.history.find((h) => h.detail.startsWith('verifying:'))
+        // Validators start re-running when the worker accepts the job: only the part of the slowest
+        // one's run still going once the worker's result was in is on the client's path.
+        const slowest = known === undefined || verifying === undefined
+          ? undefined
+          : Math.max(0, ...known.map((t) => Math.min(t.latencyMs, t.finishedAtMs - Number(verifying.atMs))))
         if (slowest === undefined) cert.missing++
         else cert.validator.push(slowest)
         cert.worker.push(container)
         container += slowest ?? 0
-        const verifying = s.job.history.find((h) => h.detail.startsWith('verifying:'))
         const finished = Number(s.job.finishedAtMs)
         if (verifying !== undefined) cert.phase.push(finished - Number(verifying.atMs))
         const last = known?.reduce((a, b) => (b.finishedAtMs > a.finishedAtMs ? b : a))
@@ -352,8 +357,8 @@ export function verifiedNote (r: VerifiedResult): string {
   const notCert = Object.entries(c.notCertified).map(([k, v]) => `${v} ${k}`).join(', ')
   return `Verified: a devnet of ${r.nodes} node processes (gateway+scheduler, ${r.workers} workers, ${r.validators} validators in its roster); the devnet gives validators one-shot containers only, so they are restarted serving the workers' warm container, and all ${r.workers + r.validators} serve ${r.container}. ` +
     `One client runs RunJob through the gateway one job at a time, ${r.jobsPerKind} pairs of a verified and an unverified job with the order alternating, after warm-up jobs and once the mesh settled (${(r.settledAfterMs / 1000).toFixed(0)} s). A verified job counts only when it came back certified and its certificate passed verifyCertificate against the output (checked by the client after the call: ${ms(c.certificateCheckMs.p50)} at the median, not in the times). ` +
-    `Container time excluded: the unverified side subtracts the worker's receipt latency_ms (p50 ${ms(r.none.containerMs.p50)}); the verified side subtracts the worker's (p50 ${ms(c.workerMs.p50)}) plus the slower of the two attesting validators' re-runs, read from each validator's own receipt of its re-execution after the run (p50 ${ms(c.slowestValidatorMs.p50)}, p99 ${ms(c.slowestValidatorMs.p99)})${c.validatorTimesMissing > 0 ? `; for ${c.validatorTimesMissing} jobs those could not be read and only the worker's time was subtracted` : ''}. The validators re-run on warm containers too, so what is left is the mesh's and the verification's own cost. ` +
-    `At the gateway, "verifying" → certificate signed took p50 ${ms(c.gatewayVerifyPhaseMs.p50)}, p99 ${ms(c.gatewayVerifyPhaseMs.p99)}; by the validator that finished last (medians, ms clocks of one machine): to its jobs service taking the re-run ${ms(c.phases.toValidatorMs.p50)}, there until it ended (queue + run) ${ms(c.phases.atValidatorMs.p50)}, then to the job finished at the gateway ${ms(c.phases.backMs.p50)}. ` +
+    `Container time excluded: the unverified side subtracts the worker's receipt latency_ms (p50 ${ms(r.none.containerMs.p50)}); the verified side subtracts the worker's (p50 ${ms(c.workerMs.p50)}) plus the part of the slower attesting validator's re-run still going after the worker's result was in (validators start re-running when the worker accepts the job; read from each validator's own record of its re-execution after the run; p50 ${ms(c.slowestValidatorMs.p50)}, p99 ${ms(c.slowestValidatorMs.p99)})${c.validatorTimesMissing > 0 ? `; for ${c.validatorTimesMissing} jobs those could not be read and only the worker's time was subtracted` : ''}. The validators re-run on warm containers too, so what is left is the mesh's and the verification's own cost. ` +
+    `At the gateway, "verifying" → certificate signed took p50 ${ms(c.gatewayVerifyPhaseMs.p50)}, p99 ${ms(c.gatewayVerifyPhaseMs.p99)}; by the validator that finished last (medians, ms clocks of one machine): to its jobs service taking the re-run ${ms(c.phases.toValidatorMs.p50)} (negative: taken early, while the worker ran), there until it ended (queue + run) ${ms(c.phases.atValidatorMs.p50)}, then to the job finished at the gateway ${ms(c.phases.backMs.p50)}. ` +
     `CPU per job (user + system over all ${r.nodes} node processes, in blocks of one kind after the timed run, less the idle mesh's ${r.idleCores.toFixed(2)} cores for as long; 10 ms clock ticks): ${(['certified', 'none'] as Kind[]).map((k) => `${k === 'none' ? 'unverified' : 'verified'} ${r.cpuMsPerJob[k].mesh.toFixed(1)} ms (gateway ${r.cpuMsPerJob[k].gateway.toFixed(1)}, workers ${r.cpuMsPerJob[k].workers.toFixed(1)}, validators ${r.cpuMsPerJob[k].validators.toFixed(1)})`).join(', ')}.` +
     (notCert !== '' || c.failed > 0 ? ` Not certified: ${[notCert, c.failed > 0 ? `${c.failed} failed${c.invalidCertificates > 0 ? ` (${c.invalidCertificates} with an invalid certificate)` : ''}` : ''].filter((x) => x !== '').join(', ')}; e.g. ${c.reasons.join(' | ')}.` : '') +
     ' The targets count as met only when every verified job was certified.'

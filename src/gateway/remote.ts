@@ -78,8 +78,14 @@ export async function runRemoteJob (queued: JobRecord, signal: AbortSignal, remo
   }
   await update(job)
   try {
+    const policy = job.verification
+    const usedValidators = new Set<string>()
     const onProgress = (p: RemoteProgress): void => {
       job = toRunning(job, Date.now(), p.detail)
+      // Validators start re-running it while the worker does.
+      if (p.state === 'accepted' && p.workerId !== undefined && policy !== undefined) {
+        remote.early?.(remoteJobOf(job), p.workerId, { method: policy.method, validators: policy.validators, quorum: policy.quorum }, usedValidators)
+      }
       if (p.workerId !== undefined) {
         // Stored, so a restarted gateway knows whom to ask for this job's result.
         job = { ...job, workerId: p.workerId }
@@ -108,9 +114,7 @@ export async function runRemoteJob (queued: JobRecord, signal: AbortSignal, remo
     }
     let r = await runChecked([])
     let ran: JobRecord = { ...job, steps: stepsFromReceipt(r.decoded), workerId: r.workerId, workerOnProbation: r.probation }
-    const policy = job.verification
     const disputedWorkers: string[] = []
-    const usedValidators = new Set<string>()
     // A disputed result is never the job's: it runs again on another worker, checked by fresh validators.
     for (let round = 0; policy !== undefined; round++) {
       if (r.decoded.status !== 'success') {

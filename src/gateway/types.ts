@@ -154,6 +154,11 @@ export interface RemoteExecutor {
    * other than the one it signed, another job): it counts as a lost dispute, so the worker is excluded.
    */
   misbehaved?(workerId: string, reason: string): void
+  /**
+   * A worker has accepted a job to be verified under `policy`: validators may start their re-execution
+   * now, in parallel with the worker (verify() asks the same ones with the receipt later).
+   */
+  early?(job: RemoteJob, workerId: string, policy: { method: 'signature' | 'reexecute', validators: number, quorum: number }, excludeValidators?: ReadonlySet<string>): void
 }
 
 /** What validators concluded against a worker: the evidence for a dispute record, and fresh validators for a re-run. */

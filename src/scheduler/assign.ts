@@ -107,8 +107,11 @@ export function assigner (d: AssignerDeps) {
     }
     // The gossip path gets its own ack budget: a failed gRPC attempt must not use it up.
     const ackSignal = AbortSignal.any([signal, AbortSignal.timeout(d.ackTimeoutMs)])
+    const key = `${job.jobId}/${worker.nodeId}`
+    let mine: ((ack: AssignmentAck) => void) | undefined
     const acked = new Promise<AssignmentAck>((resolve, reject) => {
-      d.acks.set(`${job.jobId}/${worker.nodeId}`, resolve)
+      mine = resolve
+      d.acks.set(key, resolve)
       ackSignal.addEventListener('abort', () => reject(new AckTimeoutError(worker.nodeId, d.ackTimeoutMs)), { once: true })
     })
     try {
@@ -117,7 +120,8 @@ export function assigner (d: AssignerDeps) {
       d.sent({ jobId: job.jobId, workerId: worker.nodeId, via: path })
       return await acked
     } finally {
-      d.acks.delete(`${job.jobId}/${worker.nodeId}`)
+      // A later assignment of the same job to the same node (a validator asked again) has its own wait.
+      if (d.acks.get(key) === mine) d.acks.delete(key)
     }
   }
 }

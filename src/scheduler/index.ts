@@ -207,6 +207,8 @@ export function scheduler (init: SchedulerInit) {
       })
       result.catch(() => {})
       const waitingSince = Date.now()
+      /** When the last worker was lost mid-job or did not ack (0 = none yet). */
+      let lostAtMs = 0
       try {
         for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
           const now = Date.now()
@@ -221,13 +223,17 @@ export function scheduler (init: SchedulerInit) {
           const previous = attempt === 0 && job.previousWorker !== undefined ? live.find((h) => h.nodeId === job.previousWorker) : undefined
           const worker = previous ?? pickWorker(live, job.containers, new Set([...tried, ...(job.excludeWorkers ?? [])]), use, now, (id) => reputation.standing(id))
           if (worker === undefined) {
-            if (refusals.length > 0) break
-            if (Date.now() - waitingSince < WORKER_WAIT_MS) {
+            // After a worker was lost or stayed silent, the others may be out of sight for a moment
+            // too (a busy machine delays heartbeats): wait for one as at the start, never fail at once.
+            const waitFrom = lostAtMs > 0 ? lostAtMs : waitingSince
+            if (refusals.length > 0 && lostAtMs === 0) break
+            if (Date.now() - waitFrom < WORKER_WAIT_MS) {
               await new Promise((resolve) => setTimeout(resolve, WORKER_POLL_MS))
               if (opts.signal.aborted) throw new RemoteJobTimeoutError(job.jobId, '')
               attempt -= 1
               continue
             }
+            if (refusals.length > 0) break
             throw new NoWorkerError(job.containers, passedOver(job, tried, now))
           }
           useOf(worker.nodeId).lastAssignedMs = Date.now()
@@ -242,6 +248,7 @@ export function scheduler (init: SchedulerInit) {
             if (opts.signal.aborted) throw new RemoteJobTimeoutError(job.jobId, worker.nodeId)
             // Silence (or an unreadable answer) is not picked again for a while, longer each time.
             const coolDownMs = missed(useOf(worker.nodeId))
+            lostAtMs = Date.now()
             reputation.record(worker.nodeId, 'timeout')
             refusals.push(`${worker.nodeId}: ${(err as Error).message}`)
             logger.info({ job: job.jobId, worker: worker.nodeId, err: (err as Error).message, coolDownMs }, 'no ack; trying another worker')
@@ -264,6 +271,7 @@ export function scheduler (init: SchedulerInit) {
             if ('lost' in outcome) {
               // The job goes to another worker; a result the lost one sends later is refused (not its job any more).
               resultFrom = ''
+              lostAtMs = Date.now()
               missed(running)
               reputation.record(worker.nodeId, 'timeout')
               refusals.push(`${worker.nodeId}: lost while running the job (${outcome.lost})`)
@@ -306,7 +314,7 @@ export function scheduler (init: SchedulerInit) {
       return true
     }
 
-    const verify = verifier({
+    const verification = verifier({
       identity: c.identity,
       logger,
       admission: c.admission,
@@ -391,13 +399,14 @@ export function scheduler (init: SchedulerInit) {
       }).flatMap((h) => h.containers)),
       runRemote,
       verify: async (job, r, policy, opts) => {
-        const outcome = await verify(job, r, policy, opts)
+        const outcome = await verification.verify(job, r, policy, opts)
         const resolved = outcome.state === 'certified' ? outcome.resolved : undefined
         verifiedTotal?.inc({ state: outcome.state })
         if (outcome.state === 'disputed') disputes.lost(job.jobId, r.receipt, r.workerId, policy, outcome, new Uint8Array())
         if (resolved !== undefined) disputes.lost(job.jobId, r.receipt, r.workerId, policy, resolved.dispute, sha256(resolved.output))
         return outcome
       },
+      early: (job, workerId, policy, excludeValidators) => { verification.early(job, workerId, policy, excludeValidators) },
       misbehaved: (workerId, reason) => {
         const rec = reputation.record(workerId, 'dispute', { retractSuccess: true })
         logger.warn({ worker: workerId, reason, excludedUntil: new Date(rec.excludedUntilMs).toISOString() }, 'worker\'s own receipt contradicts the job: excluded from assignments')

@@ -14,7 +14,7 @@ import type { Admission } from '../admission/index.ts'
 import type { MeshMessage, PeerView } from '../mesh/index.ts'
 import type { AssignmentAck, Attestation, Heartbeat, JobResultNotice } from '../protocol/index.ts'
 import type { Receipt } from '../receipt/types.ts'
-import { receiptHash, sha256 } from '../receipt/index.ts'
+import { computeJobHash, receiptHash, sha256 } from '../receipt/index.ts'
 import type { RemoteJob, RemoteProgress, RemoteResult, ResolvedByValidators, VerifyOutcome } from '../gateway/types.ts'
 import { ATTESTATION_METHOD, checkAttestation, rankValidators, sameBytes, signCertificate, validationJobId, verifyCertificate } from '../verification/index.ts'
 
@@ -34,7 +34,7 @@ export interface VerifierContext {
    * Sends a validation assignment for `job` (its id is the validation id): "reexecute" runs it again,
    * "attest" checks the receipt and answers with the attestation in the signed ack.
    */
-  assign: (job: RemoteJob, validator: Heartbeat, signal: AbortSignal, checkedReceipt: SignedEnvelope, purpose: 'reexecute' | 'attest') => Promise<AssignmentAck>
+  assign: (job: RemoteJob, validator: Heartbeat, signal: AbortSignal, checkedReceipt: SignedEnvelope | null, purpose: 'reexecute' | 'attest') => Promise<AssignmentAck>
   /** Registers for the validator's result notice before the assignment goes out. */
   awaitResult: (validationId: string, validatorId: string) => { result: Promise<{ msg: MeshMessage<JobResultNotice>, receipt: Receipt }>, cancel: () => void }
   /** The output of a validator's re-execution: opened from its notice, or fetched from it by hash. */
@@ -60,7 +60,30 @@ export function verifier (ctx: VerifierContext) {
     })
     .map((p) => [p.nodeId, p.heartbeat as Heartbeat]))
 
-  return async function verify (job: RemoteJob, r: RemoteResult, policy: Policy, opts: { signal: AbortSignal, onProgress?: (p: RemoteProgress) => void, excludeValidators?: ReadonlySet<string> }): Promise<VerifyOutcome> {
+  /**
+   * Method "reexecute": as soon as a worker has accepted the job, the v validators ranked first for it
+   * (by its job hash, which does not wait for the receipt; never that worker) start running it too,
+   * under the validation job id, and keep their result. verify() then asks the same validators with
+   * the worker's receipt and gets their verdicts without waiting for a second run. A validator that
+   * misses this (lost, busy) just runs the job when verify() asks.
+   */
+  function early (job: RemoteJob, workerId: string, policy: Policy, excludeValidators?: ReadonlySet<string>): void {
+    if (policy.method !== 'reexecute') return
+    const budgetMs = job.deadlineAtMs - Date.now() - VERIFY_MARGIN_MS
+    if (budgetMs <= 0) return
+    const jobHash = computeJobHash(job.jobId, job.containers, sha256(job.input))
+    const live = candidates(job.containers)
+    const first = rankValidators(jobHash, [...live.keys()].filter((id) => excludeValidators?.has(id) !== true), workerId).slice(0, policy.validators)
+    const validation: RemoteJob = { ...job, jobId: validationJobId(jobHash), deadlineAtMs: Date.now() + budgetMs, previousWorker: undefined }
+    for (const id of first) {
+      ctx.allowFetch(job, id)
+      ctx.assign(validation, live.get(id) as Heartbeat, AbortSignal.timeout(budgetMs), null, 'reexecute')
+        .then((ack) => { if (!ack.accepted) log.debug({ job: job.jobId, validator: id, code: ack.code }, 'early re-execution refused') })
+        .catch((err: unknown) => log.debug({ job: job.jobId, validator: id, err: (err as Error).message }, 'early re-execution not sent'))
+    }
+  }
+
+  async function verify (job: RemoteJob, r: RemoteResult, policy: Policy, opts: { signal: AbortSignal, onProgress?: (p: RemoteProgress) => void, excludeValidators?: ReadonlySet<string> }): Promise<VerifyOutcome> {
     const budgetMs = job.deadlineAtMs - Date.now() - VERIFY_MARGIN_MS
     if (budgetMs <= 0) return { state: 'incomplete', reason: 'the job\'s deadline left no time to verify it' }
     const signal = AbortSignal.any([opts.signal, AbortSignal.timeout(budgetMs)])
@@ -70,7 +93,7 @@ export function verifier (ctx: VerifierContext) {
     if (ranked.length < policy.quorum) {
       return { state: 'incomplete', reason: `${ranked.length} live validator(s) serve ${job.containers.join(', ')}; the policy needs ${policy.quorum} to agree` }
     }
-    const validationId = validationJobId(r.receipt)
+    const validationId = validationJobId(r.decoded.jobHash)
     const validation: RemoteJob = { ...job, jobId: validationId, deadlineAtMs: Date.now() + budgetMs, previousWorker: undefined }
     const hash = receiptHash(r.receipt)
     const method = ATTESTATION_METHOD[policy.method]
@@ -111,6 +134,8 @@ export function verifier (ctx: VerifierContext) {
       try {
         const ack = await ctx.assign(validation, live.get(validatorId) as Heartbeat, signal, r.receipt, 'reexecute')
         if (!ack.accepted) { failures.push(`${validatorId}: refused (${ack.code} ${ack.reason})`); return }
+        // It ran the job early and agrees: the verdict came in its ack.
+        if (ack.attestation !== null) { counted(validatorId, ack.attestation); return }
         opts.onProgress?.({ state: 'running', detail: `re-executing on validator ${validatorId}` })
         const watch = ctx.watch(validatorId)
         const aborted = new Promise<{ aborted: true }>((resolve) => {
@@ -235,4 +260,6 @@ export function verifier (ctx: VerifierContext) {
     log.error({ job: job.jobId, code: own.code, reason: own.reason }, 'built a certificate that does not verify; reporting the job as incomplete')
     return { state: 'incomplete', reason: `the certificate did not verify (${own.code})` }
   }
+
+  return { verify, early }
 }

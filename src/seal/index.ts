@@ -53,16 +53,29 @@ function deriveKey (shared: Buffer, ephemeral: Uint8Array, recipient: Uint8Array
   return Buffer.from(hkdfSync('sha256', shared, salt, Buffer.concat([INFO, context]), KEY_BYTES))
 }
 
+/** Recipients remembered (a node seals to the same few schedulers, workers and validators over and over). */
+const RECIPIENT_CACHE_SIZE = 1024
+const recipients = new Map<string, { recipient: Uint8Array, recipientKey: KeyObject }>()
+
+/** A node id's X25519 key, raw and as a node:crypto key: the Montgomery conversion is big-integer math in JS. */
+function recipientOf (nodeId: string): { recipient: Uint8Array, recipientKey: KeyObject } {
+  const hit = recipients.get(nodeId)
+  if (hit !== undefined) return hit
+  let entry: { recipient: Uint8Array, recipientKey: KeyObject }
+  try {
+    const recipient = x25519PublicKey(publicKeyFromNodeId(nodeId))
+    entry = { recipient, recipientKey: createPublicKey({ key: Buffer.concat([X25519_SPKI, recipient]), format: 'der', type: 'spki' }) }
+  } catch (err) {
+    throw new SealRecipientError(nodeId, { cause: err })
+  }
+  if (recipients.size >= RECIPIENT_CACHE_SIZE) recipients.delete(recipients.keys().next().value as string)
+  recipients.set(nodeId, entry)
+  return entry
+}
+
 /** Seals `plaintext` to the node `recipientNodeId` (12D3KooW...) for `context`. */
 export function sealTo (recipientNodeId: string, plaintext: Uint8Array, context: string | Uint8Array): Uint8Array {
-  let recipient: Uint8Array
-  let recipientKey: KeyObject
-  try {
-    recipient = x25519PublicKey(publicKeyFromNodeId(recipientNodeId))
-    recipientKey = createPublicKey({ key: Buffer.concat([X25519_SPKI, recipient]), format: 'der', type: 'spki' })
-  } catch (err) {
-    throw new SealRecipientError(recipientNodeId, { cause: err })
-  }
+  const { recipient, recipientKey } = recipientOf(recipientNodeId)
   const { publicKey, privateKey } = generateKeyPairSync('x25519')
   const ephemeral = publicKey.export({ format: 'der', type: 'spki' }).subarray(X25519_SPKI.byteLength)
   const shared = diffieHellman({ privateKey, publicKey: recipientKey })

@@ -15,7 +15,7 @@ import type { Logger } from '../telemetry/logger.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
 import { decodeAttestation, type Assignment, type Attestation } from '../protocol/index.ts'
 import { computeJobHash, receiptHash, verifyReceipt, type Receipt } from '../receipt/index.ts'
-import { sameBytes, signAttestation, validationJobId } from '../verification/index.ts'
+import { sameBytes, signAttestation, VALIDATION_JOB_ID, validationJobId } from '../verification/index.ts'
 import type { Mesh } from '../mesh/index.ts'
 
 /** A receipt a scheduler asked this node to check, verified and ready to attest. */
@@ -23,18 +23,31 @@ export interface CheckedReceipt { checked: SignedEnvelope, receipt: Receipt }
 
 type Verdict = Pick<Attestation, 'verdict' | 'reason'>
 
+/** Re-executions remembered at most (early ones whose receipt never came are forgotten oldest first). */
+const MAX_TRACKED = 10_000
+
 /**
  * A re-execution ("reexecute") or receipt check ("attest") is taken only for a receipt that verifies,
- * that the same scheduler assigned, that another node signed, under the job id derived from it.
- * Returns why not, or the receipt.
+ * that the same scheduler assigned, that another node signed, for the job the assignment describes,
+ * under the job id derived from it. An early re-execution (purpose "reexecute" before the worker's
+ * receipt exists) carries no receipt: it only needs a validation job id; its result waits for the
+ * receipt. Returns why not, the receipt, or null for an early re-execution.
  */
-export function checkValidationRequest (a: Assignment, self: string): string | CheckedReceipt {
-  if (a.checkedReceipt === null) return `a "${a.purpose}" assignment must carry the receipt it checks`
+export function checkValidationRequest (a: Assignment, self: string): string | CheckedReceipt | null {
+  if (a.checkedReceipt === null) {
+    if (a.purpose === 'reexecute' && VALIDATION_JOB_ID.test(a.jobId)) return null
+    return a.purpose === 'reexecute'
+      ? `an early re-execution (no receipt yet) runs under a validation job id "v:" + 32 hex digits, not ${JSON.stringify(a.jobId.slice(0, 64))}`
+      : `a "${a.purpose}" assignment must carry the receipt it checks`
+  }
   const r = verifyReceipt(a.checkedReceipt)
   if (!r.valid) return `the receipt to check does not verify: ${r.reason}`
   if (r.receipt.schedulerId !== a.schedulerId) return `the receipt to check was assigned by ${r.receipt.schedulerId}, not by ${a.schedulerId}`
   if (r.receipt.workerId === self) return 'this node signed the receipt: a worker never validates its own result'
-  if (validationJobId(a.checkedReceipt) !== a.jobId) return `a validation runs as ${validationJobId(a.checkedReceipt)}, not ${a.jobId.slice(0, 64)}`
+  if (validationJobId(r.receipt.jobHash) !== a.jobId) return `a validation runs as ${validationJobId(r.receipt.jobHash)}, not ${a.jobId.slice(0, 64)}`
+  if (!sameBytes(r.receipt.jobHash, computeJobHash(r.receipt.jobId, a.containers, a.inputHash))) {
+    return 'the receipt to check is for another job than the assignment describes (its job_hash is not over the assignment\'s containers and input hash)'
+  }
   return { checked: a.checkedReceipt, receipt: r.receipt }
 }
 
@@ -85,12 +98,22 @@ export interface ValidatorComponents {
 }
 
 export interface Validator {
-  /** Remembers a re-execution taken for `jobId` (the validation id) until its job ends. */
-  track(jobId: string, checked: CheckedReceipt): void
-  /** Why another re-execution is refused now (re-executions may hold at most half the queue), or undefined. */
-  busy(): string | undefined
-  /** A finished re-execution's signed verdict on the receipt it checked; null for an ordinary job. */
-  reexecuted(job: JobRecord): SignedEnvelope | null
+  /**
+   * Remembers a re-execution taken for `jobId` (the validation id) until its job ends, with the
+   * receipt it checks; null for an early one, whose receipt comes later (a receipt is never forgotten
+   * for a null).
+   */
+  track(jobId: string, checked: CheckedReceipt | null): void
+  /** Why a new re-execution `jobId` is refused now (re-executions may hold at most half the queue), or undefined. */
+  busy(jobId: string): string | undefined
+  /** Forgets a re-execution that was never admitted. */
+  forget(jobId: string): void
+  /**
+   * A finished re-execution's signed verdict on the receipt it checked; 'hold' for an early one whose
+   * receipt has not come yet (its result is not sent: the scheduler asks again with the receipt);
+   * null for an ordinary job.
+   */
+  reexecuted(job: JobRecord): SignedEnvelope | null | 'hold'
   /** Method "signature": the signed verdict on a receipt, at once. */
   checkSignature(a: Assignment, checked: CheckedReceipt): SignedEnvelope
 }
@@ -103,8 +126,10 @@ export interface Validator {
 export function validator (init: { pins: ReadonlyMap<string, string>, maxReexecutions: number }) {
   return (c: ValidatorComponents): Validator => {
     const logger = c.logger.child({ component: 'validator' })
-    /** Re-executions in flight, by their job id: the receipt each one checks. */
-    const validations = new Map<string, CheckedReceipt>()
+    /** Re-executions in flight, by their job id: the receipt each one checks (null: not come yet). */
+    const validations = new Map<string, CheckedReceipt | null>()
+    /** Those queued or running (an early one that ended holds no place while it waits for its receipt). */
+    const running = new Set<string>()
     const reexecutedTotal = c.metrics?.counter({ name: 'inframind_reexecutions_total', help: 'Re-executions this validator ran for schedulers, by verdict (agree, disagree, unverifiable); they share the jobs queue but are not client jobs', labelNames: ['verdict'] })
     const checkedTotal = c.metrics?.counter({ name: 'inframind_receipt_checks_total', help: 'Receipts this validator checked without re-running them (verification method "signature"), by verdict', labelNames: ['verdict'] })
 
@@ -126,13 +151,23 @@ export function validator (init: { pins: ReadonlyMap<string, string>, maxReexecu
     }
 
     return {
-      track: (jobId, checked) => { validations.set(jobId, checked) },
-      busy: () => validations.size >= init.maxReexecutions
-        ? `${validations.size} re-executions are queued or running here, the most this validator takes at once (half its jobs queue)`
+      track: (jobId, checked) => {
+        if (checked !== null || !validations.has(jobId)) validations.set(jobId, checked)
+        running.add(jobId)
+        while (validations.size > MAX_TRACKED) validations.delete(validations.keys().next().value as string)
+      },
+      forget: (jobId) => {
+        validations.delete(jobId)
+        running.delete(jobId)
+      },
+      busy: (jobId) => !validations.has(jobId) && running.size >= init.maxReexecutions
+        ? `${running.size} re-executions are queued or running here, the most this validator takes at once (half its jobs queue)`
         : undefined,
       reexecuted: (job) => {
         const v = validations.get(job.id)
         if (v === undefined) return null
+        running.delete(job.id)
+        if (v === null) return 'hold'
         validations.delete(job.id)
         const verdict = reexecutionVerdict(job, v.receipt)
         reexecutedTotal?.inc({ verdict: verdict.verdict })

@@ -8,7 +8,7 @@ import type { JobRecord } from '../store/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { Startable } from '../types.ts'
 import {
-  decodeAssignment, decodeAssignmentSecret, encodeAck, encodeJobResult, PAYLOAD_TYPES,
+  decodeAssignment, decodeAssignmentSecret, decodeAttestation, encodeAck, encodeJobResult, PAYLOAD_TYPES,
   type Assignment, type AssignmentAck, type AssignmentSecret
 } from '../protocol/index.ts'
 import { grpcTarget, type Mesh } from '../mesh/index.ts'
@@ -102,7 +102,8 @@ export function workerAgent (init: WorkerInit) {
       const signer = nodeIdFromPublicKey(envelope.publicKey)
       if (signer !== a.schedulerId) return ack(a, { code: 'INVALID_ASSIGNMENT', reason: `signed by ${signer}, not by the scheduler it names` })
       if (a.workerId !== c.identity.nodeId) return ack(a, { code: 'WRONG_WORKER', reason: `assigned to ${a.workerId}, not to this node` })
-      let checked: CheckedReceipt | undefined
+      // undefined: an ordinary job; null: an early re-execution (the receipt comes later).
+      let checked: CheckedReceipt | null | undefined
       if (a.purpose === 'reexecute' || a.purpose === 'attest') {
         if (validating === undefined) return ack(a, { code: 'NOT_A_VALIDATOR', reason: 'this node does not have the validator role' })
         const refusal = checkValidationRequest(a, c.identity.nodeId)
@@ -119,9 +120,10 @@ export function workerAgent (init: WorkerInit) {
       }
       const remaining = a.deadlineAtMs - Date.now()
       if (remaining <= 0) return ack(a, { code: 'EXPIRED', reason: `deadline passed ${-remaining} ms ago` })
-      if (a.purpose === 'reexecute' && validating?.busy() !== undefined) return ack(a, { code: 'VALIDATOR_BUSY', reason: validating.busy() as string })
+      const busy = a.purpose === 'reexecute' ? validating?.busy(a.jobId) : undefined
+      if (busy !== undefined) return ack(a, { code: 'VALIDATOR_BUSY', reason: busy })
       // A receipt check runs nothing and reads no client data: the verdict is the answer.
-      if (a.purpose === 'attest' && validating !== undefined && checked !== undefined) {
+      if (a.purpose === 'attest' && validating !== undefined && checked !== undefined && checked !== null) {
         return ack(a, { accepted: true, attestation: validating.checkSignature(a, checked) })
       }
       let secret: AssignmentSecret
@@ -138,6 +140,9 @@ export function workerAgent (init: WorkerInit) {
           return ack(a, { code: 'INPUT_UNAVAILABLE', reason: (err as Error).message })
         }
       }
+      // Known before the job can end, so its result always carries the verdict (or waits for the receipt).
+      const tracked = checked !== undefined && validating !== undefined
+      if (tracked) validating.track(a.jobId, checked as CheckedReceipt | null)
       try {
         const { duplicate, job } = await c.jobs.submit({
           jobId: a.jobId,
@@ -150,7 +155,6 @@ export function workerAgent (init: WorkerInit) {
           origin: { ip: secret.origin?.ip ?? '', peerId: secret.origin?.peerId ?? '', delegate: secret.origin?.delegate ?? '' }
         })
         const finished = job.state === 'success' || job.state === 'failed'
-        if (checked !== undefined) validating?.track(a.jobId, checked)
         // The reply address of the newest assignment wins: a restarted scheduler listens on a new one.
         if (via === 'grpc' && a.replyAddress !== '' && !finished) {
           directJobs.set(a.jobId, a.replyAddress)
@@ -159,12 +163,20 @@ export function workerAgent (init: WorkerInit) {
         // The same scheduler assigning a job this node has finished lost the result (it restarted, or
         // the report went astray): it gets the result again, and the job does not run again.
         if (duplicate && finished && job.schedulerId === a.schedulerId) {
+          // A re-execution that ran early, now asked with the worker's receipt: an agreeing verdict is
+          // the whole answer and rides in the ack; a disagreeing one goes with this node's own result
+          // (the scheduler may certify that output instead).
+          const verdict = checked !== null && checked !== undefined ? validating?.reexecuted(job) ?? null : undefined
+          if (verdict !== undefined && verdict !== null && verdict !== 'hold' && decodeAttestation(verdict.payload).verdict === 'agree') {
+            return ack(a, { accepted: true, duplicate, attestation: verdict })
+          }
           if (via === 'grpc' && a.replyAddress !== '') directJobs.set(a.jobId, a.replyAddress)
-          setImmediate(() => { announce(job).catch((err: unknown) => logger.warn({ err, job: job.id }, 'could not send the result again')) })
+          setImmediate(() => { announce(job, verdict).catch((err: unknown) => logger.warn({ err, job: job.id }, 'could not send the result again')) })
         }
         logger.debug({ job: a.jobId, scheduler: a.schedulerId, duplicate }, 'assignment accepted')
         return ack(a, { accepted: true, duplicate })
       } catch (err) {
+        if (tracked) validating?.forget(a.jobId)
         const code = (err as { code?: unknown }).code
         return ack(a, { code: typeof code === 'string' ? code : 'INTERNAL', reason: (err as Error).message })
       }
@@ -174,8 +186,12 @@ export function workerAgent (init: WorkerInit) {
      * Sends a finished job's result to its scheduler: point to point when the job came over gRPC (no
      * other node sees the output), else, or when that fails, as a notice on the receipts topic.
      */
-    const announce = async (job: JobRecord): Promise<void> => {
+    /** `verdict`: the re-execution's attestation when already taken from the validator (undefined: take it here). */
+    const announce = async (job: JobRecord, verdict?: SignedEnvelope | null | 'hold'): Promise<void> => {
       if (job.receipt === undefined || job.schedulerId === '') return
+      // An early re-execution keeps its result until the scheduler asks again with the worker's receipt.
+      const attestation = verdict !== undefined ? verdict : validating?.reexecuted(job) ?? null
+      if (attestation === 'hold') return
       const output = job.output ?? new Uint8Array()
       const hash = createHash('sha256').update(output).digest()
       served.set(hash.toString('hex'), { bytes: output, schedulerId: job.schedulerId })
@@ -188,7 +204,7 @@ export function workerAgent (init: WorkerInit) {
         outputInline: inline,
         outputSize: output.byteLength,
         atMs: Date.now(),
-        attestation: validating?.reexecuted(job) ?? null
+        attestation
       }
       const reply = directJobs.get(job.id) ?? ''
       directJobs.delete(job.id)

@@ -1,8 +1,8 @@
 import test from 'ava'
 import * as grpc from '@grpc/grpc-js'
 import { envelopeFromWire } from '../../src/api/convert.ts'
-import { verifyCertificate } from '../../src/verification/index.ts'
-import { verifyReceipt } from '../../src/receipt/index.ts'
+import { rankValidators, validationJobId, verifyCertificate } from '../../src/verification/index.ts'
+import { computeJobHash, sha256, verifyReceipt } from '../../src/receipt/index.ts'
 import { decodeCertificate, type Certificate } from '../../src/protocol/index.ts'
 import { EXCLUSION_BASE_MS } from '../../src/scheduler/index.ts'
 import { containerYaml, eventually, meshAddr, NLP_IMAGE, spawnFor, startFor, startTestNode, text, waitJob, type TestNode } from '../helpers/node.ts'
@@ -210,16 +210,16 @@ test.serial('a validator killed mid re-execution is replaced by the next in rank
   const validators = await Promise.all([0, 1, 2].map(async () => await spawnFor(t, { mesh: join, node: { roles: ['validator'] }, containers: [slow] })))
   for (const id of [worker.node.identity.nodeId, ...validators.map((v) => v.nodeId)]) await eventually(() => gateway.node.mesh?.livePeer(id)?.grpcAddress, 60_000)
 
-  const { jobId } = await gateway.client.submitJob({ containerId: 'slow', input: text('still certified'), deadlineMs: 120_000, verification: { method: 'reexecute', validators: 2, quorum: 2 } })
-  // The first validator to start re-running it is killed.
-  const first = await eventually(async () => {
-    const job = await gateway.client.getJob(jobId)
-    const started = job.history.find((h) => h.detail.startsWith('re-executing on validator '))
-    return started?.detail.slice('re-executing on validator '.length)
-  }, 60_000)
-  const victim = validators.find((v) => v.nodeId === first)
-  t.truthy(victim, `${first} is not one of ${validators.map((v) => v.nodeId).join(', ')}`)
-  await victim!.kill()
+  const input = text('still certified')
+  const { jobId } = await gateway.client.submitJob({ containerId: 'slow', input, deadlineMs: 120_000, verification: { method: 'reexecute', validators: 2, quorum: 2 } })
+  // Validators start re-running it as soon as the worker has it; the first in rank is killed then.
+  const workerId = await eventually(async () => (await gateway.client.getJob(jobId)).history.some((h) => h.detail.startsWith('accepted by ')) ? worker.node.identity.nodeId : undefined, 60_000)
+  const ranked = rankValidators(computeJobHash(jobId, ['slow'], sha256(input)), validators.map((v) => v.nodeId), workerId)
+  const first = ranked[0]!
+  const victim = validators.find((v) => v.nodeId === first)!
+  // Once its early re-execution's container runs.
+  await eventually(async () => (await victim.client.getJob(validationJobId(computeJobHash(jobId, ['slow'], sha256(input)))).catch(() => undefined))?.state === 'JOB_STATE_RUNNING' || undefined, 60_000)
+  await victim.kill()
 
   const done = await waitJob(gateway.client, jobId)
   t.is(done.state, 'JOB_STATE_SUCCESS', done.error)

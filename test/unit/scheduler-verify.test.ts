@@ -10,7 +10,7 @@ import { decodeAttestation, encodeAttestation, PAYLOAD_TYPES, type Attestation, 
 import { computeJobHash, decodeReceipt, receiptHash, sha256, signReceipt, type Receipt } from '../../src/receipt/index.ts'
 import { silentLogger } from '../../src/telemetry/logger.ts'
 import { verifier, type VerifierContext } from '../../src/scheduler/verify.ts'
-import { rankValidators, signAttestation, verifyCertificate } from '../../src/verification/index.ts'
+import { rankValidators, signAttestation, validationJobId, verifyCertificate } from '../../src/verification/index.ts'
 import type { RemoteJob, RemoteResult } from '../../src/gateway/types.ts'
 
 // The scheduler's verification logic alone: validators are stand-ins that answer (or not) as a test
@@ -88,7 +88,7 @@ function context (answers: Record<string, Answer>, refused: string[] = []): { ct
       if (how === 'forged-signer') answer(v.nodeId, signEnvelope(v, PAYLOAD_TYPES.attestation, encodeAttestation({ ...decodeAttestation(attest(v).payload), validatorId: validators[3]!.nodeId })))
       if (how === 'replayed') answer(v.nodeId, attest(v, { receiptHash: createHash('sha256').update('another receipt').digest() }))
       if (how === 'self') answer(v.nodeId, attest(worker, { validatorId: worker.nodeId }))
-      return { accepted: true } as never
+      return { accepted: true, attestation: null } as never
     },
     awaitResult: (_id, validatorId) => ({
       result: new Promise((resolve) => { waiting.set(validatorId, resolve) }),
@@ -106,7 +106,7 @@ const policy = { method: 'reexecute' as const, validators: 2, quorum: 2 }
 
 test('the first two in rank are asked and their agreement is a certificate that verifies', async (t) => {
   const { ctx, asked } = context({})
-  const out = await verifier(ctx)(job, result(), policy, { signal: new AbortController().signal })
+  const out = await verifier(ctx).verify(job, result(), policy, { signal: new AbortController().signal })
   t.is(out.state, 'certified')
   t.deepEqual(asked, ranked.slice(0, 2))
   if (out.state === 'certified') t.true(verifyCertificate(out.certificate, { output }).valid)
@@ -114,7 +114,7 @@ test('the first two in rank are asked and their agreement is a certificate that 
 
 test('a lost validator is replaced by the next in rank, and the certificate lists the replacement too', async (t) => {
   const { ctx, asked } = context({ [ranked[0]!]: 'lost' })
-  const out = await verifier(ctx)(job, result(), policy, { signal: new AbortController().signal })
+  const out = await verifier(ctx).verify(job, result(), policy, { signal: new AbortController().signal })
   t.is(out.state, 'certified')
   t.deepEqual(asked, ranked.slice(0, 3))
   if (out.state === 'certified') {
@@ -127,7 +127,7 @@ test('a lost validator is replaced by the next in rank, and the certificate list
 test('forged, replayed and self-made attestations never count, are counted by code, and their senders are replaced', async (t) => {
   const refused: string[] = []
   const { ctx, asked } = context({ [ranked[0]!]: 'forged-signer', [ranked[1]!]: 'replayed', [ranked[2]!]: 'self' }, refused)
-  const out = await verifier(ctx)(job, result(), policy, { signal: new AbortController().signal })
+  const out = await verifier(ctx).verify(job, result(), policy, { signal: new AbortController().signal })
   t.is(out.state, 'incomplete')
   // Only the fourth, honest validator's agreement counts.
   if (out.state === 'incomplete') t.regex(out.reason, /1 of 2 needed validators agreed; 4 validator\(s\) tried/)
@@ -137,7 +137,7 @@ test('forged, replayed and self-made attestations never count, are counted by co
 
 test('more than v - q disagreements are a dispute carrying the disagreeing attestations; a refusal moves on', async (t) => {
   const { ctx, asked } = context({ [ranked[0]!]: 'refuse', [ranked[1]!]: 'disagree' })
-  const out = await verifier(ctx)(job, result(), policy, { signal: new AbortController().signal })
+  const out = await verifier(ctx).verify(job, result(), policy, { signal: new AbortController().signal })
   t.is(out.state, 'disputed')
   if (out.state === 'disputed') {
     // The evidence: every attestation collected, the disagreeing one among them.
@@ -149,14 +149,14 @@ test('more than v - q disagreements are a dispute carrying the disagreeing attes
 
 test('validators excluded for a re-run are never asked', async (t) => {
   const { ctx, asked } = context({})
-  const out = await verifier(ctx)(job, result(), policy, { signal: new AbortController().signal, excludeValidators: new Set(ranked.slice(0, 2)) })
+  const out = await verifier(ctx).verify(job, result(), policy, { signal: new AbortController().signal, excludeValidators: new Set(ranked.slice(0, 2)) })
   t.is(out.state, 'certified')
   t.deepEqual(asked, ranked.slice(2, 4))
 })
 
 test('q validators that re-ran a disputed job to the same other output: their output is certified (resolution validators_output)', async (t) => {
   const { ctx } = context({ [ranked[0]!]: 'concur', [ranked[1]!]: 'concur' })
-  const out = await verifier(ctx)(job, result(), policy, { signal: new AbortController().signal })
+  const out = await verifier(ctx).verify(job, result(), policy, { signal: new AbortController().signal })
   t.is(out.state, 'certified')
   if (out.state !== 'certified') return
   t.deepEqual(out.resolved?.output, other)
@@ -172,13 +172,13 @@ test('q validators that re-ran a disputed job to the same other output: their ou
 
 test('validators disagreeing with the worker on different outputs of their own: a dispute, nothing certified', async (t) => {
   const { ctx } = context({ [ranked[0]!]: 'concur', [ranked[1]!]: 'disagree' })
-  const out = await verifier(ctx)(job, result(), policy, { signal: new AbortController().signal })
+  const out = await verifier(ctx).verify(job, result(), policy, { signal: new AbortController().signal })
   t.is(out.state, 'disputed')
 })
 
 test('method signature: the chosen validators check the receipt and answer in their acks; q agreeing is a certificate', async (t) => {
   const { ctx, asked } = context({})
-  const out = await verifier(ctx)(job, result(), { method: 'signature', validators: 2, quorum: 2 }, { signal: new AbortController().signal })
+  const out = await verifier(ctx).verify(job, result(), { method: 'signature', validators: 2, quorum: 2 }, { signal: new AbortController().signal })
   t.is(out.state, 'certified')
   t.deepEqual(asked, ranked.slice(0, 2))
   if (out.state === 'certified') {
@@ -187,6 +187,29 @@ test('method signature: the chosen validators check the receipt and answer in th
     if (v.valid) t.deepEqual(v.attestations.map((a) => a.method), ['signature', 'signature'])
   }
   const bad = context({ [ranked[0]!]: 'disagree' })
-  const disputed = await verifier(bad.ctx)(job, result(), { method: 'signature', validators: 2, quorum: 2 }, { signal: new AbortController().signal })
+  const disputed = await verifier(bad.ctx).verify(job, result(), { method: 'signature', validators: 2, quorum: 2 }, { signal: new AbortController().signal })
   t.is(disputed.state, 'disputed')
+})
+
+test('early: once a worker has the job, the v validators ranked first start re-running it, with no receipt, under the validation id', async (t) => {
+  const { ctx } = context({})
+  const sent: Array<{ validator: string, jobId: string, receipt: unknown, purpose: string }> = []
+  ctx.assign = async (validation, validator, _signal, checkedReceipt, purpose) => {
+    sent.push({ validator: validator.nodeId, jobId: validation.jobId, receipt: checkedReceipt, purpose })
+    return { accepted: true, attestation: null } as never
+  }
+  const v = verifier(ctx)
+  v.early(job, worker.nodeId, policy)
+  t.deepEqual(sent.map((s) => s.validator), ranked.slice(0, 2))
+  const expected = validationJobId(computeJobHash('job-v', ['echo'], sha256(input)))
+  for (const s of sent) t.like(s, { jobId: expected, receipt: null, purpose: 'reexecute' })
+  // The same id the verification asks with once the receipt is in.
+  t.is(expected, validationJobId(result().decoded.jobHash))
+  // Validators already used for this job are left out; a receipt check has nothing to start early.
+  sent.length = 0
+  v.early(job, worker.nodeId, policy, new Set([ranked[0]!]))
+  t.deepEqual(sent.map((s) => s.validator), ranked.slice(1, 3))
+  sent.length = 0
+  v.early(job, worker.nodeId, { method: 'signature', validators: 2, quorum: 2 })
+  t.is(sent.length, 0)
 })

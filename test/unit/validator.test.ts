@@ -33,7 +33,7 @@ function receipt (over: Partial<Receipt> = {}): Receipt {
 function assignment (r: Receipt, over: Partial<Assignment> = {}, signer: Identity = worker): Assignment {
   const env = signReceipt(signer, r)
   return {
-    jobId: validationJobId(env), containers: ['echo'], sealed: new Uint8Array(), inputHash: sha256(input), inputSize: input.byteLength, inputProvider: '',
+    jobId: validationJobId(r.jobHash), containers: ['echo'], sealed: new Uint8Array(), inputHash: sha256(input), inputSize: input.byteLength, inputProvider: '',
     workerId: self.nodeId, schedulerId: scheduler.nodeId, issuedAtMs: 1, deadlineAtMs: Date.now() + 60_000, requiresProof: false, replyAddress: '',
     purpose: 'attest', checkedReceipt: env, ...over
   }
@@ -95,14 +95,36 @@ test('re-executions hold at most their share of the queue; a finished one frees 
   const v = validator({ pins, maxReexecutions: 2 })({ identity: self, admission: roster, mesh, logger: silentLogger() })
   const r = receipt()
   const checked = checkValidationRequest(assignment(r), self.nodeId) as CheckedReceipt
-  t.is(v.busy(), undefined)
+  t.is(v.busy('v:new'), undefined)
   v.track('v:a', checked)
   v.track('v:b', checked)
-  t.regex(v.busy() ?? '', /2 re-executions are queued or running here/)
+  t.regex(v.busy('v:new') ?? '', /2 re-executions are queued or running here/)
   const env = v.reexecuted({ id: 'v:a', state: 'success', output } as unknown as JobRecord)
   t.truthy(env)
-  t.is(v.busy(), undefined)
+  t.is(v.busy('v:new'), undefined)
   t.deepEqual(published, ['attestations'])
   // An ordinary job of the node is no re-execution: no attestation.
   t.is(v.reexecuted({ id: 'job-1', state: 'success', output } as unknown as JobRecord), null)
+})
+
+test('an early re-execution needs only a validation job id; its result is held until the receipt comes', (t) => {
+  const r = receipt()
+  const early = assignment(r, { purpose: 'reexecute', checkedReceipt: null })
+  t.is(checkValidationRequest(early, self.nodeId), null)
+  t.regex(checkValidationRequest({ ...early, jobId: 'job-9' }, self.nodeId) as string, /runs under a validation job id/)
+  t.regex(checkValidationRequest({ ...early, purpose: 'attest' }, self.nodeId) as string, /must carry the receipt/)
+  // A receipt for another chain than the assignment's is refused.
+  t.regex(checkValidationRequest(assignment(r, { purpose: 'reexecute', containers: ['echo', 'echo'] }), self.nodeId) as string, /for another job than the assignment describes/)
+
+  const mesh = { publish: async () => {} } as unknown as Mesh
+  const v = validator({ pins, maxReexecutions: 1 })({ identity: self, admission: roster, mesh, logger: silentLogger() })
+  v.track(early.jobId, null)
+  t.truthy(v.busy('v:other'))
+  const done = { id: early.jobId, state: 'success', output } as unknown as JobRecord
+  t.is(v.reexecuted(done), 'hold', 'no receipt yet: nothing to attest')
+  t.is(v.busy('v:other'), undefined, 'a held result takes no place in the queue')
+  // The scheduler asks again with the receipt: the held result is attested at once.
+  v.track(early.jobId, checkValidationRequest(assignment(r, { purpose: 'reexecute' }), self.nodeId) as CheckedReceipt)
+  const env = v.reexecuted(done)
+  t.true(env !== null && env !== 'hold')
 })
