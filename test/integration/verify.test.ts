@@ -294,7 +294,7 @@ test.serial('cheat run: every result of the cheat was disputed, it got no job on
   for (const a of accepted) t.true(a.atMs <= excludedAt, `the cheat took ${a.job.jobId} ${a.atMs - excludedAt} ms after its exclusion`)
   for (const { job } of accepted) t.regex(job.verificationReason, new RegExp(`disputed result\\(s\\) from ${run.cheatId}`))
   t.is(cheat?.disputesLost, accepted.length, 'every result of the cheat was disputed')
-  t.log(`the cheat ran ${accepted.length} of ${run.jobs.length} jobs before its exclusion; every one was disputed and run again`)
+  t.log(`the cheat ran ${accepted.length} of ${run.jobs.length} jobs before its exclusion; every one was disputed`)
   for (const r of rep.filter((x) => x.nodeId !== run.cheatId)) t.is(r.disputesLost, 0, `honest ${r.nodeId} lost a dispute`)
   t.true(rep.filter((r) => r.nodeId !== run.cheatId).reduce((n, r) => n + r.successes, 0) >= 100, 'at least 100 honest results')
   t.regex(await gateway.node.telemetry.metrics.registry.getSingleMetricAsString('inframind_verifications_total'), new RegExp(`state="certified"\\} ${WAVES * PER_WAVE}`))
