@@ -185,8 +185,8 @@ export function workerAgent (init: WorkerInit) {
     /**
      * Sends a finished job's result to its scheduler: point to point when the job came over gRPC (no
      * other node sees the output), else, or when that fails, as a notice on the receipts topic.
+     * `verdict`: a re-execution's attestation already taken from the validator (undefined: take it here).
      */
-    /** `verdict`: the re-execution's attestation when already taken from the validator (undefined: take it here). */
     const announce = async (job: JobRecord, verdict?: SignedEnvelope | null | 'hold'): Promise<void> => {
       if (job.receipt === undefined || job.schedulerId === '') return
       // An early re-execution keeps its result until the scheduler asks again with the worker's receipt.
