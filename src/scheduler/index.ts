@@ -19,7 +19,7 @@ import { verifier } from './verify.ts'
 import { sha256 } from '../receipt/index.ts'
 import { Reputation, score, type NodeRecord, type ReputationStore } from './reputation.ts'
 import { assigner, type AssignmentSent, type GrpcAssign, type HeldInputs } from './assign.ts'
-import { watchWorker } from './watch.ts'
+import { HEARTBEATS_STOPPED, watchWorker } from './watch.ts'
 import { disputeBook, type DisputeStore } from './disputes.ts'
 
 export * from './errors.ts'
@@ -272,6 +272,9 @@ export function scheduler (init: SchedulerInit) {
               // The job goes to another worker; a result the lost one sends later is refused (not its job any more).
               resultFrom = ''
               lostAtMs = Date.now()
+              // Silent but maybe only slow (a busy machine delays heartbeats): once heard again it may
+              // be asked again, and a worker that still runs the job acknowledges it as a duplicate.
+              if (outcome.lost === HEARTBEATS_STOPPED) tried.delete(worker.nodeId)
               missed(running)
               reputation.record(worker.nodeId, 'timeout')
               refusals.push(`${worker.nodeId}: lost while running the job (${outcome.lost})`)

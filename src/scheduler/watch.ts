@@ -8,6 +8,8 @@ export const WATCH_INTERVAL_MS = 500
  * job is running elsewhere within seconds.
  */
 export const DISCONNECT_GRACE_MS = 2_000
+/** Why a worker whose heartbeats stopped (its connection still up, or not yet known down) is taken as lost. */
+export const HEARTBEATS_STOPPED = 'its heartbeats stopped'
 
 /**
  * Watches a worker while it runs a job: `lost` resolves when its heartbeats stop (it is no longer a
@@ -21,7 +23,7 @@ export function watchWorker (mesh: Pick<Mesh, 'peers'>, workerId: string): { los
       const now = Date.now()
       const peer = mesh.peers().find((p) => p.nodeId === workerId)
       if (peer === undefined || !peer.alive) {
-        resolve({ lost: 'its heartbeats stopped' })
+        resolve({ lost: HEARTBEATS_STOPPED })
         return
       }
       if (peer.connected) since = 0
