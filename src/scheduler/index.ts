@@ -104,6 +104,16 @@ export function scheduler (init: SchedulerInit) {
     const validations = new Map<string, (msg: MeshMessage<JobResultNotice>, receipt: Receipt) => void>()
     /** Large inputs by hash, with the workers allowed to fetch them (those the job was assigned to). */
     const inputs: HeldInputs = new Map()
+    /** sha256 of a job's input, once per input buffer: a verified job's input is named again for each validator. */
+    const inputHashes = new WeakMap<Uint8Array, Buffer>()
+    const inputHashOf = (input: Uint8Array): Buffer => {
+      let hash = inputHashes.get(input)
+      if (hash === undefined) {
+        hash = createHash('sha256').update(input).digest()
+        inputHashes.set(input, hash)
+      }
+      return hash
+    }
     // Kept between heartbeats so a burst does not pile onto one worker; only workers seen lately stay.
     const use = new Map<string, WorkerUse>()
     const useOf = (workerId: string): WorkerUse => {
@@ -187,7 +197,7 @@ export function scheduler (init: SchedulerInit) {
       const tried = new Set<string>()
       const refusals: string[] = []
       // Hashed once per job, not per attempt: large inputs are served by this hash until the job ends.
-      const inputHash = createHash('sha256').update(job.input).digest()
+      const inputHash = inputHashOf(job.input)
       const inputKey = inputHash.toString('hex')
       if (job.input.byteLength > init.inlineBytes) {
         // Counted per job: two jobs with the same input share one entry, released when both end.
@@ -322,9 +332,10 @@ export function scheduler (init: SchedulerInit) {
       logger,
       admission: c.admission,
       livePeers,
+      inputHash: (job) => inputHashOf(job.input),
       holdInput: (job, validatorIds) => {
         if (job.input.byteLength <= init.inlineBytes) return () => {}
-        const key = createHash('sha256').update(job.input).digest('hex')
+        const key = inputHashOf(job.input).toString('hex')
         const held = inputs.get(key) ?? { bytes: job.input, workers: new Set<string>(), jobs: 0 }
         held.jobs += 1
         for (const id of validatorIds) held.workers.add(id)
@@ -332,11 +343,11 @@ export function scheduler (init: SchedulerInit) {
         return () => { if (--held.jobs <= 0) inputs.delete(key) }
       },
       allowFetch: (job, validatorId) => {
-        const held = inputs.get(createHash('sha256').update(job.input).digest('hex'))
+        const held = inputs.get(inputHashOf(job.input).toString('hex'))
         held?.workers.add(validatorId)
       },
       assign: async (job, validator, signal, checkedReceipt, purpose) => {
-        const inputHash = createHash('sha256').update(job.input).digest()
+        const inputHash = inputHashOf(job.input)
         const addresses = c.mesh.peers().find((p) => p.nodeId === validator.nodeId)?.addresses ?? []
         return await assignOnce(job, inputHash, validator, addresses, signal, { purpose, checkedReceipt })
       },

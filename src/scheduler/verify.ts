@@ -26,6 +26,8 @@ export interface VerifierContext {
   logger: Logger
   admission: Admission
   livePeers: () => PeerView[]
+  /** sha256 of the job's input (computed once per job by the scheduler). */
+  inputHash: (job: RemoteJob) => Uint8Array
   /** Lets the given validators fetch the job's input by hash (when it is not inline); returns the release. */
   holdInput: (job: RemoteJob, validatorIds: string[]) => () => void
   /** Adds a replacement validator to those allowed to fetch the input. */
@@ -71,7 +73,7 @@ export function verifier (ctx: VerifierContext) {
     if (policy.method !== 'reexecute') return
     const budgetMs = job.deadlineAtMs - Date.now() - VERIFY_MARGIN_MS
     if (budgetMs <= 0) return
-    const jobHash = computeJobHash(job.jobId, job.containers, sha256(job.input))
+    const jobHash = computeJobHash(job.jobId, job.containers, ctx.inputHash(job))
     const live = candidates(job.containers)
     const first = rankValidators(jobHash, [...live.keys()].filter((id) => excludeValidators?.has(id) !== true), workerId).slice(0, policy.validators)
     const validation: RemoteJob = { ...job, jobId: validationJobId(jobHash), deadlineAtMs: Date.now() + budgetMs, previousWorker: undefined }

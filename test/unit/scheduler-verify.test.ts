@@ -65,6 +65,7 @@ function context (answers: Record<string, Answer>, refused: string[] = []): { ct
     logger: silentLogger(),
     admission: { rolesOf: () => ['validator'] } as unknown as Admission,
     livePeers: () => peers,
+    inputHash: (j) => sha256(j.input),
     holdInput: () => () => {},
     allowFetch: () => {},
     assign: async (validation, validator, _signal, _checked, purpose) => {
