@@ -4,7 +4,7 @@ import { decodeRecord, encodeRecord } from './codec.ts'
 import { COUNTERS_KEY, DEFAULT_LIST_LIMIT, MAX_DISPUTES, NUMERIC_KEY_WIDTH, SUBLEVELS } from './constants.ts'
 import { NotStartedError, StoreOpenError } from './errors.ts'
 import type { Logger } from '../telemetry/logger.ts'
-import type { JobCounters, JobRecord, JobStore, ListOptions } from './types.ts'
+import type { JobCounters, JobRecord, JobStore, ListOptions, StoreSection } from './types.ts'
 
 export * from './errors.ts'
 export { RecordDecodeError } from './codec.ts'
@@ -30,6 +30,8 @@ export function levelStore (init: LevelStoreInit): (components: LevelStoreCompon
 type Db = ClassicLevel<string, string>
 const sublevel = (db: Db, name: string) => db.sublevel<string, string>(name, { keyEncoding: 'utf8', valueEncoding: 'utf8' })
 type Sub = ReturnType<typeof sublevel>
+const binarySublevel = (db: Db, name: string) => db.sublevel<string, Uint8Array>(name, { keyEncoding: 'utf8', valueEncoding: 'view' })
+type BinarySub = ReturnType<typeof binarySublevel>
 
 interface Open {
   db: Db
@@ -41,6 +43,15 @@ interface Open {
   meta: Sub
   reputation: Sub
   disputes: Sub
+}
+
+/** The engine hands back Buffers; sections promise plain Uint8Arrays (same bytes, no copy). */
+function plain (v: Uint8Array | undefined): Uint8Array | undefined {
+  return v === undefined ? undefined : new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
+}
+
+async function * plainEntries (it: AsyncIterable<[string, Uint8Array]>): AsyncIterable<[string, Uint8Array]> {
+  for await (const [k, v] of it) yield [k, plain(v) as Uint8Array]
 }
 
 const pad = (n: number): string => Math.max(0, Math.trunc(n)).toString().padStart(NUMERIC_KEY_WIDTH, '0')
@@ -111,6 +122,30 @@ class LevelJobStore implements JobStore {
     // Let queued writes land before closing, so an accepted job is never dropped on shutdown.
     await this.#writes.catch(() => {})
     await open.db.close()
+  }
+
+  section (name: string): StoreSection {
+    if (!/^[a-z0-9-]{1,32}$/.test(name) || (Object.values(SUBLEVELS) as string[]).includes(name)) {
+      throw new TypeError(`store section name "${name}" must be 1-32 of a-z, 0-9, '-' and not one of the store's own (${Object.values(SUBLEVELS).join(', ')})`)
+    }
+    const subs = new WeakMap<Db, BinarySub>()
+    const sub = (): BinarySub => {
+      const db = this.#db().db
+      let s = subs.get(db)
+      if (s === undefined) {
+        s = binarySublevel(db, `x-${name}`)
+        subs.set(db, s)
+      }
+      return s
+    }
+    return {
+      get: async (key) => plain(await sub().get(key)),
+      put: async (key, value) => { await sub().put(key, value) },
+      del: async (key) => { await sub().del(key) },
+      batch: async (ops) => { await sub().batch(ops) },
+      entries: (range = {}) => plainEntries(sub().iterator(range)),
+      keys: (range = {}) => sub().keys(range)
+    }
   }
 
   async putActive (job: JobRecord): Promise<void> {

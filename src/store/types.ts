@@ -94,7 +94,40 @@ export interface JobCounters {
   failed: number
 }
 
+/** One write of a batch on a section. */
+export type SectionOp = { type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }
+
+/** A range of keys, as LevelDB orders them (byte order of the utf8 key). */
+export interface SectionRange {
+  gt?: string
+  gte?: string
+  lt?: string
+  lte?: string
+  limit?: number
+  reverse?: boolean
+}
+
+/**
+ * A component's own key space in the node's LevelDB (a sublevel under a name it is given), so two
+ * components share one database without clashing. Usable between the store's start() and stop().
+ */
+export interface StoreSection {
+  get(key: string): Promise<Uint8Array | undefined>
+  put(key: string, value: Uint8Array): Promise<void>
+  del(key: string): Promise<void>
+  /** All ops land together or none does. */
+  batch(ops: SectionOp[]): Promise<void>
+  /** Entries in key order (or reverse), within the range. */
+  entries(range?: SectionRange): AsyncIterable<[string, Uint8Array]>
+  keys(range?: SectionRange): AsyncIterable<string>
+}
+
 export interface JobStore extends Startable {
+  /**
+   * The key space named `name` (letters, digits, '-'; not one of the store's own): subscriptions,
+   * archive records. Callable before start(); its methods throw NotStartedError outside start..stop.
+   */
+  section(name: string): StoreSection
   /** Writes a pending or running job (kept apart from completed ones). */
   putActive(job: JobRecord): Promise<void>
   /** Moves a finished job (success or failed) from active to completed, then evicts LRU past maxResults. */

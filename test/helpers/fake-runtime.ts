@@ -255,6 +255,7 @@ export function storeWith (store: JobStore, overrides: Partial<JobStore>): JobSt
     saveReputation: async (id, r) => { await store.saveReputation(id, r) },
     saveDispute: async (k, r) => { await store.saveDispute(k, r) },
     listDisputes: async () => await store.listDisputes(),
+    section: (name) => store.section(name),
     ...overrides
   }
 }

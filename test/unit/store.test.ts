@@ -322,3 +322,39 @@ test('a second store on the same path fails with StoreOpenError', async (t) => {
   const err = await t.throwsAsync(other.start(), { name: 'StoreOpenError' })
   t.is((err as { code?: string }).code, 'STORE_OPEN_FAILED')
 })
+
+test('sections: binary values in their own key space, ranges in key order, batches, survive a restart', async (t) => {
+  let store = await open(t)
+  const subs = store.section('subs')
+  const other = store.section('other')
+  await subs.put('b', Uint8Array.from([0, 255, 1]))
+  await subs.batch([{ type: 'put', key: 'a', value: Uint8Array.from([1]) }, { type: 'put', key: 'c', value: new Uint8Array() }, { type: 'del', key: 'zz' }])
+  await other.put('a', Uint8Array.from([42]))
+  t.deepEqual(await subs.get('a'), Uint8Array.from([1]))
+  t.is(await subs.get('missing'), undefined)
+  t.deepEqual([...(await other.get('a')) ?? []], [42])
+  const keys: string[] = []
+  for await (const k of subs.keys({ gte: 'b' })) keys.push(k)
+  t.deepEqual(keys, ['b', 'c'])
+  const rev: string[] = []
+  for await (const [k] of subs.entries({ reverse: true, limit: 2 })) rev.push(k)
+  t.deepEqual(rev, ['c', 'b'])
+  // The job store's own records are not visible in a section and a section's keys are not jobs.
+  await store.putActive(record('job-1', 'pending'))
+  t.is(await subs.get('job-1'), undefined)
+  t.deepEqual((await store.listActive()).map((j) => j.id), ['job-1'])
+  await subs.del('a')
+  await store.stop()
+  store = await open(t)
+  const again = store.section('subs')
+  t.is(await again.get('a'), undefined)
+  t.deepEqual([...(await again.get('b')) ?? []], [0, 255, 1])
+  t.throws(() => store.section('active'), { instanceOf: TypeError })
+  t.throws(() => store.section('Bad Name'), { instanceOf: TypeError })
+})
+
+test('a section used before start throws NotStartedError', async (t) => {
+  const store = levelStore({ path: path.join(t.context.dir, 'db2'), maxResults: 10 })({ logger: silentLogger() })
+  const s = store.section('early')
+  await t.throwsAsync(async () => { await s.get('x') }, { name: 'NotStartedError' })
+})
