@@ -599,6 +599,103 @@ export interface Receipt {
   error: string
 }
 
+// inframind/v1/records.proto
+
+/**
+ * A record kept by content hash: archives keep receipts, attestations, certificates, dispute
+ * records and lazy outputs; coordinators keep subscription events. hash = sha256 of `data`.
+ */
+export interface StoredRecord {
+  /** "receipt", "attestation", "certificate", "dispute", "output", "subscription-event". */
+  kind: string
+  /** An encoded SignedEnvelope for every kind but "output" (raw bytes). */
+  data: Uint8Array
+  /** When the holder first stored it (unix ms): the order "since T" walks. */
+  storedAtMs: number
+  /** Index fields, derived from the record itself (never trusted from a peer: recomputed on store). */
+  jobId: string
+  nodeIds: string[]
+}
+
+/**
+ * Request/response protocols /inframind/archive-sync/1.0.0 and /inframind/subscription-sync/1.0.0:
+ * one request, one response, then close.
+ */
+export interface SyncRequest {
+  /** What do you hold stored at or after since_ms? (hashes, oldest first, at most limit) */
+  list?: SyncList
+  /** Send me these records. */
+  fetch?: SyncFetch
+  /** Keep these records (a producer's push, or re-replication). */
+  store?: SyncStore
+}
+
+export interface SyncList {
+  sinceMs: number
+  /** Resume after this hash among records stored at since_ms (paging; empty = from the start). */
+  afterHash: Uint8Array
+  limit: number
+}
+
+export interface SyncFetch {
+  hashes: Uint8Array[]
+}
+
+export interface SyncStore {
+  records: StoredRecord[]
+}
+
+export interface SyncEntry {
+  hash: Uint8Array
+  storedAtMs: number
+  kind: string
+}
+
+export interface SyncResponse {
+  /** "OK", "ERROR", "RATE_LIMITED", "DENIED". */
+  status: string
+  error: string
+  /** For list: entries in (stored_at_ms, hash) order; more = there are further entries. */
+  entries: SyncEntry[]
+  more: boolean
+  /** For fetch: the records held among those asked (others are simply absent). */
+  records: StoredRecord[]
+  /** For store: how many were new, and the hashes refused with why. */
+  stored: number
+  refused: string[]
+}
+
+export interface GetRecordRequest {
+  /** Either a job id (the newest record of the kind for it) or a record hash (hex). */
+  jobId: string
+  hash: string
+}
+
+export interface RecordReply {
+  record: StoredRecord | null
+  /** hex sha256 of record.data. */
+  hash: string
+  /** The archive node that served it. */
+  archiveId: string
+}
+
+export interface ListRecordsRequest {
+  jobId: string
+  nodeId: string
+  /** Unix ms, inclusive start and exclusive end of stored_at (0 = open). */
+  sinceMs: number
+  untilMs: number
+  kind: string
+  /** At most 1000 (0 = 100). */
+  pageSize: number
+  pageToken: string
+}
+
+export interface ListRecordsResponse {
+  records: RecordReply[]
+  nextPageToken: string
+}
+
 // inframind/v1/roster.proto
 
 /**
@@ -636,6 +733,128 @@ export interface RosterNotice {
   /** The node passing it on (the notice's signer). */
   nodeId: string
   atMs: number
+}
+
+// inframind/v1/subscription.proto
+
+/**
+ * payload_type "inframind/subscription-request/v1", signed by the subscription's owner (any
+ * ed25519 key; its node-id form is the owner id). The same bytes create the subscription through
+ * any gateway: the subscription id is derived from (owner key, nonce), so a replay is the same
+ * subscription, never a second one (docs/SUBSCRIPTIONS.md has the byte layout).
+ */
+export interface SubscriptionRequest {
+  /** A chain, as in SubmitJobRequest.containers: the input goes to the first container. */
+  containers: string[]
+  input: Uint8Array
+  /** Number of intervals (>= 1). */
+  frequency: number
+  /** Seconds between intervals; 0 = one-time. */
+  period: number
+  /** Distinct nodes answering per interval (>= 1). */
+  redundancy: number
+  /** How each response is checked (unset = method none: the worker's receipt only). */
+  verification: VerificationPolicy | null
+  /** Outputs are kept by hash in archives; responses carry only the hash. */
+  lazy: boolean
+  /** Chosen by the owner; (owner, nonce) names one subscription forever. */
+  nonce: string
+  /** Unix seconds after which no gateway accepts this request (delegated requests are signed off-line). */
+  expiresAt: number
+  /** Per-interval job deadline in ms (0 = the gateway's default, capped at the period). */
+  deadlineMs: number
+}
+
+/** payload_type "inframind/subscription-cancel/v1", signed by the owner. */
+export interface SubscriptionCancel {
+  subscriptionId: string
+  /** Unix ms when the owner signed it (refused when further than max clock skew in the future). */
+  issuedAtMs: number
+}
+
+/** A subscription as the coordinators hold it. */
+export interface Subscription {
+  id: string
+  /** Node-id form of the owner's key. */
+  owner: string
+  /** The owner's signed SubscriptionRequest, byte for byte. */
+  request: SignedEnvelope | null
+  /** Unix seconds when the first coordinator accepted it. */
+  createdAt: number
+  /** created_at + period (the Infernet Coordinator's rule; = created_at when period is 0). */
+  activeAt: number
+  /** The owner's signed SubscriptionCancel when cancelled (else unset). */
+  cancel: SignedEnvelope | null
+  /** Unix seconds when the cancel was accepted (0 = not cancelled). */
+  cancelledAt: number
+  /** Node id of the coordinator that accepted the request. */
+  acceptedBy: string
+}
+
+/** One accepted response of one interval. */
+export interface SubscriptionResponse {
+  subscriptionId: string
+  interval: number
+  /** 1..redundancy: its place among the interval's accepted responses. */
+  index: number
+  /** The worker that answered. */
+  nodeId: string
+  jobId: string
+  /** The worker's signed receipt. */
+  receipt: SignedEnvelope | null
+  /** The scheduler's certificate when the subscription asked for verification. */
+  certificate: SignedEnvelope | null
+  outputHash: Uint8Array
+  /** The output sealed to the owner's key (only the owner can open it); empty when lazy. */
+  sealedOutput: Uint8Array
+  acceptedAtMs: number
+  /** The scheduler that accepted it (signs the SignedEnvelope around this message). */
+  schedulerId: string
+}
+
+/**
+ * payload_type "inframind/subscription-event/v1", signed by the coordinator that records it: what
+ * coordinators replicate to each other so any of them can take a subscription over.
+ */
+export interface SubscriptionEvent {
+  created?: Subscription
+  /** The subscription with its cancel filled in. */
+  cancelled?: Subscription
+  delivered?: SubscriptionResponse
+}
+
+export interface GetSubscriptionRequest {
+  id: string
+}
+
+/** A subscription and what it has delivered. */
+export interface SubscriptionStatus {
+  subscription: Subscription | null
+  /** "pending" (before active_at), "active", "completed" (past interval frequency), "cancelled". */
+  state: string
+  /** The interval now (0 before active_at). */
+  currentInterval: number
+  /** Accepted responses, by interval then index (at most the newest 100 intervals). */
+  responses: SubscriptionResponse[]
+  /** The coordinator that owns it now (rendezvous over live schedulers). */
+  ownerScheduler: string
+}
+
+export interface ListSubscriptionsRequest {
+  /** Only this owner's (node-id form); "" = all. */
+  owner: string
+  /** "" = any, else one of SubscriptionStatus.state. */
+  state: string
+}
+
+export interface ListSubscriptionsResponse {
+  subscriptions: SubscriptionStatus[]
+}
+
+export interface WatchSubscriptionRequest {
+  id: string
+  /** Replay accepted responses from this interval on (0 = only new ones). */
+  fromInterval: number
 }
 
 // inframind/v1/verification.proto
@@ -761,9 +980,30 @@ export interface MessageTypes {
   'inframind.v1.ListJobsResponse': ListJobsResponse
   'inframind.v1.ReceiptStep': ReceiptStep
   'inframind.v1.Receipt': Receipt
+  'inframind.v1.StoredRecord': StoredRecord
+  'inframind.v1.SyncRequest': SyncRequest
+  'inframind.v1.SyncList': SyncList
+  'inframind.v1.SyncFetch': SyncFetch
+  'inframind.v1.SyncStore': SyncStore
+  'inframind.v1.SyncEntry': SyncEntry
+  'inframind.v1.SyncResponse': SyncResponse
+  'inframind.v1.GetRecordRequest': GetRecordRequest
+  'inframind.v1.RecordReply': RecordReply
+  'inframind.v1.ListRecordsRequest': ListRecordsRequest
+  'inframind.v1.ListRecordsResponse': ListRecordsResponse
   'inframind.v1.Roster': Roster
   'inframind.v1.RosterMember': RosterMember
   'inframind.v1.RosterNotice': RosterNotice
+  'inframind.v1.SubscriptionRequest': SubscriptionRequest
+  'inframind.v1.SubscriptionCancel': SubscriptionCancel
+  'inframind.v1.Subscription': Subscription
+  'inframind.v1.SubscriptionResponse': SubscriptionResponse
+  'inframind.v1.SubscriptionEvent': SubscriptionEvent
+  'inframind.v1.GetSubscriptionRequest': GetSubscriptionRequest
+  'inframind.v1.SubscriptionStatus': SubscriptionStatus
+  'inframind.v1.ListSubscriptionsRequest': ListSubscriptionsRequest
+  'inframind.v1.ListSubscriptionsResponse': ListSubscriptionsResponse
+  'inframind.v1.WatchSubscriptionRequest': WatchSubscriptionRequest
   'inframind.v1.VerificationPolicy': VerificationPolicy
   'inframind.v1.Certificate': Certificate
   'inframind.v1.DisputeRecord': DisputeRecord
