@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { guardian, GuardianRejectedError, type Guardian } from '../guardian/index.ts'
-import { signReceipt } from '../receipt/index.ts'
+import { computeJobHash, sha256, signReceipt } from '../receipt/index.ts'
 import { TypedEmitter } from '../events.ts'
 import { Slots } from '../slots.ts'
 import {
@@ -218,6 +218,27 @@ class Jobs implements JobsService {
     return this.#active.get(id) ?? await this.#store.get(id)
   }
 
+  async handover (id: string, schedulerId: string, jobHash: Uint8Array): Promise<JobRecord | undefined> {
+    if (!this.#started) throw new NotStartedError('jobs service')
+    const active = this.#active.get(id)
+    const job = active ?? await this.#store.get(id)
+    if (job === undefined || job.schedulerId === '') return undefined
+    if (!Buffer.from(computeJobHash(job.id, job.containers, sha256(job.input))).equals(Buffer.from(jobHash))) return undefined
+    if (job.schedulerId === schedulerId) return job
+    this.#log.info({ jobId: id, from: job.schedulerId, to: schedulerId }, 'job handed over to another scheduler')
+    if (active !== undefined) {
+      // Still queued or running: the receipt signed when it ends names the new scheduler.
+      active.schedulerId = schedulerId
+      await this.#persist(active)
+      return active
+    }
+    const moved: JobRecord = { ...job, schedulerId }
+    // The same run, reported to another scheduler: a receipt naming it, every other field as before.
+    moved.receipt = signReceipt(this.#identity, receiptFor(moved, this.#identity.nodeId))
+    await this.#store.complete(moved)
+    return moved
+  }
+
   async list (opts: { state?: JobState, limit?: number } = {}): Promise<JobRecord[]> {
     if (!this.#started) throw new NotStartedError('jobs service')
     return await this.#store.list(opts)
@@ -334,6 +355,12 @@ class Jobs implements JobsService {
       deadlineAtMs: now + valid.deadlineMs,
       history: [{ state: 'pending', atMs: now, detail: 'accepted' }],
       schedulerId: req.schedulerId ?? ''
+    }
+    // A mesh job's first worker: the one the same key reaches from any gateway (see SubmitRequest.placement).
+    if (lane === 'mesh') {
+      const placement = req.placement ?? (valid.jobId !== undefined && req.schedulerId === undefined ? { key: id, slot: 0 } : undefined)
+      if (placement !== undefined) job.placement = placement
+      if (req.excludeWorkers !== undefined && req.excludeWorkers.length > 0) job.excludeWorkers = [...req.excludeWorkers]
     }
     if (valid.verification.method !== 'none') {
       const { method, validators, quorum } = valid.verification

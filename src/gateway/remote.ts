@@ -100,7 +100,7 @@ export async function runRemoteJob (queued: JobRecord, signal: AbortSignal, remo
     const runChecked = async (exclude: readonly string[]): Promise<RemoteResult> => {
       for (;;) {
         const excluded = [...exclude, ...mismatched]
-        const r = await remote.runRemote(excluded.length === 0 ? remoteJobOf(job) : { ...remoteJobOf(job), previousWorker: undefined, excludeWorkers: excluded }, { signal, onProgress })
+        const r = await remote.runRemote(excluded.length === 0 ? remoteJobOf(job) : { ...remoteJobOf(job), previousWorker: undefined, excludeWorkers: [...(job.excludeWorkers ?? []), ...excluded] }, { signal, onProgress })
         try {
           checkRemoteResult(job, r, pins)
           return r
@@ -176,7 +176,9 @@ export async function runRemoteJob (queued: JobRecord, signal: AbortSignal, remo
 function remoteJobOf (job: JobRecord): RemoteJob {
   return {
     jobId: job.id, containers: job.containers, input: job.input, deadlineAtMs: job.deadlineAtMs, requiresProof: job.requiresProof,
-    origin: job.origin, allowProbation: job.allowProbation, ...(job.workerId !== undefined ? { previousWorker: job.workerId } : {})
+    origin: job.origin, allowProbation: job.allowProbation, ...(job.workerId !== undefined ? { previousWorker: job.workerId } : {}),
+    ...(job.placement !== undefined ? { placement: job.placement } : {}),
+    ...(job.excludeWorkers !== undefined ? { excludeWorkers: job.excludeWorkers } : {})
   }
 }
 

@@ -3,7 +3,7 @@ import type { SignedEnvelope } from '../envelope/types.ts'
 import type { GuardianReason } from '../guardian/errors.ts'
 import type { Receipt } from '../receipt/types.ts'
 import type { JobOrigin } from '../runtime/types.ts'
-import type { JobRecord } from '../store/types.ts'
+import type { JobRecord, Placement } from '../store/types.ts'
 import type { JobState, Startable } from '../types.ts'
 
 export interface SubmitRequest {
@@ -30,6 +30,14 @@ export interface SubmitRequest {
   allowProbation?: boolean
   /** How the result is to be checked; absent = the gateway's default (gateway.verification). */
   verification?: VerificationPolicy | null
+  /**
+   * The mesh's first choice of worker (JobRecord.placement). Default for a mesh job with a
+   * client-chosen id: { key: jobId, slot: 0 }, so the same key through another gateway reaches the
+   * worker that already has the job, which hands it over instead of running it again.
+   */
+  placement?: Placement
+  /** Workers never to give it to (a subscription's interval answered by them already). */
+  excludeWorkers?: string[]
 }
 
 export interface SubmitResult {
@@ -117,6 +125,8 @@ export interface RemoteJob {
   previousWorker?: string
   /** Workers never to give it to (one that lost a dispute over it). */
   excludeWorkers?: string[]
+  /** The first choice of worker: the slot-th capable worker in rendezvous order of key. */
+  placement?: Placement
 }
 
 export interface RemoteResult {
@@ -190,6 +200,13 @@ export interface JobsService extends Startable {
    * GatewayFullError, NoLiveWorkerError, NoExecutorError, NotStartedError. */
   submit(req: SubmitRequest): Promise<SubmitResult>
   get(id: string): Promise<JobRecord | undefined>
+  /**
+   * A job this node runs (or ran) for a scheduler is now another scheduler's: that scheduler sent
+   * the same job (same id, containers and input: `jobHash`) after a gateway failed over. The job is
+   * not run again; its receipt (now, or when it ends) names the new scheduler. Undefined when there
+   * is no such job here or its job hash differs (another job under the same id).
+   */
+  handover(id: string, schedulerId: string, jobHash: Uint8Array): Promise<JobRecord | undefined>
   list(opts?: { state?: JobState, limit?: number }): Promise<JobRecord[]>
   /** Resolves with the finished job (JobNotFoundError for an unknown id; rejects when `signal` aborts). */
   wait(id: string, signal?: AbortSignal): Promise<JobRecord>

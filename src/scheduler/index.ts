@@ -14,7 +14,7 @@ import type { Admission } from '../admission/index.ts'
 import { validateEnvelope, type Mesh, type MeshMessage, type PeerView } from '../mesh/index.ts'
 import type { RemoteExecutor, RemoteJob, RemoteProgress, RemoteResult } from '../gateway/types.ts'
 import { AssignmentRejectedError, NoWorkerError, RemoteJobTimeoutError, UnreadableResultError } from './errors.ts'
-import { coolDown, pickWorker, type WorkerUse } from './pick.ts'
+import { coolDown, pickWorker, placeWorker, type WorkerUse } from './pick.ts'
 import { verifier } from './verify.ts'
 import { sha256 } from '../receipt/index.ts'
 import { Reputation, score, type NodeRecord, type ReputationStore } from './reputation.ts'
@@ -231,7 +231,11 @@ export function scheduler (init: SchedulerInit) {
           for (const [id, u] of use) if (u.inFlight === 0 && u.coolUntilMs <= now && !live.some((h) => h.nodeId === id)) use.delete(id)
           // The worker that had the job before a restart is asked first: it may hold the result.
           const previous = attempt === 0 && job.previousWorker !== undefined ? live.find((h) => h.nodeId === job.previousWorker) : undefined
-          const worker = previous ?? pickWorker(live, job.containers, new Set([...tried, ...(job.excludeWorkers ?? [])]), use, now, (id) => reputation.standing(id))
+          // A placed job (client idempotency key, subscription slot) asks the same worker any gateway would.
+          const placed = attempt === 0 && previous === undefined && job.placement !== undefined
+            ? placeWorker(live, job.containers, new Set(job.excludeWorkers ?? []), job.placement)
+            : undefined
+          const worker = previous ?? placed ?? pickWorker(live, job.containers, new Set([...tried, ...(job.excludeWorkers ?? [])]), use, now, (id) => reputation.standing(id))
           if (worker === undefined) {
             // After a worker was lost or stayed silent, the others may be out of sight for a moment
             // too (a busy machine delays heartbeats): wait for one as at the start, never fail at once.

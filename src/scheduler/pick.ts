@@ -1,4 +1,6 @@
 import type { Heartbeat } from '../protocol/index.ts'
+import type { Placement } from '../store/types.ts'
+import { rendezvousOrder } from '../rendezvous.ts'
 
 /** What this scheduler knows of a worker beyond its last heartbeat (heartbeats are seconds apart). */
 export interface WorkerUse {
@@ -101,4 +103,20 @@ function bands (pool: Heartbeat[], use: ReadonlyMap<string, WorkerUse>, now: num
     band.set(id, Math.max(0, Math.min(MAX_BANDS, Math.max(0, down) + slow) - risen))
   }
   return band
+}
+
+/**
+ * The worker a placed job goes to first: among live workers serving the whole chain (not excluded),
+ * the `slot`-th in rendezvous order of `placement.key` (wrapping around). Load, standing and
+ * cool-downs are ignored on purpose: every gateway must reach the same worker, which may already
+ * hold the job (a client retrying its idempotency key through another gateway, a scheduler taking
+ * over a subscription), and would then hand it over rather than run it twice. A failed first
+ * attempt falls back to pickWorker.
+ */
+export function placeWorker (candidates: Heartbeat[], containers: string[], exclude: ReadonlySet<string>, placement: Placement): Heartbeat | undefined {
+  const capable = candidates.filter((h) => h.roles.includes('worker') && !exclude.has(h.nodeId) && containers.every((c) => h.containers.includes(c)))
+  if (capable.length === 0) return undefined
+  const order = rendezvousOrder(placement.key, capable.map((h) => h.nodeId))
+  const id = order[Math.max(0, Math.trunc(placement.slot)) % order.length]
+  return capable.find((h) => h.nodeId === id)
 }

@@ -39,6 +39,8 @@ export function encodeRecord (job: JobRecord): string {
   if (job.latencyMs !== undefined) out.latencyMs = job.latencyMs
   if (job.imageDigest !== undefined) out.imageDigest = job.imageDigest
   if (job.workerId !== undefined) out.workerId = job.workerId
+  if (job.placement !== undefined) out.placement = { key: job.placement.key, slot: job.placement.slot }
+  if (job.excludeWorkers !== undefined) out.excludeWorkers = job.excludeWorkers
   if (job.workerOnProbation !== undefined) out.workerOnProbation = job.workerOnProbation
   if (job.receipt !== undefined) out.receipt = encodeEnvelope(job.receipt)
   if (job.verification !== undefined) {
@@ -122,6 +124,11 @@ export function decodeRecord (text: string): JobRecord {
   if (raw.imageDigest !== undefined) job.imageDigest = str(raw, 'imageDigest')
   if (raw.receipt !== undefined) job.receipt = decodeEnvelope(raw.receipt)
   if (raw.workerId !== undefined) job.workerId = str(raw, 'workerId')
+  if (raw.placement !== undefined) {
+    const p = raw.placement as Record<string, unknown>
+    job.placement = { key: str(p, 'key'), slot: num(p, 'slot') }
+  }
+  if (Array.isArray(raw.excludeWorkers)) job.excludeWorkers = (raw.excludeWorkers as unknown[]).filter((w): w is string => typeof w === 'string')
   if (raw.workerOnProbation !== undefined) job.workerOnProbation = bool(raw, 'workerOnProbation')
   if (raw.verification !== undefined) job.verification = decodeVerification(raw.verification)
   if (raw.v === 1) job.steps = legacySteps(job)

@@ -65,6 +65,19 @@ export interface JobRecord {
   workerOnProbation?: boolean
   /** How the result is checked (absent = not at all: policy method "none"). */
   verification?: JobVerification
+  /**
+   * Where the mesh puts the job first: the slot-th worker in rendezvous order of `key` (a client's
+   * idempotency key, or a subscription interval), so every gateway asks the same worker first.
+   */
+  placement?: Placement
+  /** Workers the mesh must not give it to (those that answered the same subscription interval). */
+  excludeWorkers?: string[]
+}
+
+/** A deterministic first choice of worker (see JobRecord.placement). */
+export interface Placement {
+  key: string
+  slot: number
 }
 
 export type VerificationState = 'pending' | 'certified' | 'incomplete' | 'disputed'

@@ -7,6 +7,7 @@ import type { JobsService } from '../gateway/types.ts'
 import type { JobRecord } from '../store/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { Startable } from '../types.ts'
+import { computeJobHash, sha256 } from '../receipt/index.ts'
 import {
   decodeAssignment, decodeAssignmentSecret, decodeAttestation, encodeAck, encodeJobResult, PAYLOAD_TYPES,
   type Assignment, type AssignmentAck, type AssignmentSecret
@@ -144,7 +145,7 @@ export function workerAgent (init: WorkerInit) {
       const tracked = checked !== undefined && validating !== undefined
       if (tracked) validating.track(a.jobId, checked as CheckedReceipt | null)
       try {
-        const { duplicate, job } = await c.jobs.submit({
+        const submitted = await c.jobs.submit({
           jobId: a.jobId,
           containers: a.containers,
           input,
@@ -154,7 +155,17 @@ export function workerAgent (init: WorkerInit) {
           // The client as the gateway saw it, for this node's containers; the Guardian judges the scheduler.
           origin: { ip: secret.origin?.ip ?? '', peerId: secret.origin?.peerId ?? '', delegate: secret.origin?.delegate ?? '' }
         })
-        const finished = job.state === 'success' || job.state === 'failed'
+        const duplicate = submitted.duplicate
+        let job = submitted.job
+        let finished = job.state === 'success' || job.state === 'failed'
+        // Another scheduler sends a job this node has: a client retried its key through another gateway,
+        // or a scheduler took over a subscription. The same job (by job hash) moves to it; never a rerun.
+        if (duplicate && job.schedulerId !== a.schedulerId && job.schedulerId !== '' && checked === undefined) {
+          const moved = await c.jobs.handover(a.jobId, a.schedulerId, computeJobHash(a.jobId, a.containers, sha256(input)))
+          if (moved === undefined) return ack(a, { code: 'JOB_ID_CONFLICT', reason: `job id ${a.jobId} is already used here by another job (different containers or input)` })
+          job = moved
+          finished = job.state === 'success' || job.state === 'failed'
+        }
         // The reply address of the newest assignment wins: a restarted scheduler listens on a new one.
         if (via === 'grpc' && a.replyAddress !== '' && !finished) {
           directJobs.set(a.jobId, a.replyAddress)
