@@ -1,7 +1,7 @@
 /**
- * A local mesh of separate node processes on loopback: a scheduler+gateway, workers, and one or more
- * validators (the first also has the archive role), joined by bootstrap and the DHT. Used by
- * `npm run demo` and `infra devnet --nodes N [--validators V]`.
+ * A local mesh of separate node processes on loopback: one or more scheduler+gateways, workers, and
+ * one or more validators (archive roles on the first validators, then workers), joined by bootstrap
+ * and the DHT. Used by `npm run demo` and `infra devnet --nodes N [--validators V] [--gateways G] [--archives A]`.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises'
@@ -63,6 +63,13 @@ export interface DevnetOptions {
    * disputed job runs again under v that did not judge it; the first validator is also the archive.
    */
   validators?: number
+  /**
+   * Scheduler+gateway nodes among `nodes` (default 1): with several, each owns a share of the
+   * subscriptions and any of them takes a job; the first is everyone's bootstrap peer.
+   */
+  gateways?: number
+  /** Nodes that also keep records (the archive role), validators first, then workers (default 1). */
+  archives?: number
   /** Workers added on top of `nodes` (the demo's cheating worker), in the roster like the others. */
   extraWorkers?: ExtraWorker[]
   baseDir: string
@@ -81,19 +88,21 @@ export interface DevnetOptions {
  */
 interface Plan { name: string, roles: string[], containers: 'all' | 'oneshot' | 'none' | 'admit' | ExtraWorker['containers'] }
 
-/** Gateway first (everyone's bootstrap peer), then workers, extra workers, validators last. */
-function plan (n: number, validators: number, warmFirst: boolean, extra: ExtraWorker[]): Plan[] {
-  const workers = Array.from({ length: n - 1 - validators }, (_, i): Plan => ({
+/** Gateways first (the first is everyone's bootstrap peer), then workers, extra workers, validators last. */
+function plan (n: number, validators: number, warmFirst: boolean, extra: ExtraWorker[], gateways = 1, archives = 1): Plan[] {
+  const workers = Array.from({ length: n - gateways - validators }, (_, i): Plan => ({
     name: `worker-${i + 1}`, roles: ['worker'], containers: warmFirst && i === 0 ? 'all' : 'oneshot'
   }))
   // The validators re-run one-shot jobs when a scheduler asks (verification: reexecute). One keeps
   // the name it always had; several are numbered like the workers.
   const checkers = Array.from({ length: validators }, (_, i): Plan => ({
-    name: validators === 1 ? 'validator' : `validator-${i + 1}`, roles: i === 0 ? ['validator', 'archive'] : ['validator'], containers: 'oneshot'
+    name: validators === 1 ? 'validator' : `validator-${i + 1}`, roles: ['validator'], containers: 'oneshot'
   }))
-  // The gateway admits jobs only for containers its config lists (its Guardian and limits apply); it runs none.
+  // A gateway admits jobs only for containers its config lists (its Guardian and limits apply); it runs none.
+  const fronts = Array.from({ length: gateways }, (_, i): Plan => ({ name: i === 0 ? 'gateway' : `gateway-${i + 1}`, roles: ['scheduler', 'gateway'], containers: 'admit' }))
+  for (const keeper of [...checkers, ...workers].slice(0, archives)) keeper.roles = [...keeper.roles, 'archive']
   return [
-    { name: 'gateway', roles: ['scheduler', 'gateway'], containers: 'admit' },
+    ...fronts,
     ...workers,
     ...extra.map((w): Plan => ({ name: w.name, roles: ['worker'], containers: w.containers })),
     ...checkers
@@ -102,10 +111,14 @@ function plan (n: number, validators: number, warmFirst: boolean, extra: ExtraWo
 
 export async function startDevnet (opts: DevnetOptions): Promise<Devnet> {
   const validators = opts.validators ?? 1
+  const gateways = opts.gateways ?? 1
+  const archives = opts.archives ?? 1
   if (!Number.isInteger(validators) || validators < 1) throw new UsageError('a devnet needs at least 1 validator')
-  if (opts.nodes < validators + 2) throw new UsageError(`a devnet of ${validators} validator(s) needs at least ${validators + 2} nodes (gateway, worker, validators)`)
+  if (!Number.isInteger(gateways) || gateways < 1) throw new UsageError('a devnet needs at least 1 gateway')
+  if (opts.nodes < validators + gateways + 1) throw new UsageError(`a devnet of ${gateways} gateway(s) and ${validators} validator(s) needs at least ${validators + gateways + 1} nodes (gateways, a worker, validators)`)
+  if (!Number.isInteger(archives) || archives < 0 || archives > opts.nodes - gateways) throw new UsageError(`--archives must be an integer from 0 to ${opts.nodes - gateways} (the validators and workers)`)
   const extra = opts.extraWorkers ?? []
-  const names = new Set(plan(opts.nodes, validators, false, []).map((p) => p.name))
+  const names = new Set(plan(opts.nodes, validators, false, [], gateways, archives).map((p) => p.name))
   for (const w of extra) {
     if (names.has(w.name) || !/^[a-z0-9][a-z0-9-]{0,31}$/.test(w.name)) throw new UsageError(`extra worker name ${JSON.stringify(w.name)} is taken or not a plain name (a-z, 0-9, -)`)
     names.add(w.name)
@@ -126,7 +139,7 @@ export async function startDevnet (opts: DevnetOptions): Promise<Devnet> {
   try {
     let bootstrap = ''
     let workerIndex = 0
-    const plans = plan(opts.nodes, validators, opts.warmOnFirstWorker, extra)
+    const plans = plan(opts.nodes, validators, opts.warmOnFirstWorker, extra, gateways, archives)
     // A private mesh, as an operator would set one up: one mesh key, one operator key, and a signed
     // roster naming every node with its roles (infra roster init/add/sign do the same by hand).
     await mkdir(opts.baseDir, { recursive: true, mode: 0o700 })
@@ -254,16 +267,19 @@ async function waitForMesh (nodes: DevnetNode[], progress: (line: string) => voi
 
 /** `infra devnet --nodes N [--validators V]`: start a mesh, print how to use it, keep it running until Ctrl-C. */
 export async function runDevnet (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, ['nodes', 'validators', 'dir'], ['warm'])
+  const args = parseArgs(argv, ['nodes', 'validators', 'gateways', 'archives', 'dir'], ['warm'])
   const nodes = Number(str(args, 'nodes') ?? 5)
   if (!Number.isInteger(nodes) || nodes < 3 || nodes > 64) throw new UsageError('--nodes must be an integer from 3 to 64')
   const validators = Number(str(args, 'validators') ?? 1)
   if (!Number.isInteger(validators) || validators < 1 || validators > nodes - 2) throw new UsageError(`--validators must be an integer from 1 to ${nodes - 2} (--nodes less the gateway and one worker)`)
+  const gateways = Number(str(args, 'gateways') ?? 1)
+  if (!Number.isInteger(gateways) || gateways < 1 || gateways > nodes - validators - 1) throw new UsageError(`--gateways must be an integer from 1 to ${nodes - validators - 1} (--nodes less the validators and one worker)`)
+  const archives = Number(str(args, 'archives') ?? 1)
   const baseDir = path.resolve(str(args, 'dir') ?? path.join(ROOT, '.data', 'devnet'))
   const spin = spinner(io.stderr, `starting a devnet of ${nodes} nodes`)
   let net: Devnet
   try {
-    net = await startDevnet({ nodes, validators, baseDir, warmOnFirstWorker: args.flags.has('warm'), progress: (line) => spin.update(line) })
+    net = await startDevnet({ nodes, validators, gateways, archives, baseDir, warmOnFirstWorker: args.flags.has('warm'), progress: (line) => spin.update(line) })
   } catch (err) {
     spin.stop(`devnet failed: ${(err as Error).message}`)
     return 1
