@@ -22,7 +22,7 @@ commands:
   job ID [--json | --receipt | --certificate | --steps] [--output-file F]
                                                          one job: state, history, output, receipt, certificate, steps
   peers [--all] [--json]                                 mesh peers: roles, containers, latency
-  devnet [--nodes N] [--validators V] [--dir DIR] [--warm]
+  devnet [--nodes N] [--validators V] [--gateways G] [--archives A] [--dir DIR] [--warm]
                                                          a local private mesh of N processes on loopback, V of them
                                                          validators (default 5 and 1; Ctrl-C stops it)
   jobs [--state S] [--limit N] [--json]                  recent jobs, newest first

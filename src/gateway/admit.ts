@@ -48,7 +48,7 @@ export function validateSubmit (req: SubmitRequest, rules: SubmitRules): ValidSu
   const ids = chainOf(req)
   const origin = originOf(req.origin)
   const requiresProof = req.requiresProof === true
-  rules.guardian.check({ containers: ids, origin: guardedOrigin(req, origin), requiresProof })
+  rules.guardian.check({ containers: ids, origin: guardedOrigin(req, origin), requiresProof, delegateVerified: req.delegateVerified === true })
   // The Guardian has refused unknown ids, so every lookup succeeds.
   const containers = ids.map((id) => rules.containers.get(id) as ContainerConfig)
   const hardware = rules.hardware

@@ -38,6 +38,11 @@ export interface SubmitRequest {
   placement?: Placement
   /** Workers never to give it to (a subscription's interval answered by them already). */
   excludeWorkers?: string[]
+  /**
+   * origin.delegate is the verified signer of the job's subscription (set by the subscriptions
+   * component only, never from a client's request): allowed_delegates may admit it.
+   */
+  delegateVerified?: boolean
 }
 
 export interface SubmitResult {

@@ -21,6 +21,11 @@ export interface GuardedJob {
   containers: string[]
   origin: JobOrigin
   requiresProof: boolean
+  /**
+   * origin.delegate was proven: it is the key that signed the job's subscription (never a name a
+   * client typed). Only a proven delegate passes a container's allowed_delegates.
+   */
+  delegateVerified?: boolean
 }
 
 export interface Guardian {
@@ -47,7 +52,9 @@ interface Rules {
  *    mesh jobs (peer id set, no client IP), which rule 5 covers; a direct job whose IP is unknown is
  *    refused by a non-empty list (fail closed).
  * 5. PEER_NOT_ALLOWED: a mesh job's peer id is not in `allowed_peers` of a container in the chain.
- * 6. DELEGATE_NOT_ALLOWED: delegated work from a delegate not in `allowed_delegates` of a container.
+ * 6. DELEGATE_NOT_ALLOWED: delegated work from a delegate not in `allowed_delegates` of a container,
+ *    or from a delegate that is only named, not proven: a container with allowed_delegates takes
+ *    delegated work only as a subscription signed by the owner (the signer is the delegate).
  * 7. PROOF_UNSUPPORTED: a proof is required but the last container lacks `generates_proofs` (FAILED_PRECONDITION).
  * An empty allow-list allows everyone.
  */
@@ -93,6 +100,11 @@ export function guardian (init: GuardianInit): Guardian {
       if (origin.delegate !== '') {
         const r = chain.find((x) => x.delegates.size > 0 && !x.delegates.has(origin.delegate))
         if (r !== undefined) throw new GuardianRejectedError('DELEGATE_NOT_ALLOWED', r.config.id, origin, `delegate is not in allowed_delegates of container "${r.config.id}"`)
+        const claimed = job.delegateVerified !== true ? chain.find((x) => x.delegates.size > 0) : undefined
+        if (claimed !== undefined) {
+          throw new GuardianRejectedError('DELEGATE_NOT_ALLOWED', claimed.config.id, origin,
+            `container "${claimed.config.id}" takes delegated work only as a subscription signed by the delegate (CreateSubscription): a delegate named in a job request proves nothing`)
+        }
       }
       const last = chain[chain.length - 1] as Rules
       if (job.requiresProof && !last.config.generatesProofs) {

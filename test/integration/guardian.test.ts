@@ -75,10 +75,14 @@ test('requires_proof needs a last container with generates_proofs (FAILED_PRECON
   await stillServes(t, n)
 })
 
-test('allowed_delegates: a delegate not on the list is refused, one on it runs', async (t) => {
+test('allowed_delegates: a delegate not on the list is refused, and one on it is refused too when only named in the request', async (t) => {
   const n = await start(t)
   t.like(await refusal(t, n.client.submitJob({ containerId: 'delegated', input: text('x'), delegate: DELEGATE_OTHER })), { status: 'PERMISSION_DENIED', reason: 'DELEGATE_NOT_ALLOWED' })
-  const { jobId } = await n.client.submitJob({ containerId: 'delegated', input: text('x'), delegate: DELEGATE_OK })
+  // Typing a listed delegate's id proves nothing: only a subscription it signed is its delegated work.
+  const typed = await refusal(t, n.client.submitJob({ containerId: 'delegated', input: text('x'), delegate: DELEGATE_OK }))
+  t.like(typed, { status: 'PERMISSION_DENIED', reason: 'DELEGATE_NOT_ALLOWED' })
+  // Undelegated work is not delegated work: allowed_delegates does not restrict it.
+  const { jobId } = await n.client.submitJob({ containerId: 'delegated', input: text('x') })
   t.is((await waitJob(n.client, jobId)).state, 'JOB_STATE_SUCCESS')
 })
 

@@ -33,6 +33,8 @@ interface Case {
   containers: string[]
   origin?: JobOrigin
   proof?: boolean
+  /** origin.delegate signed the job's subscription. */
+  verified?: boolean
   /** undefined = allowed */
   reason?: GuardianReason
   code?: string
@@ -76,8 +78,10 @@ const CASES: Case[] = [
   { name: 'not from the mesh: peer rule skipped', containers: ['peers'], origin: ip('203.0.113.1') },
   { name: 'peer checked on later steps', containers: ['open', 'peers'], origin: { ip: '', peerId: PEER_B, delegate: '' }, reason: 'PEER_NOT_ALLOWED', containerId: 'peers' },
   // Rule 6: delegated work needs a listed delegate.
-  { name: 'listed delegate', containers: ['delegated'], origin: { ip: '1.2.3.4', peerId: '', delegate: PEER_B } },
-  { name: 'unlisted delegate', containers: ['delegated'], origin: { ip: '1.2.3.4', peerId: '', delegate: PEER_A }, reason: 'DELEGATE_NOT_ALLOWED', code: 'PERMISSION_DENIED', containerId: 'delegated' },
+  { name: 'listed delegate, proven (signed its subscription)', containers: ['delegated'], origin: { ip: '1.2.3.4', peerId: '', delegate: PEER_B }, verified: true },
+  { name: 'listed delegate only named in the request', containers: ['delegated'], origin: { ip: '1.2.3.4', peerId: '', delegate: PEER_B }, reason: 'DELEGATE_NOT_ALLOWED', containerId: 'delegated' },
+  { name: 'a named delegate on a container without allowed_delegates', containers: ['open'], origin: { ip: '1.2.3.4', peerId: '', delegate: PEER_B } },
+  { name: 'unlisted delegate', containers: ['delegated'], origin: { ip: '1.2.3.4', peerId: '', delegate: PEER_A }, verified: true, reason: 'DELEGATE_NOT_ALLOWED', code: 'PERMISSION_DENIED', containerId: 'delegated' },
   { name: 'not delegated: delegate rule skipped', containers: ['delegated'], origin: ip('1.2.3.4') },
   // Rule 7: a proof needs a proving last container.
   { name: 'proof from a proving last container', containers: ['open', 'prover'], proof: true },
@@ -89,14 +93,14 @@ const CASES: Case[] = [
   { name: 'IP beats peer', containers: ['open', 'strict'], origin: { ip: '8.8.8.8', peerId: PEER_B, delegate: PEER_A }, reason: 'IP_NOT_ALLOWED', containerId: 'strict' },
   { name: 'peer beats delegate', containers: ['open', 'strict'], origin: { ip: '10.0.0.1', peerId: PEER_B, delegate: PEER_A }, reason: 'PEER_NOT_ALLOWED' },
   { name: 'delegate beats proof', containers: ['open', 'strict'], origin: { ip: '10.0.0.1', peerId: PEER_A, delegate: PEER_A }, proof: true, reason: 'DELEGATE_NOT_ALLOWED' },
-  { name: 'all rules pass, then proof', containers: ['open', 'strict'], origin: { ip: '10.0.0.1', peerId: PEER_A, delegate: PEER_B }, proof: true, reason: 'PROOF_UNSUPPORTED', containerId: 'strict' },
-  { name: 'everything allowed', containers: ['open', 'strict', 'prover'], origin: { ip: '10.0.0.1', peerId: PEER_A, delegate: PEER_B }, proof: true }
+  { name: 'all rules pass, then proof', containers: ['open', 'strict'], origin: { ip: '10.0.0.1', peerId: PEER_A, delegate: PEER_B }, verified: true, proof: true, reason: 'PROOF_UNSUPPORTED', containerId: 'strict' },
+  { name: 'everything allowed', containers: ['open', 'strict', 'prover'], origin: { ip: '10.0.0.1', peerId: PEER_A, delegate: PEER_B }, verified: true, proof: true }
 ]
 
 for (const k of CASES) {
   test(`guardian: ${k.name}`, (t) => {
     const origin = k.origin ?? ip('127.0.0.1')
-    const run = (): void => { g.check({ containers: k.containers, origin, requiresProof: k.proof ?? false }) }
+    const run = (): void => { g.check({ containers: k.containers, origin, requiresProof: k.proof ?? false, delegateVerified: k.verified === true }) }
     if (k.reason === undefined) {
       t.notThrows(run)
       return
@@ -117,7 +121,7 @@ test('guardian: codes are stable per reason', (t) => {
   for (const k of CASES) {
     if (k.reason === undefined) continue
     try {
-      g.check({ containers: k.containers, origin: k.origin ?? ip('127.0.0.1'), requiresProof: k.proof ?? false })
+      g.check({ containers: k.containers, origin: k.origin ?? ip('127.0.0.1'), requiresProof: k.proof ?? false, delegateVerified: k.verified === true })
     } catch (err) {
       const e = err as GuardianRejectedError
       const before = seen.get(e.reason)
