@@ -54,6 +54,26 @@ export class BanList {
     return { nodeId, untilMs, reason }
   }
 
+  /**
+   * Refuses `nodeId` until `untilMs` because an operator (or a test making a partition) said so: the
+   * length is the one given, and it does not count towards the doubling of score bans.
+   */
+  block (nodeId: string, untilMs: number, reason: string, now = Date.now()): BannedPeer {
+    const previous = this.#records.get(nodeId)
+    this.#records.delete(nodeId)
+    this.#records.set(nodeId, { bans: previous?.bans ?? 0, untilMs, reason })
+    this.#trim(now)
+    return { nodeId, untilMs, reason }
+  }
+
+  /** Lifts a ban or block now (its record still counts towards the next score ban's length). */
+  unblock (nodeId: string, now = Date.now()): boolean {
+    const r = this.#records.get(nodeId)
+    if (r === undefined || now >= r.untilMs) return false
+    r.untilMs = now
+    return true
+  }
+
   isBanned (nodeId: string, now = Date.now()): boolean {
     const r = this.#records.get(nodeId)
     return r !== undefined && now < r.untilMs

@@ -145,6 +145,13 @@ export interface Mesh extends Startable {
   heartbeatNow(): Promise<void>
   /** Peers refused now (they flooded, or their gossip score fell below the graylist threshold), until when and why. */
   banned(): BannedPeer[]
+  /**
+   * Cuts this node off from `nodeId` for `durationMs`: its connections close and it may not connect
+   * again until then (an operator's block; tests make partitions with it on both sides).
+   */
+  block(nodeId: string, durationMs: number, reason: string): Promise<BannedPeer>
+  /** Lifts a block or ban at once; the node may connect again (the kept connections are redialled). */
+  unblock(nodeId: string): boolean
 }
 
 async function keyCid (key: string): Promise<CID> {
@@ -370,6 +377,12 @@ export function mesh (init: MeshInit) {
       },
       heartbeatNow: heartbeat,
       banned: () => bans.list(),
+      async block (nodeId, durationMs, reason) {
+        const entry = bans.block(nodeId, Date.now() + Math.max(0, durationMs), reason)
+        if (node !== undefined) await node.hangUp(peerIdFromString(nodeId)).catch(() => {})
+        return entry
+      },
+      unblock: (nodeId) => bans.unblock(nodeId),
       async start () {
         if (node !== undefined) return
         stopping = false

@@ -194,6 +194,20 @@ test('bans: a peer not banned for longer than the memory starts again at the bas
   t.is(third.untilMs - muchLater, BAN_BASE_MS)
 })
 
+test('bans: a block lasts as long as asked, does not escalate later bans, and unblock lifts it at once', (t) => {
+  const bans = new BanList()
+  const b = bans.block(alice, T0 + 5_000, 'partition', T0)
+  t.is(b.untilMs, T0 + 5_000)
+  t.true(bans.isBanned(alice, T0 + 4_999))
+  t.false(bans.isBanned(alice, T0 + 5_000))
+  t.true(bans.unblock(alice, T0 + 1_000))
+  t.false(bans.isBanned(alice, T0 + 1_000))
+  t.false(bans.unblock(alice, T0 + 1_001), 'nothing left to lift')
+  // A score ban right after starts at the base length: the block was not a ban.
+  const ban = bans.ban(alice, 'graylisted', T0 + 2_000)
+  t.is(ban.untilMs - (T0 + 2_000), BAN_BASE_MS)
+})
+
 test('bans: list shows the active bans with their reason; records are bounded', (t) => {
   const bans = new BanList({ maxRecords: 10 })
   bans.ban(alice, 'gossip score -900 below the graylist threshold (-400)', T0)
