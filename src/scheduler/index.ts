@@ -23,7 +23,7 @@ import { HEARTBEATS_STOPPED, watchWorker } from './watch.ts'
 import { disputeBook, type DisputeStore } from './disputes.ts'
 
 export * from './errors.ts'
-export { coolDown, pickWorker, type Standing, type WorkerUse } from './pick.ts'
+export { coolDown, pickWorker, placeWorker, type Standing, type WorkerUse } from './pick.ts'
 export { WATCH_INTERVAL_MS, DISCONNECT_GRACE_MS } from './watch.ts'
 export type { AssignmentSent, GrpcAssign } from './assign.ts'
 export { Reputation, score, exclusionMs, EXCLUSION_BASE_MS, SCORE_THRESHOLD, SCORE_MIN_OUTCOMES, DISPUTE_WEIGHT, type NodeRecord, type ReputationStore } from './reputation.ts'

@@ -358,3 +358,37 @@ test.serial('a job whose acceptance cannot be stored is refused, and nothing mor
   t.is((await store.list()).length, 0)
   t.is(orch.stats().active + orch.stats().queued, 0)
 })
+
+test('handover: a finished job moves to another scheduler with a receipt naming it, same run; another job under the id is refused', async (t) => {
+  const { orch, runtime } = await setup(t)
+  const { job: accepted } = await orch.submit({ jobId: 'keyed-1', containerId: 'echo', input: enc('once'), schedulerId: 'sched-a' })
+  const first = await settled(orch, accepted.id)
+  const runs = runtime.calls.length
+  const hash = computeJobHash('keyed-1', ['echo'], sha256(enc('once')))
+  t.is(await orch.handover('keyed-1', 'sched-b', computeJobHash('keyed-1', ['echo'], sha256(enc('other input')))), undefined, 'another input is another job')
+  t.is(await orch.handover('no-such-job', 'sched-b', hash), undefined)
+  const moved = await orch.handover('keyed-1', 'sched-b', hash)
+  t.is(moved?.schedulerId, 'sched-b')
+  const verdict = verifyReceipt(moved!.receipt!, { output: moved!.output, input: enc('once') })
+  t.true(verdict.valid)
+  if (!verdict.valid) return
+  t.is(verdict.receipt.schedulerId, 'sched-b')
+  const before = verifyReceipt(first.receipt!, { output: first.output })
+  if (!before.valid) return t.fail('the first receipt does not verify')
+  t.deepEqual({ ...verdict.receipt, schedulerId: '' }, { ...before.receipt, schedulerId: '' }, 'the same run: every other field as first signed')
+  t.is(runtime.calls.length, runs, 'nothing ran again')
+  t.is((await orch.get('keyed-1'))?.schedulerId, 'sched-b', 'stored')
+})
+
+test('handover: a job still running reports to the new scheduler when it ends', async (t) => {
+  const gate = gated()
+  const { orch } = await setup(t, { runtime: new FakeRuntime(gate.behaviour) })
+  await orch.submit({ jobId: 'keyed-2', containerId: 'echo', input: enc('slow'), schedulerId: 'sched-a' })
+  await until(async () => (await orch.get('keyed-2'))?.state === 'running')
+  const moved = await orch.handover('keyed-2', 'sched-b', computeJobHash('keyed-2', ['echo'], sha256(enc('slow'))))
+  t.is(moved?.state, 'running')
+  gate.release()
+  const done = await settled(orch, 'keyed-2')
+  const verdict = verifyReceipt(done.receipt!, { output: done.output })
+  t.true(verdict.valid && verdict.receipt.schedulerId === 'sched-b')
+})

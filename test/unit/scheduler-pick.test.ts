@@ -1,6 +1,7 @@
 import test from 'ava'
 import type { Heartbeat } from '../../src/protocol/index.ts'
-import { coolDown, pickWorker, Reputation, type WorkerUse } from '../../src/scheduler/index.ts'
+import { coolDown, pickWorker, placeWorker, Reputation, type WorkerUse } from '../../src/scheduler/index.ts'
+import { rendezvousOrder } from '../../src/rendezvous.ts'
 import type { Standing } from '../../src/scheduler/pick.ts'
 
 function worker (nodeId: string, fields: Partial<Heartbeat> = {}): Heartbeat {
@@ -145,4 +146,25 @@ test('a worker whose record is old (e.g. from before a restart) is tried again a
   // Its clock restarts with the assignment, so until its outcome is recorded it is in its band again.
   t.deepEqual(picks(ws, use({}), 4, s), ['a', 'b', 'a', 'a'])
   t.is(new Reputation().standing('never-seen'), undefined)
+})
+
+test('a placed job goes to the slot-th capable worker in rendezvous order of its key, whatever the load, on every scheduler', (t) => {
+  const ws = [worker('a'), worker('b', { freeSlots: 0 }), worker('c'), worker('d', { containers: ['other'] })]
+  const order = rendezvousOrder('client-key-1', ['a', 'b', 'c'])
+  t.is(placeWorker(ws, ['echo'], new Set(), { key: 'client-key-1', slot: 0 })?.nodeId, order[0])
+  t.is(placeWorker(ws, ['echo'], new Set(), { key: 'client-key-1', slot: 1 })?.nodeId, order[1])
+  t.is(placeWorker(ws, ['echo'], new Set(), { key: 'client-key-1', slot: 4 })?.nodeId, order[1], 'slots wrap around')
+  // Another scheduler's view lists the same workers in another order: the same choice.
+  t.is(placeWorker([...ws].reverse(), ['echo'], new Set(), { key: 'client-key-1', slot: 0 })?.nodeId, order[0])
+  // Excluded workers (answered this interval already) are skipped; the rest keep their order.
+  t.is(placeWorker(ws, ['echo'], new Set([order[0]!]), { key: 'client-key-1', slot: 0 })?.nodeId, order[1])
+  t.is(placeWorker(ws, ['other', 'echo'], new Set(), { key: 'k', slot: 0 }), undefined, 'nobody serves the chain')
+  // Removing one worker moves only the keys it held.
+  let moved = 0
+  for (let i = 0; i < 200; i++) {
+    const before = rendezvousOrder(`k${i}`, ['a', 'b', 'c'])[0]
+    const after = rendezvousOrder(`k${i}`, ['a', 'c'])[0]
+    if (before !== 'b' && before !== after) moved += 1
+  }
+  t.is(moved, 0)
 })
