@@ -162,7 +162,13 @@ function fieldValue (field: protobuf.Field, depth: number): fc.Arbitrary<unknown
 export function messageArbitrary (type: protobuf.Type, depth = 0, maxDepth = 3): fc.Arbitrary<Record<string, unknown>> {
   type.resolveAll()
   const parts: Record<string, fc.Arbitrary<unknown>> = {}
+  // A oneof holds at most one of its members, and a member that is not set is absent once decoded.
+  const choices: Array<fc.Arbitrary<Record<string, unknown>>> = type.oneofsArray.map((o) => fc.oneof(
+    fc.constant({}),
+    ...o.fieldsArray.map((f) => (f.resolvedType instanceof protobuf.Type && depth >= maxDepth ? fc.constant({}) : fieldValue(f, depth).map((v) => ({ [f.name]: v }))))
+  ))
   for (const field of type.fieldsArray) {
+    if (field.partOf !== null && field.partOf !== undefined) continue
     const nested = field.resolvedType instanceof protobuf.Type
     if (field.map) {
       parts[field.name] = fc.dictionary(fc.string({ maxLength: 8 }), fieldValue(field, depth), { maxKeys: 3, noNullPrototype: true })
@@ -174,7 +180,9 @@ export function messageArbitrary (type: protobuf.Type, depth = 0, maxDepth = 3):
       parts[field.name] = fieldValue(field, depth)
     }
   }
-  return fc.record(parts, { noNullPrototype: true })
+  const plain = fc.record(parts, { noNullPrototype: true })
+  if (choices.length === 0) return plain
+  return fc.tuple(plain, ...choices).map(([base, ...picked]) => Object.assign(base, ...picked) as Record<string, unknown>)
 }
 
 /** Bytes of a valid message of `name`, then flipped, cut, spliced or extended. */

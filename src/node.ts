@@ -21,6 +21,9 @@ import { reachableAddress } from './api/address.ts'
 import { admission as admissionComponent, ASSIGNING_ROLES, type Admission } from './admission/index.ts'
 import { networkKeyFor } from './admission/network-key.ts'
 import { rosterBook, rosterSync, type RosterBook, type RosterSync } from './roster/index.ts'
+import { coordination, type Coordination } from './coordination/index.ts'
+import { runSubscriptionJob } from './coordination/subscription-jobs.ts'
+import { subscriptions as subscriptionsComponent, type Subscriptions } from './subscriptions/index.ts'
 import { VERSION } from './version.ts'
 import { mkdir, rename, writeFile } from 'node:fs/promises'
 import path from 'node:path'
@@ -45,6 +48,10 @@ export interface InframindNode extends Startable {
   readonly worker?: WorkerAgent
   /** Present on mesh nodes with the scheduler or gateway role. */
   readonly scheduler?: Scheduler
+  /** Present on mesh nodes with the scheduler role: subscription ownership and replication among schedulers. */
+  readonly coordination?: Coordination
+  /** Present on mesh nodes with the scheduler role. */
+  readonly subscriptions?: Subscriptions
   /** Present on mesh nodes: the operator-signed roster this node holds, and who may act as what. */
   readonly roster?: RosterBook
   readonly rosterSync?: RosterSync
@@ -185,9 +192,41 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
   const worker: WorkerAgent | undefined = mesh !== undefined && (roles.includes('worker') || roles.includes('validator'))
     ? workerAgent({ inlineBytes: config.mesh.inlineBytes, roles, pins: new Map(localContainers.map((c) => [c.id, c.digest])), queueSize: config.jobs.queueSize })({ mesh, admission: admission as Admission, jobs, identity, logger, grpc: peers, metrics })
     : undefined
+  // Subscriptions run on the roster's schedulers: each owns those that rendezvous hashing gives it and
+  // replicates every change to the others, so any of them takes over one whose owner died.
+  const rosterSchedulers = (): string[] => (roster?.current()?.roster.members ?? []).filter((m) => m.roles.includes('scheduler')).map((m) => m.nodeId)
+  let subs: Subscriptions | undefined
+  const coord: Coordination | undefined = mesh !== undefined && roles.includes('scheduler')
+    ? coordination()({ mesh, identity, store, logger, metrics, schedulers: rosterSchedulers, apply: async (env) => { await subs?.applyReplicated(env) } })
+    : undefined
+  subs = coord !== undefined
+    ? subscriptionsComponent({ maxClockSkewMs: config.mesh.maxClockSkewMs, defaultDeadlineMs: config.jobs.defaultDeadlineMs })({
+      store,
+      identity,
+      logger,
+      metrics,
+      runJob: async (a) => await runSubscriptionJob(jobs, identity.nodeId, {
+        jobId: a.jobId,
+        containers: a.request.containers,
+        input: a.request.input,
+        deadlineAtMs: a.deadlineAtMs,
+        owner: a.origin.delegate,
+        // One placement per interval, a slot per response: the interval's jobs go to distinct workers,
+        // and a scheduler taking over reaches the workers the previous owner used.
+        placementKey: `${a.subscription.id}:${a.interval}`,
+        slot: a.index - 1,
+        excludeWorkers: a.excludeWorkers,
+        verification: a.request.verification ?? { method: 'none', validators: 0, quorum: 0 }
+      }, a.signal),
+      owns: (id) => coord.owns(id),
+      ownerOf: (id) => coord.ownerOf(id),
+      replicate: async (env) => { await coord.replicate(env) },
+      isCoordinator: (id) => rosterSchedulers().includes(id)
+    })
+    : undefined
   const api = apiServer()({
     config, identity, jobs, runsLocally: (id) => executor.serves([id]), runtime, telemetry: tel, logger, hardware: toWireHardware(hardware),
-    version: VERSION, startedAtMs: Date.now(), images, mesh, worker, scheduler,
+    version: VERSION, startedAtMs: Date.now(), images, mesh, worker, scheduler, subscriptions: subs,
     roster: roster !== undefined ? { book: roster, sync } : undefined
   })
 
@@ -208,6 +247,9 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
   if (scheduler !== undefined) parts.push({ name: 'scheduler', component: scheduler })
   parts.push({ name: 'jobs', component: jobs })
   if (worker !== undefined) parts.push({ name: 'worker', component: worker })
+  // After the jobs service their jobs go through; stopped before it (running interval jobs are aborted first).
+  if (coord !== undefined) parts.push({ name: 'coordination', component: coord })
+  if (subs !== undefined) parts.push({ name: 'subscriptions', component: subs })
   parts.push({ name: 'api', component: api })
 
   let started: Part[] = []
@@ -263,7 +305,7 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
 
   return {
     config, identity, logger, store, images, runtime, executor, jobs, telemetry: tel, api, mesh, worker, scheduler,
-    roster, rosterSync: sync, admission,
+    roster, rosterSync: sync, admission, coordination: coord, subscriptions: subs,
     async start () {
       await serial(async () => {
         if (started.length > 0) return

@@ -10,6 +10,7 @@ import type { Mesh } from '../mesh/index.ts'
 import type { WorkerAgent } from '../worker/index.ts'
 import type { Scheduler } from '../scheduler/index.ts'
 import type { RosterBook, RosterSync } from '../roster/index.ts'
+import type { Subscriptions } from '../subscriptions/index.ts'
 
 export interface ApiComponents {
   config: NodeConfig
@@ -37,4 +38,6 @@ export interface ApiComponents {
    * GetRoster reads `book`. The admission mode and operators reported come from config.mesh.admission.
    */
   roster?: { book: Pick<RosterBook, 'apply' | 'current' | 'rolesOf'>, sync?: Pick<RosterSync, 'publish'> }
+  /** Present on mesh nodes with the scheduler role (else the subscription RPCs answer NO_SUBSCRIPTIONS). */
+  subscriptions?: Subscriptions
 }

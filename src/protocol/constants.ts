@@ -40,7 +40,11 @@ export const PAYLOAD_TYPES = {
   roster: 'inframind/roster/v1',
   rosterNotice: 'inframind/roster-notice/v1',
   certificate: 'inframind/certificate/v1',
-  dispute: 'inframind/dispute/v1'
+  dispute: 'inframind/dispute/v1',
+  // Subscriptions (docs/SUBSCRIPTIONS.md): the owner signs requests and cancels, a coordinator its events.
+  subscriptionRequest: 'inframind/subscription-request/v1',
+  subscriptionCancel: 'inframind/subscription-cancel/v1',
+  subscriptionEvent: 'inframind/subscription-event/v1'
 } as const
 
 export type PayloadTypeName = keyof typeof PAYLOAD_TYPES
@@ -84,5 +88,13 @@ export const PAYLOAD_MESSAGES = {
   roster: 'inframind.v1.Roster',
   rosterNotice: 'inframind.v1.RosterNotice',
   certificate: 'inframind.v1.Certificate',
-  dispute: 'inframind.v1.DisputeRecord'
+  dispute: 'inframind.v1.DisputeRecord',
+  subscriptionRequest: 'inframind.v1.SubscriptionRequest',
+  subscriptionCancel: 'inframind.v1.SubscriptionCancel',
+  subscriptionEvent: 'inframind.v1.SubscriptionEvent'
 } as const satisfies Record<PayloadTypeName, MessageName>
+
+/** Request/response: an archive's content-addressed records (list, fetch, store); docs/ARCHIVE.md. */
+export const ARCHIVE_SYNC_PROTOCOL = '/inframind/archive-sync/1.0.0'
+/** The same record sync protocol, between coordinators, for subscription events. */
+export const SUBSCRIPTION_SYNC_PROTOCOL = '/inframind/subscription-sync/1.0.0'

@@ -757,9 +757,13 @@ export interface SubscriptionRequest {
   verification: VerificationPolicy | null
   /** Outputs are kept by hash in archives; responses carry only the hash. */
   lazy: boolean
-  /** Chosen by the owner; (owner, nonce) names one subscription forever. */
+  /** Chosen by the owner, 1-128 characters; (owner, nonce) names one subscription forever. */
   nonce: string
-  /** Unix seconds after which no gateway accepts this request (delegated requests are signed off-line). */
+  /**
+   * Unix seconds from which no gateway accepts this request (delegated requests are signed
+   * off-line); required (0 is refused). A replay of an accepted request returns its subscription
+   * even after this time, as the Infernet EIP712Coordinator does.
+   */
   expiresAt: number
   /** Per-interval job deadline in ms (0 = the gateway's default, capped at the period). */
   deadlineMs: number
@@ -830,7 +834,10 @@ export interface GetSubscriptionRequest {
 /** A subscription and what it has delivered. */
 export interface SubscriptionStatus {
   subscription: Subscription | null
-  /** "pending" (before active_at), "active", "completed" (past interval frequency), "cancelled". */
+  /**
+   * "pending" (before active_at), "active", "completed" (past interval frequency, or its last
+   * interval's redundancy met), "cancelled".
+   */
   state: string
   /** The interval now (0 before active_at). */
   currentInterval: number

@@ -19,3 +19,5 @@ export {
   encodeCertificate, decodeCertificate, encodeDisputeRecord, decodeDisputeRecord
 } from './messages.ts'
 export type { FetchResponse, FetchStatus } from './messages.ts'
+export { encodeStoredRecord, decodeStoredRecord, encodeSyncRequest, decodeSyncRequest, encodeSyncResponse, decodeSyncResponse, SYNC_STATUSES, type SyncResponse, type SyncStatus } from './records.ts'
+export * from './subscriptions.ts'

@@ -14,8 +14,8 @@ const descriptor = require('protobufjs/ext/descriptor') as { FileDescriptorProto
 test('every .proto under proto/inframind/v1 is loaded, once, into one Root', (t) => {
   t.deepEqual(protoFiles(), [
     'inframind/v1/attestation.proto', 'inframind/v1/control.proto', 'inframind/v1/envelope.proto',
-    'inframind/v1/mesh.proto', 'inframind/v1/node.proto', 'inframind/v1/receipt.proto', 'inframind/v1/roster.proto',
-    'inframind/v1/verification.proto'
+    'inframind/v1/mesh.proto', 'inframind/v1/node.proto', 'inframind/v1/receipt.proto', 'inframind/v1/records.proto',
+    'inframind/v1/roster.proto', 'inframind/v1/subscription.proto', 'inframind/v1/verification.proto'
   ])
   t.is(protoRoot(), protoRoot())
   const files = new Set((protoRoot().lookup(PROTO_PACKAGE) as protobuf.Namespace).nestedArray.map((n) => n.filename?.replace(/^.*\/proto\//, '')))
