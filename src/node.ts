@@ -22,6 +22,7 @@ import { admission as admissionComponent, ASSIGNING_ROLES, type Admission } from
 import { networkKeyFor } from './admission/network-key.ts'
 import { rosterBook, rosterSync, type RosterBook, type RosterSync } from './roster/index.ts'
 import { coordination, type Coordination } from './coordination/index.ts'
+import { guardian } from './guardian/index.ts'
 import { runSubscriptionJob } from './coordination/subscription-jobs.ts'
 import { subscriptions as subscriptionsComponent, type Subscriptions } from './subscriptions/index.ts'
 import { VERSION } from './version.ts'
@@ -196,6 +197,7 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
   // replicates every change to the others, so any of them takes over one whose owner died.
   const rosterSchedulers = (): string[] => (roster?.current()?.roster.members ?? []).filter((m) => m.roles.includes('scheduler')).map((m) => m.nodeId)
   let subs: Subscriptions | undefined
+  const subscriptionGuard = guardian({ containers: config.containers })
   const coord: Coordination | undefined = mesh !== undefined && roles.includes('scheduler')
     ? coordination()({ mesh, identity, store, logger, metrics, schedulers: rosterSchedulers, apply: async (env) => { await subs?.applyReplicated(env) } })
     : undefined
@@ -221,7 +223,11 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
       owns: (id) => coord.owns(id),
       ownerOf: (id) => coord.ownerOf(id),
       replicate: async (env) => { await coord.replicate(env) },
-      isCoordinator: (id) => rosterSchedulers().includes(id)
+      isCoordinator: (id) => rosterSchedulers().includes(id),
+      // The Guardian the interval jobs will meet, with the owner as the proven delegate.
+      admit: (request, owner) => {
+        subscriptionGuard.check({ containers: request.containers, origin: { ip: '', peerId: '', delegate: owner }, requiresProof: false, delegateVerified: true })
+      }
     })
     : undefined
   const api = apiServer()({

@@ -11,7 +11,7 @@ import type { Identity } from '../identity/index.ts'
 import { nodeIdFromPublicKey } from '../identity/index.ts'
 import {
   decodeSubscriptionEvent, encodeSubscriptionEvent, PAYLOAD_TYPES,
-  type Subscription, type SubscriptionEvent, type SubscriptionResponse, type SubscriptionStatus
+  type Subscription, type SubscriptionEvent, type SubscriptionRequest, type SubscriptionResponse, type SubscriptionStatus
 } from '../protocol/index.ts'
 import type { JobStore } from '../store/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
@@ -68,6 +68,11 @@ export interface SubscriptionsComponents {
   storeOutput?: (bytes: Uint8Array) => Promise<unknown> | unknown
   /** Whose replicated events are taken (default: nobody's). */
   isCoordinator?: (nodeId: string) => boolean
+  /**
+   * Throws (a typed error, e.g. GuardianRejectedError) when this node would not admit the request's
+   * jobs for that owner: unknown containers, allowed_delegates, allowed_ips. Checked at creation.
+   */
+  admit?: (request: SubscriptionRequest, owner: string) => void
 }
 
 export interface ReplicatedOutcome {
@@ -210,6 +215,8 @@ class SubscriptionsComponent implements Subscriptions {
     if (existing !== undefined) return await this.#status(existing)
     const nowS = this.#nowS()
     checkTerms(opened, { nowS, maxClockSkewMs: this.#init.maxClockSkewMs, limits: this.#limits })
+    // Refused now, with the reason, rather than failing every interval later.
+    this.#c.admit?.(opened.request, opened.owner)
     const subscription: Subscription = {
       id: opened.id,
       owner: opened.owner,
