@@ -21,6 +21,8 @@ import { reachableAddress } from './api/address.ts'
 import { admission as admissionComponent, ASSIGNING_ROLES, type Admission } from './admission/index.ts'
 import { networkKeyFor } from './admission/network-key.ts'
 import { rosterBook, rosterSync, type RosterBook, type RosterSync } from './roster/index.ts'
+import { archive as archiveComponent, archiveSink, type Archive, type ArchiveSink } from './archive/index.ts'
+import { encodeEnvelope } from './envelope/index.ts'
 import { coordination, type Coordination } from './coordination/index.ts'
 import { guardian } from './guardian/index.ts'
 import { runSubscriptionJob } from './coordination/subscription-jobs.ts'
@@ -53,6 +55,8 @@ export interface InframindNode extends Startable {
   readonly coordination?: Coordination
   /** Present on mesh nodes with the scheduler role. */
   readonly subscriptions?: Subscriptions
+  /** Present on mesh nodes with the archive role. */
+  readonly archive?: Archive
   /** Present on mesh nodes: the operator-signed roster this node holds, and who may act as what. */
   readonly roster?: RosterBook
   readonly rosterSync?: RosterSync
@@ -193,6 +197,23 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
   const worker: WorkerAgent | undefined = mesh !== undefined && (roles.includes('worker') || roles.includes('validator'))
     ? workerAgent({ inlineBytes: config.mesh.inlineBytes, roles, pins: new Map(localContainers.map((c) => [c.id, c.digest])), queueSize: config.jobs.queueSize })({ mesh, admission: admission as Admission, jobs, identity, logger, grpc: peers, metrics })
     : undefined
+  // Archives keep every receipt, attestation, certificate and dispute record (and lazy outputs) they
+  // see or are sent; schedulers and gateways send theirs to the two holders rendezvous hashing picks.
+  const keeper: Archive | undefined = mesh !== undefined && admission !== undefined && roles.includes('archive')
+    ? archiveComponent(config.archive)({ mesh, admission, store, logger, metrics })
+    : undefined
+  const sink: ArchiveSink | undefined = mesh !== undefined && admission !== undefined && scheduler !== undefined
+    ? archiveSink({ replicas: config.archive.replicas })({ mesh, admission, logger, metrics })
+    : undefined
+  // A mesh job's proofs: the worker's receipt and the scheduler's certificate (which carries the attestations).
+  if (sink !== undefined) {
+    jobs.on('job', (event) => {
+      const job = event.job
+      if (job === undefined || job.workerId === undefined) return
+      if (job.receipt !== undefined) sink.push('receipt', encodeEnvelope(job.receipt))
+      if (job.verification?.certificate !== undefined) sink.push('certificate', encodeEnvelope(job.verification.certificate))
+    })
+  }
   // Subscriptions run on the roster's schedulers: each owns those that rendezvous hashing gives it and
   // replicates every change to the others, so any of them takes over one whose owner died.
   const rosterSchedulers = (): string[] => (roster?.current()?.roster.members ?? []).filter((m) => m.roles.includes('scheduler')).map((m) => m.nodeId)
@@ -223,6 +244,7 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
       owns: (id) => coord.owns(id),
       ownerOf: (id) => coord.ownerOf(id),
       replicate: async (env) => { await coord.replicate(env) },
+      ...(sink !== undefined ? { storeOutput: (bytes: Uint8Array) => { sink.push('output', bytes) } } : {}),
       isCoordinator: (id) => rosterSchedulers().includes(id),
       // The Guardian the interval jobs will meet, with the owner as the proven delegate.
       admit: (request, owner) => {
@@ -232,7 +254,7 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
     : undefined
   const api = apiServer()({
     config, identity, jobs, runsLocally: (id) => executor.serves([id]), runtime, telemetry: tel, logger, hardware: toWireHardware(hardware),
-    version: VERSION, startedAtMs: Date.now(), images, mesh, worker, scheduler, subscriptions: subs,
+    version: VERSION, startedAtMs: Date.now(), images, mesh, worker, scheduler, subscriptions: subs, archive: keeper,
     roster: roster !== undefined ? { book: roster, sync } : undefined
   })
 
@@ -248,8 +270,11 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
   if (roster !== undefined) parts.push({ name: 'roster', component: roster })
   if (mesh !== undefined) parts.push({ name: 'mesh', component: mesh })
   if (sync !== undefined) parts.push({ name: 'roster sync', component: sync })
+  if (keeper !== undefined) parts.push({ name: 'archive', component: keeper })
   // Stopped after the scheduler and worker that call through them.
   if (peers !== undefined) parts.push({ name: 'peer clients', component: { start: async () => {}, stop: async () => { peers.close() } } })
+  // Before the scheduler whose results it sends on; stopped after it (its queue is flushed).
+  if (sink !== undefined) parts.push({ name: 'archive sink', component: sink })
   if (scheduler !== undefined) parts.push({ name: 'scheduler', component: scheduler })
   parts.push({ name: 'jobs', component: jobs })
   if (worker !== undefined) parts.push({ name: 'worker', component: worker })
@@ -311,7 +336,7 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
 
   return {
     config, identity, logger, store, images, runtime, executor, jobs, telemetry: tel, api, mesh, worker, scheduler,
-    roster, rosterSync: sync, admission, coordination: coord, subscriptions: subs,
+    roster, rosterSync: sync, admission, coordination: coord, subscriptions: subs, archive: keeper,
     async start () {
       await serial(async () => {
         if (started.length > 0) return

@@ -10,6 +10,7 @@ import { containerInfos, liveStates } from './containers.ts'
 import { assignJobHandler, reportResultHandler } from './mesh-service.ts'
 import { unary } from './unary.ts'
 import { subscriptionHandlers } from './subscription-service.ts'
+import { archiveHandlers } from './archive-service.ts'
 import { KeyedRateLimiter } from '../mesh/index.ts'
 
 const MAX_LIST = 1000
@@ -101,6 +102,7 @@ export function nodeServiceHandlers (c: ApiComponents): grpc.UntypedServiceImple
   const limited = (): KeyedRateLimiter => new KeyedRateLimiter({ perSecond: PEER_CALLS_PER_SECOND, burst: PEER_CALLS_BURST, maxKeys: MAX_TRACKED_CALLERS })
   return {
     ...subscriptionHandlers(c.subscriptions, logger),
+    ...archiveHandlers(c.archive, logger),
     // Peers' calls on the public listener (mesh-service.ts), each behind its per-caller rate.
     AssignJob: limitPerCaller('AssignJob', assignJobHandler(c), limited()),
     ReportResult: limitPerCaller('ReportResult', reportResultHandler(c), limited()),

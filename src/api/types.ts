@@ -11,6 +11,7 @@ import type { WorkerAgent } from '../worker/index.ts'
 import type { Scheduler } from '../scheduler/index.ts'
 import type { RosterBook, RosterSync } from '../roster/index.ts'
 import type { Subscriptions } from '../subscriptions/index.ts'
+import type { Archive } from '../archive/index.ts'
 
 export interface ApiComponents {
   config: NodeConfig
@@ -40,4 +41,6 @@ export interface ApiComponents {
   roster?: { book: Pick<RosterBook, 'apply' | 'current' | 'rolesOf'>, sync?: Pick<RosterSync, 'publish'> }
   /** Present on mesh nodes with the scheduler role (else the subscription RPCs answer NO_SUBSCRIPTIONS). */
   subscriptions?: Subscriptions
+  /** Present on mesh nodes with the archive role (else the record RPCs answer NOT_AN_ARCHIVE). */
+  archive?: Archive
 }

@@ -169,3 +169,14 @@ export const DEFAULT_MESH_NAME = 'inframind'
 /** Inside data_dir (like the store): the key and the roster are this node's state. */
 export const DEFAULT_NETWORK_KEY_FILE = 'mesh.key'
 export const DEFAULT_ROSTER_FILE = 'roster.json'
+
+/** Each record on two archives: one may die or lose its disk without a proof being lost. */
+export const DEFAULT_ARCHIVE_REPLICAS = 2
+/** The most replicas: past a handful, more copies cost disk and sync traffic for little safety. */
+export const MAX_ARCHIVE_REPLICAS = 16
+/** A restarted archive is whole again within seconds; a round costs little when nothing is new. */
+export const DEFAULT_ARCHIVE_SYNC_INTERVAL_MS = 5_000
+/** Generous: keeping proofs is an archive's whole purpose, and its disk is sized for it. */
+export const DEFAULT_ARCHIVE_MAX_BYTES = 16 * 1024 * MiB
+/** Two years: disputes and audits come late. */
+export const DEFAULT_ARCHIVE_MAX_AGE_DAYS = 730

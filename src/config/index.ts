@@ -8,6 +8,7 @@ import * as C from './constants.ts'
 import { ConfigError } from './errors.ts'
 import { parseContainers } from './containers.ts'
 import { parseMesh } from './mesh.ts'
+import { parseArchive } from './archive.ts'
 import type { VerificationMethod } from '../verification/policy.ts'
 
 /** Verification methods a gateway can be set to use by default. */
@@ -23,7 +24,7 @@ export type { ConfigErrorCode } from './errors.ts'
 export { parseAddress, formatSize } from './fields.ts'
 export * as defaults from './constants.ts'
 
-const TOP_KEYS = ['node', 'identity', 'api', 'runtime', 'jobs', 'gateway', 'store', 'telemetry', 'mesh', 'containers'] as const
+const TOP_KEYS = ['node', 'identity', 'api', 'runtime', 'jobs', 'gateway', 'store', 'telemetry', 'mesh', 'containers', 'archive'] as const
 
 /** The config file to read: the argument, else INFRAMIND_CONFIG, else ./config.yaml. */
 export function configPath (path?: string, env: NodeJS.ProcessEnv = process.env): string {
@@ -165,7 +166,8 @@ function build (ctx: Ctx, top: Record<string, unknown>, baseDir: string, env: No
       logLevel: oneOf(ctx, telemetry, 'log_level', ['telemetry'], C.DEFAULT_LOG_LEVEL, C.LOG_LEVELS)
     },
     mesh: parseMesh(ctx, top.mesh, (p) => pathIn(dataDir, p)),
-    containers: parseContainers(ctx, top.containers, maxMessageBytes)
+    containers: parseContainers(ctx, top.containers, maxMessageBytes),
+    archive: parseArchive(ctx, top.archive)
   }
   checkListeners(ctx, config)
   return config

@@ -188,6 +188,8 @@ export interface NodeConfig {
   }
   mesh: MeshConfig
   containers: ContainerConfig[]
+  /** The archive role's settings (read only on a node with the archive role). */
+  archive: ArchiveConfig
 }
 
 export interface MeshConfig {
@@ -247,4 +249,18 @@ export interface AdmissionConfig {
   operators: string[]
   /** The roster this node holds: read at start, rewritten on each accepted update. */
   rosterFile: string
+}
+
+/** `archive:` in config.yaml: how an archive replicates and how long it keeps records. */
+export interface ArchiveConfig {
+  /** Archives that hold each record (rendezvous over the live ones). */
+  replicas: number
+  /** An archive catches up from each other live archive this often. */
+  syncIntervalMs: number
+  retention: {
+    /** Bytes of records kept before the oldest are evicted (`max_bytes`, a size). */
+    maxBytes: number
+    /** Records stored longer ago are evicted (`max_age_days` in the file). */
+    maxAgeMs: number
+  }
 }

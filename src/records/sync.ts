@@ -45,6 +45,8 @@ export interface RecordSyncComponents {
   metrics?: Metrics
   /** May this peer (node id, as authenticated by the connection) use the protocol at all? Others get DENIED. */
   authorize: (peerId: string) => boolean
+  /** May it also list and fetch (read what this log holds)? Default: whoever is authorized. */
+  authorizeRead?: (peerId: string) => boolean
 }
 
 export interface CatchUpOptions {
@@ -161,7 +163,9 @@ export function recordSync (init: RecordSyncInit) {
               req = undefined
               response = fail('ERROR', (err as Error).message)
             }
-            if (req?.list != null) response = await answerList(req.list)
+            const reads = req?.list != null || req?.fetch != null
+            if (reads && !(components.authorizeRead ?? authorize)(peer)) response = fail('DENIED', 'this node lets only its fellow record holders list and fetch')
+            else if (req?.list != null) response = await answerList(req.list)
             else if (req?.fetch != null) response = await answerFetch(req.fetch)
             else if (req?.store != null) response = await answerStore(req.store)
             response ??= fail('ERROR', 'empty request')

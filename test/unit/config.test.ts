@@ -235,3 +235,29 @@ test('verification: none by default, 2 of at most 5 validators; deterministic on
     ['INVALID_VALUE', 'gateway.verification.default_method'], ['OUT_OF_RANGE', 'gateway.verification.max_validators'], ['UNKNOWN_KEY', 'gateway.verification.quorum']
   ].sort())
 })
+
+test('archive: 2 replicas, a 5 s sync, 16 GiB and 730 days kept by default; config.yaml documents the same', (t) => {
+  const expected = { replicas: 2, syncIntervalMs: 5_000, retention: { maxBytes: 16 * 1024 ** 3, maxAgeMs: 730 * 86_400_000 } }
+  t.deepEqual(defaultConfig().archive, expected)
+  t.deepEqual(loadConfig(join(ROOT, 'config.yaml'), { HOME: '/home/op' }).archive, expected)
+  t.is(defaults.DEFAULT_ARCHIVE_REPLICAS, 2)
+  const set = parseConfig('archive:\n  replicas: 3\n  sync_interval_ms: 2000\n  retention:\n    max_bytes: 10g\n    max_age_days: 30\n', '')
+  t.deepEqual(set.archive, { replicas: 3, syncIntervalMs: 2_000, retention: { maxBytes: 10 * 1024 ** 3, maxAgeMs: 30 * 86_400_000 } })
+  // Only the keys given change.
+  t.deepEqual(parseConfig('archive:\n  retention:\n    max_age_days: 1\n', '').archive, { ...expected, retention: { ...expected.retention, maxAgeMs: 86_400_000 } })
+})
+
+test('archive: bad values are reported with the file and the key', (t) => {
+  const err = configError(() => parseConfig('archive:\n  replicas: 0\n  sync_interval_ms: fast\n  retention:\n    max_bytes: 1k\n    max_age_days: 0\n    keep: all\n  mirror: true\n', 'c.yaml'))
+  t.deepEqual(err.errors.map((e) => [e.code, e.key]).sort(), [
+    ['OUT_OF_RANGE', 'archive.replicas'],
+    ['OUT_OF_RANGE', 'archive.retention.max_age_days'],
+    ['OUT_OF_RANGE', 'archive.retention.max_bytes'],
+    ['UNKNOWN_KEY', 'archive.mirror'],
+    ['UNKNOWN_KEY', 'archive.retention.keep'],
+    ['WRONG_TYPE', 'archive.sync_interval_ms']
+  ])
+  t.true(err.errors.every((e) => e.file.endsWith('c.yaml')))
+  t.is(configError(() => parseConfig('archive: [1]\n', 'c.yaml')).key, 'archive')
+  t.is(configError(() => parseConfig('archive:\n  replicas: 17\n', 'c.yaml')).key, 'archive.replicas')
+})
