@@ -3,7 +3,8 @@
  * workers, two validators), joined by bootstrap and the DHT. Sample jobs go in through the gateway's
  * gRPC API as a client would, with progress shown; a table shows each result, the worker that ran
  * it, and its receipt verified offline; one job asks both validators to re-run it and its
- * certificate is checked offline.
+ * certificate is checked offline, then looked up again on the archive node; a recurring subscription
+ * shows two distinct workers answering every interval (scripts/demo-subscription.ts).
  *
  * `npm run demo -- --cheat` adds a worker whose echo container tampers with its output and catches
  * it first (scripts/demo-cheat.ts); the sample jobs then run and none goes to it.
@@ -22,6 +23,7 @@ import { startDevnet, type Devnet } from '../src/cli/devnet.ts'
 import { spinner, stateName, table } from '../src/cli/format.ts'
 import { verifyReceipt } from '../src/receipt/index.ts'
 import { verifyCertificate } from '../src/verification/index.ts'
+import { showArchivedCertificate, showSubscription } from './demo-subscription.ts'
 import { catchTheCheat, CHEAT_NAME, CHEAT_WORKER, laterJobs, showReputation, type CheatContext } from './demo-cheat.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -199,6 +201,13 @@ async function main (): Promise<number> {
     }
     out(`\nbad requests refused with a status that says what to fix:\n  ${refusals.join('\n  ')}\n`)
 
+    // Archives and subscriptions (skipped with --cheat, which shows the cheat instead).
+    if (ctx === undefined) {
+      const verified = results.find((r) => r.sample.verification !== undefined && r.job !== undefined && stateName(r.job.state) === 'success')
+      if (verified?.job !== undefined) problems.push(...await showArchivedCertificate(net, verified.job.jobId, new Uint8Array(verified.job.output), { out, name }))
+      problems.push(...await showSubscription(net, { out, name }))
+    }
+
     if (ctx !== undefined && run !== undefined && run.caughtAt >= 0) {
       problems.push(...laterJobs(ctx, [
         ...run.jobs.slice(run.caughtAt + 1).map((job, i) => ({ label: `job ${run.caughtAt + i + 2}`, job })),
@@ -220,7 +229,7 @@ async function main (): Promise<number> {
     }
     out(cheat
       ? '\ndemo OK: the cheat\'s first result was disputed and never reached the client, every verified job was certified with the honest output, no job went to the cheat after its exclusion, and every receipt and certificate verified\n'
-      : '\ndemo OK: every job succeeded on the mesh, every receipt verified, and the verified job\'s certificate held\n')
+      : '\ndemo OK: every job succeeded on the mesh, every receipt verified, the verified job\'s certificate held (and its archived copy), and every interval of the subscription got its responses from distinct workers\n')
     return 0
   } finally {
     client.close()
