@@ -26,8 +26,38 @@ export function resolveEndpoints (opts: { addr?: string, control?: string, confi
     }
   }
   return {
-    public: opts.addr ?? env.INFRAMIND_ADDR ?? fromConfig?.public ?? DEFAULT_PUBLIC,
+    // A list (for the commands that fail over between gateways) means its first entry to the others.
+    public: firstAddress(opts.addr) ?? firstAddress(env.INFRAMIND_ADDR) ?? fromConfig?.public ?? DEFAULT_PUBLIC,
     control: opts.control ?? env.INFRAMIND_CONTROL ?? fromConfig?.control ?? DEFAULT_CONTROL,
     maxMessageBytes: fromConfig?.maxMessageBytes
   }
+}
+
+/** "a:1, b:2,,c:3" -> ["a:1", "b:2", "c:3"]. */
+export function splitAddresses (value: string | undefined): string[] {
+  return (value ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '')
+}
+
+function firstAddress (value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : splitAddresses(value)[0]
+}
+
+/**
+ * The gateways a failover command tries, in order: --gateway a,b,c, else --addr or INFRAMIND_ADDR
+ * (either may be a comma list), else the one node resolveEndpoints finds.
+ */
+export function resolveGateways (opts: { gateway?: string, addr?: string, config?: string }, env: NodeJS.ProcessEnv): string[] {
+  for (const list of [opts.gateway, opts.addr, env.INFRAMIND_ADDR]) {
+    const addrs = splitAddresses(list)
+    if (addrs.length > 0) return addrs
+  }
+  return [resolveEndpoints({ config: opts.config }, env).public]
+}
+
+/** True when `infra submit` was given several gateways (then it goes through the failover client). */
+export function wantsFailover (argv: string[], env: NodeJS.ProcessEnv): boolean {
+  if (argv.some((a) => a === '--gateway' || a.startsWith('--gateway='))) return true
+  const i = argv.findIndex((a) => a === '--addr' || a.startsWith('--addr='))
+  const addr = i === -1 ? env.INFRAMIND_ADDR : (argv[i].includes('=') ? argv[i].slice(argv[i].indexOf('=') + 1) : argv[i + 1])
+  return (addr ?? '').includes(',')
 }

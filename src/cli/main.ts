@@ -1,6 +1,7 @@
 /** `infra`: the operator's command line. The only place that writes to the console for users. */
 import { pathToFileURL } from 'node:url'
 import { UsageError } from './args.ts'
+import { wantsFailover } from './endpoints.ts'
 import { runJob, runJobs, runPeers, runStatus, runSubmit, type CliIo } from './client-commands.ts'
 import { runInit } from './init.ts'
 import { runRoster } from './roster.ts'
@@ -19,6 +20,9 @@ commands:
                                                          run it on a worker not in the roster (result unverified);
                                                          --verify reexecute: Q of V validators re-run it (a certificate);
                                                          signature: they check the receipt without re-running it
+         [--gateway HOST:PORT,HOST:PORT...]              several gateways: tried in order with one job id, failing over
+                                                         (also when --addr or INFRAMIND_ADDR is a comma list)
+  run <the options of submit>                            submit --wait through the client library (failover as above)
   job ID [--json | --receipt | --certificate | --steps] [--output-file F]
                                                          one job: state, history, output, receipt, certificate, steps
   peers [--all] [--json]                                 mesh peers: roles, containers, latency
@@ -28,6 +32,8 @@ commands:
   jobs [--state S] [--limit N] [--json]                  recent jobs, newest first
   verify <file|-> [--output FILE] [--json]               check a receipt or certificate offline (exit 0 valid, 1 invalid)
   roster init|add|remove|sign|show|push [...]            a private mesh's operator-signed roster (infra roster help)
+  sub key|create|sign|cancel|get|ls|watch [...]          subscriptions signed with an owner key (infra sub help)
+  records receipt|certificate|ls [...]                   receipts, certificates and records from archive nodes (infra records help)
 
 start and devnet stop cleanly on Ctrl-C or SIGTERM (exit 0); a second one forces it (exit 130/143).
 
@@ -52,7 +58,14 @@ export async function cli (argv: string[], io: CliIo): Promise<number> {
         return await main(rest, io.env)
       }
       case 'status': return await runStatus(rest, io)
-      case 'submit': return await runSubmit(rest, io)
+      case 'submit': {
+        // Several gateways: through the failover client (loaded only then, so the one-node path stays as light).
+        if (!wantsFailover(rest, io.env)) return await runSubmit(rest, io)
+        return await (await import('./sub.ts')).runSubmitFailover(rest, io)
+      }
+      case 'run': return await (await import('./sub.ts')).runSubmitFailover([...rest, '--wait'], io)
+      case 'sub': return await (await import('./sub.ts')).runSub(rest, io)
+      case 'records': return await (await import('./records.ts')).runRecords(rest, io)
       case 'job': return await runJob(rest, io)
       case 'jobs': return await runJobs(rest, io)
       case 'peers': return await runPeers(rest, io)
