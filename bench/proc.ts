@@ -34,6 +34,13 @@ export async function cpuMs (pid: number | undefined): Promise<number> {
   return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) * 10
 }
 
+/** Busy CPU time of the whole machine so far, ms (from /proc/stat: all but idle and iowait; ticks are 10 ms). */
+export async function machineCpuMs (): Promise<number> {
+  const line = (await readFile('/proc/stat', 'utf8').catch(() => '')).split('\n')[0] ?? ''
+  const f = line.trim().split(/\s+/).slice(1).map(Number)
+  return (f.reduce((a, b) => a + b, 0) - (f[3] ?? 0) - (f[4] ?? 0)) * 10
+}
+
 export async function rssMiB (pid: number | undefined): Promise<number> {
   if (pid === undefined) return 0
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')

@@ -8,7 +8,9 @@
  *   7. a client's job through the gateway without vs during a 1,000 heartbeats/s flood from one outsider (issue 9);
  *   8. read-only calls on an idle node vs during a SubmitJob burst that overflows its queue (issue 10);
  *   9. a worker SIGKILLed mid-job: kill → the job accepted by another worker, and → the result at the client (issue 10);
- *  10. a verified job (reexecute v=2 q=2, certificate in hand) vs an unverified one on a 10-node devnet, alternated (issue 11).
+ *  10. a verified job (reexecute v=2 q=2, certificate in hand) vs an unverified one on a 10-node devnet, alternated (issue 11);
+ *  11. 1,000 recurring subscriptions on a 5-node devnet with 2 gateways: intervals delivered on time, and the gateways' CPU and RSS vs no subscription;
+ *  12. an archive catch-up of 20,000 signed receipts between two mesh nodes vs the first log's own put of them (median of 3 rounds).
  * Timings are not asserted anywhere: this machine is shared and noisy, so we record ratios.
  */
 import { spawn } from 'node:child_process'
@@ -26,6 +28,8 @@ import { benchFlood, type FloodResult } from './flood.ts'
 import { benchResponsiveness, renderResponsiveness, responsivenessNote, type ResponsivenessResult } from './responsiveness.ts'
 import { benchReassign, reassignNote, renderReassign, type ReassignResult } from './reassign.ts'
 import { benchVerified, renderVerified, verifiedNote, verifiedShortfall, type VerifiedResult } from './verified.ts'
+import { benchSubscriptions, renderSubscriptions, subscriptionsMet, subscriptionsNote, type SubscriptionsResult } from './subscriptions.ts'
+import { ARCHIVE_SYNC_TARGET, archiveSyncMet, archiveSyncNote, benchArchiveSync, renderArchiveSync, type ArchiveSyncResult } from './archive-sync.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const RESULTS = path.join(ROOT, 'bench', 'results')
@@ -42,7 +46,7 @@ async function dockerVersion (): Promise<string> {
   })
 }
 
-/** `npm run bench [-- --quick] [-- --only oneshot,signing,idle,service,mesh,throughput,flood,responsiveness,reassign,verified] [-- --mesh-sizes 3,10,25]` */
+/** `npm run bench [-- --quick] [-- --only oneshot,signing,idle,service,mesh,throughput,flood,responsiveness,reassign,verified,subscriptions,archive] [-- --mesh-sizes 3,10,25] [-- --subs N] [-- --sub-period S]` */
 async function main (): Promise<void> {
   const quick = process.argv.includes('--quick')
   const onlyArg = process.argv[process.argv.indexOf('--only') + 1]
@@ -51,6 +55,14 @@ async function main (): Promise<void> {
   const sizesArg = process.argv.includes('--mesh-sizes') ? process.argv[process.argv.indexOf('--mesh-sizes') + 1] : undefined
   const meshSizes = sizesArg !== undefined ? sizesArg.split(',').map(Number) : quick ? [3] : [3, 10, 25]
   if (meshSizes.some((n) => !Number.isInteger(n) || n < 3)) throw new Error(`--mesh-sizes takes node counts of 3 or more, like 3,10,25 (got "${sizesArg}")`)
+  const numberArg = (flag: string, fallback: number): number => {
+    if (!process.argv.includes(flag)) return fallback
+    const v = Number(process.argv[process.argv.indexOf(flag) + 1])
+    if (!Number.isInteger(v) || v < 1) throw new Error(`${flag} takes a whole number of 1 or more (got "${process.argv[process.argv.indexOf(flag) + 1]}")`)
+    return v
+  }
+  const subs = numberArg('--subs', quick ? 100 : 1_000)
+  const subPeriod = numberArg('--sub-period', 10)
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'inframind-bench-'))
   const ctx: BenchContext = { root: ROOT, tmp }
   try {
@@ -79,6 +91,12 @@ async function main (): Promise<void> {
     const verified = (want('verified')
       ? await benchVerified(ctx, { jobs: quick ? 40 : 300 })
       : previous.verified) as VerifiedResult | undefined
+    const subscriptions = (want('subscriptions')
+      ? await benchSubscriptions(ctx, { subs, periodS: subPeriod })
+      : previous.subscriptions) as SubscriptionsResult | undefined
+    const archiveSync = (want('archive')
+      ? await benchArchiveSync(ctx, { records: quick ? 5_000 : 20_000, rounds: quick ? 1 : 3 })
+      : previous.archiveSync) as ArchiveSyncResult | undefined
     const mesh10 = (mesh as Array<{ nodes: number, failed?: number, meshOverhead: { p50: number, p99: number } }> | undefined)?.find((m) => m.nodes === 10 && (m.failed ?? 0) === 0)
 
     const results = {
@@ -94,6 +112,8 @@ async function main (): Promise<void> {
       responsiveness,
       reassign,
       verified,
+      subscriptions,
+      archiveSync,
       targets: {
         serviceOverheadP50Ms: { target: '<= 1', value: service?.overheadP50Ms, met: service !== undefined && service.overheadP50Ms <= 1 },
         mesh10P50Ms: { target: '<= 30', value: mesh10?.meshOverhead.p50, met: mesh10 !== undefined && mesh10.meshOverhead.p50 <= 30 },
@@ -109,7 +129,11 @@ async function main (): Promise<void> {
         reassignAcceptedMaxMs: { target: '<= 5000', value: reassign?.accepted.max, met: reassign !== undefined && reassign.failedRounds === 0 && reassign.accepted.max <= 5000 },
         // Container time excluded; met only when every verified job came back certified with a certificate that verifies.
         verifiedRatioP50: { target: '<= 2', value: verified?.ratioP50, met: verified !== undefined && verifiedShortfall(verified) === 0 && verified.ratioP50 <= 2 },
-        verifiedRatioP99: { target: '<= 3', value: verified?.ratioP99, met: verified !== undefined && verifiedShortfall(verified) === 0 && verified.ratioP99 <= 3 }
+        verifiedRatioP99: { target: '<= 3', value: verified?.ratioP99, met: verified !== undefined && verifiedShortfall(verified) === 0 && verified.ratioP99 <= 3 },
+        // Whole intervals inside the window with exactly one response accepted within the interval.
+        subscriptionsOnTime: { target: '>= 0.99', value: subscriptions?.fraction, met: subscriptions !== undefined && subscriptionsMet(subscriptions) },
+        // The median of the rounds' catch-up rates.
+        archiveCatchUpPerSecond: { target: `>= ${ARCHIVE_SYNC_TARGET}`, value: archiveSync?.median.catchUpPerSecond, met: archiveSync !== undefined && archiveSyncMet(archiveSync) }
       }
     }
     await mkdir(RESULTS, { recursive: true })
@@ -158,6 +182,8 @@ function render (r: any): string {
     ...(r.responsiveness === undefined ? [] : [renderResponsiveness(r.responsiveness)]),
     ...(r.reassign === undefined ? [] : [renderReassign(r.reassign, r.targets.reassignAcceptedMaxMs)]),
     ...(r.verified === undefined ? [] : [renderVerified(r.verified, { met50: r.targets.verifiedRatioP50?.met === true, met99: r.targets.verifiedRatioP99?.met === true })]),
+    ...(r.subscriptions == null ? [] : [renderSubscriptions(r.subscriptions)]),
+    ...(r.archiveSync?.median == null ? [] : [renderArchiveSync(r.archiveSync)]),
     '',
     ...(r.mesh === undefined ? [] : [`Mesh: separate node processes on loopback (a scheduler+gateway, workers, a validator; three workers serve a warm echo container), measured once the fresh mesh settled (${r.mesh.map((m: any) => `${m.nodes} nodes: ${((m.settledAfterMs ?? 0) / 1000).toFixed(0)} s`).join(', ')}), one job at a time back to back; "container time excluded" subtracts the worker's own run time from its receipt. Raw gossipsub runs plain libp2p nodes in one process with the node's gossipsub settings.`, '']),
     ...(r.throughput === undefined ? [] : [throughputNote(r.throughput), '']),
@@ -165,6 +191,8 @@ function render (r: any): string {
     ...(r.responsiveness === undefined ? [] : [responsivenessNote(r.responsiveness), '']),
     ...(r.reassign === undefined ? [] : [reassignNote(r.reassign), '']),
     ...(r.verified === undefined ? [] : [verifiedNote(r.verified), '']),
+    ...(r.subscriptions == null ? [] : [subscriptionsNote(r.subscriptions), '']),
+    ...(r.archiveSync?.median == null ? [] : [archiveSyncNote(r.archiveSync), '']),
     `One-shot: both sides run the same image (${r.oneShot.image}) with the same sandbox flags and the same ${r.oneShot.inputBytes}-byte input; the node side is a gRPC SubmitJob then WatchJob until the result, the baseline is the docker CLI. Pairs alternate which side runs first.`,
     ''
   ].join('\n')

@@ -203,7 +203,8 @@ export async function runSubmit (argv: string[], io: CliIo): Promise<number> {
   }
 }
 
-async function printJob (job: Job, args: ParsedArgs, io: CliIo): Promise<number> {
+/** Prints a finished job as `submit --wait` does (output, or the failure; --json; --output-file). */
+export async function printJob (job: Job, args: ParsedArgs, io: CliIo): Promise<number> {
   const outFile = str(args, 'output-file')
   if (outFile !== undefined) await writeFile(outFile, job.output)
   const failed = stateName(job.state) === 'failed'

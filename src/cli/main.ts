@@ -61,9 +61,9 @@ export async function cli (argv: string[], io: CliIo): Promise<number> {
       case 'submit': {
         // Several gateways: through the failover client (loaded only then, so the one-node path stays as light).
         if (!wantsFailover(rest, io.env)) return await runSubmit(rest, io)
-        return await (await import('./sub.ts')).runSubmitFailover(rest, io)
+        return await (await import('./gateways.ts')).runSubmitFailover(rest, io)
       }
-      case 'run': return await (await import('./sub.ts')).runSubmitFailover([...rest, '--wait'], io)
+      case 'run': return await (await import('./gateways.ts')).runSubmitFailover([...rest, '--wait'], io)
       case 'sub': return await (await import('./sub.ts')).runSub(rest, io)
       case 'records': return await (await import('./records.ts')).runRecords(rest, io)
       case 'job': return await runJob(rest, io)

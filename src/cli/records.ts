@@ -5,7 +5,7 @@ import type { RecordReply } from '../protocol/generated.ts'
 import { parseArgs, str, UsageError, type ParsedArgs } from './args.ts'
 import { reportRpcError, type CliIo } from './client-commands.ts'
 import { printable, table } from './format.ts'
-import { clientFor } from './sub.ts'
+import { withClient } from './gateways.ts'
 import { errorCode } from '../client/index.ts'
 
 export const RECORDS_USAGE = `usage: infra records <command> [options]
@@ -74,8 +74,7 @@ function report (err: unknown, gateways: string[], io: CliIo): number {
 async function runOne (kind: 'receipt' | 'certificate', args: ParsedArgs, io: CliIo): Promise<number> {
   const ref = args.positionals[0]
   if (ref === undefined) throw new UsageError(`usage: infra records ${kind} JOB_ID|HASH [--json] [--out FILE]`)
-  const { client, gateways } = clientFor(args, io)
-  try {
+  return await withClient(args, io, async (client) => {
     const reply = kind === 'receipt' ? await client.getReceipt(ref) : await client.getCertificate(ref)
     const json = recordToJson(reply)
     if (!args.flags.has('json') && (json.envelope === undefined || json.envelope === null)) {
@@ -90,11 +89,7 @@ async function runOne (kind: 'receipt' | 'certificate', args: ParsedArgs, io: Cl
       io.out(`${kind} ${reply.hash} from archive ${reply.archiveId} written to ${out}\n`)
     } else io.out(text)
     return 0
-  } catch (err) {
-    return report(err, gateways, io)
-  } finally {
-    client.close()
-  }
+  }, report)
 }
 
 async function runList (args: ParsedArgs, io: CliIo): Promise<number> {
@@ -112,8 +107,7 @@ async function runList (args: ParsedArgs, io: CliIo): Promise<number> {
     pageSize,
     pageToken: str(args, 'page-token')
   }
-  const { client, gateways } = clientFor(args, io)
-  try {
+  return await withClient(args, io, async (client) => {
     const page = await client.listRecords(filter)
     if (args.flags.has('json')) {
       io.out(JSON.stringify({ records: page.records.map(recordToJson), next_page_token: page.nextPageToken }, null, 2) + '\n')
@@ -128,11 +122,7 @@ async function runList (args: ParsedArgs, io: CliIo): Promise<number> {
     }
     if (page.nextPageToken !== '') io.out(`more: add --page-token ${page.nextPageToken}\n`)
     return 0
-  } catch (err) {
-    return report(err, gateways, io)
-  } finally {
-    client.close()
-  }
+  }, report)
 }
 
 export async function runRecords (argv: string[], io: CliIo): Promise<number> {

@@ -1,19 +1,16 @@
 /**
- * `infra sub ...`: subscriptions signed with the owner's key, through one or several gateways; and
- * `infra submit --gateway a,b` / `infra run`: a job through several gateways with failover. Both go
- * through the client library (src/client), which keeps one job id / one signed request across gateways.
+ * `infra sub ...`: subscriptions signed with the owner's key, through one or several gateways (the
+ * client library, src/client, which sends one signed request to every gateway tried).
  */
 import { readFile, writeFile } from 'node:fs/promises'
 import { generateIdentity, loadIdentity, type Identity } from '../identity/index.ts'
 import { decodeEnvelope, envelopeFromJson, envelopeToJson, type SignedEnvelope } from '../envelope/index.ts'
-import type { Job, SubscriptionResponse, SubscriptionStatus } from '../protocol/generated.ts'
-import {
-  inframindClient, openSubscriptionOutput, openSubscriptionRequest, signSubscriptionRequest, type InframindClient, type JobSpec, type SubscriptionSpec
-} from '../client/index.ts'
+import type { SubscriptionResponse, SubscriptionStatus } from '../protocol/generated.ts'
+import { openSubscriptionOutput, openSubscriptionRequest, signSubscriptionRequest, type SubscriptionSpec } from '../client/index.ts'
 import { parseArgs, str, UsageError, type ParsedArgs } from './args.ts'
-import { jobToJson, parseContainerList, reportRpcError, type CliIo } from './client-commands.ts'
-import { resolveEndpoints, resolveGateways } from './endpoints.ts'
-import { printable, spinner, stateName, table } from './format.ts'
+import { parseContainerList, type CliIo } from './client-commands.ts'
+import { COMMON, whole, withClient } from './gateways.ts'
+import { printable, table } from './format.ts'
 
 export const SUB_USAGE = `usage: infra sub <command> [options]
 
@@ -42,45 +39,7 @@ options: --gateway HOST:PORT[,HOST:PORT...] (tried in order, failing over; defau
          (a comma list too), or the node in config.yaml), --config FILE, --timeout MS (per call)
 `
 
-const COMMON = ['gateway', 'addr', 'config', 'timeout']
 const SPEC_OPTIONS = ['key', 'container', 'input', 'frequency', 'period', 'redundancy', 'nonce', 'expires-in', 'deadline', 'verify', 'validators', 'quorum']
-
-function perCallTimeout (args: ParsedArgs): number {
-  const t = str(args, 'timeout')
-  if (t === undefined) return 10_000
-  const n = Number(t)
-  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--timeout must be a positive number of milliseconds, got "${t}"`)
-  return n
-}
-
-/** The client for a command's --gateway list (or --addr / INFRAMIND_ADDR / config.yaml). */
-export function clientFor (args: ParsedArgs, io: CliIo): { client: InframindClient, gateways: string[] } {
-  const gateways = resolveGateways({ gateway: str(args, 'gateway'), addr: str(args, 'addr'), config: str(args, 'config') }, io.env)
-  const { maxMessageBytes } = resolveEndpoints({ addr: gateways[0], config: str(args, 'config') }, io.env)
-  return { client: inframindClient({ gateways, timeoutMs: perCallTimeout(args), maxMessageBytes }), gateways }
-}
-
-/** Client-library failures in the user's terms; gRPC statuses as every other command reports them. */
-function reportError (err: unknown, gateways: string[], io: CliIo): number {
-  const name = (err as { name?: string }).name
-  if (name === 'GatewaysUnavailableError' || name === 'ClientDeadlineError') {
-    io.err(`${(err as Error).message}\n(gateways tried: ${gateways.join(', ')}; give others with --gateway a,b,c)\n`)
-    return 1
-  }
-  if (name === 'UsageError') throw err
-  return reportRpcError(err, gateways.join(','), io)
-}
-
-function whole (args: ParsedArgs, name: string, min: number, fallback?: number): number {
-  const v = str(args, name)
-  if (v === undefined) {
-    if (fallback !== undefined) return fallback
-    throw new UsageError(`--${name} is required`)
-  }
-  const n = Number(v)
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be a whole number >= ${min}, got "${v}"`)
-  return n
-}
 
 async function readInputArg (value: string | undefined, io: CliIo): Promise<Uint8Array> {
   if (value === undefined) throw new UsageError('--input TEXT, --input @FILE or --input @- (stdin) is required')
@@ -230,17 +189,12 @@ async function runCreate (argv: string[], io: CliIo): Promise<number> {
   } else {
     request = signSubscriptionRequest(ownerKey(args), await specFromArgs(args, io))
   }
-  const { client, gateways } = clientFor(args, io)
-  try {
+  return await withClient(args, io, async (client) => {
     const status = await client.createSignedSubscription(request)
     if (args.flags.has('json')) io.out(JSON.stringify(subscriptionToJson(status), null, 2) + '\n')
     else printStatus(status, io)
     return 0
-  } catch (err) {
-    return reportError(err, gateways, io)
-  } finally {
-    client.close()
-  }
+  })
 }
 
 async function runSign (argv: string[], io: CliIo): Promise<number> {
@@ -263,34 +217,24 @@ async function runCancel (argv: string[], io: CliIo): Promise<number> {
   const id = args.positionals[0]
   if (id === undefined) throw new UsageError('usage: infra sub cancel --key FILE ID')
   const owner = ownerKey(args)
-  const { client, gateways } = clientFor(args, io)
-  try {
+  return await withClient(args, io, async (client) => {
     const status = await client.cancelSubscription(owner, id)
     if (args.flags.has('json')) io.out(JSON.stringify(subscriptionToJson(status), null, 2) + '\n')
     else io.out(`subscription ${id}: ${status.state}\n`)
     return 0
-  } catch (err) {
-    return reportError(err, gateways, io)
-  } finally {
-    client.close()
-  }
+  })
 }
 
 async function runGet (argv: string[], io: CliIo): Promise<number> {
   const args = parseArgs(argv, COMMON, ['json'])
   const id = args.positionals[0]
   if (id === undefined) throw new UsageError('usage: infra sub get ID [--json]')
-  const { client, gateways } = clientFor(args, io)
-  try {
+  return await withClient(args, io, async (client) => {
     const status = await client.getSubscription(id)
     if (args.flags.has('json')) io.out(JSON.stringify(subscriptionToJson(status), null, 2) + '\n')
     else printStatus(status, io)
     return 0
-  } catch (err) {
-    return reportError(err, gateways, io)
-  } finally {
-    client.close()
-  }
+  })
 }
 
 const STATES = ['pending', 'active', 'completed', 'cancelled']
@@ -299,8 +243,7 @@ async function runList (argv: string[], io: CliIo): Promise<number> {
   const args = parseArgs(argv, [...COMMON, 'owner', 'state'], ['json'])
   const state = str(args, 'state')
   if (state !== undefined && !STATES.includes(state)) throw new UsageError(`--state must be one of ${STATES.join(', ')}`)
-  const { client, gateways } = clientFor(args, io)
-  try {
+  return await withClient(args, io, async (client) => {
     const subs = await client.listSubscriptions({ owner: str(args, 'owner'), state })
     if (args.flags.has('json')) { io.out(JSON.stringify(subs.map(subscriptionToJson), null, 2) + '\n'); return 0 }
     if (subs.length === 0) { io.out('no subscriptions\n'); return 0 }
@@ -315,11 +258,7 @@ async function runList (argv: string[], io: CliIo): Promise<number> {
       ]
     })))
     return 0
-  } catch (err) {
-    return reportError(err, gateways, io)
-  } finally {
-    client.close()
-  }
+  })
 }
 
 async function runWatch (argv: string[], io: CliIo, signal?: AbortSignal): Promise<number> {
@@ -329,8 +268,7 @@ async function runWatch (argv: string[], io: CliIo, signal?: AbortSignal): Promi
   const from = whole(args, 'from', 0, 0)
   let owner = str(args, 'key') !== undefined ? ownerKey(args) : undefined
   const json = args.flags.has('json')
-  const { client, gateways } = clientFor(args, io)
-  try {
+  return await withClient(args, io, async (client) => {
     if (owner !== undefined) {
       const status = await client.getSubscription(id)
       if (status.subscription !== null && status.subscription.owner !== owner.nodeId) {
@@ -357,11 +295,7 @@ async function runWatch (argv: string[], io: CliIo, signal?: AbortSignal): Promi
     }
     if (!json) io.out(`subscription ${id}: no more responses (completed or cancelled)\n`)
     return 0
-  } catch (err) {
-    return reportError(err, gateways, io)
-  } finally {
-    client.close()
-  }
+  })
 }
 
 function runKey (argv: string[], io: CliIo): number {
@@ -399,75 +333,4 @@ export async function runSub (argv: string[], io: CliIo, signal?: AbortSignal): 
       io.err(`unknown command "sub ${command}"\n\n${SUB_USAGE}`)
       return 2
   }
-}
-
-/**
- * `infra submit` through several gateways (and `infra run` = `submit --wait`): the same options and
- * output as the one-node submit, with --gateway a,b,c. The job id (--job-id, else a fresh UUID) is
- * the same on every gateway tried, so a gateway dying mid-job never makes it run twice.
- */
-export async function runSubmitFailover (argv: string[], io: CliIo, signal?: AbortSignal): Promise<number> {
-  const args = parseArgs(argv, [...COMMON, 'container', 'input', 'input-file', 'deadline', 'job-id', 'output-file', 'delegate', 'verify', 'validators', 'quorum'], ['wait', 'json', 'requires-proof', 'allow-probation'])
-  const containers = parseContainerList(str(args, 'container'))
-  const text = str(args, 'input')
-  const file = str(args, 'input-file')
-  if ((text === undefined) === (file === undefined)) throw new UsageError('give exactly one of --input TEXT or --input-file FILE (- for stdin)')
-  const input = text !== undefined ? new TextEncoder().encode(text) : file === '-' ? await io.stdin() : new Uint8Array(await readFile(file as string))
-  const deadlineMs = whole(args, 'deadline', 0, 0)
-  const method = str(args, 'verify')
-  if (method !== undefined && method !== 'none' && method !== 'signature' && method !== 'reexecute') throw new UsageError(`--verify must be none, signature or reexecute, got "${method}"`)
-  if (method === undefined && (str(args, 'validators') !== undefined || str(args, 'quorum') !== undefined)) throw new UsageError('--validators and --quorum go with --verify signature|reexecute')
-  const job: JobSpec = {
-    containers,
-    input,
-    deadlineMs,
-    jobId: str(args, 'job-id'),
-    requiresProof: args.flags.has('requires-proof'),
-    allowProbation: args.flags.has('allow-probation'),
-    delegate: str(args, 'delegate'),
-    ...(method !== undefined ? { verification: { method, validators: whole(args, 'validators', 1, 0), quorum: whole(args, 'quorum', 1, 0) } } : {})
-  }
-  const { client, gateways } = clientFor(args, io)
-  const onFailover = (addr: string, err: Error): void => { io.err(`gateway ${addr} failed (${err.message.split('\n')[0]}); trying the next\n`) }
-  try {
-    const res = await client.submit(job, { signal, onFailover })
-    if (!args.flags.has('wait')) {
-      io.out(args.flags.has('json') ? JSON.stringify({ job_id: res.jobId, state: stateName(res.state), duplicate: res.duplicate, gateway: res.gateway }) + '\n' : `${res.jobId}\n`)
-      return 0
-    }
-    const spin = spinner(io.stderr, `job ${res.jobId}: ${stateName(res.state)} (${res.gateway})`)
-    let done: Job | null = null
-    try {
-      for await (const event of client.watch(res.jobId, { signal, onFailover })) {
-        spin.update(`job ${res.jobId}: ${stateName(event.state)}${event.detail !== '' ? ` (${event.detail})` : ''} [${event.gateway}]`)
-        if (event.job !== null && event.job !== undefined) done = event.job
-      }
-    } finally {
-      spin.stop(done !== null ? `job ${done.jobId}: ${stateName(done.state)} in ${done.latencyMs} ms` : undefined)
-    }
-    if (done === null) done = await client.get(res.jobId, { signal })
-    return await printJob(done, args, io)
-  } catch (err) {
-    return reportError(err, gateways, io)
-  } finally {
-    client.close()
-  }
-}
-
-/** As the one-node submit prints a finished job. */
-async function printJob (job: Job, args: ParsedArgs, io: CliIo): Promise<number> {
-  const outFile = str(args, 'output-file')
-  if (outFile !== undefined) await writeFile(outFile, job.output)
-  const failed = stateName(job.state) === 'failed'
-  if (args.flags.has('json')) {
-    io.out(JSON.stringify(jobToJson(job), null, 2) + '\n')
-    return failed ? 1 : 0
-  }
-  if (failed) {
-    io.err(`job ${job.jobId} failed [${job.errorCode}]: ${job.error}\n`)
-    return 1
-  }
-  const text = printable(job.output)
-  if (outFile === undefined) io.out(text !== undefined ? (text.endsWith('\n') ? text : text + '\n') : `(${job.output.byteLength} bytes of binary output; use --output-file FILE or --json)\n`)
-  return 0
 }
