@@ -20,6 +20,7 @@ async function workerNode (t: ExecutionContext, bootstrap: TestNode): Promise<Te
 
 const id = (n: TestNode): string => n.node.identity.nodeId
 const sees = (from: TestNode, to: TestNode): boolean => from.node.mesh?.livePeer(id(to)) != null
+const connected = (a: TestNode, b: TestNode): boolean => a.node.mesh!.libp2p().getConnections().some((c) => c.remotePeer.toString() === id(b))
 
 async function runOn (t: ExecutionContext, gateway: TestNode, input: string, jobId?: string): Promise<string> {
   const { jobId: submitted } = await gateway.client.submitJob({ containerId: 'echo', input: text(input), ...(jobId !== undefined ? { jobId } : {}) })
@@ -46,6 +47,9 @@ test('a split mesh keeps serving on both sides and heals without a restart', asy
   const w2 = await workerNode(t, gw1)
   const all = [gw1, gw2, w1, w2]
   await eventually(() => sees(gw1, w1) && sees(gw1, w2) && sees(gw2, w1) && sees(gw2, w2) && sees(gw1, gw2), 60_000)
+  // Every worker keeps a direct connection to every gateway (the roster's assigning nodes), so each
+  // side's gateway hears its worker without a path through the other side.
+  await eventually(() => connected(w1, gw1) && connected(w2, gw2) && connected(w1, gw2) && connected(w2, gw1), 60_000)
 
   const sideA = [gw1, w1]
   const sideB = [gw2, w2]
@@ -53,8 +57,8 @@ test('a split mesh keeps serving on both sides and heals without a restart', asy
     for (const a of mine) for (const b of theirs) await a.node.mesh!.block(id(b), PARTITION_MS, 'test partition')
   }
   // Heartbeats from across the split stop arriving: each gateway sees only its own side's worker.
-  await eventually(() => !sees(gw1, w2) && !sees(gw2, w1) && !sees(gw1, gw2), 60_000)
-  t.true(sees(gw1, w1) && sees(gw2, w2), 'each side still sees its own worker')
+  // (each side still seeing its own worker: heartbeats on a busy machine may lag a moment).
+  await eventually(() => !sees(gw1, w2) && !sees(gw2, w1) && !sees(gw1, gw2) && sees(gw1, w1) && sees(gw2, w2), 60_000)
   for (const n of all) {
     const connected = n.node.mesh!.libp2p().getConnections().map((c) => c.remotePeer.toString())
     const other = sideA.includes(n) ? sideB : sideA
