@@ -36,8 +36,9 @@ export function checkSubscriptionId (id: unknown): string {
 }
 
 /** Deterministic, so a coordinator taking a subscription over asks for the same job a worker may already hold. */
-export function subscriptionJobId (id: string, interval: number, index: number): string {
-  return `s:${id.slice(0, JOB_ID_ID_HEX)}:${interval}:${index}`
+export function subscriptionJobId (id: string, interval: number, index: number, attempt = 0): string {
+  // A retry of a response in the same interval (its first job failed or was refused) is another job.
+  return `s:${id.slice(0, JOB_ID_ID_HEX)}:${interval}:${index}${attempt > 0 ? `.${attempt}` : ''}`
 }
 
 /**

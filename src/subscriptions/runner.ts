@@ -76,6 +76,14 @@ export interface Runner {
   stop(): Promise<void>
 }
 
+/** One job of an interval: response `index`, its `attempt`-th try (0 = the first). */
+interface JobPlan { interval: number, index: number, jobId: string, excludeWorkers: string[], deadlineAtMs: number, attempt: number }
+
+/** A response whose job failed or did not count is tried again at most this many times in its interval. */
+const MAX_RESPONSE_RETRIES = 2
+/** ...and only with this much of its interval left (a job on a warm path takes tens of ms, a cold one a second or more). */
+const MIN_RETRY_BUDGET_MS = 1_000
+
 interface Life {
   controller: AbortController
   launched: Set<string>
@@ -123,20 +131,46 @@ export function subscriptionRunner (ctx: RunnerContext): Runner {
       life.launched.add(key)
       need--
       life.running++
-      const job = run(h, life, { interval, index, jobId, excludeWorkers, deadlineAtMs })
-      inflight.add(job)
-      void job.finally(() => inflight.delete(job))
+      start(h, life, { interval, index, jobId, excludeWorkers, deadlineAtMs, attempt: 0 })
     }
   }
 
-  async function run (h: HeldSubscription, life: Life, job: { interval: number, index: number, jobId: string, excludeWorkers: string[], deadlineAtMs: number }): Promise<void> {
+  function start (h: HeldSubscription, life: Life, job: JobPlan): void {
+    const running = run(h, life, job)
+    inflight.add(running)
+    void running.finally(() => inflight.delete(running))
+  }
+
+  /**
+   * A response that did not count (its job failed, or its worker had answered this interval already,
+   * e.g. two slots placed on one worker while the other was out of sight) is tried again once on
+   * another worker while its interval has time left; a late one is not (its interval is over).
+   */
+  async function retry (h: HeldSubscription, life: Life, job: JobPlan, answered?: string): Promise<boolean> {
+    if (job.attempt >= MAX_RESPONSE_RETRIES || life.controller.signal.aborted) return false
+    const nowMs = ctx.nowMs()
+    if (job.deadlineAtMs - nowMs < MIN_RETRY_BUDGET_MS) return false
+    const current = ctx.book.get(h.subscription.id)
+    if (current === undefined || ctx.book.state(current, Math.floor(nowMs / 1000)) !== 'active') return false
+    if (intervalAt(current.terms.activeAt, current.terms.period, Math.floor(nowMs / 1000)) !== job.interval) return false
+    const done = await ctx.book.delivered(h.subscription.id, job.interval)
+    if (done.length >= current.terms.redundancy) return false
+    const attempt = job.attempt + 1
+    const excludeWorkers = [...new Set([...done.map((d) => d.nodeId), ...(answered !== undefined ? [answered] : [])])]
+    life.running++
+    start(h, life, { ...job, attempt, excludeWorkers, jobId: subscriptionJobId(h.subscription.id, job.interval, job.index, attempt) })
+    return true
+  }
+
+  async function run (h: HeldSubscription, life: Life, job: JobPlan): Promise<void> {
     const id = h.subscription.id
     let result: RunJobResult
     try {
+      const { attempt: _attempt, ...plan } = job
       result = await ctx.runJob({
         subscription: h.subscription,
         request: h.request,
-        ...job,
+        ...plan,
         origin: subscriptionOrigin(h.subscription),
         signal: life.controller.signal
       })
@@ -144,12 +178,14 @@ export function subscriptionRunner (ctx: RunnerContext): Runner {
       if (!life.controller.signal.aborted) {
         ctx.metrics.jobFailed()
         log.info({ err, subscription: id, jobId: job.jobId }, 'subscription job failed')
+        await retry(h, life, job).catch(() => false)
       }
       await settle(h, life)
       return
     }
     try {
-      await judge(id, job.interval, job.jobId, result)
+      const code = await judge(id, job.interval, job.jobId, result)
+      if (code === 'NODE_RESPONDED_ALREADY' || code === 'INVALID_RESULT') await retry(h, life, job, result.workerId)
     } catch (err) {
       log.error({ err, subscription: id, jobId: job.jobId }, 'subscription result could not be recorded')
     }
@@ -165,7 +201,7 @@ export function subscriptionRunner (ctx: RunnerContext): Runner {
   }
 
   /** Judges a result at the moment it arrives: a result past its interval is refused, never delivered. */
-  async function judge (id: string, interval: number, jobId: string, result: RunJobResult): Promise<void> {
+  async function judge (id: string, interval: number, jobId: string, result: RunJobResult): Promise<string | undefined> {
     const arrivedMs = ctx.nowMs()
     const h = ctx.book.get(id)
     if (h === undefined) return
@@ -173,7 +209,7 @@ export function subscriptionRunner (ctx: RunnerContext): Runner {
     if (problem !== undefined) {
       ctx.metrics.refused('INVALID_RESULT', 'local')
       log.warn({ subscription: id, jobId, worker: result.workerId, problem }, 'subscription result refused')
-      return
+      return 'INVALID_RESULT'
     }
     const response: SubscriptionResponse = {
       subscriptionId: id,
@@ -193,7 +229,7 @@ export function subscriptionRunner (ctx: RunnerContext): Runner {
     if (!outcome.accepted) {
       ctx.metrics.refused(outcome.code, 'local')
       log.info({ subscription: id, jobId, worker: result.workerId, code: outcome.code }, 'subscription response refused')
-      return
+      return outcome.code
     }
     ctx.metrics.accepted('local')
     if (h.request.lazy && ctx.storeOutput !== undefined) {

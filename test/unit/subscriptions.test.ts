@@ -21,6 +21,7 @@ import {
 } from '../../src/subscriptions/index.ts'
 import { silentLogger } from '../../src/telemetry/logger.ts'
 import { createMetrics, type Metrics } from '../../src/telemetry/metrics.ts'
+import { until } from '../helpers/fake-runtime.ts'
 
 const owner = identityFromSeed(new Uint8Array(32).fill(1))
 const stranger = identityFromSeed(new Uint8Array(32).fill(2))
@@ -132,6 +133,13 @@ class FakeMesh {
     if (w === undefined) throw new Error(`no job ${jobId} waiting`)
     this.#waiting.delete(jobId)
     w.resolve(r)
+  }
+
+  fail (jobId: string, message = 'NO_WORKER'): void {
+    const w = this.#waiting.get(jobId)
+    if (w === undefined) throw new Error(`no job ${jobId} waiting`)
+    this.#waiting.delete(jobId)
+    w.reject(new Error(message))
   }
 
   jobIds (): string[] {
@@ -318,22 +326,50 @@ test('the runner: exactly redundancy accepted per interval from distinct workers
   t.throws(() => openSealed(coordA, r1.sealedOutput, SEAL_CONTEXTS.subscriptionOutput(id, r1.jobId)), undefined, 'the coordinator cannot open it')
   t.throws(() => openSealed(owner, r1.sealedOutput, SEAL_CONTEXTS.subscriptionOutput(id, subscriptionJobId(id, 1, 2))), undefined, 'bound to its job')
 
-  // Interval 2: both jobs come back from the same worker: the second is refused.
+  // Interval 2: both jobs come back from the same worker: the second is refused, and that response
+  // is tried again (another job id) away from the worker that answered.
   await at(t, node, 4)
   t.is(node.mesh.calls.length, 4)
   node.mesh.answer(subscriptionJobId(id, 2, 1), w3)
   node.mesh.answer(subscriptionJobId(id, 2, 2), w3)
+  await until(() => node.mesh.calls.length === 5)
+  const again = node.mesh.calls[4] as RunJobArgs
+  t.is(again.jobId, subscriptionJobId(id, 2, 2, 1))
+  t.is(again.index, 2)
+  t.deepEqual(again.excludeWorkers, [w3.nodeId])
+  node.mesh.answer(subscriptionJobId(id, 2, 2, 1), w1)
   await node.subs.settled()
   status = await node.subs.get(id)
-  t.deepEqual(status.responses.filter((r) => r.interval === 2).map((r) => r.nodeId), [w3.nodeId])
+  t.deepEqual(status.responses.filter((r) => r.interval === 2).map((r) => r.nodeId), [w3.nodeId, w1.nodeId])
   t.is(node.subs.stats().refused.NODE_RESPONDED_ALREADY, 1)
-  t.is(node.subs.stats().accepted.local, 3)
+  t.is(node.subs.stats().accepted.local, 4)
 
   await at(t, node, 6)
   status = await node.subs.get(id)
   t.is(status.state, 'completed')
-  t.is(node.mesh.calls.length, 4, 'nothing after the last interval')
-  t.is(node.subs.stats().missed, 1, 'interval 2 ended one short')
+  t.is(node.mesh.calls.length, 5, 'nothing after the last interval')
+  t.is(node.subs.stats().missed, 0, 'every interval got its responses')
+})
+
+test('a failed job is tried again in its interval, at most twice, and never once the interval is nearly over', async (t) => {
+  const node = await startNode(t)
+  const id = (await node.subs.create(signRequest(request({ redundancy: 1 })))).subscription?.id as string
+  await at(t, node, 2)
+  node.mesh.fail(subscriptionJobId(id, 1, 1))
+  await until(() => node.mesh.calls.length === 2)
+  node.mesh.fail(subscriptionJobId(id, 1, 1, 1))
+  await until(() => node.mesh.calls.length === 3)
+  t.is((node.mesh.calls[2] as RunJobArgs).jobId, subscriptionJobId(id, 1, 1, 2))
+  node.mesh.fail(subscriptionJobId(id, 1, 1, 2))
+  await node.subs.settled()
+  t.is(node.mesh.calls.length, 3, 'two retries, no more')
+  // Interval 2, with less than a second of it left when its job fails: no retry.
+  await at(t, node, 4)
+  t.is(node.mesh.calls.length, 4)
+  t.context.nowMs = (T0 + 6) * 1000 - 500
+  node.mesh.fail(subscriptionJobId(id, 2, 1))
+  await node.subs.settled()
+  t.is(node.mesh.calls.length, 4)
 })
 
 test('a late result is refused INTERVAL_MISMATCH, counted, never delivered', async (t) => {
@@ -361,9 +397,14 @@ test('a result that is not the job\'s is refused INVALID_RESULT', async (t) => {
   await at(t, node, 2)
   // w2's receipt presented as w1's answer.
   node.mesh.answerWith(subscriptionJobId(id, 1, 1), { ...result(w2, subscriptionJobId(id, 1, 1)), workerId: w1.nodeId })
-  await node.subs.settled()
+  // Never delivered; the response is tried again on another worker, whose genuine answer counts.
+  await until(() => node.mesh.calls.length === 2)
   t.is(node.subs.stats().refused.INVALID_RESULT, 1)
   t.deepEqual((await node.subs.get(id)).responses, [])
+  t.deepEqual((node.mesh.calls[1] as RunJobArgs).excludeWorkers, [w1.nodeId])
+  node.mesh.answer(subscriptionJobId(id, 1, 1, 1), w2)
+  await node.subs.settled()
+  t.deepEqual((await node.subs.get(id)).responses.map((r) => [r.nodeId, r.jobId]), [[w2.nodeId, subscriptionJobId(id, 1, 1, 1)]])
 })
 
 test('cancel: anyone but the owner is refused; the owner\'s cancel stops the next interval', async (t) => {
