@@ -116,6 +116,19 @@ export function scheduler (init: SchedulerInit) {
     }
     // Kept between heartbeats so a burst does not pile onto one worker; only workers seen lately stay.
     const use = new Map<string, WorkerUse>()
+    /** Placement key → the workers running its jobs now (how many each): the siblings a reassignment avoids. */
+    const placedOn = new Map<string, Map<string, number>>()
+    const holdPlacement = (key: string, workerId: string): () => void => {
+      const held = placedOn.get(key) ?? new Map<string, number>()
+      placedOn.set(key, held)
+      held.set(workerId, (held.get(workerId) ?? 0) + 1)
+      return () => {
+        const n = (held.get(workerId) ?? 1) - 1
+        if (n > 0) held.set(workerId, n)
+        else held.delete(workerId)
+        if (held.size === 0 && placedOn.get(key) === held) placedOn.delete(key)
+      }
+    }
     const useOf = (workerId: string): WorkerUse => {
       let u = use.get(workerId)
       if (u === undefined) { u = { inFlight: 0, lastAssignedMs: 0, misses: 0, coolUntilMs: 0 }; use.set(workerId, u) }
@@ -235,7 +248,10 @@ export function scheduler (init: SchedulerInit) {
           const placed = attempt === 0 && previous === undefined && job.placement !== undefined
             ? placeWorker(live, job.containers, new Set(job.excludeWorkers ?? []), job.placement)
             : undefined
-          const worker = previous ?? placed ?? pickWorker(live, job.containers, new Set([...tried, ...(job.excludeWorkers ?? [])]), use, now, (id) => reputation.standing(id))
+          // Never a worker running a sibling of a placed job (another response of the same subscription
+          // interval): its second answer would not count.
+          const siblings = job.placement !== undefined ? [...(placedOn.get(job.placement.key)?.keys() ?? [])] : []
+          const worker = previous ?? placed ?? pickWorker(live, job.containers, new Set([...tried, ...(job.excludeWorkers ?? []), ...siblings]), use, now, (id) => reputation.standing(id))
           if (worker === undefined) {
             // After a worker was lost or stayed silent, the others may be out of sight for a moment
             // too (a busy machine delays heartbeats): wait for one as at the start, never fail at once.
@@ -279,6 +295,7 @@ export function scheduler (init: SchedulerInit) {
           opts.onProgress?.({ state: 'accepted', detail: `accepted by ${worker.nodeId}${ack.duplicate ? ' (it already had the job)' : ''}`, workerId: worker.nodeId })
           const running = useOf(worker.nodeId)
           running.inFlight += 1
+          const sibling = job.placement !== undefined ? holdPlacement(job.placement.key, worker.nodeId) : () => {}
           const watching = watch(worker.nodeId)
           try {
             const outcome = await Promise.race([result, watching.lost])
@@ -310,6 +327,7 @@ export function scheduler (init: SchedulerInit) {
           } finally {
             watching.stop()
             running.inFlight -= 1
+            sibling()
           }
         }
       } finally {

@@ -23,7 +23,15 @@ const sees = (from: TestNode, to: TestNode): boolean => from.node.mesh?.livePeer
 const connected = (a: TestNode, b: TestNode): boolean => a.node.mesh!.libp2p().getConnections().some((c) => c.remotePeer.toString() === id(b))
 
 async function runOn (t: ExecutionContext, gateway: TestNode, input: string, jobId?: string): Promise<string> {
-  const { jobId: submitted } = await gateway.client.submitJob({ containerId: 'echo', input: text(input), ...(jobId !== undefined ? { jobId } : {}) })
+  // As a client would: NO_WORKER (UNAVAILABLE) while a busy machine delays a heartbeat is retried.
+  const submitted = await eventually(async () => {
+    try {
+      return (await gateway.client.submitJob({ containerId: 'echo', input: text(input), ...(jobId !== undefined ? { jobId } : {}) })).jobId
+    } catch (err) {
+      if ((err as { code?: number }).code === 14) return undefined
+      throw err
+    }
+  }, 30_000)
   const done = await waitJob(gateway.client, submitted)
   t.is(done.state, 'JOB_STATE_SUCCESS', done.error)
   t.is(Buffer.from(done.output).toString(), input)
