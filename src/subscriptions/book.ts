@@ -35,7 +35,7 @@ export type AcceptOutcome =
   | { accepted: false, code: RefusalCode }
 
 export type ApplyOutcome =
-  | { status: 'applied' | 'duplicate', held: HeldSubscription, response?: SubscriptionResponse }
+  | { status: 'applied' | 'duplicate', held: HeldSubscription, response?: SubscriptionResponse, superseded?: SubscriptionResponse[] }
   | { status: 'refused', code: RefusalCode | 'INVALID_EVENT', reason: string }
 
 export interface ListFilter {
@@ -91,6 +91,11 @@ function hold (subscription: Subscription, deliveredInLast = 0): HeldSubscriptio
 
 const byAge = (a: HeldSubscription, b: HeldSubscription): number =>
   a.subscription.createdAt - b.subscription.createdAt || (a.subscription.id < b.subscription.id ? -1 : 1)
+
+/** Acceptance time, then node id, then job id: a total order every scheduler computes alike. */
+export function firstAccepted (a: SubscriptionResponse, b: SubscriptionResponse): number {
+  return a.acceptedAtMs - b.acceptedAtMs || (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0) || (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0)
+}
 
 export function subscriptionBook (section: StoreSection): SubscriptionBook {
   const held = new Map<string, HeldSubscription>()
@@ -153,9 +158,33 @@ export function subscriptionBook (section: StoreSection): SubscriptionBook {
     const same = already.find((d) => d.nodeId === r.nodeId)
     if (same !== undefined && h !== undefined && same.jobId === r.jobId && sameBytes(same.outputHash, r.outputHash)) return { status: 'duplicate', held: h, response: same }
     const code = checkReplicatedResponse(h?.terms, already.map((d) => d.nodeId), { interval: r.interval, nodeId: r.nodeId, acceptedAtS: Math.floor(r.acceptedAtMs / 1000) })
+    if (h !== undefined && (code === 'INTERVAL_COMPLETED' || code === 'NODE_RESPONDED_ALREADY')) return await converge(h, already, r, code)
     if (code !== null || h === undefined) return { status: 'refused', code: code ?? 'SUBSCRIPTION_NOT_FOUND', reason: code ?? 'unknown subscription' }
     await storeResponse(h, r)
     return { status: 'applied', held: h, response: r }
+  }
+
+  /**
+   * An interval already full (or already answered by that node) meets another scheduler's response:
+   * two owners recorded it, e.g. on the two sides of a split mesh. Every scheduler keeps the same
+   * responses whatever order the events reach it in: one per node (its earliest), then the first
+   * `redundancy` in the order `firstAccepted`. The newcomer either replaces the ones it beats
+   * (`superseded`) or is refused with the rule's code.
+   */
+  async function converge (h: HeldSubscription, already: SubscriptionResponse[], r: SubscriptionResponse, code: RefusalCode): Promise<ApplyOutcome> {
+    const earliest = new Map<string, SubscriptionResponse>()
+    for (const d of [...already, r].sort(firstAccepted)) if (!earliest.has(d.nodeId)) earliest.set(d.nodeId, d)
+    const kept = [...earliest.values()].slice(0, h.terms.redundancy)
+    if (!kept.includes(r)) return { status: 'refused', code, reason: code }
+    const superseded = already.filter((d) => !kept.includes(d))
+    const last = r.interval === lastInterval(h.terms)
+    // A superseded response of r's own node shares its key: the put replaces it.
+    await section.batch([
+      ...superseded.filter((d) => d.nodeId !== r.nodeId).map((d) => ({ type: 'del' as const, key: responseKey(d) })),
+      { type: 'put' as const, key: responseKey(r), value: encodeSubscriptionResponse(r) }
+    ])
+    if (last) h.deliveredInLast += 1 - superseded.length
+    return { status: 'applied', held: h, response: r, superseded }
   }
 
   return {

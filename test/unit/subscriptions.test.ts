@@ -537,9 +537,9 @@ test('replication: a second coordinator applies A\'s events, idempotently, by th
   t.deepEqual(onB.responses.map((r) => r.nodeId), [w1.nodeId])
   t.is(b.mesh.calls.length, 0)
 
-  // Another coordinator's response for the same (full) interval: refused as the SDK would.
+  // Another coordinator's later response for the same (full) interval: refused as the SDK would.
   const delivered = events(a)[1]?.delivered as SubscriptionResponse
-  const other = { ...delivered, nodeId: w2.nodeId, jobId: subscriptionJobId(id, 1, 2), ...pick(result(w2, subscriptionJobId(id, 1, 2))) }
+  const other = { ...delivered, nodeId: w2.nodeId, jobId: subscriptionJobId(id, 1, 2), ...pick(result(w2, subscriptionJobId(id, 1, 2))), acceptedAtMs: delivered.acceptedAtMs + 1 }
   const signed = (e: SubscriptionEvent, by = coordA): SignedEnvelope => signEnvelope(by, PAYLOAD_TYPES.subscriptionEvent, encodeSubscriptionEvent(e))
   t.deepEqual(await b.subs.applyReplicated(signed({ delivered: other })), { status: 'refused', code: 'INTERVAL_COMPLETED', reason: 'INTERVAL_COMPLETED' })
   // The same node twice in an interval with room (interval 2, redundancy 1 means room for one): first applied, second refused.
@@ -558,6 +558,37 @@ test('replication: a second coordinator applies A\'s events, idempotently, by th
   t.is(codeOf(await t.throwsAsync(b.subs.applyReplicated(forged))), 'SUBSCRIPTION_EVENT_REFUSED')
   // A response whose receipt is not node_id's is refused whoever signs the event.
   t.is((await b.subs.applyReplicated(signed({ delivered: { ...i2, nodeId: w3.nodeId } }))).code, 'INVALID_EVENT')
+})
+
+test('after a split: two schedulers that filled one interval differently converge on the same responses, whatever the order', async (t) => {
+  const a = await startNode(t, { db: 'a', owns: () => false })
+  const b = await startNode(t, { db: 'b', identity: coordB, owns: () => false })
+  const c = await startNode(t, { db: 'c', owns: () => false })
+  const env = signRequest(request({ redundancy: 2 }))
+  const id = (await a.subs.create(env)).subscription?.id as string
+  for (const e of a.replicated) { await b.subs.applyReplicated(e); await c.subs.applyReplicated(e) }
+  const signed = (e: SubscriptionEvent, by: Identity): SignedEnvelope => signEnvelope(by, PAYLOAD_TYPES.subscriptionEvent, encodeSubscriptionEvent(e))
+  const response = (worker: Identity, index: number, atMs: number, by: Identity): SignedEnvelope => {
+    const jobId = subscriptionJobId(id, 1, index)
+    return signed({
+      delivered: {
+        subscriptionId: id, interval: 1, index, nodeId: worker.nodeId, jobId, ...pick(result(worker, jobId)), certificate: null,
+        sealedOutput: new Uint8Array(), acceptedAtMs: atMs, schedulerId: by.nodeId
+      }
+    }, by)
+  }
+  // Side A's owner (coordA) got w1 and w2; side B's owner (coordB) got w3 earlier than w2, and w1 again.
+  const sideA = [response(w1, 1, (T0 + 2) * 1000 + 100, coordA), response(w2, 2, (T0 + 2) * 1000 + 900, coordA)]
+  const sideB = [response(w3, 1, (T0 + 2) * 1000 + 300, coordB), response(w1, 2, (T0 + 2) * 1000 + 200, coordB)]
+  t.context.nowMs = (T0 + 3) * 1000
+  for (const e of [...sideA, ...sideB]) await a.subs.applyReplicated(e)
+  for (const e of [...sideB].reverse().concat(sideA)) await c.subs.applyReplicated(e)
+  for (const e of [...sideA].reverse().concat(sideB)) await b.subs.applyReplicated(e)
+  const kept = async (n: typeof a): Promise<string[]> => (await n.subs.get(id)).responses.filter((r) => r.interval === 1).map((r) => `${r.nodeId}@${r.acceptedAtMs}`).sort()
+  const expected = [`${w1.nodeId}@${(T0 + 2) * 1000 + 100}`, `${w3.nodeId}@${(T0 + 2) * 1000 + 300}`].sort()
+  t.deepEqual(await kept(a), expected, 'one per node (its earliest), then the first two by acceptance')
+  t.deepEqual(await kept(b), expected)
+  t.deepEqual(await kept(c), expected)
 })
 
 test('replication: a cancel from another coordinator applies (even before its creation) and only with the owner\'s signature', async (t) => {
