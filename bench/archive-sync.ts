@@ -17,16 +17,15 @@ import { admission } from '../src/admission/index.ts'
 import { MAX_VERIFY_THREADS, verifyArchiveRecord, verifyPool, type VerifyPool } from '../src/archive/index.ts'
 import type { Role } from '../src/config/types.ts'
 import { defaultConfig } from '../src/config/index.ts'
-import { encodeEnvelope } from '../src/envelope/index.ts'
 import { identityFromSeed } from '../src/identity/index.ts'
 import type { Identity } from '../src/identity/types.ts'
 import { mesh, type Mesh } from '../src/mesh/index.ts'
 import { ARCHIVE_SYNC_PROTOCOL } from '../src/protocol/index.ts'
-import { computeJobHash, sha256, signReceipt, type Receipt } from '../src/receipt/index.ts'
 import { CATCH_UP_OVERLAP_MS, DEFAULT_SYNC_BATCH, recordLog, recordSync, type RecordLog, type RecordSync } from '../src/records/index.ts'
 import { levelStore } from '../src/store/index.ts'
 import type { JobStore } from '../src/store/types.ts'
 import { silentLogger } from '../src/telemetry/logger.ts'
+import { signedReceipt } from '../test/helpers/receipts.ts'
 import type { Startable } from '../src/types.ts'
 import { until } from './reassign.ts'
 import type { BenchContext } from './run.ts'
@@ -113,27 +112,7 @@ function receipts (n: number): Uint8Array[] {
   const workers = Array.from({ length: WORKERS }, () => identityFromSeed(randomBytes(32)))
   const scheduler = identityFromSeed(randomBytes(32))
   const now = Date.now()
-  return Array.from({ length: n }, (_, i) => {
-    const jobId = `bench-${i}-${randomBytes(4).toString('hex')}`
-    const worker = workers[i % WORKERS]!
-    const inputHash = sha256(Buffer.from(jobId))
-    const r: Receipt = {
-      jobId,
-      jobHash: computeJobHash(jobId, ['echo-warm'], inputHash),
-      inputHash,
-      outputHash: sha256(Buffer.from(`out ${jobId}`)),
-      steps: [],
-      status: 'success',
-      exitCode: 0,
-      latencyMs: 1,
-      startedAtMs: now + i,
-      finishedAtMs: now + i + 1,
-      workerId: worker.nodeId,
-      schedulerId: scheduler.nodeId,
-      error: ''
-    }
-    return encodeEnvelope(signReceipt(worker, r))
-  })
+  return Array.from({ length: n }, (_, i) => signedReceipt(workers[i % WORKERS]!, scheduler, `bench-${i}-${randomBytes(4).toString('hex')}`, { container: 'echo-warm', startedAtMs: now + i }))
 }
 
 export async function benchArchiveSync (ctx: BenchContext, opts: { records: number, rounds: number }): Promise<ArchiveSyncResult> {

@@ -14,11 +14,19 @@ export function rendezvousWeight (key: string, candidate: string): Buffer {
 
 const SEPARATOR = Buffer.from([0])
 
-/** The candidates in rendezvous order of `key` (highest weight first); ties cannot occur between distinct ids. */
-export function rendezvousOrder (key: string, candidates: readonly string[]): string[] {
-  const weighted = [...new Set(candidates)].map((c) => ({ c, w: rendezvousWeight(key, c) }))
+/**
+ * Distinct candidates by descending `weight` (compared as bytes): the ranking every rendezvous
+ * placement shares; each caller documents the weight it uses.
+ */
+export function rankByWeight (candidates: readonly string[], weight: (candidate: string) => Uint8Array): string[] {
+  const weighted = [...new Set(candidates)].map((c) => ({ c, w: weight(c) }))
   weighted.sort((a, b) => Buffer.compare(b.w, a.w))
   return weighted.map((x) => x.c)
+}
+
+/** The candidates in rendezvous order of `key` (highest weight first); ties cannot occur between distinct ids. */
+export function rendezvousOrder (key: string, candidates: readonly string[]): string[] {
+  return rankByWeight(candidates, (c) => rendezvousWeight(key, c))
 }
 
 /** The first `k` of rendezvousOrder. */

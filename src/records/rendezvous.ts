@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { rankByWeight } from '../rendezvous.ts'
 
 /**
  * Rendezvous (highest random weight) hashing: the k candidates that should hold `key`, best first.
@@ -9,10 +10,6 @@ import { createHash } from 'node:crypto'
  */
 export function rendezvous (key: string | Uint8Array, candidates: readonly string[], k: number): string[] {
   const keyBytes = typeof key === 'string' ? Buffer.from(key, 'utf8') : key
-  const scored = [...new Set(candidates)].map((candidate) => ({
-    candidate,
-    score: createHash('sha256').update(keyBytes).update(candidate, 'utf8').digest()
-  }))
-  scored.sort((a, b) => Buffer.compare(b.score, a.score))
-  return scored.slice(0, Math.max(0, Math.trunc(k))).map((s) => s.candidate)
+  return rankByWeight(candidates, (candidate) => createHash('sha256').update(keyBytes).update(candidate, 'utf8').digest())
+    .slice(0, Math.max(0, Math.trunc(k)))
 }

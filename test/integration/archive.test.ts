@@ -1,3 +1,4 @@
+import { signedReceipt } from '../helpers/receipts.ts'
 import anyTest, { type TestFn } from 'ava'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -12,7 +13,7 @@ import { identityFromSeed } from '../../src/identity/index.ts'
 import type { Identity } from '../../src/identity/types.ts'
 import { mesh, type Mesh } from '../../src/mesh/index.ts'
 import { ARCHIVE_SYNC_PROTOCOL } from '../../src/protocol/index.ts'
-import { computeJobHash, decodeReceipt, receiptHash, sha256, signReceipt, type Receipt } from '../../src/receipt/index.ts'
+import { decodeReceipt, receiptHash, sha256 } from '../../src/receipt/index.ts'
 import { chooseValidators, signAttestation, signCertificate } from '../../src/verification/index.ts'
 import { listFrom, pushTo, recordKey, recordLog, recordSync, sha256Hex, type RecordLog, type RecordSync } from '../../src/records/index.ts'
 import { levelStore } from '../../src/store/index.ts'
@@ -122,25 +123,7 @@ async function startPeer (t: { context: Ctx }, opts: StartOptions): Promise<Peer
 const worker = identityFromSeed(new Uint8Array(32).fill(61))
 const scheduler = identityFromSeed(new Uint8Array(32).fill(62))
 
-function receiptOf (jobId: string): Uint8Array {
-  const inputHash = sha256(Buffer.from(jobId))
-  const r: Receipt = {
-    jobId,
-    jobHash: computeJobHash(jobId, ['echo'], inputHash),
-    inputHash,
-    outputHash: sha256(Buffer.from(`out ${jobId}`)),
-    steps: [],
-    status: 'success',
-    exitCode: 0,
-    latencyMs: 1,
-    startedAtMs: 1_763_000_000_000,
-    finishedAtMs: 1_763_000_000_001,
-    workerId: worker.nodeId,
-    schedulerId: scheduler.nodeId,
-    error: ''
-  }
-  return encodeEnvelope(signReceipt(worker, r))
-}
+const receiptOf = (jobId: string): Uint8Array => signedReceipt(worker, scheduler, jobId)
 
 const validatorIds = [71, 72, 73].map((n) => identityFromSeed(new Uint8Array(32).fill(n)))
 
