@@ -1,3 +1,5 @@
+import { MAX_RECORD_BYTES } from '../records/constants.ts'
+
 /** The record log of subscription events on a scheduler (a section of the node's LevelDB). */
 export const SUBSCRIPTION_EVENTS_LOG = 'subscription-events'
 /** StoredRecord.kind of a subscription event (an encoded SignedEnvelope of SubscriptionEvent). */
@@ -15,3 +17,13 @@ export const REPLICATE_TIMEOUT_MS = 2_000
  * subscriptions move within one short period.
  */
 export const DISCONNECTED_GRACE_MS = 1_500
+/** The live view (who is a live scheduler) is reused this long: ownership is asked per subscription per tick. */
+export const LIVE_VIEW_MS = 250
+/** Owners remembered per view; past this many keys the memo starts over (bounded whatever the book holds). */
+export const MAX_OWNER_MEMO = 100_000
+/**
+ * Events replicated together in one store write and one push per scheduler: at most this many, and
+ * at most this many bytes (one event is at most a record; a push request holds two, see MAX_SYNC_REQUEST_BYTES).
+ */
+export const MAX_REPLICATE_BATCH = 64
+export const MAX_REPLICATE_BATCH_BYTES = MAX_RECORD_BYTES

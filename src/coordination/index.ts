@@ -18,14 +18,14 @@ import { nodeIdFromPublicKey } from '../identity/index.ts'
 import type { Identity } from '../identity/types.ts'
 import type { Mesh } from '../mesh/index.ts'
 import { PAYLOAD_TYPES, SUBSCRIPTION_SYNC_PROTOCOL } from '../protocol/index.ts'
-import { InvalidRecordError, recordLog, recordSync, type LoggedRecord, type RecordLog, type RecordSync } from '../records/index.ts'
+import { InvalidRecordError, recordLog, recordSync, type LoggedRecord, type RecordInput, type RecordLog, type RecordSync } from '../records/index.ts'
 import { rendezvousOrder } from '../rendezvous.ts'
 import type { JobStore } from '../store/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
 import type { Startable } from '../types.ts'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { COORDINATION_SYNC_INTERVAL_MS, DISCONNECTED_GRACE_MS, REPLICATE_TIMEOUT_MS, SUBSCRIPTION_EVENT_KIND, SUBSCRIPTION_EVENTS_LOG } from './constants.ts'
+import { COORDINATION_SYNC_INTERVAL_MS, DISCONNECTED_GRACE_MS, LIVE_VIEW_MS, MAX_OWNER_MEMO, MAX_REPLICATE_BATCH, MAX_REPLICATE_BATCH_BYTES, REPLICATE_TIMEOUT_MS, SUBSCRIPTION_EVENT_KIND, SUBSCRIPTION_EVENTS_LOG } from './constants.ts'
 
 export * from './constants.ts'
 
@@ -55,7 +55,8 @@ export interface Coordination extends Startable {
   ownerOf(key: string): string | undefined
   owns(key: string): boolean
   /**
-   * Keeps a signed event and sends it to every other live scheduler; resolves with how many kept it
+   * Keeps a signed event and sends it to every other live scheduler, together with the events
+   * recorded in the same turn of the event loop; resolves with how many kept that whole batch
    * (0 when none is live or none answered within the timeout: the periodic catch-up retries).
    */
   replicate(envelope: SignedEnvelope): Promise<number>
@@ -98,11 +99,39 @@ export function coordination (init: CoordinationInit = {}) {
       if (open) connectedAt.set(id, now)
       return open || now - (connectedAt.get(id) ?? 0) < DISCONNECTED_GRACE_MS
     }
+    // The runner asks who owns each subscription several times a second: the live view is computed
+    // at most once per LIVE_VIEW_MS, and each key's owner once per distinct view.
+    let view = { atMs: -Infinity, ids: [] as string[], key: '' }
     const live = (): string[] => {
       const now = Date.now()
-      return c.schedulers().filter((id) => id === self || (c.mesh.livePeer(id) !== null && connected(id, now))).sort()
+      if (now - view.atMs < LIVE_VIEW_MS) return view.ids
+      const ids = c.schedulers().filter((id) => id === self || (c.mesh.livePeer(id) !== null && connected(id, now))).sort()
+      view = { atMs: now, ids, key: ids.join(',') }
+      return ids
     }
     const others = (): string[] => live().filter((id) => id !== self)
+    const owners = new Map<string, { view: string, owner: string | undefined }>()
+    const ownerOf = (key: string): string | undefined => {
+      const ids = live()
+      const known = owners.get(key)
+      if (known !== undefined && known.view === view.key) return known.owner
+      const owner = rendezvousOrder(key, ids)[0]
+      if (owners.size >= MAX_OWNER_MEMO) owners.clear()
+      owners.set(key, { view: view.key, owner })
+      return owner
+    }
+
+    // Events recorded in the same turn of the event loop travel together: one store write and one
+    // push per scheduler (a stream of its own per event cost more than the event).
+    let batch: { records: RecordInput[], bytes: number, done: Promise<number> } | undefined
+    const flush = async (records: RecordInput[]): Promise<number> => {
+      await log.put(records)
+      const peers = others()
+      if (peers.length === 0) return 0
+      const signal = AbortSignal.timeout(init.replicateTimeoutMs ?? REPLICATE_TIMEOUT_MS)
+      const results = await Promise.allSettled(peers.map(async (p) => await sync.push(p, records, signal)))
+      return results.filter((r) => r.status === 'fulfilled' && r.value.refused.length === 0).length
+    }
 
     /** Records new to the log (each is stored once) go to the subscriptions component, in stored order. */
     const applyNew = async (records: LoggedRecord[]): Promise<void> => {
@@ -136,20 +165,24 @@ export function coordination (init: CoordinationInit = {}) {
 
     return {
       live,
-      ownerOf (key) {
-        return rendezvousOrder(key, live())[0]
-      },
+      ownerOf,
       owns (key) {
-        return rendezvousOrder(key, live())[0] === self
+        return ownerOf(key) === self
       },
       async replicate (envelope) {
         const record = { kind: SUBSCRIPTION_EVENT_KIND, data: encodeEnvelope(envelope) }
-        await log.put([record])
-        const peers = others()
-        if (peers.length === 0) return 0
-        const signal = AbortSignal.timeout(init.replicateTimeoutMs ?? REPLICATE_TIMEOUT_MS)
-        const results = await Promise.allSettled(peers.map(async (p) => await sync.push(p, [record], signal)))
-        return results.filter((r) => r.status === 'fulfilled' && r.value.refused.length === 0).length
+        // A batch stays one push request: bounded in records and bytes (an event carries a sealed output).
+        if (batch === undefined || batch.records.length >= MAX_REPLICATE_BATCH || batch.bytes + record.data.length > MAX_REPLICATE_BATCH_BYTES) {
+          const records: RecordInput[] = []
+          const done = new Promise<void>((resolve) => { setImmediate(resolve) }).then(async () => {
+            if (batch?.records === records) batch = undefined
+            return await flush(records)
+          })
+          batch = { records, bytes: 0, done }
+        }
+        batch.records.push(record)
+        batch.bytes += record.data.length
+        return await batch.done
       },
       async start () {
         if (timer !== undefined) return

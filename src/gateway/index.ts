@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { guardian, GuardianRejectedError, type Guardian } from '../guardian/index.ts'
 import { computeJobHash, sha256, signReceipt } from '../receipt/index.ts'
 import { TypedEmitter } from '../events.ts'
-import { Slots } from '../slots.ts'
+import { DeadlineSlots, DeadlineUnreachableError } from '../slots.ts'
 import {
   DEADLINE_REASON, FAILURE_CODES, STOP_REASON, toFinished, toRequeued, type Ending, type Executor
 } from '../executor/index.ts'
@@ -81,7 +81,7 @@ class Jobs implements JobsService {
   readonly #log: Logger
   readonly #events: TypedEmitter<JobsEvents>
   /** In-flight places for mesh jobs: they wait on the network, so they never hold an executor slot. */
-  readonly #meshSlots: Slots
+  readonly #meshSlots: DeadlineSlots
   #started = false
   #starting: Promise<void> | undefined
   /** Latest record of every pending or running job; the store holds the same, written first. */
@@ -112,7 +112,7 @@ class Jobs implements JobsService {
     this.#identity = components.identity
     this.#log = components.logger.child({ component: 'jobs' })
     this.#events = new TypedEmitter(this.#log)
-    this.#meshSlots = new Slots(init.maxInFlight)
+    this.#meshSlots = new DeadlineSlots(init.maxInFlight)
     if (components.metrics !== undefined) registerJobMetrics(components.metrics, this)
   }
 
@@ -422,8 +422,10 @@ class Jobs implements JobsService {
   async #runOnMesh (job: JobRecord, signal: AbortSignal): Promise<void> {
     let release: () => void
     try {
-      release = await this.#meshSlots.acquire(signal)
-    } catch {
+      // Earliest deadline first; the kind is the chain, whose recent runs say how long one takes.
+      release = await this.#meshSlots.acquire({ deadlineAtMs: job.deadlineAtMs, kind: job.containers.join(','), signal })
+    } catch (err) {
+      if (err instanceof DeadlineUnreachableError) return await this.#finishShed(job, err)
       if (signal.reason === STOP_REASON) return await this.#requeue(job)
       return await this.#finishExpiredInQueue(job)
     }
@@ -451,6 +453,16 @@ class Jobs implements JobsService {
     if (this.#dropped.has(job.id) || !this.#active.has(job.id)) return
     this.#active.set(job.id, job)
     this.#emit(job, this.#lanes.get(job.id) ?? 'local')
+  }
+
+  /** Refused before it ran: it was waiting for an in-flight place and could no longer end in time. */
+  #finishShed (job: JobRecord, err: DeadlineUnreachableError): Promise<void> {
+    return this.#finish(job, {
+      state: 'failed',
+      detail: 'failed: shed, its deadline could not be met',
+      error: `not run: the gateway is past its capacity for mesh jobs (gateway.max_in_flight in flight), and ${err.message}; submit with a longer deadline, through another gateway, or when it is less busy`,
+      errorCode: FAILURE_CODES.deadlineExceeded
+    })
   }
 
   #finishExpiredInQueue (job: JobRecord): Promise<void> {

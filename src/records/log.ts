@@ -132,7 +132,20 @@ export function recordLog (init: RecordLogInit) {
     const read = async (hash: string, opts: { check?: 'full' | 'hash' } = {}): Promise<ReadResult> => {
       assertStarted()
       if (!HEX_HASH.test(hash)) return { status: 'missing' }
-      const value = await section.get(recordKey(hash))
+      return await checked(hash, await section.get(recordKey(hash)), opts)
+    }
+
+    const readMany = async (hashes: string[], opts: { check?: 'full' | 'hash' } = {}): Promise<ReadResult[]> => {
+      assertStarted()
+      const valid = hashes.filter((h) => HEX_HASH.test(h))
+      const values = new Map<string, Uint8Array | undefined>()
+      const got = await section.getMany(valid.map(recordKey))
+      valid.forEach((h, i) => values.set(h, got[i]))
+      return await Promise.all(hashes.map(async (h) => await checked(h, values.get(h), opts)))
+    }
+
+    /** A stored value as read: decoded and checked (its hash, and its signature unless only the hash is asked for). */
+    const checked = async (hash: string, value: Uint8Array | undefined, opts: { check?: 'full' | 'hash' }): Promise<ReadResult> => {
       if (value === undefined) return { status: 'missing' }
       let reason: string
       try {
@@ -188,7 +201,7 @@ export function recordLog (init: RecordLogInit) {
       const added: LoggedRecord[] = []
       const hashes = await serial(async () => {
         const candidates = [...fresh.keys()]
-        const held = await Promise.all(candidates.map(async (h) => await section.get(recordKey(h)) !== undefined))
+        const held = (await section.getMany(candidates.map(recordKey))).map((v) => v !== undefined)
         const ops: SectionOp[] = []
         let addedBytes = 0
         const storedAtMs = Math.max(Date.now(), lastStoredAtMs)
@@ -335,9 +348,17 @@ export function recordLog (init: RecordLogInit) {
         const r = await read(hash)
         return r.status === 'ok' ? r.record : undefined
       },
+      readMany,
       async has (hash) {
         assertStarted()
         return HEX_HASH.test(hash) && await section.get(recordKey(hash)) !== undefined
+      },
+      async hasMany (hashes) {
+        assertStarted()
+        const valid = hashes.filter((h) => HEX_HASH.test(h))
+        const got = await section.getMany(valid.map(recordKey))
+        const held = new Set(valid.filter((_, i) => got[i] !== undefined))
+        return hashes.map((h) => held.has(h))
       },
       list,
       query,

@@ -121,7 +121,7 @@ export function recordSync (init: RecordSyncInit) {
       let size = 0
       // Each read checks the data against its hash: a record corrupted on this disk is reported and
       // never served. Signatures are left to the asker, which verifies everything before storing it.
-      const found = await Promise.all(req.hashes.map(async (h) => await log.read(Buffer.from(h).toString('hex'), { check: 'hash' })))
+      const found = await log.readMany(req.hashes.map((h) => Buffer.from(h).toString('hex')), { check: 'hash' })
       for (const got of found) {
         if (got.status !== 'ok') continue
         const r = got.record
@@ -226,7 +226,7 @@ export function recordSync (init: RecordSyncInit) {
           if (want(e)) wanted.push(e.hash)
           else result.skipped++
         }
-        const held = await Promise.all(wanted.map(async (h) => await log.has(h)))
+        const held = await log.hasMany(wanted)
         const missing = wanted.filter((_, i) => !held[i])
         result.held += wanted.length - missing.length
         for (let i = 0; i < missing.length; i += batch) {

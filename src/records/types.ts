@@ -163,7 +163,11 @@ export interface RecordLog extends Startable {
    * verification (signatures): for serving peers, who verify whatever they receive anyway.
    */
   read(hash: string, opts?: { check?: 'full' | 'hash' }): Promise<ReadResult>
+  /** read() of each hash, in order, with one read of the store for all. */
+  readMany(hashes: string[], opts?: { check?: 'full' | 'hash' }): Promise<ReadResult[]>
   has(hash: string): Promise<boolean>
+  /** has() of each hash, in order, with one read of the store for all. */
+  hasMany(hashes: string[]): Promise<boolean[]>
   list(opts?: ListOptions): Promise<ListResult>
   query(opts?: QueryOptions): Promise<QueryResult>
   count(): number

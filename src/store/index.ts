@@ -140,6 +140,7 @@ class LevelJobStore implements JobStore {
     }
     return {
       get: async (key) => plain(await sub().get(key)),
+      getMany: async (keys) => keys.length === 0 ? [] : (await sub().getMany(keys)).map(plain),
       put: async (key, value) => { await sub().put(key, value) },
       del: async (key) => { await sub().del(key) },
       batch: async (ops) => { await sub().batch(ops) },

@@ -126,6 +126,8 @@ export interface SectionRange {
  */
 export interface StoreSection {
   get(key: string): Promise<Uint8Array | undefined>
+  /** Values of `keys` in their order (undefined where absent): one read of the engine for all. */
+  getMany(keys: string[]): Promise<Array<Uint8Array | undefined>>
   put(key: string, value: Uint8Array): Promise<void>
   del(key: string): Promise<void>
   /** All ops land together or none does. */

@@ -178,7 +178,8 @@ export function subscriptionRunner (ctx: RunnerContext): Runner {
       if (!life.controller.signal.aborted) {
         ctx.metrics.jobFailed()
         log.info({ err, subscription: id, jobId: job.jobId }, 'subscription job failed')
-        await retry(h, life, job).catch(() => false)
+        // Out of time (shed by an overloaded gateway, or past its deadline): another try would be too.
+        if ((err as { jobCode?: unknown }).jobCode !== 'DEADLINE_EXCEEDED') await retry(h, life, job).catch(() => false)
       }
       await settle(h, life)
       return
