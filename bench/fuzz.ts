@@ -18,7 +18,7 @@ import fc from 'fast-check'
 import * as grpc from '@grpc/grpc-js'
 import protobuf from 'protobufjs'
 import {
-  CONTROL_SERVICE, NODE_SERVICE, PROTO_PACKAGE, decodeFetchRequest, decodeFetchResponse, decodeStrict, encode,
+  CONTROL_SERVICE, NODE_SERVICE, PROTO_PACKAGE, decodeFetchRequest, decodeFetchResponse, decodeOutputChunk, decodeStrict, encode,
   messageType, protoRoot, serviceType, type MessageName
 } from '../src/protocol/index.ts'
 import { decodeEnvelope } from '../src/envelope/index.ts'
@@ -100,6 +100,8 @@ export function decoderTargets (): Target[] {
     { name: 'decodeReceipt', run: decodeReceipt },
     { name: 'decodeFetchRequest', run: decodeFetchRequest },
     { name: 'decodeFetchResponse', run: decodeFetchResponse },
+    // The payload of a worker's ReportOutput envelope (named so its inputs are mutated OutputChunkNotices).
+    { name: 'decodeStrict(inframind.v1.OutputChunkNotice)', run: decodeOutputChunk },
     { name: 'decodeRosterRequest', run: decodeRosterRequest },
     { name: 'decodeRosterResponse', run: decodeRosterResponse },
     { name: 'parseSignedRosterText', run: (b) => parseSignedRosterText(text(b), 'roster.json') },

@@ -52,6 +52,7 @@ export async function benchOneShot (ctx: BenchContext, opts: { pairs: number }):
     identity: { key_file: path.join(ctx.tmp, 'oneshot', 'identity.key') },
     api: { public: '127.0.0.1:0', control: '127.0.0.1:0' },
     telemetry: { metrics: { enabled: false, listen: '127.0.0.1:0' }, log_level: 'silent' },
+    dashboard: { listen: '' },
     mesh: { enabled: false },
     containers: [{
       id: 'echo', image: IMAGE, digest: lock[IMAGE], command: ['cat'],

@@ -61,6 +61,7 @@ export async function spawnRepoNode (root: string, dir: string): Promise<RepoNod
   doc.api.public = '127.0.0.1:0'
   doc.api.control = '127.0.0.1:0'
   doc.telemetry.metrics.listen = '127.0.0.1:0'
+  doc.dashboard = { ...doc.dashboard, listen: '127.0.0.1:0' }
   doc.mesh.listen = ['/ip4/127.0.0.1/tcp/0']
   doc.telemetry.log_level = 'warn'
   const file = path.join(dir, 'config.yaml')

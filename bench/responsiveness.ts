@@ -190,6 +190,7 @@ async function startNode (ctx: BenchContext, dir: string, opts: { concurrency: n
     // The shipped default level: what an operator's node logs during such a burst is part of its cost.
     // Metrics on: the node's own event-loop lag and GC time per phase say where a slow read waited.
     telemetry: { metrics: { enabled: true, listen: '127.0.0.1:0' }, log_level: 'info' },
+    dashboard: { listen: '' },
     mesh: { enabled: false },
     containers: [{
       id: 'echo', image: IMAGE, digest: lock[IMAGE], command: ['cat'],

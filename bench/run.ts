@@ -10,7 +10,11 @@
  *   9. a worker SIGKILLed mid-job: kill → the job accepted by another worker, and → the result at the client (issue 10);
  *  10. a verified job (reexecute v=2 q=2, certificate in hand) vs an unverified one on a 10-node devnet, alternated (issue 11);
  *  11. 1,000 recurring subscriptions on a 5-node devnet with 2 gateways: intervals delivered on time, and the gateways' CPU and RSS vs no subscription;
- *  12. an archive catch-up of 20,000 signed receipts between two mesh nodes vs the first log's own put of them (median of 3 rounds).
+ *  12. an archive catch-up of 20,000 signed receipts between two mesh nodes vs the first log's own put of them (median of 3 rounds);
+ *  13. a warm job through the REST API (POST /api/jobs/stream, and POST + poll) vs gRPC RunJob on the same node, alternated (issue 13);
+ *  14. streaming output: a container's first write to the first chunk at a StreamJobOutput client vs to a raw attach-stream reader (issue 13);
+ *  15. warm jobs with dashboard pages open (their event streams) vs none, alternated (issue 13);
+ *  16. `infra --help`, `infra status` and `infra submit --wait` (warm) as fresh processes vs `node -e 0` (issue 13).
  * Timings are not asserted anywhere: this machine is shared and noisy, so we record ratios.
  */
 import { spawn } from 'node:child_process'
@@ -30,6 +34,10 @@ import { benchReassign, reassignNote, renderReassign, type ReassignResult } from
 import { benchVerified, renderVerified, verifiedNote, verifiedShortfall, type VerifiedResult } from './verified.ts'
 import { benchSubscriptions, renderSubscriptions, subscriptionsMet, subscriptionsNote, type SubscriptionsResult } from './subscriptions.ts'
 import { ARCHIVE_SYNC_TARGET, archiveSyncMet, archiveSyncNote, benchArchiveSync, renderArchiveSync, type ArchiveSyncResult } from './archive-sync.ts'
+import { benchRest, renderRest, restMet, restNote, REST_TARGET_RATIO, type RestBenchResult } from './rest.ts'
+import { benchDashboard, dashboardMet, dashboardNote, renderDashboard, DASHBOARD_TARGET_RATIO, type DashboardBenchResult } from './dashboard.ts'
+import { benchCli, cliMet, cliNote, renderCli, CLI_HELP_TARGET_S, CLI_STATUS_TARGET_S, type CliBenchResult } from './cli.ts'
+import { benchStreaming, renderStreaming, streamingMet, streamingNote, STREAMING_TARGET_MS, type StreamingResult } from './streaming.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const RESULTS = path.join(ROOT, 'bench', 'results')
@@ -46,7 +54,7 @@ async function dockerVersion (): Promise<string> {
   })
 }
 
-/** `npm run bench [-- --quick] [-- --only oneshot,signing,idle,service,mesh,throughput,flood,responsiveness,reassign,verified,subscriptions,archive] [-- --mesh-sizes 3,10,25] [-- --subs N] [-- --sub-period S]` */
+/** `npm run bench [-- --quick] [-- --only oneshot,signing,idle,service,mesh,throughput,flood,responsiveness,reassign,verified,subscriptions,archive,rest,streaming,dashboard,cli] [-- --mesh-sizes 3,10,25] [-- --subs N] [-- --sub-period S]` */
 async function main (): Promise<void> {
   const quick = process.argv.includes('--quick')
   const onlyArg = process.argv[process.argv.indexOf('--only') + 1]
@@ -97,6 +105,13 @@ async function main (): Promise<void> {
     const archiveSync = (want('archive')
       ? await benchArchiveSync(ctx, { records: quick ? 5_000 : 20_000, rounds: quick ? 1 : 3 })
       : previous.archiveSync) as ArchiveSyncResult | undefined
+    const rest = (want('rest') ? await benchRest(ctx, { pairs: quick ? 100 : 500, seconds: quick ? 2 : 5, clients: 16, pollIntervalMs: 2 }) : previous.rest) as RestBenchResult | undefined
+    if (want('streaming')) process.stderr.write('bench: streaming output, first write to first chunk vs a raw attach reader\n')
+    const streaming = (want('streaming') ? await benchStreaming(ctx, { rounds: quick ? 10 : 40 }) : previous.streaming) as StreamingResult | undefined
+    if (want('dashboard')) process.stderr.write('bench: warm jobs with dashboard pages open vs none, alternated\n')
+    const dashboard = (want('dashboard') ? await benchDashboard(ctx, { rounds: quick ? 2 : 4, seconds: quick ? 2 : 5, clients: 16, pages: 4 }) : previous.dashboard) as DashboardBenchResult | undefined
+    if (want('cli')) process.stderr.write('bench: infra --help, status, submit --wait as fresh processes vs node -e 0\n')
+    const cli = (want('cli') ? await benchCli(ctx, { rounds: quick ? 6 : 21 }) : previous.cli) as CliBenchResult | undefined
     const mesh10 = (mesh as Array<{ nodes: number, failed?: number, meshOverhead: { p50: number, p99: number } }> | undefined)?.find((m) => m.nodes === 10 && (m.failed ?? 0) === 0)
 
     const results = {
@@ -114,6 +129,10 @@ async function main (): Promise<void> {
       verified,
       subscriptions,
       archiveSync,
+      rest,
+      streaming,
+      dashboard,
+      cli,
       targets: {
         serviceOverheadP50Ms: { target: '<= 1', value: service?.overheadP50Ms, met: service !== undefined && service.overheadP50Ms <= 1 },
         mesh10P50Ms: { target: '<= 30', value: mesh10?.meshOverhead.p50, met: mesh10 !== undefined && mesh10.meshOverhead.p50 <= 30 },
@@ -133,7 +152,14 @@ async function main (): Promise<void> {
         // Whole intervals inside the window with exactly one response accepted within the interval.
         subscriptionsOnTime: { target: '>= 0.99', value: subscriptions?.fraction, met: subscriptions !== undefined && subscriptionsMet(subscriptions) },
         // The median of the rounds' catch-up rates.
-        archiveCatchUpPerSecond: { target: `>= ${ARCHIVE_SYNC_TARGET}`, value: archiveSync?.median.catchUpPerSecond, met: archiveSync !== undefined && archiveSyncMet(archiveSync) }
+        archiveCatchUpPerSecond: { target: `>= ${ARCHIVE_SYNC_TARGET}`, value: archiveSync?.median.catchUpPerSecond, met: archiveSync !== undefined && archiveSyncMet(archiveSync) },
+        restRatioP50: { target: `<= ${REST_TARGET_RATIO}`, value: rest?.ratioP50, met: rest !== undefined && restMet(rest) },
+        // Absolute, by the issue's wording (the container's own clock is the reference); the raw attach reader is reported beside it.
+        streamingFirstChunkP50Ms: { target: `<= ${STREAMING_TARGET_MS}`, value: streaming?.node.p50, met: streaming !== undefined && streamingMet(streaming) },
+        dashboardThroughputRatio: { target: `>= ${DASHBOARD_TARGET_RATIO}`, value: dashboard?.throughputRatio, met: dashboard !== undefined && dashboardMet(dashboard) },
+        // Absolute wall times, by the issue's wording; the bare `node -e 0` of the same rounds is beside them.
+        cliHelpP50Ms: { target: `<= ${CLI_HELP_TARGET_S * 1000}`, value: cli?.help.p50, met: cli !== undefined && cliMet(cli).help },
+        cliStatusP50Ms: { target: `<= ${CLI_STATUS_TARGET_S * 1000}`, value: cli?.status.p50, met: cli !== undefined && cliMet(cli).status }
       }
     }
     await mkdir(RESULTS, { recursive: true })
@@ -184,6 +210,10 @@ function render (r: any): string {
     ...(r.verified === undefined ? [] : [renderVerified(r.verified, { met50: r.targets.verifiedRatioP50?.met === true, met99: r.targets.verifiedRatioP99?.met === true })]),
     ...(r.subscriptions == null ? [] : [renderSubscriptions(r.subscriptions)]),
     ...(r.archiveSync?.median == null ? [] : [renderArchiveSync(r.archiveSync)]),
+    ...(r.rest == null ? [] : [renderRest(r.rest)]),
+    ...(r.streaming == null ? [] : [renderStreaming(r.streaming)]),
+    ...(r.dashboard == null ? [] : [renderDashboard(r.dashboard)]),
+    ...(r.cli == null ? [] : [renderCli(r.cli)]),
     '',
     ...(r.mesh === undefined ? [] : [`Mesh: separate node processes on loopback (a scheduler+gateway, workers, a validator; three workers serve a warm echo container), measured once the fresh mesh settled (${r.mesh.map((m: any) => `${m.nodes} nodes: ${((m.settledAfterMs ?? 0) / 1000).toFixed(0)} s`).join(', ')}), one job at a time back to back; "container time excluded" subtracts the worker's own run time from its receipt. Raw gossipsub runs plain libp2p nodes in one process with the node's gossipsub settings.`, '']),
     ...(r.throughput === undefined ? [] : [throughputNote(r.throughput), '']),
@@ -193,6 +223,10 @@ function render (r: any): string {
     ...(r.verified === undefined ? [] : [verifiedNote(r.verified), '']),
     ...(r.subscriptions == null ? [] : [subscriptionsNote(r.subscriptions), '']),
     ...(r.archiveSync?.median == null ? [] : [archiveSyncNote(r.archiveSync), '']),
+    ...(r.rest == null ? [] : [restNote(r.rest), '']),
+    ...(r.streaming == null ? [] : [streamingNote(r.streaming), '']),
+    ...(r.dashboard == null ? [] : [dashboardNote(r.dashboard), '']),
+    ...(r.cli == null ? [] : [cliNote(r.cli), '']),
     `One-shot: both sides run the same image (${r.oneShot.image}) with the same sandbox flags and the same ${r.oneShot.inputBytes}-byte input; the node side is a gRPC SubmitJob then WatchJob until the result, the baseline is the docker CLI. Pairs alternate which side runs first.`,
     ''
   ].join('\n')

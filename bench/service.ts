@@ -84,6 +84,7 @@ export async function benchService (ctx: BenchContext, opts: { pairs: number, se
     api: { public: '127.0.0.1:0', control: '127.0.0.1:0' },
     jobs: { concurrency: 16, queue_size: 256 },
     telemetry: { metrics: { enabled: false, listen: '127.0.0.1:0' }, log_level: 'silent' },
+    dashboard: { listen: '' },
     mesh: { enabled: false },
     containers: [{
       id: 'echo-warm', image: 'inframind/nlp:1', digest: lock['inframind/nlp:1'], command: ['testserver'], mode: 'service',

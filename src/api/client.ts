@@ -3,7 +3,7 @@ import { CONTROL_SERVICE, NODE_SERVICE, serviceConstructor } from './proto.ts'
 import type { SignedEnvelope } from '../envelope/types.ts'
 import { envelopeFromWire, envelopeToWire } from './convert.ts'
 import type {
-  ContainerInfo, Job, JobEvent, JobState, JobSummary, ListPeersResponse, NodeEvent, ReputationResponse, NodeInfo, NodeStatus, ReportResultResponse, RosterStatus, SubmitJobResponse
+  ContainerInfo, Job, JobEvent, JobState, JobSummary, ListPeersResponse, NodeEvent, OutputChunk, ReputationResponse, NodeInfo, NodeStatus, ReportResultResponse, RosterStatus, SubmitJobResponse
 } from '../protocol/generated.ts'
 
 /** Client-side default: long enough for a cold model run, short enough that nothing waits forever. */
@@ -24,6 +24,8 @@ export interface NodeClient {
   listJobs(req?: { state?: JobState, limit?: number }, opts?: CallOptions): Promise<JobSummary[]>
   /** Yields each state change; the last event carries the finished job. */
   watchJob(jobId: string, opts?: CallOptions): AsyncIterable<JobEvent>
+  /** Yields the job's output as it is produced; the last message has done = true and the terminal state. */
+  streamJobOutput(jobId: string, opts?: CallOptions): AsyncIterable<OutputChunk>
   /** Resolves once the channel is connected, or rejects with the reason after timeoutMs. */
   waitReady(timeoutMs: number): Promise<void>
   close(): void
@@ -126,6 +128,7 @@ export function connectNode (address: string, opts: { maxMessageBytes?: number }
     getJob: async (jobId, o) => await call(client, 'GetJob', { jobId, includeSteps: o?.includeSteps ?? false }, o),
     listJobs: async (req, o) => (await call<{ jobs: JobSummary[] }>(client, 'ListJobs', { state: req?.state ?? 'JOB_STATE_UNSPECIFIED', limit: req?.limit ?? 0 }, o)).jobs,
     watchJob: (jobId, o) => stream<JobEvent>(client, 'WatchJob', { jobId }, o),
+    streamJobOutput: (jobId, o) => stream<OutputChunk>(client, 'StreamJobOutput', { jobId }, o),
     waitReady: async (t) => await waitReady(client, t),
     close: () => client.close()
   }
@@ -167,6 +170,8 @@ export interface PeerClients {
   assign(address: string, assignment: SignedEnvelope, signal: AbortSignal, opts?: { connectTimeoutMs?: number }): Promise<SignedEnvelope>
   /** Sends a worker's signed result notice to the assigning scheduler's public ReportResult. */
   report(address: string, notice: SignedEnvelope, signal: AbortSignal): Promise<ReportResultResponse>
+  /** Sends a worker's signed output chunk of a running job to the assigning scheduler's public ReportOutput. */
+  reportOutput(address: string, chunk: SignedEnvelope, signal: AbortSignal): Promise<ReportResultResponse>
   close(): void
 }
 
@@ -213,6 +218,10 @@ export function peerClients (): PeerClients {
     async report (address, notice, signal) {
       const client = await channel(address)
       return await call<ReportResultResponse>(client, 'ReportResult', envelopeToWire(notice), { signal, timeoutMs: PEER_CALL_MS })
+    },
+    async reportOutput (address, chunk, signal) {
+      const client = await channel(address)
+      return await call<ReportResultResponse>(client, 'ReportOutput', envelopeToWire(chunk), { signal, timeoutMs: PEER_CALL_MS })
     },
     /** Closes every channel; the clients stay usable (the next call opens a new one). */
     close () {

@@ -5,6 +5,9 @@ import { containerToWire, envelopeFromWire, envelopeToWire, stateToWire } from '
 import { containerInfos, liveStates } from './containers.ts'
 import { InvalidRequestError, NoRosterError, NotASchedulerError } from './errors.ts'
 import { unary } from './unary.ts'
+import type { JobEvent } from '../gateway/types.ts'
+import type { ContainerEvent } from '../runtime/types.ts'
+import type { Scheduler } from '../scheduler/index.ts'
 
 /** Local-only service: status, containers and the live event stream. Bound to loopback or a unix socket. */
 export function controlServiceHandlers (c: ApiComponents): grpc.UntypedServiceImplementation {
@@ -26,28 +29,15 @@ export function controlServiceHandlers (c: ApiComponents): grpc.UntypedServiceIm
 
     GetRoster: unary(c.logger, 'GetRoster', async (): Promise<RosterStatus> => rosterStatus(c)),
 
-    // The scheduler's records of the workers it assigned to, lowest score first.
     GetReputation: unary(c.logger, 'GetReputation', async (): Promise<ReputationResponse> => {
       if (c.scheduler === undefined) throw new NotASchedulerError()
-      return { nodes: c.scheduler.reputation().sort((a, b) => a.score - b.score || a.nodeId.localeCompare(b.nodeId)) }
+      return reputationOf(c.scheduler)
     }),
 
     StreamEvents: (call: grpc.ServerWritableStream<unknown, NodeEvent>) => {
-      // Job events carry ids and states only: never inputs, outputs or origins.
-      const unsubscribe = c.jobs.on('job', (event) => {
-        call.write({
-          atMs: event.atMs,
-          kind: 'job',
-          jobId: event.jobId,
-          state: stateToWire(event.state),
-          containerId: event.containerId,
-          detail: event.detail
-        })
-      })
+      const unsubscribe = c.jobs.on('job', (event) => { call.write(jobEventToWire(event)) })
       // Container lifecycle (service states) rides the same stream.
-      const unsubscribeContainers = c.runtime.onContainerEvent((event) => {
-        call.write({ atMs: event.atMs, kind: 'container', jobId: '', state: 'JOB_STATE_UNSPECIFIED', containerId: event.containerId, detail: `${event.state}${event.detail !== '' ? `: ${event.detail}` : ''}` })
-      })
+      const unsubscribeContainers = c.runtime.onContainerEvent((event) => { call.write(containerEventToWire(event)) })
       const end = (): void => { unsubscribe(); unsubscribeContainers() }
       call.on('cancelled', end)
       call.on('close', end)
@@ -66,7 +56,23 @@ function rosterStatus (c: ApiComponents): RosterStatus {
   }
 }
 
-async function status (c: ApiComponents): Promise<NodeStatus> {
+/** The scheduler's records of the workers it assigned to, lowest score first (GetReputation, the dashboard). */
+export function reputationOf (scheduler: Pick<Scheduler, 'reputation'>): ReputationResponse {
+  return { nodes: scheduler.reputation().sort((a, b) => a.score - b.score || a.nodeId.localeCompare(b.nodeId)) }
+}
+
+/** A StreamEvents job event: ids and states only, never inputs, outputs or origins. */
+export function jobEventToWire (event: JobEvent): NodeEvent {
+  return { atMs: event.atMs, kind: 'job', jobId: event.jobId, state: stateToWire(event.state), containerId: event.containerId, detail: event.detail }
+}
+
+/** A StreamEvents container event (service lifecycle): its state, and what went wrong when it did. */
+export function containerEventToWire (event: ContainerEvent): NodeEvent {
+  return { atMs: event.atMs, kind: 'container', jobId: '', state: 'JOB_STATE_UNSPECIFIED', containerId: event.containerId, detail: `${event.state}${event.detail !== '' ? `: ${event.detail}` : ''}` }
+}
+
+/** GetStatus (and the dashboard's identity and counters). */
+export async function status (c: ApiComponents): Promise<NodeStatus> {
   const stats = c.jobs.stats()
   const sys = c.telemetry.sample()
   return {
@@ -96,7 +102,7 @@ async function status (c: ApiComponents): Promise<NodeStatus> {
 }
 
 /** Every configured container with its image readiness and live state (one status read for all). */
-async function containersWithState (c: ApiComponents): Promise<ContainerInfo[]> {
+export async function containersWithState (c: ApiComponents): Promise<ContainerInfo[]> {
   const live = liveStates(c)
   return (await containerInfos(c)).map(([cfg, present]) => containerToWire(cfg, present, live.get(cfg.id)))
 }

@@ -75,6 +75,8 @@ const STATUS_BY_CODE: Record<string, grpc.status> = {
   INVALID_ASSIGNMENT: grpc.status.INVALID_ARGUMENT,
   MALFORMED_ENVELOPE: grpc.status.INVALID_ARGUMENT,
   ABORTED: grpc.status.CANCELLED,
+  // A live output stream whose job ran again with another output (see Node.StreamJobOutput).
+  OUTPUT_RESTARTED: grpc.status.ABORTED,
   // GuardianRejectedError carries the status name itself as its code (its `reason` says which rule).
   PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
   FAILED_PRECONDITION: grpc.status.FAILED_PRECONDITION,

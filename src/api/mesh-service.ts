@@ -34,35 +34,35 @@ export function reportResultHandler (c: ApiComponents): grpc.handleUnaryCall<Sig
 
 /** Control.ListPeers: who is on the mesh, from heartbeats, connections and pings. */
 export function listPeersHandler (c: ApiComponents): grpc.handleUnaryCall<unknown, ListPeersResponse> {
-  return (_call, callback) => {
-    const m = c.mesh
-    if (m === undefined) {
-      callback(null, { nodeId: c.identity.nodeId, addresses: [], peers: [], rejected: {}, ignored: {}, banned: [], admission: '' })
-      return
-    }
-    const reputation = new Map((c.scheduler?.reputation() ?? []).map((r) => [r.nodeId, r]))
-    callback(null, {
-      nodeId: m.nodeId,
-      addresses: m.addresses(),
-      peers: m.peers().map((p) => ({
-        nodeId: p.nodeId,
-        roles: p.roles,
-        containers: p.containers,
-        addresses: p.addresses,
-        latencyMs: p.latencyMs,
-        lastSeenMs: p.lastSeenMs,
-        connected: p.connected,
-        alive: p.alive,
-        freeSlots: p.heartbeat?.freeSlots ?? 0,
-        load: p.heartbeat?.stats?.load ?? 0,
-        rosterRoles: [...(c.roster?.book.rolesOf(p.nodeId) ?? [])],
-        score: reputation.get(p.nodeId)?.score ?? -1,
-        excludedUntilMs: reputation.get(p.nodeId)?.excludedUntilMs ?? 0
-      })),
-      rejected: m.rejections(),
-      ignored: m.ignored(),
-      banned: m.banned().map((b) => ({ nodeId: b.nodeId, untilMs: b.untilMs, reason: b.reason })),
-      admission: c.config.mesh.admission.mode
-    })
+  return (_call, callback) => { callback(null, peersOf(c)) }
+}
+
+/** ListPeers (and the dashboard's peers): who is on the mesh, as this node sees it now. */
+export function peersOf (c: ApiComponents): ListPeersResponse {
+  const m = c.mesh
+  if (m === undefined) return { nodeId: c.identity.nodeId, addresses: [], peers: [], rejected: {}, ignored: {}, banned: [], admission: '' }
+  const reputation = new Map((c.scheduler?.reputation() ?? []).map((r) => [r.nodeId, r]))
+  return {
+    nodeId: m.nodeId,
+    addresses: m.addresses(),
+    peers: m.peers().map((p) => ({
+      nodeId: p.nodeId,
+      roles: p.roles,
+      containers: p.containers,
+      addresses: p.addresses,
+      latencyMs: p.latencyMs,
+      lastSeenMs: p.lastSeenMs,
+      connected: p.connected,
+      alive: p.alive,
+      freeSlots: p.heartbeat?.freeSlots ?? 0,
+      load: p.heartbeat?.stats?.load ?? 0,
+      rosterRoles: [...(c.roster?.book.rolesOf(p.nodeId) ?? [])],
+      score: reputation.get(p.nodeId)?.score ?? -1,
+      excludedUntilMs: reputation.get(p.nodeId)?.excludedUntilMs ?? 0
+    })),
+    rejected: m.rejections(),
+    ignored: m.ignored(),
+    banned: m.banned().map((b) => ({ nodeId: b.nodeId, untilMs: b.untilMs, reason: b.reason })),
+    admission: c.config.mesh.admission.mode
   }
 }

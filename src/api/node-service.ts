@@ -1,11 +1,15 @@
 import { isIP } from 'node:net'
+import { once } from 'node:events'
+import { createHash } from 'node:crypto'
 import * as grpc from '@grpc/grpc-js'
 import { checkJobId } from '../gateway/index.ts'
 import { quote } from '../quote.ts'
 import type { ApiComponents } from './types.ts'
-import type { JobEvent as WireJobEvent, NodeInfo, SubmitJobRequest } from '../protocol/index.ts'
-import { containerToWire, jobSummaryToWire, jobToWire, stateFromWire, stateToWire } from './convert.ts'
-import { ERROR_CODE_KEY, InvalidRequestError, JobNotFoundError, statusFor, toServiceError } from './errors.ts'
+import type { JobEvent as WireJobEvent, NodeInfo, ReportResultResponse, SignedEnvelope, SubmitJobRequest } from '../protocol/index.ts'
+import type { OutputChunk as WireOutputChunk } from '../protocol/generated.ts'
+import type { JobRecord } from '../store/types.ts'
+import { containerToWire, envelopeFromWire, jobSummaryToWire, jobToWire, stateFromWire, stateToWire } from './convert.ts'
+import { ERROR_CODE_KEY, InvalidAssignmentError, InvalidRequestError, JobNotFoundError, NotASchedulerError, statusFor, toServiceError } from './errors.ts'
 import { containerInfos, liveStates } from './containers.ts'
 import { assignJobHandler, reportResultHandler } from './mesh-service.ts'
 import { unary } from './unary.ts'
@@ -71,6 +75,13 @@ export function peerIp (peer: string): string {
   return ''
 }
 
+/**
+ * ReportOutput calls per caller IP: a worker sends one per piece of a running job's output (while one
+ * is in flight the next pieces are merged, so at most one per round trip per job).
+ */
+export const OUTPUT_CALLS_PER_SECOND = 5_000
+export const OUTPUT_CALLS_BURST = 10_000
+
 function requireJobId (jobId: unknown): string {
   if (typeof jobId !== 'string' || jobId === '') throw new InvalidRequestError('job_id is required')
   // SubmitJob's rule and error: an id that could never have been accepted is a client error, not NOT_FOUND.
@@ -106,6 +117,8 @@ export function nodeServiceHandlers (c: ApiComponents): grpc.UntypedServiceImple
     // Peers' calls on the public listener (mesh-service.ts), each behind its per-caller rate.
     AssignJob: limitPerCaller('AssignJob', assignJobHandler(c), limited()),
     ReportResult: limitPerCaller('ReportResult', reportResultHandler(c), limited()),
+    // Many per job (chunks of a running job's output): a higher rate, still one signature check each.
+    ReportOutput: limitPerCaller('ReportOutput', reportOutputHandler(c), new KeyedRateLimiter({ perSecond: OUTPUT_CALLS_PER_SECOND, burst: OUTPUT_CALLS_BURST, maxKeys: MAX_TRACKED_CALLERS })),
 
     GetInfo: unary(logger, 'GetInfo', async (): Promise<NodeInfo> => ({
       nodeId: c.identity.nodeId,
@@ -144,6 +157,15 @@ export function nodeServiceHandlers (c: ApiComponents): grpc.UntypedServiceImple
       return { jobs: jobs.map(jobSummaryToWire) }
     }),
 
+    StreamJobOutput: (call: grpc.ServerWritableStream<{ jobId: string }, WireOutputChunk>) => {
+      streamJobOutput(c, call).catch((err: unknown) => {
+        if (call.cancelled) return
+        const status = toServiceError(err)
+        if (status.code === grpc.status.INTERNAL) logger.error({ err }, 'StreamJobOutput failed')
+        call.emit('error', status)
+      })
+    },
+
     WatchJob: (call: grpc.ServerWritableStream<{ jobId: string }, WireJobEvent>) => {
       const watch = async (): Promise<void> => {
         const id = requireJobId(call.request.jobId)
@@ -162,4 +184,63 @@ export function nodeServiceHandlers (c: ApiComponents): grpc.UntypedServiceImple
       })
     }
   }
+}
+
+/**
+ * Node.StreamJobOutput: the jobs service's output stream, written no faster than the client reads
+ * (the next chunk is taken only once the call's buffer drained), then the last message with the state.
+ */
+async function streamJobOutput (c: ApiComponents, call: grpc.ServerWritableStream<{ jobId: string }, WireOutputChunk>): Promise<void> {
+  const id = requireJobId(call.request.jobId)
+  const signal = callSignal(call)
+  const known = await c.jobs.get(id)
+  if (known === undefined) throw new JobNotFoundError(id)
+  let next = 0
+  // A job run for a scheduler shows no output here (see jobToWire): only how it ended.
+  if (known.schedulerId === '') {
+    for await (const chunk of c.jobs.outputStream(id, { signal })) {
+      next = chunk.index + 1
+      const fits = call.write({ ...NOT_DONE, index: chunk.index, data: Buffer.from(chunk.data.buffer, chunk.data.byteOffset, chunk.data.byteLength), atMs: chunk.atMs })
+      if (!fits) await once(call, 'drain', { signal })
+    }
+  }
+  const job = await c.jobs.wait(id, signal)
+  call.write(lastChunk(job, next))
+  call.end()
+}
+
+const NOT_DONE: Omit<WireOutputChunk, 'index' | 'data' | 'atMs'> = {
+  done: false, state: 'JOB_STATE_UNSPECIFIED', errorCode: '', error: '', outputHash: Buffer.alloc(0), outputBytes: 0, verificationState: ''
+}
+
+/** The stream's last message: how the job ended, and the hash and size of its output (hidden with it for a scheduler's job). */
+function lastChunk (job: JobRecord, index: number): WireOutputChunk {
+  const output = job.schedulerId === '' && job.state === 'success' ? job.output ?? new Uint8Array(0) : undefined
+  return {
+    index,
+    data: Buffer.alloc(0),
+    atMs: job.finishedAtMs ?? Date.now(),
+    done: true,
+    state: stateToWire(job.state),
+    errorCode: job.errorCode ?? '',
+    error: job.error ?? '',
+    outputHash: output !== undefined ? createHash('sha256').update(output).digest() : Buffer.alloc(0),
+    outputBytes: output?.byteLength ?? 0,
+    verificationState: job.verification?.state ?? ''
+  }
+}
+
+/** Node.ReportOutput: a worker's signed chunk of a running job's output, for a job this node's scheduler assigned to it. */
+function reportOutputHandler (c: ApiComponents): grpc.handleUnaryCall<SignedEnvelope, ReportResultResponse> {
+  return unary(c.logger, 'ReportOutput', async (request: SignedEnvelope): Promise<ReportResultResponse> => {
+    const scheduler = c.scheduler
+    if (scheduler?.acceptOutput === undefined) throw new NotASchedulerError()
+    let envelope: SignedEnvelope
+    try {
+      envelope = envelopeFromWire(request)
+    } catch (err) {
+      throw new InvalidAssignmentError((err as Error).message, { cause: err })
+    }
+    return scheduler.acceptOutput(envelope)
+  })
 }

@@ -32,7 +32,7 @@ export interface ApiComponents {
   /** Present when the node takes assignments (worker role on the mesh). */
   worker?: WorkerAgent
   /** Present when the node assigns jobs on the mesh (scheduler or gateway role): it takes their results. */
-  scheduler?: Pick<Scheduler, 'acceptResult' | 'reputation'>
+  scheduler?: Pick<Scheduler, 'acceptResult' | 'reputation'> & Partial<Pick<Scheduler, 'acceptOutput'>>
   /**
    * Present when the node holds an operator-signed roster (mesh admission): UpdateRoster applies
    * through `book` and passes the roster on to the mesh through `sync` (absent: applied here only);

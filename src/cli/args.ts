@@ -1,4 +1,11 @@
-/** A small argv parser: --flag, --key value, --key=value, and positionals. */
+/**
+ * Parsed arguments as the command bodies read them: `--name value` options and boolean flags by their
+ * long name, and the positionals. The CLI parses with commander (src/cli/program.ts) and hands each
+ * command a ParsedArgs built by `fromCommand`; `parseArgs` is the small parser the scripts and
+ * benches use for their own few options.
+ */
+import type { Command } from 'commander'
+
 export interface ParsedArgs {
   flags: Map<string, string | true>
   positionals: string[]
@@ -12,7 +19,19 @@ export class UsageError extends Error {
   }
 }
 
-/** `valued` names the options that take a value; every other --option is a boolean flag. */
+/** What commander parsed for `cmd`, keyed by each option's long name without the dashes. */
+export function fromCommand (cmd: Command): ParsedArgs {
+  const flags = new Map<string, string | true>()
+  for (const option of cmd.options) {
+    const value: unknown = cmd.getOptionValue(option.attributeName())
+    const name = (option.long ?? '').replace(/^--/, '')
+    if (value === true) flags.set(name, true)
+    else if (typeof value === 'string') flags.set(name, value)
+  }
+  return { flags, positionals: [...cmd.args] }
+}
+
+/** For scripts: `valued` names the options that take a value; every other --option is a boolean flag. */
 export function parseArgs (argv: string[], valued: string[], booleans: string[]): ParsedArgs {
   const flags = new Map<string, string | true>()
   const positionals: string[] = []

@@ -4,25 +4,19 @@ import { connectControl, connectNode } from '../api/client.ts'
 import { envelopeFromWire } from '../api/convert.ts'
 import type { Job, JobStep } from '../protocol/generated.ts'
 import { envelopeToJson } from '../envelope/index.ts'
-import { parseArgs, str, UsageError, type ParsedArgs } from './args.ts'
+import { str, UsageError, type ParsedArgs } from './args.ts'
+import type { CliIo } from './io.ts'
 import { resolveEndpoints, type Endpoints } from './endpoints.ts'
-import { formatBytes, formatDuration, printable, shortDigest, spinner, stateName, table } from './format.ts'
+import { formatBytes, formatDuration, printable, shortDigest, stateName, table } from './format.ts'
+import { jobProgress } from './progress.ts'
 
-export interface CliIo {
-  out: (s: string) => void
-  err: (s: string) => void
-  env: NodeJS.ProcessEnv
-  stdin: () => Promise<Uint8Array>
-  stderr: NodeJS.WriteStream
+export type { CliIo } from './io.ts'
+
+export async function endpoints (args: ParsedArgs, io: CliIo, needs: 'control' | 'both' = 'both'): Promise<Endpoints> {
+  return await resolveEndpoints({ addr: str(args, 'addr'), control: str(args, 'control'), config: str(args, 'config'), needs }, io.env)
 }
 
-const COMMON = ['addr', 'control', 'config', 'timeout']
-
-function endpoints (args: ParsedArgs, io: CliIo): Endpoints {
-  return resolveEndpoints({ addr: str(args, 'addr'), control: str(args, 'control'), config: str(args, 'config') }, io.env)
-}
-
-function timeoutMs (args: ParsedArgs): number {
+export function timeoutMs (args: ParsedArgs): number {
   const t = str(args, 'timeout')
   if (t === undefined) return 10_000
   const n = Number(t)
@@ -84,9 +78,8 @@ function iso (ms: number): string | null {
   return ms > 0 ? new Date(ms).toISOString() : null
 }
 
-export async function runStatus (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, COMMON, ['json'])
-  const ep = endpoints(args, io)
+export async function runStatus (args: ParsedArgs, io: CliIo): Promise<number> {
+  const ep = await endpoints(args, io, 'control')
   const client = connectControl(ep.control)
   try {
     const s = await client.getStatus({ timeoutMs: timeoutMs(args) })
@@ -159,14 +152,13 @@ function verificationArgs (args: ParsedArgs): { verification?: { method: 'none' 
   return { verification: { method, validators, quorum } }
 }
 
-export async function runSubmit (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, [...COMMON, 'container', 'input', 'input-file', 'deadline', 'job-id', 'output-file', 'delegate', 'verify', 'validators', 'quorum'], ['wait', 'json', 'requires-proof', 'allow-probation'])
+export async function runSubmit (args: ParsedArgs, io: CliIo): Promise<number> {
   const containers = parseContainerList(str(args, 'container'))
   const input = await readInput(args, io)
   const deadline = str(args, 'deadline')
   const deadlineMs = deadline === undefined ? 0 : Number(deadline)
   if (!Number.isInteger(deadlineMs) || deadlineMs < 0) throw new UsageError(`--deadline must be milliseconds, got "${deadline}"`)
-  const ep = endpoints(args, io)
+  const ep = await endpoints(args, io)
   const client = connectNode(ep.public, { maxMessageBytes: ep.maxMessageBytes })
   try {
     const res = await client.submitJob({
@@ -180,19 +172,24 @@ export async function runSubmit (argv: string[], io: CliIo): Promise<number> {
       delegate: str(args, 'delegate'),
       ...verificationArgs(args)
     }, { timeoutMs: timeoutMs(args) })
+    if (args.flags.has('follow')) {
+      if (!args.flags.has('json')) io.err(`job ${res.jobId}\n`)
+      return await (await import('./logs.ts')).followToUser(client, res.jobId, args, io)
+    }
     if (!args.flags.has('wait')) {
       io.out(args.flags.has('json') ? JSON.stringify({ job_id: res.jobId, state: stateName(res.state), duplicate: res.duplicate }) + '\n' : `${res.jobId}\n`)
       return 0
     }
-    const spin = spinner(io.stderr, `job ${res.jobId}: ${stateName(res.state)}`)
+    const progress = await jobProgress(io.stderr, res.jobId, containers.length, { quiet: args.flags.has('json') })
+    progress.update(res.state, '')
     let job: Job | null = null
     try {
       for await (const event of client.watchJob(res.jobId)) {
-        spin.update(`job ${res.jobId}: ${stateName(event.state)}${event.detail !== '' ? ` (${event.detail})` : ''}`)
+        progress.update(event.state, event.detail)
         if (event.job !== null) job = event.job
       }
     } finally {
-      spin.stop(job !== null ? `job ${job.jobId}: ${stateName(job.state)} in ${job.latencyMs} ms` : undefined)
+      progress.stop(job !== null ? `job ${job.jobId}: ${stateName(job.state)} in ${job.latencyMs} ms` : undefined)
     }
     if (job === null) job = await client.getJob(res.jobId)
     return await printJob(job, args, io)
@@ -221,11 +218,10 @@ export async function printJob (job: Job, args: ParsedArgs, io: CliIo): Promise<
   return 0
 }
 
-export async function runJob (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, [...COMMON, 'output-file'], ['json', 'receipt', 'certificate', 'steps'])
+export async function runJob (args: ParsedArgs, io: CliIo): Promise<number> {
   const id = args.positionals[0]
   if (id === undefined) throw new UsageError('usage: infra job ID [--json | --receipt | --certificate | --steps] [--output-file FILE]')
-  const ep = endpoints(args, io)
+  const ep = await endpoints(args, io)
   const client = connectNode(ep.public, { maxMessageBytes: ep.maxMessageBytes })
   try {
     const job = await client.getJob(id, { timeoutMs: timeoutMs(args), includeSteps: args.flags.has('steps') })
@@ -292,17 +288,19 @@ function formatSteps (steps: JobStep[]): string {
   return out
 }
 
-export async function runJobs (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, [...COMMON, 'state', 'limit'], ['json'])
+export async function runJobs (args: ParsedArgs, io: CliIo): Promise<number> {
   const state = str(args, 'state')
   const states = ['pending', 'running', 'success', 'failed']
   if (state !== undefined && !states.includes(state)) throw new UsageError(`--state must be one of ${states.join(', ')}`)
-  const ep = endpoints(args, io)
+  const limitText = str(args, 'limit')
+  const limit = Number(limitText ?? 50)
+  if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit must be a whole number of jobs, got "${limitText}"`)
+  const ep = await endpoints(args, io)
   const client = connectNode(ep.public)
   try {
     const jobs = await client.listJobs({
       state: state === undefined ? undefined : `JOB_STATE_${state.toUpperCase()}` as never,
-      limit: Number(str(args, 'limit') ?? 50)
+      limit
     }, { timeoutMs: timeoutMs(args) })
     if (args.flags.has('json')) { io.out(JSON.stringify(jobs, null, 2) + '\n'); return 0 }
     if (jobs.length === 0) { io.out('no jobs\n'); return 0 }
@@ -318,9 +316,8 @@ export async function runJobs (argv: string[], io: CliIo): Promise<number> {
   }
 }
 
-export async function runPeers (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, COMMON, ['json', 'all'])
-  const ep = endpoints(args, io)
+export async function runPeers (args: ParsedArgs, io: CliIo): Promise<number> {
+  const ep = await endpoints(args, io, 'control')
   const client = connectControl(ep.control)
   try {
     const res = await client.listPeers({ timeoutMs: timeoutMs(args) })

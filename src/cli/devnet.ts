@@ -14,8 +14,8 @@ import { createNetworkKeyFile } from '../admission/network-key.ts'
 import { signRoster, signedRosterText } from '../roster/index.ts'
 import { existsSync } from 'node:fs'
 import { NODE_FILE } from '../types.ts'
-import { parseArgs, str, UsageError } from './args.ts'
-import type { CliIo } from './client-commands.ts'
+import { str, UsageError, type ParsedArgs } from './args.ts'
+import type { CliIo } from './io.ts'
 import { spinner, table } from './format.ts'
 import { forcedExitCode, onStopRequests } from './stop.ts'
 
@@ -169,6 +169,7 @@ export async function startDevnet (opts: DevnetOptions): Promise<Devnet> {
       // ports chosen in advance can be taken meanwhile by another node's outbound connections.
       doc.api = { ...doc.api, public: '127.0.0.1:0', control: '127.0.0.1:0' }
       doc.telemetry = { ...doc.telemetry, metrics: { ...doc.telemetry.metrics, listen: '127.0.0.1:0' } }
+      doc.dashboard = { ...doc.dashboard, listen: '127.0.0.1:0' }
       const rosterFile = path.join(dir, 'roster.json')
       await writeFile(rosterFile, roster, { mode: 0o600 })
       doc.mesh = {
@@ -266,8 +267,7 @@ async function waitForMesh (nodes: DevnetNode[], progress: (line: string) => voi
 }
 
 /** `infra devnet --nodes N [--validators V]`: start a mesh, print how to use it, keep it running until Ctrl-C. */
-export async function runDevnet (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, ['nodes', 'validators', 'gateways', 'archives', 'dir'], ['warm'])
+export async function runDevnet (args: ParsedArgs, io: CliIo): Promise<number> {
   const nodes = Number(str(args, 'nodes') ?? 5)
   if (!Number.isInteger(nodes) || nodes < 3 || nodes > 64) throw new UsageError('--nodes must be an integer from 3 to 64')
   const validators = Number(str(args, 'validators') ?? 1)

@@ -4,15 +4,15 @@
  * id on every gateway tried, so a gateway dying mid-job never makes it run twice.
  */
 import { readFile } from 'node:fs/promises'
+import { connectNode } from '../api/client.ts'
 import { inframindClient, type InframindClient, type JobSpec } from '../client/index.ts'
 import type { Job } from '../protocol/generated.ts'
-import { str, UsageError, type ParsedArgs, parseArgs } from './args.ts'
-import { parseContainerList, printJob, reportRpcError, type CliIo } from './client-commands.ts'
+import { str, UsageError, type ParsedArgs } from './args.ts'
+import { parseContainerList, printJob, reportRpcError } from './client-commands.ts'
+import type { CliIo } from './io.ts'
 import { resolveEndpoints, resolveGateways } from './endpoints.ts'
-import { spinner, stateName } from './format.ts'
-
-/** Options every such command takes. */
-export const COMMON = ['gateway', 'addr', 'config', 'timeout']
+import { stateName } from './format.ts'
+import { jobProgress } from './progress.ts'
 
 function perCallTimeout (args: ParsedArgs): number {
   const t = str(args, 'timeout')
@@ -23,10 +23,10 @@ function perCallTimeout (args: ParsedArgs): number {
 }
 
 /** The client for a command's --gateway list (or --addr / INFRAMIND_ADDR / config.yaml). */
-export function clientFor (args: ParsedArgs, io: CliIo): { client: InframindClient, gateways: string[] } {
-  const gateways = resolveGateways({ gateway: str(args, 'gateway'), addr: str(args, 'addr'), config: str(args, 'config') }, io.env)
-  const { maxMessageBytes } = resolveEndpoints({ addr: gateways[0], config: str(args, 'config') }, io.env)
-  return { client: inframindClient({ gateways, timeoutMs: perCallTimeout(args), maxMessageBytes }), gateways }
+export async function clientFor (args: ParsedArgs, io: CliIo): Promise<{ client: InframindClient, gateways: string[], maxMessageBytes?: number }> {
+  const gateways = await resolveGateways({ gateway: str(args, 'gateway'), addr: str(args, 'addr'), config: str(args, 'config') }, io.env)
+  const { maxMessageBytes } = await resolveEndpoints({ addr: gateways[0], config: str(args, 'config') }, io.env)
+  return { client: inframindClient({ gateways, timeoutMs: perCallTimeout(args), maxMessageBytes }), gateways, maxMessageBytes }
 }
 
 /**
@@ -35,7 +35,7 @@ export function clientFor (args: ParsedArgs, io: CliIo): { client: InframindClie
  */
 export async function withClient (args: ParsedArgs, io: CliIo, act: (client: InframindClient) => Promise<number>,
   report: (err: unknown, gateways: string[], io: CliIo) => number = reportError): Promise<number> {
-  const { client, gateways } = clientFor(args, io)
+  const { client, gateways } = await clientFor(args, io)
   try {
     return await act(client)
   } catch (err) {
@@ -72,8 +72,7 @@ export function whole (args: ParsedArgs, name: string, min: number, fallback?: n
  * output as the one-node submit, with --gateway a,b,c. The job id (--job-id, else a fresh UUID) is
  * the same on every gateway tried, so a gateway dying mid-job never makes it run twice.
  */
-export async function runSubmitFailover (argv: string[], io: CliIo, signal?: AbortSignal): Promise<number> {
-  const args = parseArgs(argv, [...COMMON, 'container', 'input', 'input-file', 'deadline', 'job-id', 'output-file', 'delegate', 'verify', 'validators', 'quorum'], ['wait', 'json', 'requires-proof', 'allow-probation'])
+export async function runSubmitFailover (args: ParsedArgs, io: CliIo, signal?: AbortSignal): Promise<number> {
   const containers = parseContainerList(str(args, 'container'))
   const text = str(args, 'input')
   const file = str(args, 'input-file')
@@ -93,23 +92,34 @@ export async function runSubmitFailover (argv: string[], io: CliIo, signal?: Abo
     delegate: str(args, 'delegate'),
     ...(method !== undefined ? { verification: { method, validators: whole(args, 'validators', 1, 0), quorum: whole(args, 'quorum', 1, 0) } } : {})
   }
-  const { client, gateways } = clientFor(args, io)
+  const { client, gateways, maxMessageBytes } = await clientFor(args, io)
   const onFailover = (addr: string, err: Error): void => { io.err(`gateway ${addr} failed (${err.message.split('\n')[0]}); trying the next\n`) }
   try {
     const res = await client.submit(job, { signal, onFailover })
+    if (args.flags.has('follow')) {
+      // Live output comes from the gateway that took the job (a failover mid-stream is the job's own, see follow.ts).
+      if (!args.flags.has('json')) io.err(`job ${res.jobId} on ${res.gateway}\n`)
+      const node = connectNode(res.gateway, { maxMessageBytes })
+      try {
+        return await (await import('./logs.ts')).followToUser(node, res.jobId, args, io)
+      } finally {
+        node.close()
+      }
+    }
     if (!args.flags.has('wait')) {
       io.out(args.flags.has('json') ? JSON.stringify({ job_id: res.jobId, state: stateName(res.state), duplicate: res.duplicate, gateway: res.gateway }) + '\n' : `${res.jobId}\n`)
       return 0
     }
-    const spin = spinner(io.stderr, `job ${res.jobId}: ${stateName(res.state)} (${res.gateway})`)
+    const progress = await jobProgress(io.stderr, res.jobId, containers.length, { quiet: args.flags.has('json') })
+    progress.update(res.state, `on ${res.gateway}`)
     let done: Job | null = null
     try {
       for await (const event of client.watch(res.jobId, { signal, onFailover })) {
-        spin.update(`job ${res.jobId}: ${stateName(event.state)}${event.detail !== '' ? ` (${event.detail})` : ''} [${event.gateway}]`)
+        progress.update(event.state, `${event.detail}${event.detail !== '' ? ' ' : ''}[${event.gateway}]`)
         if (event.job !== null && event.job !== undefined) done = event.job
       }
     } finally {
-      spin.stop(done !== null ? `job ${done.jobId}: ${stateName(done.state)} in ${done.latencyMs} ms` : undefined)
+      progress.stop(done !== null ? `job ${done.jobId}: ${stateName(done.state)} in ${done.latencyMs} ms` : undefined)
     }
     if (done === null) done = await client.get(res.jobId, { signal })
     return await printJob(done, args, io)

@@ -2,29 +2,14 @@
 import { writeFile } from 'node:fs/promises'
 import { decodeEnvelope, envelopeToJson } from '../envelope/index.ts'
 import type { RecordReply } from '../protocol/generated.ts'
-import { parseArgs, str, UsageError, type ParsedArgs } from './args.ts'
-import { reportRpcError, type CliIo } from './client-commands.ts'
+import { str, UsageError, type ParsedArgs } from './args.ts'
+import { reportRpcError } from './client-commands.ts'
+import type { CliIo } from './io.ts'
 import { printable, table } from './format.ts'
 import { withClient } from './gateways.ts'
 import { errorCode } from '../client/index.ts'
 
-export const RECORDS_USAGE = `usage: infra records <command> [options]
-
-commands:
-  receipt JOB_ID|HASH [--json] [--out FILE]              a job's newest receipt (or the receipt record with that sha256, 64 hex)
-                                                         as \`infra job --receipt\` prints it: check it with \`infra verify\`
-  certificate JOB_ID|HASH [--json] [--out FILE]          the same for a verified job's certificate
-  ls [--job ID] [--node ID] [--since T] [--until T] [--kind K] [--page-size N] [--page-token T] [--json]
-                                                         records in the order the archive stored them; T is an ISO time
-                                                         or unix ms; K: receipt, attestation, certificate, dispute, output,
-                                                         subscription-event; at most 1000 a page (default 100)
-
-options: --gateway HOST:PORT[,...] archive nodes' public addresses, tried in order (default --addr,
-         INFRAMIND_ADDR or the node in config.yaml), --config FILE, --timeout MS (per call)
-`
-
-const COMMON = ['gateway', 'addr', 'config', 'timeout']
-const KINDS = ['receipt', 'attestation', 'certificate', 'dispute', 'output', 'subscription-event']
+export const RECORD_KINDS = ['receipt', 'attestation', 'certificate', 'dispute', 'output', 'subscription-event']
 
 /** `--since 2026-12-01T10:00:00Z` or `--since 1764583200000`. */
 export function parseTime (name: string, value: string | undefined): number | undefined {
@@ -71,7 +56,7 @@ function report (err: unknown, gateways: string[], io: CliIo): number {
   return reportRpcError(err, gateways.join(','), io)
 }
 
-async function runOne (kind: 'receipt' | 'certificate', args: ParsedArgs, io: CliIo): Promise<number> {
+export async function runRecord (kind: 'receipt' | 'certificate', args: ParsedArgs, io: CliIo): Promise<number> {
   const ref = args.positionals[0]
   if (ref === undefined) throw new UsageError(`usage: infra records ${kind} JOB_ID|HASH [--json] [--out FILE]`)
   return await withClient(args, io, async (client) => {
@@ -92,9 +77,9 @@ async function runOne (kind: 'receipt' | 'certificate', args: ParsedArgs, io: Cl
   }, report)
 }
 
-async function runList (args: ParsedArgs, io: CliIo): Promise<number> {
+export async function runRecordList (args: ParsedArgs, io: CliIo): Promise<number> {
   const kind = str(args, 'kind')
-  if (kind !== undefined && !KINDS.includes(kind)) throw new UsageError(`--kind must be one of ${KINDS.join(', ')}`)
+  if (kind !== undefined && !RECORD_KINDS.includes(kind)) throw new UsageError(`--kind must be one of ${RECORD_KINDS.join(', ')}`)
   const sizeText = str(args, 'page-size')
   const pageSize = sizeText === undefined ? undefined : Number(sizeText)
   if (pageSize !== undefined && (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 1000)) throw new UsageError(`--page-size must be a whole number from 1 to 1000, got "${sizeText}"`)
@@ -123,25 +108,4 @@ async function runList (args: ParsedArgs, io: CliIo): Promise<number> {
     if (page.nextPageToken !== '') io.out(`more: add --page-token ${page.nextPageToken}\n`)
     return 0
   }, report)
-}
-
-export async function runRecords (argv: string[], io: CliIo): Promise<number> {
-  const [command, ...rest] = argv
-  switch (command) {
-    case 'receipt':
-    case 'certificate':
-      return await runOne(command, parseArgs(rest, [...COMMON, 'out'], ['json']), io)
-    case 'ls':
-    case 'list':
-      return await runList(parseArgs(rest, [...COMMON, 'job', 'node', 'since', 'until', 'kind', 'page-size', 'page-token'], ['json']), io)
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      io.out(RECORDS_USAGE)
-      return command === undefined ? 2 : 0
-    default:
-      io.err(`unknown command "records ${command}"\n\n${RECORDS_USAGE}`)
-      return 2
-  }
 }

@@ -12,58 +12,18 @@ import {
   isRosterRefusal, openRoster, parseDraft, parseSignedRosterText, readSignedRosterFile, readSmallFile, removeMember, rosterFromDraft,
   rosterToJson, signedRosterText, signRoster, upsertMember, writeFileAtomically, type OpenedRoster, type RosterDraft
 } from '../roster/index.ts'
-import { parseArgs, str, UsageError, type ParsedArgs } from './args.ts'
-import { reportRpcError, type CliIo } from './client-commands.ts'
+import { str, UsageError, type ParsedArgs } from './args.ts'
+import { reportRpcError } from './client-commands.ts'
+import type { CliIo } from './io.ts'
 import { resolveEndpoints } from './endpoints.ts'
 import { table } from './format.ts'
-
-const USAGE = `usage: infra roster <command> [options]
-
-  init [--draft F] [--operator-key FILE] [--mesh-key FILE] [--mesh NAME]
-        create the operator key and the mesh key (each only if missing) and an empty draft
-  add NODE_ID --roles ROLE[,ROLE...] [--name NAME] [--draft F]
-        list a node in the draft (a listed node gets the new roles); roles: ${ROLES.join(', ')}
-  remove NODE_ID [--draft F]
-  sign [--operator-key FILE] [--draft F] [--out F] [--expires 30d|12h|90m|0]
-        sign the draft as its next version (written back to the draft); --expires 0 = never (default)
-  show [FILE] [--operators ID,...] [--json]
-        a draft, or a signed roster with its signature checked (and its signer, with --operators)
-  show --node [--control ADDR] [--config F] [--json]
-        the roster a running node holds
-  push FILE [--control ADDR] [--config F]
-        apply a signed roster on a node; the mesh passes it on to every node
-
-defaults: --draft ${DEFAULT_DRAFT_FILE}, --out ${DEFAULT_SIGNED_FILE}, --operator-key ${DEFAULT_OPERATOR_KEY_FILE}, --mesh-key ${DEFAULT_MESH_KEY_FILE}
-exit status: 0 done, 1 failed or refused, 2 usage error
-`
 
 /** Same rule as mesh.admission.mesh_name: a roster for a name no config accepts would be refused everywhere. */
 const MESH_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/
 /** The draft and the signed roster are public (ids and roles); only the keys are secret. */
 const PUBLIC_FILE_MODE = 0o644
-const CONTROL = ['control', 'config', 'timeout', 'addr']
 const DURATION = /^(\d+)(s|m|h|d)$/
 const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
-
-export async function runRoster (argv: string[], io: CliIo): Promise<number> {
-  const [sub, ...rest] = argv
-  switch (sub) {
-    case 'init': return await rosterInit(rest, io)
-    case 'add': return await rosterAdd(rest, io)
-    case 'remove': return await rosterRemove(rest, io)
-    case 'sign': return await rosterSign(rest, io)
-    case 'show': return await rosterShow(rest, io)
-    case 'push': return await rosterPush(rest, io)
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      io.out(USAGE)
-      return sub === undefined ? 2 : 0
-    default:
-      throw new UsageError(`unknown roster command "${sub}"\n\n${USAGE}`)
-  }
-}
 
 function path (args: ParsedArgs, name: string, def: string, env: NodeJS.ProcessEnv): string {
   return resolve(expandHome(str(args, name) ?? def, env))
@@ -86,8 +46,7 @@ async function readDraft (file: string): Promise<RosterDraft> {
   return parseDraft(text, file)
 }
 
-async function rosterInit (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, ['draft', 'operator-key', 'mesh-key', 'mesh'], [])
+export async function rosterInit (args: ParsedArgs, io: CliIo): Promise<number> {
   if (args.positionals.length > 0) throw new UsageError(`infra roster init takes no arguments, got "${args.positionals[0]}"`)
   const mesh = str(args, 'mesh') ?? DEFAULT_MESH_NAME
   if (!MESH_NAME.test(mesh)) throw new UsageError(`--mesh "${mesh}" is not a mesh name (lowercase letters, digits, . _ -; up to 64)`)
@@ -152,8 +111,7 @@ function nodeIdArg (args: ParsedArgs, usage: string): string {
   return id
 }
 
-async function rosterAdd (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, ['roles', 'name', 'draft'], [])
+export async function rosterAdd (args: ParsedArgs, io: CliIo): Promise<number> {
   const nodeId = nodeIdArg(args, 'infra roster add NODE_ID --roles ROLE[,ROLE...] [--name NAME] [--draft F]')
   const roles = parseRoles(str(args, 'roles'))
   const file = path(args, 'draft', DEFAULT_DRAFT_FILE, io.env)
@@ -165,8 +123,7 @@ async function rosterAdd (argv: string[], io: CliIo): Promise<number> {
   })
 }
 
-async function rosterRemove (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, ['draft'], [])
+export async function rosterRemove (args: ParsedArgs, io: CliIo): Promise<number> {
   const nodeId = nodeIdArg(args, 'infra roster remove NODE_ID [--draft F]')
   const file = path(args, 'draft', DEFAULT_DRAFT_FILE, io.env)
   return await failing(io, async () => {
@@ -189,8 +146,7 @@ export function parseExpiry (value: string | undefined): number {
   return Number(m[1]) * UNIT_MS[m[2]]
 }
 
-async function rosterSign (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, ['operator-key', 'draft', 'out', 'expires'], [])
+export async function rosterSign (args: ParsedArgs, io: CliIo): Promise<number> {
   if (args.positionals.length > 0) throw new UsageError(`infra roster sign takes no arguments, got "${args.positionals[0]}"`)
   const lifetimeMs = parseExpiry(str(args, 'expires'))
   const draftFile = path(args, 'draft', DEFAULT_DRAFT_FILE, io.env)
@@ -214,8 +170,7 @@ async function rosterSign (argv: string[], io: CliIo): Promise<number> {
   })
 }
 
-async function rosterShow (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, [...CONTROL, 'operators'], ['json', 'node'])
+export async function rosterShow (args: ParsedArgs, io: CliIo): Promise<number> {
   if (args.flags.has('node')) return await showNode(args, io)
   if (args.positionals.length > 1) throw new UsageError('usage: infra roster show [FILE] [--operators ID,...] [--json]')
   const operators = str(args, 'operators')?.split(',').map((s) => s.trim()).filter((s) => s !== '')
@@ -279,17 +234,17 @@ function members (list: Array<{ nodeId: string, roles: string[], name: string }>
   return `members (${list.length}):\n` + table(['NODE', 'ROLES', 'NAME'], list.map((m) => [m.nodeId, m.roles.join(',') || '-', m.name]))
 }
 
-function endpointsOf (args: ParsedArgs, io: CliIo): { control: string, timeoutMs: number } {
+async function endpointsOf (args: ParsedArgs, io: CliIo): Promise<{ control: string, timeoutMs: number }> {
   const t = str(args, 'timeout')
   const timeoutMs = t === undefined ? 10_000 : Number(t)
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new UsageError(`--timeout must be a positive number of milliseconds, got "${t}"`)
-  const ep = resolveEndpoints({ addr: str(args, 'addr'), control: str(args, 'control'), config: str(args, 'config') }, io.env)
+  const ep = await resolveEndpoints({ addr: str(args, 'addr'), control: str(args, 'control'), config: str(args, 'config'), needs: 'control' }, io.env)
   return { control: ep.control, timeoutMs }
 }
 
 async function showNode (args: ParsedArgs, io: CliIo): Promise<number> {
   if (args.positionals.length > 0) throw new UsageError('infra roster show --node takes no file')
-  const { control, timeoutMs } = endpointsOf(args, io)
+  const { control, timeoutMs } = await endpointsOf(args, io)
   const client = connectControl(control)
   try {
     const status = await client.getRoster({ timeoutMs })
@@ -312,11 +267,10 @@ async function showNode (args: ParsedArgs, io: CliIo): Promise<number> {
   }
 }
 
-async function rosterPush (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, CONTROL, [])
+export async function rosterPush (args: ParsedArgs, io: CliIo): Promise<number> {
   if (args.positionals.length !== 1) throw new UsageError('usage: infra roster push FILE [--control ADDR] [--config F]')
   const file = resolve(expandHome(args.positionals[0], io.env))
-  const { control, timeoutMs } = endpointsOf(args, io)
+  const { control, timeoutMs } = await endpointsOf(args, io)
   let envelope
   try {
     envelope = await readSignedRosterFile(file)

@@ -7,37 +7,11 @@ import { generateIdentity, loadIdentity, type Identity } from '../identity/index
 import { decodeEnvelope, envelopeFromJson, envelopeToJson, type SignedEnvelope } from '../envelope/index.ts'
 import type { SubscriptionResponse, SubscriptionStatus } from '../protocol/generated.ts'
 import { openSubscriptionOutput, openSubscriptionRequest, signSubscriptionRequest, type SubscriptionSpec } from '../client/index.ts'
-import { parseArgs, str, UsageError, type ParsedArgs } from './args.ts'
-import { parseContainerList, type CliIo } from './client-commands.ts'
-import { COMMON, whole, withClient } from './gateways.ts'
+import { str, UsageError, type ParsedArgs } from './args.ts'
+import { parseContainerList } from './client-commands.ts'
+import type { CliIo } from './io.ts'
+import { whole, withClient } from './gateways.ts'
 import { printable, table } from './format.ts'
-
-export const SUB_USAGE = `usage: infra sub <command> [options]
-
-commands:
-  key --out FILE [--force]                               create an owner key (PKCS#8 ed25519 PEM, mode 0600); prints the owner id
-  create --key FILE --container ID[,ID...] --input TEXT|@FILE|@- --frequency N --period S --redundancy R
-         [--nonce X] [--expires-in S] [--lazy] [--deadline MS]
-         [--verify none|signature|reexecute [--validators V] [--quorum Q]] [--json]
-                                                         sign a subscription with the owner's key and create it: N intervals,
-                                                         S seconds apart (0 = once), R distinct nodes answering each; the same
-                                                         owner and --nonce again is the same subscription, never a second one;
-                                                         --expires-in S: no gateway accepts the request after S seconds
-                                                         (default 3600; a replay of an accepted one still answers)
-  create --signed FILE [--json]                          create one signed earlier with \`sub sign\` (anyone may send it)
-  sign --key FILE <the options of create> --out FILE [--force]
-                                                         sign off-line and write the signed request to FILE (mode 0600):
-                                                         a delegated request, prints the subscription id it names
-  cancel --key FILE ID [--json]                          cancel (the owner's key only)
-  get ID [--json]                                        one subscription: state, interval, its request, responses so far
-  ls [--owner ID] [--state pending|active|completed|cancelled] [--json]
-                                                         subscriptions the gateway's coordinators hold
-  watch ID [--from N] [--key FILE] [--json]              each accepted response as it comes (from interval N, replayed;
-                                                         default only new ones); with the owner's --key, the output opened
-
-options: --gateway HOST:PORT[,HOST:PORT...] (tried in order, failing over; default --addr, INFRAMIND_ADDR
-         (a comma list too), or the node in config.yaml), --config FILE, --timeout MS (per call)
-`
 
 const SPEC_OPTIONS = ['key', 'container', 'input', 'frequency', 'period', 'redundancy', 'nonce', 'expires-in', 'deadline', 'verify', 'validators', 'quorum']
 
@@ -178,8 +152,7 @@ function printStatus (s: SubscriptionStatus, io: CliIo): void {
   }
 }
 
-async function runCreate (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, [...COMMON, ...SPEC_OPTIONS, 'signed'], ['json', 'lazy'])
+export async function runCreate (args: ParsedArgs, io: CliIo): Promise<number> {
   const signedFile = str(args, 'signed')
   let request: SignedEnvelope
   if (signedFile !== undefined) {
@@ -197,8 +170,7 @@ async function runCreate (argv: string[], io: CliIo): Promise<number> {
   })
 }
 
-async function runSign (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, [...SPEC_OPTIONS, 'out'], ['lazy', 'force'])
+export async function runSign (args: ParsedArgs, io: CliIo): Promise<number> {
   const out = str(args, 'out')
   if (out === undefined) throw new UsageError('--out FILE is required (where the signed request is written)')
   const owner = ownerKey(args)
@@ -212,8 +184,7 @@ async function runSign (argv: string[], io: CliIo): Promise<number> {
   return 0
 }
 
-async function runCancel (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, [...COMMON, 'key'], ['json'])
+export async function runCancel (args: ParsedArgs, io: CliIo): Promise<number> {
   const id = args.positionals[0]
   if (id === undefined) throw new UsageError('usage: infra sub cancel --key FILE ID')
   const owner = ownerKey(args)
@@ -225,8 +196,7 @@ async function runCancel (argv: string[], io: CliIo): Promise<number> {
   })
 }
 
-async function runGet (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, COMMON, ['json'])
+export async function runGet (args: ParsedArgs, io: CliIo): Promise<number> {
   const id = args.positionals[0]
   if (id === undefined) throw new UsageError('usage: infra sub get ID [--json]')
   return await withClient(args, io, async (client) => {
@@ -239,8 +209,7 @@ async function runGet (argv: string[], io: CliIo): Promise<number> {
 
 const STATES = ['pending', 'active', 'completed', 'cancelled']
 
-async function runList (argv: string[], io: CliIo): Promise<number> {
-  const args = parseArgs(argv, [...COMMON, 'owner', 'state'], ['json'])
+export async function runList (args: ParsedArgs, io: CliIo): Promise<number> {
   const state = str(args, 'state')
   if (state !== undefined && !STATES.includes(state)) throw new UsageError(`--state must be one of ${STATES.join(', ')}`)
   return await withClient(args, io, async (client) => {
@@ -261,8 +230,7 @@ async function runList (argv: string[], io: CliIo): Promise<number> {
   })
 }
 
-async function runWatch (argv: string[], io: CliIo, signal?: AbortSignal): Promise<number> {
-  const args = parseArgs(argv, [...COMMON, 'from', 'key'], ['json'])
+export async function runWatch (args: ParsedArgs, io: CliIo, signal?: AbortSignal): Promise<number> {
   const id = args.positionals[0]
   if (id === undefined) throw new UsageError('usage: infra sub watch ID [--from N] [--key FILE] [--json]')
   const from = whole(args, 'from', 0, 0)
@@ -298,8 +266,7 @@ async function runWatch (argv: string[], io: CliIo, signal?: AbortSignal): Promi
   })
 }
 
-function runKey (argv: string[], io: CliIo): number {
-  const args = parseArgs(argv, ['out'], ['force'])
+export function runKey (args: ParsedArgs, io: CliIo): number {
   const out = str(args, 'out')
   if (out === undefined) throw new UsageError('usage: infra sub key --out FILE [--force]')
   try {
@@ -309,28 +276,5 @@ function runKey (argv: string[], io: CliIo): number {
   } catch (err) {
     if ((err as { name?: string }).name === 'IdentityExistsError') throw new UsageError(`${out} exists (use --force to replace it: the subscriptions of the old key could no longer be cancelled)`)
     throw err
-  }
-}
-
-export async function runSub (argv: string[], io: CliIo, signal?: AbortSignal): Promise<number> {
-  const [command, ...rest] = argv
-  switch (command) {
-    case 'key': return runKey(rest, io)
-    case 'create': return await runCreate(rest, io)
-    case 'sign': return await runSign(rest, io)
-    case 'cancel': return await runCancel(rest, io)
-    case 'get': return await runGet(rest, io)
-    case 'ls':
-    case 'list': return await runList(rest, io)
-    case 'watch': return await runWatch(rest, io, signal)
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      io.out(SUB_USAGE)
-      return command === undefined ? 2 : 0
-    default:
-      io.err(`unknown command "sub ${command}"\n\n${SUB_USAGE}`)
-      return 2
   }
 }

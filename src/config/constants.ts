@@ -65,6 +65,20 @@ export const DEFAULT_METRICS_ENABLED = true
 export const DEFAULT_METRICS_HOST = '127.0.0.1'
 /** The port range Prometheus assigns to exporters. */
 export const DEFAULT_METRICS_PORT = 9464
+/** The REST API (Infernet-compatible) is a second public intake: off until an operator names an address. */
+export const DEFAULT_REST_LISTEN = ''
+/** Room for a 1m job input written as JSON (escapes can double it) plus the request around it. */
+export const DEFAULT_REST_MAX_BODY_BYTES = 4 * MiB
+/**
+ * Jobs in one POST /api/jobs/batch (Infernet sets no limit): a burst of a client's work, while one
+ * request stays a small share of the event loop (each job is a store write).
+ */
+export const DEFAULT_REST_MAX_BATCH = 100
+export const MAX_REST_BATCH = 10_000
+/** The dashboard is for the operator at the machine (or through an SSH tunnel): loopback only. */
+export const DEFAULT_DASHBOARD_HOST = '127.0.0.1'
+/** Next to the API's 9000/9001 and clear of the metrics port. */
+export const DEFAULT_DASHBOARD_PORT = 9090
 export const DEFAULT_LOG_LEVEL: NodeConfig['telemetry']['logLevel'] = 'info'
 export const LOG_LEVELS: ReadonlyArray<NodeConfig['telemetry']['logLevel']> = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
 export const ROLES: readonly Role[] = ['worker', 'scheduler', 'gateway', 'validator', 'archive', 'relay']
@@ -109,6 +123,20 @@ export const CONTAINER_MODES = ['oneshot', 'service'] as const
 /** The job endpoint and health endpoint of service containers (docs/CONTAINERS.md). */
 export const DEFAULT_SERVICE_PATH = '/'
 export const DEFAULT_HEALTH_PATH = '/health'
+/** A service speaks our own contract unless it declares Infernet's. */
+export const DEFAULT_CONTAINER_PROTOCOL = 'inframind'
+export const CONTAINER_PROTOCOLS = ['inframind', 'infernet'] as const
+/** Infernet images listen on 3000 inside the container (the Infernet node maps "3000/tcp"). */
+export const INFERNET_SERVICE_PORT = 3000
+/** The one job path of the Infernet container contract. */
+export const INFERNET_SERVICE_PATH = '/service_output'
+/**
+ * The Infernet node never health-checks its containers, so an Infernet image need not have
+ * /health; the ones Ritual publishes all answer GET / (an index message), which any server has.
+ */
+export const INFERNET_HEALTH_PATH = '/'
+/** Infernet job data is a JSON value and its containers answer JSON. */
+export const INFERNET_IO_SCHEMA: IoSchema = 'json'
 /** Model servers load weights before answering; a minute covers small models on slow disks. */
 export const DEFAULT_STARTUP_TIMEOUT_MS = 60_000
 /** Frequent enough to notice a dead server within seconds, rare enough to cost nothing. */

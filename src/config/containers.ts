@@ -1,4 +1,4 @@
-import type { ContainerConfig, ContainerResources, IoSchema, OciRuntime } from './types.ts'
+import type { ContainerConfig, ContainerProtocol, ContainerResources, IoSchema, OciRuntime } from './types.ts'
 import { IO_SCHEMAS } from '../runtime/schema.ts'
 import * as C from './constants.ts'
 import { parseCidrList, parsePeerList, parseService, parseSource } from './service.ts'
@@ -10,7 +10,7 @@ const CONTAINER_KEYS = [
   'id', 'description', 'image', 'digest', 'command', 'env', 'resources', 'timeout_ms', 'max_output_bytes',
   'max_input_bytes', 'input_schema', 'output_schema', 'network', 'runtime', 'user', 'mode', 'service', 'source',
   'external', 'allowed_ips', 'allowed_peers', 'allowed_delegates', 'generates_proofs', 'mesh_only',
-  'deterministic'
+  'deterministic', 'protocol'
 ] as const
 const RESOURCE_KEYS = ['cpus', 'memory', 'pids', 'gpu'] as const
 
@@ -61,7 +61,15 @@ function parseContainer (ctx: Ctx, raw: Record<string, unknown>, path: Path, max
   const rpath = [...path, 'resources']
   // Inputs and outputs travel inside one gRPC message (SubmitJob / GetJob).
   const maxInline = Math.max(1, maxMessageBytes - C.MESSAGE_OVERHEAD_BYTES)
-  const mode = oneOf(ctx, o, 'mode', path, C.DEFAULT_CONTAINER_MODE, C.CONTAINER_MODES)
+  const protocol = oneOf<ContainerProtocol>(ctx, o, 'protocol', path, C.DEFAULT_CONTAINER_PROTOCOL, C.CONTAINER_PROTOCOLS)
+  const infernet = protocol === 'infernet'
+  // An Infernet container is an HTTP server by definition: the protocol alone makes it a service.
+  const mode = oneOf(ctx, o, 'mode', path, infernet ? 'service' : C.DEFAULT_CONTAINER_MODE, C.CONTAINER_MODES)
+  if (infernet && mode !== 'service') {
+    ctx.report('INVALID_VALUE', [...path, 'protocol'], 'protocol only on a service container',
+      'protocol: infernet is for warm HTTP services (Infernet containers are servers on /service_output): remove mode: oneshot, or the protocol key')
+  }
+  const ioDefault = infernet ? C.INFERNET_IO_SCHEMA : C.DEFAULT_IO_SCHEMA
   const network = oneOf(ctx, o, 'network', path, C.DEFAULT_NETWORK, C.NETWORK_MODES)
   if (mode === 'service' && network === 'none' && o.network !== undefined) {
     ctx.report('INVALID_VALUE', [...path, 'network'], 'bridge (or leave it out) for a service container',
@@ -85,14 +93,15 @@ function parseContainer (ctx: Ctx, raw: Record<string, unknown>, path: Path, max
     timeoutMs: integer(ctx, o, 'timeout_ms', path, C.DEFAULT_CONTAINER_TIMEOUT_MS, 1, MAX_TIMEOUT_MS),
     maxOutputBytes: size(ctx, o, 'max_output_bytes', path, Math.min(C.DEFAULT_MAX_OUTPUT_BYTES, maxInline), 1, maxInline),
     maxInputBytes: size(ctx, o, 'max_input_bytes', path, Math.min(C.DEFAULT_MAX_INPUT_BYTES, maxInline), 1, maxInline),
-    inputSchema: oneOf<IoSchema>(ctx, o, 'input_schema', path, C.DEFAULT_IO_SCHEMA, IO_SCHEMAS),
-    outputSchema: oneOf<IoSchema>(ctx, o, 'output_schema', path, C.DEFAULT_IO_SCHEMA, IO_SCHEMAS),
+    inputSchema: oneOf<IoSchema>(ctx, o, 'input_schema', path, ioDefault, IO_SCHEMAS),
+    outputSchema: oneOf<IoSchema>(ctx, o, 'output_schema', path, ioDefault, IO_SCHEMAS),
     // Service containers are reached through a port on 127.0.0.1, which needs a bridge network.
     network: mode === 'service' ? 'bridge' : network,
     runtime: parseRuntime(ctx, o, path, id, res),
     user: parseUser(ctx, o, path),
     mode,
-    service: parseService(ctx, o.service, path, mode),
+    protocol: mode === 'service' ? protocol : C.DEFAULT_CONTAINER_PROTOCOL,
+    service: parseService(ctx, o.service, path, mode, protocol),
     source: parseSource(ctx, o.source, path),
     external: boolean(ctx, o, 'external', path, C.DEFAULT_EXTERNAL),
     allowedIps: parseCidrList(ctx, o, 'allowed_ips', path),

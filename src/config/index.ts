@@ -9,6 +9,8 @@ import { ConfigError } from './errors.ts'
 import { parseContainers } from './containers.ts'
 import { parseMesh } from './mesh.ts'
 import { parseArchive } from './archive.ts'
+import { parseDashboard } from './dashboard.ts'
+import { parseRest } from './rest.ts'
 import type { VerificationMethod } from '../verification/policy.ts'
 
 /** Verification methods a gateway can be set to use by default. */
@@ -24,7 +26,7 @@ export type { ConfigErrorCode } from './errors.ts'
 export { parseAddress, formatSize } from './fields.ts'
 export * as defaults from './constants.ts'
 
-const TOP_KEYS = ['node', 'identity', 'api', 'runtime', 'jobs', 'gateway', 'store', 'telemetry', 'mesh', 'containers', 'archive'] as const
+const TOP_KEYS = ['node', 'identity', 'api', 'runtime', 'jobs', 'gateway', 'store', 'telemetry', 'mesh', 'containers', 'archive', 'dashboard', 'rest'] as const
 
 /** The config file to read: the argument, else INFRAMIND_CONFIG, else ./config.yaml. */
 export function configPath (path?: string, env: NodeJS.ProcessEnv = process.env): string {
@@ -167,7 +169,9 @@ function build (ctx: Ctx, top: Record<string, unknown>, baseDir: string, env: No
     },
     mesh: parseMesh(ctx, top.mesh, (p) => pathIn(dataDir, p)),
     containers: parseContainers(ctx, top.containers, maxMessageBytes),
-    archive: parseArchive(ctx, top.archive)
+    archive: parseArchive(ctx, top.archive),
+    dashboard: parseDashboard(ctx, top.dashboard),
+    rest: parseRest(ctx, top.rest)
   }
   checkListeners(ctx, config)
   return config
@@ -205,6 +209,8 @@ function checkListeners (ctx: Ctx, config: NodeConfig): void {
   const listeners: Array<[Path, { host: string, port: number }]> = [[['api', 'public'], pub]]
   if (control.socket === '') listeners.push([['api', 'control'], control])
   if (config.telemetry.metrics.enabled) listeners.push([['telemetry', 'metrics', 'listen'], config.telemetry.metrics])
+  if (config.dashboard.enabled) listeners.push([['dashboard', 'listen'], config.dashboard])
+  if (config.rest.enabled) listeners.push([['rest', 'listen'], config.rest])
   for (let i = 1; i < listeners.length; i++) {
     for (let j = 0; j < i; j++) {
       const [path, a] = listeners[i]
@@ -239,6 +245,7 @@ export function containerConfig (fields: Pick<ContainerConfig, 'id' | 'image' | 
     runtime: C.DEFAULT_OCI_RUNTIME,
     user: C.DEFAULT_CONTAINER_USER,
     mode: C.DEFAULT_CONTAINER_MODE,
+    protocol: C.DEFAULT_CONTAINER_PROTOCOL,
     source: { url: '', sha256: '', pull: false, username: '', password: '' },
     external: C.DEFAULT_EXTERNAL,
     allowedIps: [],

@@ -1,4 +1,4 @@
-import type { ContainerMode, ImageSource, ServiceConfig } from './types.ts'
+import type { ContainerMode, ContainerProtocol, ImageSource, ServiceConfig } from './types.ts'
 import * as C from './constants.ts'
 import { boolean, integer, section, string, stringList, type Ctx, type Path } from './fields.ts'
 import { parseCidr } from '../guardian/cidr.ts'
@@ -15,8 +15,11 @@ const HTTP_PATH = /^\/[^\s]*$/
 // libp2p PeerIds in base58btc (12D3KooW..., Qm...).
 const PEER_ID = /^[1-9A-HJ-NP-Za-km-z]{40,100}$/
 
-/** The `service:` block of a container; required (with a port) when mode is service, refused otherwise. */
-export function parseService (ctx: Ctx, raw: unknown, path: Path, mode: ContainerMode): ServiceConfig | undefined {
+/**
+ * The `service:` block of a container; required (with a port) when mode is service, refused otherwise.
+ * An Infernet container may leave it out: its port, path and health path follow Infernet's conventions.
+ */
+export function parseService (ctx: Ctx, raw: unknown, path: Path, mode: ContainerMode, protocol: ContainerProtocol): ServiceConfig | undefined {
   const spath = [...path, 'service']
   if (mode !== 'service') {
     if (raw !== undefined && raw !== null) {
@@ -24,15 +27,16 @@ export function parseService (ctx: Ctx, raw: unknown, path: Path, mode: Containe
     }
     return undefined
   }
-  if (raw === undefined || raw === null) {
+  const infernet = protocol === 'infernet'
+  if ((raw === undefined || raw === null) && !infernet) {
     ctx.report('MISSING', spath, 'a service block with at least `port`', 'mode: service needs a service block with the port the server listens on')
   }
   const o = section(ctx, raw, spath, SERVICE_KEYS)
   const backoff = integer(ctx, o, 'restart_backoff_ms', spath, C.DEFAULT_RESTART_BACKOFF_MS, 1, HOUR_MS)
   return {
-    port: integer(ctx, o, 'port', spath, 0, 1, 65535),
-    path: string(ctx, o, 'path', spath, C.DEFAULT_SERVICE_PATH, { pattern: HTTP_PATH, expected: 'an HTTP path like "/"' }),
-    healthPath: string(ctx, o, 'health_path', spath, C.DEFAULT_HEALTH_PATH, { pattern: HTTP_PATH, expected: 'an HTTP path like "/health"' }),
+    port: integer(ctx, o, 'port', spath, infernet ? C.INFERNET_SERVICE_PORT : 0, 1, 65535),
+    path: string(ctx, o, 'path', spath, infernet ? C.INFERNET_SERVICE_PATH : C.DEFAULT_SERVICE_PATH, { pattern: HTTP_PATH, expected: 'an HTTP path like "/"' }),
+    healthPath: string(ctx, o, 'health_path', spath, infernet ? C.INFERNET_HEALTH_PATH : C.DEFAULT_HEALTH_PATH, { pattern: HTTP_PATH, expected: 'an HTTP path like "/health"' }),
     startupTimeoutMs: integer(ctx, o, 'startup_timeout_ms', spath, C.DEFAULT_STARTUP_TIMEOUT_MS, 100, HOUR_MS),
     healthIntervalMs: integer(ctx, o, 'health_interval_ms', spath, C.DEFAULT_HEALTH_INTERVAL_MS, 100, HOUR_MS),
     healthTimeoutMs: integer(ctx, o, 'health_timeout_ms', spath, C.DEFAULT_HEALTH_TIMEOUT_MS, 10, HOUR_MS),

@@ -17,6 +17,13 @@ export type OciRuntime = 'runc' | 'runsc'
 /** oneshot: a fresh container per job; service: a long-running server the node calls over HTTP. */
 export type ContainerMode = 'oneshot' | 'service'
 
+/**
+ * How a service container is called (docs/CONTAINERS.md). inframind: our own contract (POST
+ * {job_id, input, origin}, answer {output}). infernet: Ritual Infernet's (POST /service_output with
+ * {source, destination, data, requires_proof}, answer any JSON), so Infernet images run unchanged.
+ */
+export type ContainerProtocol = 'inframind' | 'infernet'
+
 /** How a `mode: service` container is reached and watched (docs/CONTAINERS.md has the contract). */
 export interface ServiceConfig {
   /** Port the server listens on inside the container; published on 127.0.0.1 only. */
@@ -89,6 +96,8 @@ export interface ContainerConfig {
   /** uid:gid the process runs as; never root. */
   user: string
   mode: ContainerMode
+  /** How the node calls a service container; always 'inframind' for one-shot containers. */
+  protocol: ContainerProtocol
   /** Present when mode is service. */
   service?: ServiceConfig
   source: ImageSource
@@ -190,6 +199,23 @@ export interface NodeConfig {
   containers: ContainerConfig[]
   /** The archive role's settings (read only on a node with the archive role). */
   archive: ArchiveConfig
+  /** The read-only web dashboard (loopback only; `listen: ""` turns it off). */
+  dashboard: DashboardConfig
+  /** The Infernet-compatible REST API (docs/REST.md); off unless `rest.listen` names an address. */
+  rest: RestConfig
+}
+
+export interface RestConfig extends ListenAddress {
+  /** `rest.listen` named an address ("" = off). */
+  enabled: boolean
+  /** Largest request body accepted; larger ones get 413. */
+  maxBodyBytes: number
+  /** Most jobs in one POST /api/jobs/batch. */
+  maxBatch: number
+}
+
+export interface DashboardConfig extends ListenAddress {
+  enabled: boolean
 }
 
 export interface MeshConfig {

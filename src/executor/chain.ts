@@ -16,6 +16,8 @@ export interface ChainDeps {
   abortGraceMs: number
   /** Persists and announces the record as each step begins; resolves once it is stored. */
   update: (job: JobRecord) => Promise<void>
+  /** The last step's output as it is produced (earlier steps' outputs are inputs, never shown). */
+  onOutput?: (chunk: Uint8Array) => void
 }
 
 /** How a chain run ended: finished (success or a failure naming its step), interrupted by stop(), or expired unrun. */
@@ -64,7 +66,7 @@ export async function runChain (queued: JobRecord, containers: ContainerConfig[]
       failure = { error: `deadline of ${budgetMs} ms exceeded before this step could start`, errorCode: FAILURE_CODES.deadlineExceeded }
     } else {
       const outcome = await settle(
-        () => deps.runtime.run({ jobId: job.id, container, input, origin: job.origin, signal: deps.signal }),
+        () => deps.runtime.run({ jobId: job.id, container, input, origin: job.origin, requiresProof: job.requiresProof, signal: deps.signal, ...(i === n - 1 && deps.onOutput !== undefined ? { onOutput: deps.onOutput } : {}) }),
         deps.signal,
         deps.abortGraceMs
       )

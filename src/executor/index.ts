@@ -37,6 +37,8 @@ export interface RunOptions {
   signal: AbortSignal
   /** Persists and announces the record as each step begins; resolves once it is stored. */
   update: (job: JobRecord) => Promise<void>
+  /** The job's output (its last step's) as it is produced; see RunRequest.onOutput. */
+  onOutput?: (chunk: Uint8Array) => void
 }
 
 export interface ExecutorStats {
@@ -116,7 +118,8 @@ class ChainExecutor implements Executor {
         runtime: this.#runtime,
         signal: opts.signal,
         abortGraceMs: this.#abortGraceMs,
-        update: opts.update
+        update: opts.update,
+        onOutput: opts.onOutput
       })
       if (ended.kind === 'finished' && ended.internal !== undefined) {
         this.#log.warn({ err: ended.internal.error, jobId: job.id }, 'runtime failed without an error code')

@@ -161,3 +161,16 @@ export class WaitAbortedError extends Error {
     this.name = 'WaitAbortedError'
   }
 }
+
+/**
+ * A reader of a job's live output got bytes that are not the start of its final output: the job ran
+ * again elsewhere (a worker lost mid-job, a disputed result) with another output. What was streamed
+ * is void; the job's output is the one GetJob returns.
+ */
+export class OutputRestartedError extends Error {
+  readonly code = 'OUTPUT_RESTARTED'
+  constructor (jobId: string, streamed: number, agreed: number) {
+    super(`the output of job ${quote(jobId)} was produced again by another run after ${streamed} bytes were streamed; only the first ${agreed} match the final output: fetch the whole output with GetJob`)
+    this.name = 'OutputRestartedError'
+  }
+}

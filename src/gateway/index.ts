@@ -12,6 +12,7 @@ import { chainOf, validateSubmit, type ValidSubmit } from './admit.ts'
 import { receiptFor } from './receipt.ts'
 import { runRemoteJob } from './remote.ts'
 import { watchJob, waitJob } from './watch.ts'
+import { OutputHub, outputStream } from './output.ts'
 import { registerJobMetrics } from './metrics.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
 import type { PolicyLimits } from '../verification/index.ts'
@@ -22,7 +23,7 @@ import type { JobCounters, JobRecord, JobStore } from '../store/types.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import type { JobState } from '../types.ts'
 import type {
-  HardwareProfile, JobChange, JobEvent, JobsEvents, JobsService, JobStats, Lane, RemoteExecutor, SubmitRequest, SubmitResult
+  HardwareProfile, JobChange, JobEvent, JobsEvents, JobsService, JobStats, Lane, OutputChunk, RemoteExecutor, SubmitRequest, SubmitResult
 } from './types.ts'
 
 export * from './errors.ts'
@@ -88,6 +89,8 @@ class Jobs implements JobsService {
   readonly #active = new Map<string, JobRecord>()
   /** Which lane each active job is in. */
   readonly #lanes = new Map<string, Lane>()
+  /** The output of each launched job so far, for its readers (outputStream); dropped when it ends. */
+  readonly #hubs = new Map<string, OutputHub>()
   /** Every launched job's abort controller (waiting or running). */
   readonly #controllers = new Map<string, AbortController>()
   /** Jobs whose acceptance failed to store while their run had begun: their ending is discarded. */
@@ -189,6 +192,8 @@ class Jobs implements JobsService {
     this.#active.clear()
     this.#lanes.clear()
     this.#controllers.clear()
+    for (const hub of this.#hubs.values()) hub.abort(new NotStartedError('jobs service'))
+    this.#hubs.clear()
     this.#latencies = []
   }
 
@@ -250,6 +255,14 @@ class Jobs implements JobsService {
 
   async watch (id: string, onChange: (change: JobChange) => void, signal?: AbortSignal): Promise<JobRecord> {
     return await watchJob(id, onChange, { on: (l) => this.on('job', l), get: async (x) => await this.get(x) }, signal)
+  }
+
+  outputStream (id: string, opts: { signal?: AbortSignal } = {}): AsyncIterable<OutputChunk> {
+    return outputStream(id, {
+      on: (l) => this.on('job', l),
+      get: async (x) => await this.get(x),
+      hub: (x) => this.#hubs.get(x)
+    }, opts.signal)
   }
 
   on<K extends keyof JobsEvents> (name: K, listener: (value: JobsEvents[K]) => void): () => void {
@@ -390,6 +403,7 @@ class Jobs implements JobsService {
   /** Forgets a job whose acceptance could not be stored: it stops, and nothing more of it is written. */
   #drop (id: string): void {
     this.#active.delete(id)
+    this.#endHub(id, undefined, new NotStartedError('jobs service'))
     const controller = this.#controllers.get(id)
     if (controller === undefined) return
     this.#dropped.add(id)
@@ -400,6 +414,9 @@ class Jobs implements JobsService {
   #launch (job: JobRecord, lane: Lane): void {
     this.#active.set(job.id, job)
     this.#lanes.set(job.id, lane)
+    // Capped at what the last container may print: that is all the run itself would keep.
+    const last = this.#containers.get(job.containers[job.containers.length - 1] ?? '')
+    this.#hubs.set(job.id, new OutputHub(job.id, last?.maxOutputBytes ?? 0))
     const controller = new AbortController()
     this.#controllers.set(job.id, controller)
     const timer = setTimeout(() => { controller.abort(DEADLINE_REASON) }, Math.min(Math.max(0, job.deadlineAtMs - Date.now()), MAX_TIMER_MS))
@@ -413,7 +430,12 @@ class Jobs implements JobsService {
   }
 
   async #runLocal (job: JobRecord, signal: AbortSignal): Promise<void> {
-    const ended = await this.#executor.run(job, { signal, update: async (next) => await this.#update(next) })
+    const hub = this.#hubs.get(job.id)
+    const ended = await this.#executor.run(job, {
+      signal,
+      update: async (next) => await this.#update(next),
+      ...(hub !== undefined ? { onOutput: (chunk: Uint8Array) => { hub.append(chunk) } } : {})
+    })
     if (ended.kind === 'stopped') return await this.#requeue(ended.job)
     if (ended.kind === 'expired') return await this.#finishExpiredInQueue(ended.job)
     await this.#finish(ended.job, ended.end)
@@ -434,7 +456,8 @@ class Jobs implements JobsService {
         update: async (next) => await this.#update(next),
         note: (next) => { this.#note(next) },
         finish: async (next, end, receipt) => await this.#finish(next, end, receipt),
-        requeue: async (next) => await this.#requeue(next)
+        requeue: async (next) => await this.#requeue(next),
+        output: (chunk) => { this.#hubs.get(job.id)?.put(chunk.offset, chunk.data) }
       })
     } finally {
       release()
@@ -478,12 +501,22 @@ class Jobs implements JobsService {
   async #requeue (job: JobRecord): Promise<void> {
     const lane = this.#lanes.get(job.id) ?? 'local'
     this.#forget(job.id)
+    this.#endHub(job.id, undefined, new NotStartedError('jobs service'))
     if (this.#dropped.delete(job.id)) return
     // A job that never started is still `pending` in the store: nothing to write.
     if (job.state === 'pending') return
     const pending = toRequeued(job, Date.now(), 'requeued: the node is stopping; resumes on next start')
     await this.#persist(pending)
     this.#emit(pending, lane)
+  }
+
+  /** The job's readers carry on into its final output (or get `err`), and the hub goes. */
+  #endHub (id: string, output: Uint8Array | undefined, err?: Error): void {
+    const hub = this.#hubs.get(id)
+    if (hub === undefined) return
+    this.#hubs.delete(id)
+    if (err !== undefined) hub.abort(err)
+    else hub.end(output)
   }
 
   #forget (id: string): void {
@@ -512,6 +545,8 @@ class Jobs implements JobsService {
       this.#log.error({ err, jobId: job.id }, 'could not store the finished job')
     }
     this.#forget(job.id)
+    // After the store has the result: a reader that finds no hub finds the finished record.
+    this.#endHub(job.id, done.state === 'success' ? done.output ?? new Uint8Array(0) : undefined)
     this.#counters.served += 1
     if (end.state === 'success') this.#counters.succeeded += 1
     else this.#counters.failed += 1

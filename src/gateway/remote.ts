@@ -5,7 +5,7 @@ import type { SignedEnvelope } from '../envelope/types.ts'
 import type { Receipt } from '../receipt/types.ts'
 import type { JobRecord, StepRecord } from '../store/types.ts'
 import { RemoteResultMismatchError } from './errors.ts'
-import type { RemoteExecutor, RemoteJob, RemoteProgress, RemoteResult } from './types.ts'
+import type { RemoteExecutor, RemoteJob, RemoteOutput, RemoteProgress, RemoteResult } from './types.ts'
 
 /** The job's steps as the worker's receipt reports them (outputs of intermediate steps stay on the worker). */
 export function stepsFromReceipt (r: Receipt): StepRecord[] {
@@ -61,6 +61,8 @@ export interface RemoteRunHooks {
   note: (job: JobRecord) => void
   finish: (job: JobRecord, end: Ending, workerReceipt?: SignedEnvelope) => Promise<void>
   requeue: (job: JobRecord) => Promise<void>
+  /** The output as the worker streams it (live chunks for the job's readers). */
+  output?: (chunk: RemoteOutput) => void
 }
 
 /** A disputed job runs this many times at most (the first run included) before it fails DISPUTED. */
@@ -100,7 +102,8 @@ export async function runRemoteJob (queued: JobRecord, signal: AbortSignal, remo
     const runChecked = async (exclude: readonly string[]): Promise<RemoteResult> => {
       for (;;) {
         const excluded = [...exclude, ...mismatched]
-        const r = await remote.runRemote(excluded.length === 0 ? remoteJobOf(job) : { ...remoteJobOf(job), previousWorker: undefined, excludeWorkers: [...(job.excludeWorkers ?? []), ...excluded] }, { signal, onProgress })
+        const r = await remote.runRemote(excluded.length === 0 ? remoteJobOf(job) : { ...remoteJobOf(job), previousWorker: undefined, excludeWorkers: [...(job.excludeWorkers ?? []), ...excluded] },
+          { signal, onProgress, ...(hooks.output !== undefined ? { onOutput: hooks.output } : {}) })
         try {
           checkRemoteResult(job, r, pins)
           return r

@@ -144,6 +144,13 @@ export interface RemoteResult {
   probation: boolean
 }
 
+/** Bytes of a mesh job's output at `offset`, as its worker streamed them (point to point, authenticated). */
+export interface RemoteOutput {
+  offset: number
+  data: Uint8Array
+  workerId: string
+}
+
 export interface RemoteProgress {
   state: 'assigned' | 'accepted' | 'running'
   detail: string
@@ -155,8 +162,12 @@ export interface RemoteProgress {
 export interface RemoteExecutor {
   /** Containers some live worker serves now (a worker on probation counts only for a job that allows it). */
   servedContainers(opts?: { allowProbation?: boolean }): Set<string>
-  /** Assigns the job to a capable worker (failing over on refusal or silence) and waits for its verified result. */
-  runRemote(job: RemoteJob, opts: { signal: AbortSignal, onProgress?: (p: RemoteProgress) => void }): Promise<RemoteResult>
+  /**
+   * Assigns the job to a capable worker (failing over on refusal or silence) and waits for its verified
+   * result. `onOutput` gets the output as the worker streams it, each chunk checked to come from the
+   * worker the job is with at the time (unverified until the result: see docs/ARCHITECTURE.md).
+   */
+  runRemote(job: RemoteJob, opts: { signal: AbortSignal, onProgress?: (p: RemoteProgress) => void, onOutput?: (chunk: RemoteOutput) => void }): Promise<RemoteResult>
   /**
    * Has a worker's result checked under `policy` by validators chosen by rank, and says how it ended:
    * a certificate, incomplete (the result stands unverified, with the reason) or disputed. Never throws
@@ -220,9 +231,27 @@ export interface JobsService extends Startable {
    * with the finished job. Rejects with JobNotFoundError, or when `signal` aborts.
    */
   watch(id: string, onChange: (change: JobChange) => void, signal?: AbortSignal): Promise<JobRecord>
+  /**
+   * The job's output (its final step's) as it is produced: every chunk so far, then live ones, ending
+   * when the job is terminal (a finished job yields its whole output and ends; a failed one what it
+   * produced before failing, possibly nothing). Concatenated, the chunks are the job's output exactly.
+   * Throws JobNotFoundError for an unknown id; a `signal` abort ends it with WaitAbortedError.
+   * The reader sets the pace: nothing is queued per reader (see docs/ARCHITECTURE.md, "Streaming output").
+   */
+  outputStream(jobId: string, opts?: { signal?: AbortSignal }): AsyncIterable<OutputChunk>
   /** Subscribes to job events, Guardian rejections or refusals; returns the unsubscribe function. */
   on<K extends keyof JobsEvents>(name: K, listener: (value: JobsEvents[K]) => void): () => void
   stats(): JobStats
 }
 
 export interface JobChange { state: JobState, atMs: number, detail: string }
+
+/** A piece of a job's output, in order: the concatenated `data` of indexes 0,1,2… is the output. */
+export interface OutputChunk {
+  jobId: string
+  /** 0, 1, 2… with no gaps, per stream. */
+  index: number
+  data: Uint8Array
+  /** When this node had the bytes (epoch ms). */
+  atMs: number
+}

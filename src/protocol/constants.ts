@@ -35,6 +35,8 @@ export const PAYLOAD_TYPES = {
   assignment: 'inframind/assignment/v2',
   ack: 'inframind/ack/v1',
   jobResult: 'inframind/job-result/v2',
+  // A running job's output, worker to scheduler over gRPC ReportOutput only (never a gossip topic).
+  outputChunk: 'inframind/output-chunk/v1',
   receipt: 'inframind/receipt/v1',
   attestation: 'inframind/attestation/v1',
   roster: 'inframind/roster/v1',
@@ -83,6 +85,7 @@ export const PAYLOAD_MESSAGES = {
   assignment: 'inframind.v1.Assignment',
   ack: 'inframind.v1.AssignmentAck',
   jobResult: 'inframind.v1.JobResultNotice',
+  outputChunk: 'inframind.v1.OutputChunkNotice',
   receipt: 'inframind.v1.Receipt',
   attestation: 'inframind.v1.Attestation',
   roster: 'inframind.v1.Roster',

@@ -340,6 +340,23 @@ export interface JobResultNotice {
   attestation: SignedEnvelope | null
 }
 
+/**
+ * payload_type "inframind/output-chunk/v1", gRPC Node.ReportOutput only (never gossiped): bytes of a
+ * running job's output, streamed by its worker to the scheduler that assigned it (which hands them to
+ * the job's readers at its gateway). Only the final JobResultNotice's receipt vouches for the output.
+ */
+export interface OutputChunkNotice {
+  jobId: string
+  /** The worker that runs the job (the envelope's signer) and the scheduler that assigned it. */
+  workerId: string
+  schedulerId: string
+  /** Where the bytes sit in the job's output (a chunk sent again overlaps, never repeats). */
+  offset: number
+  /** The bytes, sealed to scheduler_id; the seal's context is "inframind/output-chunk/v1" ‖ 0x00 ‖ job_id. */
+  sealedData: Uint8Array
+  atMs: number
+}
+
 /** inframind/fetch/1.0.0: one length-prefixed request, one length-prefixed response. */
 export interface FetchRequest {
   /** sha256 of the wanted bytes. */
@@ -541,6 +558,30 @@ export interface JobEvent {
   detail: string
   /** Set on the terminal event (SUCCESS or FAILED). */
   job: Job | null
+}
+
+export interface StreamJobOutputRequest {
+  jobId: string
+}
+
+/** One piece of a job's output (StreamJobOutput), or the stream's last message (done = true). */
+export interface OutputChunk {
+  /** 0, 1, 2… in order, per stream; the last message has the next index and no data. */
+  index: number
+  data: Uint8Array
+  /** When the node serving the stream had these bytes (epoch ms). */
+  atMs: number
+  /** The rest is set on the last message only. */
+  done: boolean
+  /** JOB_STATE_SUCCESS or JOB_STATE_FAILED. */
+  state: JobState
+  errorCode: string
+  error: string
+  /** sha256 and size of the job's output (empty hash and 0 for a failed job: what streamed is all there was). */
+  outputHash: Uint8Array
+  outputBytes: number
+  /** As Job.verification_state: live chunks of a verified job are its worker's bytes, unverified until here. */
+  verificationState: string
 }
 
 export interface ListJobsRequest {
@@ -965,6 +1006,7 @@ export interface MessageTypes {
   'inframind.v1.JobOrigin': JobOrigin
   'inframind.v1.AssignmentAck': AssignmentAck
   'inframind.v1.JobResultNotice': JobResultNotice
+  'inframind.v1.OutputChunkNotice': OutputChunkNotice
   'inframind.v1.FetchRequest': FetchRequest
   'inframind.v1.FetchResponse': FetchResponse
   'inframind.v1.ReportResultResponse': ReportResultResponse
@@ -982,6 +1024,8 @@ export interface MessageTypes {
   'inframind.v1.JobStep': JobStep
   'inframind.v1.WatchJobRequest': WatchJobRequest
   'inframind.v1.JobEvent': JobEvent
+  'inframind.v1.StreamJobOutputRequest': StreamJobOutputRequest
+  'inframind.v1.OutputChunk': OutputChunk
   'inframind.v1.ListJobsRequest': ListJobsRequest
   'inframind.v1.JobSummary': JobSummary
   'inframind.v1.ListJobsResponse': ListJobsResponse

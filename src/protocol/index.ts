@@ -13,7 +13,7 @@ export {
 } from './loader.ts'
 export {
   encodeHeartbeat, decodeHeartbeat, encodeAssignment, decodeAssignment, encodeAck, decodeAck,
-  encodeJobResult, decodeJobResult, encodeAttestation, decodeAttestation,
+  encodeJobResult, decodeJobResult, encodeOutputChunk, decodeOutputChunk, encodeAttestation, decodeAttestation,
   encodeAssignmentSecret, decodeAssignmentSecret, encodeRoster, decodeRoster, encodeRosterNotice, decodeRosterNotice,
   encodeFetchRequest, decodeFetchRequest, encodeFetchResponse, decodeFetchResponse, FETCH_STATUSES,
   encodeCertificate, decodeCertificate, encodeDisputeRecord, decodeDisputeRecord

@@ -3,7 +3,7 @@ import type * as G from './generated.ts'
 import { decodeStrict, encode } from './codec.ts'
 import { MalformedMessageError } from './errors.ts'
 
-export type { Heartbeat, HeartbeatStats, Assignment, AssignmentSecret, JobOrigin, AssignmentAck, JobResultNotice, Attestation, FetchRequest, Roster, RosterMember, RosterNotice, VerificationPolicy, Certificate, DisputeRecord } from './generated.ts'
+export type { Heartbeat, HeartbeatStats, Assignment, AssignmentSecret, JobOrigin, AssignmentAck, JobResultNotice, OutputChunkNotice, Attestation, FetchRequest, Roster, RosterMember, RosterNotice, VerificationPolicy, Certificate, DisputeRecord } from './generated.ts'
 
 export const encodeHeartbeat = (m: G.Heartbeat): Uint8Array => encode('inframind.v1.Heartbeat', m)
 export const decodeHeartbeat = (b: Uint8Array): G.Heartbeat => decodeStrict('inframind.v1.Heartbeat', b)
@@ -13,6 +13,8 @@ export const encodeAck = (m: G.AssignmentAck): Uint8Array => encode('inframind.v
 export const decodeAck = (b: Uint8Array): G.AssignmentAck => decodeStrict('inframind.v1.AssignmentAck', b)
 export const encodeJobResult = (m: G.JobResultNotice): Uint8Array => encode('inframind.v1.JobResultNotice', m)
 export const decodeJobResult = (b: Uint8Array): G.JobResultNotice => decodeStrict('inframind.v1.JobResultNotice', b)
+export const encodeOutputChunk = (m: G.OutputChunkNotice): Uint8Array => encode('inframind.v1.OutputChunkNotice', m)
+export const decodeOutputChunk = (b: Uint8Array): G.OutputChunkNotice => decodeStrict('inframind.v1.OutputChunkNotice', b)
 export const encodeAttestation = (m: G.Attestation): Uint8Array => encode('inframind.v1.Attestation', m)
 export const decodeAttestation = (b: Uint8Array): G.Attestation => decodeStrict('inframind.v1.Attestation', b)
 export const encodeAssignmentSecret = (m: G.AssignmentSecret): Uint8Array => encode('inframind.v1.AssignmentSecret', m)

@@ -119,6 +119,8 @@ async function runCreated (ctx: ExecuteContext, req: RunRequest, handle: Dockero
       stream.destroy()
     },
     maxStderr: MAX_STDERR_BYTES,
+    // Live on both engines: on Podman the kept output is the log's, but the attach stream carries the same bytes first.
+    onStdout: outputListener(req, ctx.logger),
     onStderrFlood: () => {
       fail((d) => new StderrTooLargeError(container.id, MAX_STDERR_BYTES, d))
       stream.destroy()
@@ -208,6 +210,19 @@ async function runCreated (ctx: ExecuteContext, req: RunRequest, handle: Dockero
     signal.removeEventListener('abort', onAbort)
     stream.destroy()
     longLived.abort()
+  }
+}
+
+/** The caller's output listener, shielded: a listener that throws must not break the run. */
+export function outputListener (req: RunRequest, logger: Logger): ((bytes: Uint8Array) => void) | undefined {
+  const listener = req.onOutput
+  if (listener === undefined) return undefined
+  return (bytes) => {
+    try {
+      listener(bytes)
+    } catch (err) {
+      logger.warn({ err, job: req.jobId }, 'output listener threw; the run carries on')
+    }
   }
 }
 

@@ -12,6 +12,7 @@ import {
   ServiceHttpError, ServiceResponseError
 } from './errors.ts'
 import type { RuntimeError } from './errors.ts'
+import { decodeInfernetAnswer, encodeInfernetRequest, infernetHttpError } from './infernet.ts'
 import { SERVICE_HOST_IP } from './sandbox.ts'
 import { schemaViolation, valueViolation } from './schema.ts'
 
@@ -52,20 +53,48 @@ export async function callService (endpoint: ServiceEndpoint, req: RunRequest, s
   const { container } = req
   const service = container.service
   if (service === undefined) throw new TypeError(`container ${container.id} has no service block`)
-  const body = encodeServiceRequest(req)
+  // protocol: infernet takes and gives Infernet's shapes (infernet.ts): one JSON answer, never streamed.
+  const infernet = container.protocol === 'infernet'
+  const body = infernet ? encodeInfernetRequest(req) : encodeServiceRequest(req)
   const details = { imageDigest: endpoint.imageId }
   if (signal.aborted) throw new RunAbortedError(String(signal.reason), details)
 
-  const { status, payload } = await post(endpoint, container, service.path, body, signal)
+  const answer = await post(endpoint, container, service.path, body, signal, infernet ? undefined : req.onOutput)
+  const { status, payload } = answer
+  const streamed = answer.streamed && !infernet
   const finishedAtMs = Date.now()
-  if (status < 200 || status > 299) throw httpError(container.id, status, payload, endpoint.imageId)
-  const output = decodeOutput(container, payload, endpoint.imageId)
+  if (status < 200 || status > 299) {
+    throw infernet ? infernetHttpError(container.id, status, payload, endpoint.imageId) : httpError(container.id, status, payload, endpoint.imageId)
+  }
+  const output = infernet
+    ? decodeInfernetAnswer(container, payload, endpoint.imageId)
+    : streamed ? streamedOutput(container, payload, endpoint.imageId) : decodeOutput(container, payload, endpoint.imageId)
+  // A JSON answer is not streamed: its output exists only once the whole body is parsed, and the job
+  // ends with it at once (its readers get it then).
   return { output, exitCode: 0, imageDigest: endpoint.imageId, stderrTail: '', startedAtMs, finishedAtMs }
 }
 
-interface Answer { status: number, payload: Buffer }
+/** `streamed`: a 2xx body that is the output itself (see isStreamedBody), not JSON. */
+interface Answer { status: number, payload: Buffer, streamed: boolean }
 
-async function post (endpoint: ServiceEndpoint, container: ContainerConfig, path: string, body: string, signal: AbortSignal): Promise<Answer> {
+/**
+ * A 2xx answer of type text/plain or application/octet-stream is the output itself, read as it
+ * arrives (docs/CONTAINERS.md, "Streamed response"); any other type is the JSON {"output"} answer.
+ */
+export function isStreamedBody (contentType: string | undefined): boolean {
+  const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
+  return type === 'text/plain' || type === 'application/octet-stream'
+}
+
+/** A streamed body as the output: within max_output_bytes (already capped while reading) and fitting output_schema. */
+function streamedOutput (container: ContainerConfig, payload: Buffer, imageId: string): Uint8Array {
+  const violation = schemaViolation(container.outputSchema, payload)
+  if (violation !== undefined) throw new OutputSchemaError(container.id, violation, { imageDigest: imageId })
+  return payload
+}
+
+async function post (endpoint: ServiceEndpoint, container: ContainerConfig, path: string, body: string, signal: AbortSignal,
+  onOutput?: (chunk: Uint8Array) => void): Promise<Answer> {
   const details = { imageDigest: endpoint.imageId }
   const bodyCap = container.maxOutputBytes * SERVICE_BODY_OVERHEAD_FACTOR + SERVICE_BODY_OVERHEAD_BYTES
   return await new Promise<Answer>((resolve, reject) => {
@@ -97,7 +126,7 @@ async function post (endpoint: ServiceEndpoint, container: ContainerConfig, path
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
       })
       current = req
-      req.once('response', (res) => { readAnswer(res, bodyCap, container, details, finish) })
+      req.once('response', (res) => { readAnswer(res, bodyCap, container, details, finish, onOutput) })
       req.once('error', (err: NodeJS.ErrnoException) => {
         // A kept-alive connection the server closed while idle fails at once, before the request was
         // read: sending it again on a fresh connection is what Node's http docs recommend.
@@ -114,10 +143,12 @@ async function post (endpoint: ServiceEndpoint, container: ContainerConfig, path
 }
 
 function readAnswer (res: IncomingMessage, bodyCap: number, container: ContainerConfig, details: { imageDigest: string },
-  finish: (err: RuntimeError | undefined, answer?: Answer) => void): void {
+  finish: (err: RuntimeError | undefined, answer?: Answer) => void, onOutput?: (chunk: Uint8Array) => void): void {
   const status = res.statusCode ?? 0
   const ok = status >= 200 && status <= 299
-  const cap = ok ? bodyCap : ERROR_BODY_MAX_BYTES
+  const streamed = ok && isStreamedBody(res.headers['content-type'])
+  // A streamed body is the output: no room for JSON escaping, the output cap itself.
+  const cap = streamed ? container.maxOutputBytes : ok ? bodyCap : ERROR_BODY_MAX_BYTES
   const chunks: Buffer[] = []
   let length = 0
   res.on('data', (chunk: Buffer) => {
@@ -128,15 +159,22 @@ function readAnswer (res: IncomingMessage, bodyCap: number, container: Container
         // An error body only needs its start: keep what fits and answer with it.
         chunks.push(chunk.subarray(0, cap - length))
         length = cap
-        finish(undefined, { status, payload: Buffer.concat(chunks, length) })
+        finish(undefined, { status, payload: Buffer.concat(chunks, length), streamed })
       }
       res.destroy()
       return
     }
     chunks.push(chunk)
     length += chunk.length
+    if (streamed && chunk.length > 0 && onOutput !== undefined) {
+      try {
+        onOutput(chunk)
+      } catch {
+        // A listener's failure is its own: the job's output is still read whole.
+      }
+    }
   })
-  res.once('end', () => { finish(undefined, { status, payload: chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, length) }) })
+  res.once('end', () => { finish(undefined, { status, payload: chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, length), streamed }) })
   res.once('error', (err) => { finish(new ServiceCallError(container.id, { ...details, cause: err })) })
 }
 

@@ -56,13 +56,16 @@ export class StreamDemuxer {
 export class CappedBuffer {
   readonly #max: number
   readonly #keep: boolean
+  readonly #onKept: ((bytes: Buffer) => void) | undefined
   readonly #chunks: Buffer[] = []
   #length = 0
   #overflowed = false
 
-  constructor (max: number, opts: { keep?: boolean } = {}) {
+  /** `onKept` sees each accepted piece (a private copy, the same one kept), in order, as it arrives. */
+  constructor (max: number, opts: { keep?: boolean, onKept?: (bytes: Buffer) => void } = {}) {
     this.#max = max
     this.#keep = opts.keep ?? true
+    this.#onKept = opts.onKept
   }
 
   add (bytes: Buffer): boolean {
@@ -71,9 +74,13 @@ export class CappedBuffer {
       this.#overflowed = true
       return false
     }
-    // Copy: a slice would pin the whole socket chunk it came from.
-    if (this.#keep) this.#chunks.push(Buffer.from(bytes))
     this.#length += bytes.length
+    if (!this.#keep && this.#onKept === undefined) return true
+    // Copy: a slice would pin the whole socket chunk it came from. One copy serves both the kept
+    // output and a live reader, so streaming costs no second copy of the output.
+    const copy = Buffer.from(bytes)
+    if (this.#keep) this.#chunks.push(copy)
+    if (copy.length > 0) this.#onKept?.(copy)
     return true
   }
 
@@ -128,8 +135,9 @@ export class JobOutput {
 
   #stderrBytes = 0
 
-  constructor (opts: { maxStdout: number, stderrTail: number, keepStdout?: boolean, onOverflow: () => void, maxStderr?: number, onStderrFlood?: () => void }) {
-    this.stdout = new CappedBuffer(opts.maxStdout, { keep: opts.keepStdout ?? true })
+  /** `onStdout`: each piece of stdout within the cap, as it arrives (see CappedBuffer's onKept). */
+  constructor (opts: { maxStdout: number, stderrTail: number, keepStdout?: boolean, onOverflow: () => void, maxStderr?: number, onStderrFlood?: () => void, onStdout?: (bytes: Buffer) => void }) {
+    this.stdout = new CappedBuffer(opts.maxStdout, { keep: opts.keepStdout ?? true, onKept: opts.onStdout })
     this.stderr = new TailBuffer(opts.stderrTail)
     this.#demux = new StreamDemuxer((kind, payload) => {
       if (kind === STREAM_STDOUT) {

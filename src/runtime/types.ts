@@ -17,8 +17,17 @@ export interface RunRequest {
   /** One-shot: written to stdin, then stdin is closed. Service: the `input` of the HTTP call. */
   input: Uint8Array
   origin?: JobOrigin
+  /** The job asked for a proof; an Infernet-protocol service is told so (`requires_proof`). Default false. */
+  requiresProof?: boolean
   /** Aborting kills and removes the container; run() then rejects with RunAbortedError. */
   signal?: AbortSignal
+  /**
+   * Sees the output as it is produced, in order: a one-shot container's stdout as it writes it, a
+   * service's streamed (non-JSON) response body as it arrives; a JSON service answer is not shown here
+   * (the job ends with it at once). Only bytes within max_output_bytes; the schema check is on the whole output (RunResult),
+   * so a run that fails may have shown bytes first. Called synchronously: keep it cheap, never throw.
+   */
+  onOutput?: (chunk: Uint8Array) => void
 }
 
 export interface RunResult {

@@ -12,7 +12,7 @@ import { TOPICS, type AssignmentAck, type Heartbeat, type JobResultNotice } from
 import { openSealed, SEAL_CONTEXTS } from '../seal/index.ts'
 import type { Admission } from '../admission/index.ts'
 import { validateEnvelope, type Mesh, type MeshMessage, type PeerView } from '../mesh/index.ts'
-import type { RemoteExecutor, RemoteJob, RemoteProgress, RemoteResult } from '../gateway/types.ts'
+import type { RemoteExecutor, RemoteJob, RemoteOutput, RemoteProgress, RemoteResult } from '../gateway/types.ts'
 import { AssignmentRejectedError, NoWorkerError, RemoteJobTimeoutError, UnreadableResultError } from './errors.ts'
 import { coolDown, pickWorker, placeWorker, type WorkerUse } from './pick.ts'
 import { verifier } from './verify.ts'
@@ -21,6 +21,7 @@ import { Reputation, score, type NodeRecord, type ReputationStore } from './repu
 import { assigner, type AssignmentSent, type GrpcAssign, type HeldInputs } from './assign.ts'
 import { HEARTBEATS_STOPPED, watchWorker } from './watch.ts'
 import { disputeBook, type DisputeStore } from './disputes.ts'
+import { outputDesk } from './output.ts'
 
 export * from './errors.ts'
 export { coolDown, pickWorker, placeWorker, type Standing, type WorkerUse } from './pick.ts'
@@ -58,6 +59,8 @@ export interface Scheduler extends Startable, RemoteExecutor {
    * job of this scheduler that is waiting for that worker's result.
    */
   acceptResult(envelope: SignedEnvelope): ResultVerdict
+  /** A worker's signed chunk of a running job's output (Node.ReportOutput), for that job's live readers (src/scheduler/output.ts). */
+  acceptOutput(envelope: SignedEnvelope): ResultVerdict
   on<K extends keyof SchedulerEvents>(name: K, listener: (value: SchedulerEvents[K]) => void): () => void
   /** What this scheduler has recorded of each node it assigned to (persisted). */
   reputation(): Array<NodeRecord & { nodeId: string, score: number }>
@@ -164,6 +167,7 @@ export function scheduler (init: SchedulerInit) {
       events.emit('assigned', a)
     }
     let unsubscribe: Array<() => void> = []
+    const output = outputDesk({ identity: c.identity, maxClockSkewMs: init.maxClockSkewMs })
 
     const livePeers = (): PeerView[] => c.mesh.peers().filter((p) => p.alive && p.heartbeat !== null)
     const liveWorkers = (): Heartbeat[] => livePeers().map((p) => p.heartbeat as Heartbeat)
@@ -206,7 +210,7 @@ export function scheduler (init: SchedulerInit) {
       }
     }
 
-    const runRemote = async (job: RemoteJob, opts: { signal: AbortSignal, onProgress?: (p: RemoteProgress) => void }): Promise<RemoteResult> => {
+    const runRemote = async (job: RemoteJob, opts: { signal: AbortSignal, onProgress?: (p: RemoteProgress) => void, onOutput?: (chunk: RemoteOutput) => void }): Promise<RemoteResult> => {
       const tried = new Set<string>()
       const refusals: string[] = []
       // Hashed once per job, not per attempt: large inputs are served by this hash until the job ends.
@@ -229,6 +233,8 @@ export function scheduler (init: SchedulerInit) {
         opts.signal.addEventListener('abort', () => reject(new RemoteJobTimeoutError(job.jobId, resultFrom)), { once: true })
       })
       result.catch(() => {})
+      // Chunks are heard from the worker the result is awaited from, from before its assignment goes out.
+      const closeOutput = opts.onOutput !== undefined ? output.open(job.jobId, () => resultFrom, opts.onOutput) : () => {}
       const waitingSince = Date.now()
       /** When the last worker was lost mid-job or did not ack (0 = none yet). */
       let lostAtMs = 0
@@ -332,6 +338,7 @@ export function scheduler (init: SchedulerInit) {
         }
       } finally {
         results.delete(job.jobId)
+        closeOutput()
         const held = inputs.get(inputKey)
         if (held !== undefined && --held.jobs <= 0) inputs.delete(inputKey)
       }
@@ -428,6 +435,7 @@ export function scheduler (init: SchedulerInit) {
 
     return {
       acceptResult,
+      acceptOutput: (envelope) => output.accept(envelope),
       // What rostered workers serve (workers on probation serve only jobs that ask for them).
       servedContainers: (opts = {}) => new Set(liveWorkers().filter((h) => {
         const standing = c.admission.standing(h.nodeId)

@@ -131,6 +131,8 @@ export const SEAL_CONTEXTS = {
   assignment: (jobId: string) => `inframind/assignment-secret/v1\0${jobId}`,
   /** The output of job `id`, sealed to the job's scheduler. */
   output: (jobId: string) => `inframind/job-output/v1\0${jobId}`,
+  /** Bytes of job `id`'s output streamed while it runs (OutputChunkNotice), sealed to the job's scheduler. */
+  outputChunk: (jobId: string) => `inframind/output-chunk/v1\0${jobId}`,
   /** A subscription response's output (SubscriptionResponse.sealed_output), sealed to the subscription's owner. */
   subscriptionOutput: (subscriptionId: string, jobId: string) => `inframind/subscription-output/v1\0${subscriptionId}\0${jobId}`
 } as const

@@ -17,6 +17,7 @@ import type { Admission } from '../admission/index.ts'
 import { openSealed, sealTo, SEAL_CONTEXTS } from '../seal/index.ts'
 import { checkValidationRequest, validator, type CheckedReceipt } from '../validator/index.ts'
 import type { Metrics } from '../telemetry/metrics.ts'
+import { outputForwarder, type OutputReporter } from './output.ts'
 
 /** Outputs kept in memory for peers to fetch by hash after a job ends (bounded; older ones come from the store). */
 const MAX_SERVED_OUTPUTS = 256
@@ -50,7 +51,7 @@ export interface WorkerInit {
 
 
 /** Sends a signed result notice to a scheduler's public ReportResult. */
-export interface ResultReporter {
+export interface ResultReporter extends Partial<OutputReporter> {
   report(address: string, notice: SignedEnvelope, signal: AbortSignal): Promise<{ accepted: boolean, reason: string }>
 }
 
@@ -83,6 +84,9 @@ export function workerAgent (init: WorkerInit) {
     const roles = init.roles ?? ['worker']
     const validating = roles.includes('validator') ? validator({ pins: init.pins ?? new Map(), maxReexecutions: Math.max(1, Math.floor((init.queueSize ?? 64) / 2)) })(c) : undefined
     let unsubscribe: Array<() => void> = []
+    // A running job's output goes live to the scheduler that assigned it over gRPC (src/worker/output.ts).
+    const reportOutput = c.grpc?.reportOutput?.bind(c.grpc)
+    const live = reportOutput !== undefined ? outputForwarder({ jobs: c.jobs, identity: c.identity, mesh: c.mesh, reporter: { reportOutput }, logger }) : undefined
 
     const ack = (a: Pick<Assignment, 'jobId' | 'schedulerId'>, fields: Partial<AssignmentAck>): AckResult => {
       const value: AssignmentAck = {
@@ -170,6 +174,8 @@ export function workerAgent (init: WorkerInit) {
         if (via === 'grpc' && a.replyAddress !== '' && !finished) {
           directJobs.set(a.jobId, a.replyAddress)
           while (directJobs.size > MAX_DIRECT_JOBS) directJobs.delete(directJobs.values().next().value as string)
+          // A job proper (not a validator's re-run): its output streams to the scheduler while it runs.
+          if (checked === undefined) live?.follow(a.jobId, a.schedulerId, a.replyAddress)
         }
         // The same scheduler assigning a job this node has finished lost the result (it restarted, or
         // the report went astray): it gets the result again, and the job does not run again.
@@ -251,6 +257,7 @@ export function workerAgent (init: WorkerInit) {
             }).catch((err: unknown) => logger.error({ err }, 'assignment handling failed'))
           }),
           c.jobs.on('job', (event) => {
+            if (event.job !== undefined) live?.ended(event.jobId)
             // Only jobs this node ran for a scheduler: a gateway+worker's own clients hear from it directly.
             if (event.job === undefined || event.job.schedulerId === '') return
             announce(event.job).catch((err: unknown) => logger.warn({ err, job: event.jobId }, 'could not announce job result'))
@@ -260,6 +267,7 @@ export function workerAgent (init: WorkerInit) {
       async stop () {
         for (const u of unsubscribe) u()
         unsubscribe = []
+        live?.stop()
       }
     }
   }

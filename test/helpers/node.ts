@@ -121,6 +121,8 @@ export interface TestNodeOptions {
   mesh?: Record<string, unknown>
   node?: Record<string, unknown>
   runtime?: Record<string, unknown>
+  /** dashboard: section; default: off (a node on 9090 in every test would clash with the next one). */
+  dashboard?: Record<string, unknown>
   /** Reuse a data dir (restart tests). */
   dir?: string
   /** Mesh nodes are in the test roster with their roles unless this is false. */
@@ -137,6 +139,7 @@ async function prepareTestNode (opts: TestNodeOptions): Promise<{ dir: string, c
     jobs: { concurrency: 2, queue_size: 16, default_deadline_ms: 60_000, ...opts.jobs },
     store: { max_results: 100, ...opts.store },
     telemetry: { metrics: { enabled: true, listen: '127.0.0.1:0' }, log_level: 'silent' },
+    dashboard: { listen: '', ...opts.dashboard },
     runtime: { prefetch: false, ...opts.runtime },
     mesh: opts.mesh === undefined ? { enabled: false } : { listen: ['/ip4/127.0.0.1/tcp/0'], heartbeat_interval_ms: 1000, ack_timeout_ms: ACK_TIMEOUT_IN_TESTS_MS, ...opts.mesh },
     containers: opts.containers ?? [containerYaml('echo')]

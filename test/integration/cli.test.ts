@@ -1,19 +1,20 @@
 import test, { type ExecutionContext } from 'ava'
 import { execFile } from 'node:child_process'
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { startTestNode, type TestNode } from '../helpers/node.ts'
+import { containerYaml, startTestNode, type TestNode } from '../helpers/node.ts'
 
-const INFRA = fileURLToPath(new URL('../../bin/infra.js', import.meta.url))
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+const INFRA = path.join(ROOT, 'bin', 'infra.js')
 
 interface Run { code: number, stdout: string, stderr: string }
 
 /** Runs the real `infra` launcher as a user would, in a folder with no config.yaml. */
-async function infra (args: string[], opts: { env?: Record<string, string>, cwd?: string, input?: string } = {}): Promise<Run> {
+async function infra (args: string[], opts: { env?: Record<string, string>, cwd?: string, input?: string, launcher?: string } = {}): Promise<Run> {
   return await new Promise((resolve) => {
-    const child = execFile(process.execPath, [INFRA, ...args], {
+    const child = execFile(process.execPath, [opts.launcher ?? INFRA, ...args], {
       cwd: opts.cwd ?? os.tmpdir(),
       env: { ...process.env, INFRAMIND_CONFIG: '', ...opts.env },
       timeout: 60_000
@@ -144,4 +145,105 @@ test('start refuses a bad config with the file, the key and what is expected', a
   t.regex(r.stderr, /concurrency/, 'suggests the known key')
   const viaEnv = await infra(['start'], { env: { INFRAMIND_CONFIG: file } })
   t.is(viaEnv.code, 2)
+})
+
+/** A one-shot container that writes a line a second: output that streams while the job runs. */
+const CHATTY = containerYaml('chatty', { command: ['sh', '-c', 'for i in 1 2 3; do echo "line $i"; sleep 1; done'], timeout_ms: 30_000 })
+const FAILING = containerYaml('failing', { command: ['sh', '-c', 'echo partial; exit 3'] })
+
+test('submit --follow, logs [-f] and the --json of every listing, against a running node', async (t) => {
+  const n: TestNode = await startTestNode({ containers: [containerYaml('echo'), CHATTY, FAILING] })
+  t.teardown(async () => await n.destroy())
+  const env = { INFRAMIND_ADDR: n.node.api.publicAddress(), INFRAMIND_CONTROL: n.node.api.controlAddress() }
+
+  // The output, byte for byte, on stdout; the job's id and events on stderr.
+  const followed = await infra(['submit', '--container', 'chatty', '--input', 'x', '--follow'], { env })
+  t.is(followed.code, 0, followed.stderr)
+  t.is(followed.stdout, 'line 1\nline 2\nline 3\n')
+  const id = followed.stderr.match(/^job (\S+)/)?.[1] ?? ''
+  t.regex(followed.stderr, /running +step 1\/1: chatty/)
+  t.regex(followed.stderr, /success +succeeded/)
+
+  const logs = await infra(['logs', id], { env })
+  t.is(logs.code, 0, logs.stderr)
+  t.is(logs.stdout, 'line 1\nline 2\nline 3\n')
+  t.regex(logs.stderr, /pending +accepted[\s\S]*success/)
+
+  // Following a job that is still running: live chunks, then its end, as JSON lines.
+  const running = await infra(['submit', '--container', 'chatty', '--input', 'x'], { env })
+  const live = await infra(['logs', '-f', running.stdout.trim(), '--json'], { env })
+  t.is(live.code, 0, live.stderr)
+  const lines = live.stdout.trim().split('\n').map((l) => JSON.parse(l))
+  t.is(lines.filter((l) => l.type === 'output').map((l) => l.text).join(''), 'line 1\nline 2\nline 3\n')
+  t.like(lines[lines.length - 1], { type: 'end', state: 'success', complete: true, output_bytes: 21 })
+  t.true(lines.some((l) => l.type === 'event' && l.state === 'running'))
+
+  // A failing job: what it wrote, then the failure on stderr and exit 1.
+  const failed = await infra(['submit', '--container', 'failing', '--input', 'x', '--follow'], { env })
+  t.is(failed.code, 1)
+  t.is(failed.stdout, 'partial\n')
+  t.regex(failed.stderr, /failed \[/)
+  t.is((await infra(['logs', 'no-such-job'], { env })).code, 1)
+
+  const containers = await infra(['containers', '--json'], { env })
+  t.is(containers.code, 0, containers.stderr)
+  t.deepEqual(JSON.parse(containers.stdout).map((c: { id: string, state: string }) => [c.id, c.state]), [['echo', 'ready'], ['chatty', 'ready'], ['failing', 'ready']])
+  const ready = await infra(['containers', '--wait'], { env })
+  t.is(ready.code, 0, ready.stderr)
+  t.regex(ready.stderr, /3 of 3 containers ready/)
+  const jobs = JSON.parse((await infra(['jobs', '--json', '--limit', '10'], { env })).stdout)
+  t.true(jobs.some((j: { jobId: string }) => j.jobId === id))
+  t.deepEqual(JSON.parse((await infra(['peers', '--json'], { env })).stdout).peers, [])
+  // A worker keeps no scores: the node says so, and the CLI passes it on.
+  const reputation = await infra(['reputation', '--json'], { env })
+  t.is(reputation.code, 1)
+  t.regex(reputation.stderr, /FAILED_PRECONDITION/)
+})
+
+test('the bundled CLI and the TypeScript source answer alike', async (t) => {
+  const dir = await tempDir(t)
+  await writeFile(path.join(dir, 'bad.json'), '{"payload_type": 1}')
+  for (const args of [['--help'], ['completion', 'bash'], ['sub', 'help'], ['verify', path.join(dir, 'bad.json'), '--json'], ['jobs', '--state', 'x']]) {
+    const bundled = await infra(args)
+    const source = await infra(args, { env: { INFRAMIND_CLI_BUNDLE: '0' } })
+    t.is(bundled.code, source.code, args.join(' '))
+    t.is(bundled.stdout, source.stdout, args.join(' '))
+    t.is(bundled.stderr, source.stderr, args.join(' '))
+  }
+})
+
+test('the launcher rebuilds a bundle the source no longer matches, not one that was only touched; a held build falls back to the source', async (t) => {
+  // A copy of the package (node_modules shared), so its source can change under the launcher.
+  const copy = await tempDir(t)
+  for (const entry of ['bin', 'src', 'proto', 'entrypoint.ts', 'package.json', 'package-lock.json']) await cp(path.join(ROOT, entry), path.join(copy, entry), { recursive: true })
+  await symlink(path.join(ROOT, 'node_modules'), path.join(copy, 'node_modules'))
+  const launcher = path.join(copy, 'bin', 'infra.js')
+  const builds = async (): Promise<string[]> => (await readdir(path.join(copy, '.build', 'cli'))).filter((d) => /^[0-9a-f]{16}$/.test(d))
+  const manifest = async (): Promise<{ id: string }> => JSON.parse(await readFile(path.join(copy, '.build', 'cli', 'manifest.json'), 'utf8'))
+
+  const first = await infra(['--help'], { launcher })
+  t.is(first.code, 0, first.stderr)
+  const built = await manifest()
+  t.deepEqual(await builds(), [built.id])
+
+  // Touched (a copy, a checkout): the same contents, so the same build.
+  const help = path.join(copy, 'src', 'cli', 'help.ts')
+  await utimes(help, new Date(), new Date(Date.now() + 5000))
+  t.is((await infra(['--help'], { launcher })).code, 0)
+  t.is((await manifest()).id, built.id)
+
+  // Changed: the next run rebuilds and runs the new code.
+  await writeFile(help, (await readFile(help, 'utf8')).replace('shell completion: eval', 'marker-one: shell completion: eval'))
+  const changed = await infra(['--help'], { launcher })
+  t.regex(changed.stdout, /marker-one/)
+  t.not((await manifest()).id, built.id)
+
+  // Another run is rebuilding (its lock is fresh): this one runs the source meanwhile, with the change.
+  await writeFile(help, (await readFile(help, 'utf8')).replace('marker-one', 'marker-two'))
+  await mkdir(path.join(copy, '.build', 'cli'), { recursive: true })
+  await writeFile(path.join(copy, '.build', 'cli', '.lock'), '')
+  const held = await infra(['--help'], { launcher })
+  t.is(held.code, 0, held.stderr)
+  t.regex(held.stdout, /marker-two/)
+  t.false((await stat(path.join(copy, '.build', 'cli', 'manifest.json'))).mtimeMs > (await stat(path.join(copy, '.build', 'cli', '.lock'))).mtimeMs, 'no build ran')
 })

@@ -43,6 +43,7 @@ async function buildNode (t: ExecutionContext, opts: NodeOptions = {}): Promise<
     jobs: { concurrency: 2, queue_size: 16, default_deadline_ms: 60_000 },
     store: { max_results: 100 },
     telemetry: { metrics: { enabled: true, listen: opts.metrics ?? '127.0.0.1:0' }, log_level: 'silent' },
+    dashboard: { listen: '' },
     runtime: { prefetch: false },
     mesh: opts.mesh === undefined ? { enabled: false } : { listen: ['/ip4/127.0.0.1/tcp/0'], heartbeat_interval_ms: 1000, ...opts.mesh },
     containers: [containerYaml('echo')]

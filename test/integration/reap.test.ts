@@ -222,6 +222,7 @@ test.serial('a node killed with SIGKILL leaves its job container; its restart re
     api: { public: '127.0.0.1:0', control: '127.0.0.1:0' },
     jobs: { concurrency: 1, queue_size: 4, default_deadline_ms: 120_000 },
     telemetry: { metrics: { enabled: false }, log_level: 'info' },
+    dashboard: { listen: '' },
     runtime: { prefetch: false },
     mesh: { enabled: false },
     // Runs long enough to be killed in the middle of.

@@ -81,6 +81,7 @@ async function startConfig (t: ExecutionContext): Promise<{ dir: string, file: s
     identity: { key_file: path.join(dir, 'identity.key') },
     api: { public: '127.0.0.1:0', control: '127.0.0.1:0' },
     telemetry: { metrics: { enabled: false }, log_level: 'warn' },
+    dashboard: { listen: '' },
     runtime: { prefetch: false },
     mesh: { enabled: false },
     containers: [containerYaml('echo')]

@@ -88,15 +88,15 @@ test('specFromArgs: every option, and the mistakes a gateway would refuse later'
   await t.throwsAsync(spec(SPEC.filter((_, i) => i < 2 || i > 3)), { name: 'UsageError' })
 })
 
-test('gateway lists: --gateway, else --addr or INFRAMIND_ADDR as comma lists; submit fails over only when given several', (t) => {
-  t.deepEqual(resolveGateways({ gateway: 'a:1, b:2,,c:3' }, {}), ['a:1', 'b:2', 'c:3'])
-  t.deepEqual(resolveGateways({ addr: 'x:1,y:2' }, { INFRAMIND_ADDR: 'z:3' }), ['x:1', 'y:2'])
-  t.deepEqual(resolveGateways({}, { INFRAMIND_ADDR: 'z:3,w:4', INFRAMIND_CONFIG: '' }), ['z:3', 'w:4'])
-  t.true(wantsFailover(['--container', 'echo', '--gateway', 'a:1'], {}))
-  t.true(wantsFailover(['--addr=a:1,b:2'], {}))
-  t.true(wantsFailover([], { INFRAMIND_ADDR: 'a:1,b:2' }))
-  t.false(wantsFailover(['--addr', 'a:1'], { INFRAMIND_ADDR: 'a:1,b:2' }))
-  t.false(wantsFailover([], { INFRAMIND_ADDR: 'a:1' }))
+test('gateway lists: --gateway, else --addr or INFRAMIND_ADDR as comma lists; submit fails over only when given several', async (t) => {
+  t.deepEqual(await resolveGateways({ gateway: 'a:1, b:2,,c:3' }, {}), ['a:1', 'b:2', 'c:3'])
+  t.deepEqual(await resolveGateways({ addr: 'x:1,y:2' }, { INFRAMIND_ADDR: 'z:3' }), ['x:1', 'y:2'])
+  t.deepEqual(await resolveGateways({}, { INFRAMIND_ADDR: 'z:3,w:4', INFRAMIND_CONFIG: '' }), ['z:3', 'w:4'])
+  t.true(wantsFailover({ gateway: 'a:1' }, {}))
+  t.true(wantsFailover({ addr: 'a:1,b:2' }, {}))
+  t.true(wantsFailover({}, { INFRAMIND_ADDR: 'a:1,b:2' }))
+  t.false(wantsFailover({ addr: 'a:1' }, { INFRAMIND_ADDR: 'a:1,b:2' }))
+  t.false(wantsFailover({}, { INFRAMIND_ADDR: 'a:1' }))
 })
 
 test('sub key: a 0600 PKCS#8 key; a second one over it is refused without --force', async (t) => {

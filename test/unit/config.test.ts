@@ -43,9 +43,11 @@ test("the repo's config.yaml loads with the documented defaults and sample conta
   t.deepEqual(cfg.jobs, { concurrency: 2, queueSize: 64, defaultDeadlineMs: 60000 })
   t.is(cfg.store.path, join(ROOT, '.data', 'store'))
   t.deepEqual(cfg.telemetry, { metrics: { enabled: true, host: '127.0.0.1', port: 9464 }, logLevel: 'info' })
-  t.deepEqual(cfg.containers.map((c) => c.id), ['echo', 'sentiment', 'embed', 'sentiment-warm'])
+  t.deepEqual(cfg.containers.map((c) => c.id), ['echo', 'sentiment', 'embed', 'sentiment-warm', 'infernet-echo'])
   const warm = cfg.containers[3]
   t.is(warm.mode, 'service')
+  t.is(warm.protocol, 'inframind')
+  t.is(cfg.containers[4].protocol, 'infernet')
   t.is(warm.network, 'bridge')
   t.is(warm.service?.port, 8080)
   t.is(warm.service?.healthPath, '/health')
@@ -204,6 +206,38 @@ test('runtime runsc: pids and memory must leave the gVisor sandbox room to start
   // The defaults (64 pids) are too few for runsc: the error says so even when resources are not written.
   t.deepEqual(configError(() => parseConfig(`${ECHO}    runtime: runsc\n`, '')).errors.map((e) => e.key), ['containers[0].resources.pids'])
   t.notThrows(() => parseConfig(`${ECHO}    runtime: runc\n    resources:\n      pids: 8\n      memory: 16m\n`, ''))
+})
+
+test('protocol: inframind by default; infernet makes a service with Infernet\'s port, path and JSON schemas', (t) => {
+  const ours = parseConfig(`${ECHO}    mode: service\n    service:\n      port: 8080\n`, '').containers[0]
+  t.is(ours.protocol, 'inframind')
+  t.is(ours.service?.path, '/')
+  t.is(parseConfig(ECHO, '').containers[0].protocol, 'inframind', 'one-shot containers speak no HTTP protocol but read as inframind')
+  // No mode and no service block: the protocol alone says it is an Infernet server on 3000.
+  const infernet = parseConfig(`${ECHO}    protocol: infernet\n`, '').containers[0]
+  t.is(infernet.mode, 'service')
+  t.is(infernet.network, 'bridge')
+  t.deepEqual([infernet.service?.port, infernet.service?.path, infernet.service?.healthPath], [3000, '/service_output', '/'])
+  t.deepEqual([infernet.inputSchema, infernet.outputSchema], ['json', 'json'])
+  // Every default can still be set.
+  const custom = parseConfig(`${ECHO}    protocol: infernet\n    mode: service\n    input_schema: text\n    service:\n      port: 8000\n      health_path: /health\n`, '').containers[0]
+  t.deepEqual([custom.service?.port, custom.service?.path, custom.service?.healthPath, custom.inputSchema, custom.outputSchema], [8000, '/service_output', '/health', 'text', 'json'])
+})
+
+test('protocol: a bad value or an Infernet one-shot is refused with the key and what to write', (t) => {
+  const bads: Array<[string, ConfigErrorCode]> = [['infernit', 'INVALID_VALUE'], ['"Infernet"', 'INVALID_VALUE'], ['grpc', 'INVALID_VALUE'], ['1', 'WRONG_TYPE'], ['[infernet]', 'WRONG_TYPE']]
+  for (const [bad, code] of bads) {
+    const err = configError(() => parseConfig(`${ECHO}    protocol: ${bad}\n`, 'c.yaml'))
+    t.deepEqual(err.errors.map((e) => [e.code, e.key]), [[code, 'containers[0].protocol']], bad)
+    t.is(err.expected, 'one of inframind, infernet')
+    t.is(err.line, 5)
+  }
+  const oneshot = configError(() => parseConfig(`${ECHO}    protocol: infernet\n    mode: oneshot\n`, 'c.yaml'))
+  t.deepEqual(oneshot.errors.map((e) => [e.code, e.key]), [['INVALID_VALUE', 'containers[0].protocol']])
+  t.regex(oneshot.message, /remove mode: oneshot/)
+  // Our own protocol still needs the port of its server.
+  const missing = configError(() => parseConfig(`${ECHO}    protocol: inframind\n    mode: service\n`, ''))
+  t.deepEqual(missing.errors.map((e) => [e.code, e.key]), [['MISSING', 'containers[0].service']])
 })
 
 test('loopback control hosts are accepted, a unix socket too', (t) => {

@@ -1,0 +1,12 @@
+/** `infra install`: a node as a systemd service on an edge machine (docs/INSTALL.md). */
+export { buildPlan, modern } from './plan.ts'
+export { runPlan, type RunResult, type StepResult } from './apply.ts'
+export { parseInstallArgs, INSTALL_USAGE, THIS_PACKAGE } from './options.ts'
+export { renderUnit, quoteWord, type UnitSpec } from './unit.ts'
+export { renderLauncher, shQuote } from './launcher.ts'
+export { renderConfig, checkConfig } from './config-file.ts'
+export { listPackage, type PackageListing } from './package-files.ts'
+export { header, footer } from './report.ts'
+export { InstallError, type InstallErrorCode } from './errors.ts'
+export * as defaults from './constants.ts'
+export type * from './types.ts'
