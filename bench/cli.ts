@@ -7,12 +7,9 @@
  */
 import { spawn } from 'node:child_process'
 import path from 'node:path'
-import { stringify } from 'yaml'
-import { parseConfig } from '../src/config/index.ts'
-import { createNode } from '../src/node.ts'
-import { silentLogger } from '../src/telemetry/logger.ts'
 import { summarise, type Summary } from './stats.ts'
 import { warmEcho, WARM_ECHO_ID } from './warm-echo.ts'
+import { startStandalone, waitHealthy } from './standalone.ts'
 import type { BenchContext } from './run.ts'
 
 /** The issue's targets, in seconds of wall time. */
@@ -47,18 +44,7 @@ async function timed (args: string[], opts: { cwd: string, env: NodeJS.ProcessEn
 }
 
 export async function benchCli (ctx: BenchContext, opts: { rounds: number }): Promise<CliBenchResult> {
-  const dir = path.join(ctx.tmp, 'cli')
-  const doc = {
-    node: { name: 'bench-cli', roles: ['worker'], data_dir: dir },
-    identity: { key_file: path.join(dir, 'identity.key') },
-    api: { public: '127.0.0.1:0', control: '127.0.0.1:0' },
-    telemetry: { metrics: { enabled: false, listen: '127.0.0.1:0' }, log_level: 'silent' },
-    dashboard: { listen: '' },
-    mesh: { enabled: false },
-    containers: [await warmEcho(ctx.root)]
-  }
-  const node = await createNode({ config: parseConfig(stringify(doc), path.join(dir, 'config.yaml')), logger: silentLogger() })
-  await node.start()
+  const node = await startStandalone(ctx, 'cli', { containers: [await warmEcho(ctx.root)] })
   const infra = path.join(ctx.root, 'bin', 'infra.js')
   // A folder without config.yaml, as the tests run the CLI; the node named by the environment.
   const env = { ...process.env, INFRAMIND_CONFIG: '', INFRAMIND_ADDR: node.api.publicAddress(), INFRAMIND_CONTROL: node.api.controlAddress() }
@@ -72,12 +58,7 @@ export async function benchCli (ctx: BenchContext, opts: { rounds: number }): Pr
     else { failures++; process.stderr.write(`bench cli: exit ${t.code}: ${t.err.split('\n')[0]}\n`) }
   }
   try {
-    for (let i = 0; i < 600; i++) {
-      const s = node.runtime.containerStatuses().find((c) => c.id === WARM_ECHO_ID)
-      if (s?.state === 'healthy') break
-      if (s?.state === 'failed') throw new Error(`warm container failed: ${s.lastError}`)
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
+    await waitHealthy(node, WARM_ECHO_ID)
     // Untimed: brings the bundle up to date with the source and fills Node's compile cache, as any earlier use would.
     for (const args of [[infra, '--version'], [infra, 'status'], submit]) await timed(args, run)
     for (let round = 0; round < opts.rounds; round++) {

@@ -4,14 +4,10 @@
  * event and snapshot, as an open tab does), alternated in rounds on one node in the same run.
  */
 import http from 'node:http'
-import path from 'node:path'
-import { stringify } from 'yaml'
-import { parseConfig } from '../src/config/index.ts'
-import { createNode } from '../src/node.ts'
 import { connectNode, type NodeClient } from '../src/api/client.ts'
-import { silentLogger } from '../src/telemetry/logger.ts'
 import { summarise, type Summary } from './stats.ts'
 import { warmEcho, WARM_ECHO_ID } from './warm-echo.ts'
+import { startStandalone, waitHealthy } from './standalone.ts'
 import type { BenchContext } from './run.ts'
 
 export interface DashboardPhase { jobsPerSecond: number, latency: Summary, failed: number }
@@ -78,28 +74,11 @@ async function load (client: NodeClient, clients: number, seconds: number): Prom
 }
 
 export async function benchDashboard (ctx: BenchContext, opts: { rounds: number, seconds: number, clients: number, pages: number }): Promise<DashboardBenchResult> {
-  const dir = path.join(ctx.tmp, 'dashboard')
-  const doc = {
-    node: { name: 'bench-dashboard', roles: ['worker'], data_dir: dir },
-    identity: { key_file: path.join(dir, 'identity.key') },
-    api: { public: '127.0.0.1:0', control: '127.0.0.1:0' },
-    jobs: { concurrency: 16, queue_size: 256 },
-    telemetry: { metrics: { enabled: false, listen: '127.0.0.1:0' }, log_level: 'silent' },
-    dashboard: { listen: '127.0.0.1:0' },
-    mesh: { enabled: false },
-    containers: [await warmEcho(ctx.root)]
-  }
-  const node = await createNode({ config: parseConfig(stringify(doc), path.join(dir, 'config.yaml')), logger: silentLogger() })
-  await node.start()
+  const node = await startStandalone(ctx, 'dashboard', { containers: [await warmEcho(ctx.root)], sections: { dashboard: { listen: '127.0.0.1:0' } } })
   const client = connectNode(node.api.publicAddress())
   const url = node.dashboard?.url() ?? ''
   try {
-    for (let i = 0; i < 600; i++) {
-      const s = node.runtime.containerStatuses().find((c) => c.id === WARM_ECHO_ID)
-      if (s?.state === 'healthy') break
-      if (s?.state === 'failed') throw new Error(`warm container failed: ${s.lastError}`)
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
+    await waitHealthy(node, WARM_ECHO_ID)
     await load(client, opts.clients, 2)
     const off = { done: 0, failed: 0, latencies: [] as number[] }
     const on = { done: 0, failed: 0, latencies: [] as number[] }

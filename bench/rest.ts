@@ -5,14 +5,10 @@
  * client waits), paired and alternated; then throughput with concurrent clients, both ways.
  */
 import http from 'node:http'
-import path from 'node:path'
-import { stringify } from 'yaml'
-import { parseConfig } from '../src/config/index.ts'
-import { createNode } from '../src/node.ts'
 import { connectNode, type NodeClient } from '../src/api/client.ts'
-import { silentLogger } from '../src/telemetry/logger.ts'
 import { percentile, summarise, type Summary } from './stats.ts'
 import { warmEcho, WARM_ECHO_ID } from './warm-echo.ts'
+import { startStandalone, waitHealthy, throughput } from './standalone.ts'
 import type { BenchContext } from './run.ts'
 
 export interface RestBenchResult {
@@ -83,42 +79,15 @@ async function viaPoll (agent: http.Agent, port: number, intervalMs: number): Pr
   }
 }
 
-async function throughput (seconds: number, clients: number, one: () => Promise<unknown>): Promise<number> {
-  const until = performance.now() + seconds * 1000
-  let done = 0
-  await Promise.all(Array.from({ length: clients }, async () => {
-    while (performance.now() < until) { await one(); done++ }
-  }))
-  return done / seconds
-}
-
 export async function benchRest (ctx: BenchContext, opts: { pairs: number, seconds: number, clients: number, pollIntervalMs: number }): Promise<RestBenchResult> {
-  const dir = path.join(ctx.tmp, 'rest')
-  const doc = {
-    node: { name: 'bench-rest', roles: ['worker'], data_dir: dir },
-    identity: { key_file: path.join(dir, 'identity.key') },
-    api: { public: '127.0.0.1:0', control: '127.0.0.1:0' },
-    jobs: { concurrency: 16, queue_size: 256 },
-    telemetry: { metrics: { enabled: false, listen: '127.0.0.1:0' }, log_level: 'silent' },
-    dashboard: { listen: '' },
-    mesh: { enabled: false },
-    rest: { listen: '127.0.0.1:0' },
-    containers: [await warmEcho(ctx.root)]
-  }
-  const node = await createNode({ config: parseConfig(stringify(doc), path.join(dir, 'config.yaml')), logger: silentLogger() })
-  await node.start()
+  const node = await startStandalone(ctx, 'rest', { containers: [await warmEcho(ctx.root)], sections: { rest: { listen: '127.0.0.1:0' } } })
   const client = connectNode(node.api.publicAddress())
   const address = node.rest?.address() ?? ''
   const port = Number(address.slice(address.lastIndexOf(':') + 1))
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 })
   let failed = 0
   try {
-    for (let i = 0; i < 600; i++) {
-      const s = node.runtime.containerStatuses().find((c) => c.id === WARM_ECHO_ID)
-      if (s?.state === 'healthy') break
-      if (s?.state === 'failed') throw new Error(`warm container failed: ${s.lastError}`)
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
+    await waitHealthy(node, WARM_ECHO_ID)
     for (let i = 0; i < 50; i++) { await viaGrpc(client); await viaStream(agent, port); await viaPoll(agent, port, opts.pollIntervalMs) }
     const grpc: number[] = []
     const stream: number[] = []

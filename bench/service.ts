@@ -6,12 +6,9 @@
 import http from 'node:http'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
-import { stringify } from 'yaml'
-import { parseConfig } from '../src/config/index.ts'
-import { createNode } from '../src/node.ts'
 import { connectNode, type NodeClient } from '../src/api/client.ts'
-import { silentLogger } from '../src/telemetry/logger.ts'
 import { percentile, summarise, type Summary } from './stats.ts'
+import { startStandalone, throughput } from './standalone.ts'
 import type { BenchContext } from './run.ts'
 
 export interface ServiceBenchResult {
@@ -66,34 +63,15 @@ function direct (agent: http.Agent, port: number, n: number): Promise<number> {
   })
 }
 
-async function throughput (seconds: number, clients: number, one: () => Promise<unknown>): Promise<number> {
-  const until = performance.now() + seconds * 1000
-  let done = 0
-  await Promise.all(Array.from({ length: clients }, async () => {
-    while (performance.now() < until) { await one(); done++ }
-  }))
-  return done / seconds
-}
-
 export async function benchService (ctx: BenchContext, opts: { pairs: number, seconds: number }): Promise<ServiceBenchResult> {
   const lock = JSON.parse(await readFile(path.join(ctx.root, 'containers', 'images.lock.json'), 'utf8')) as Record<string, string>
-  const dir = path.join(ctx.tmp, 'service')
-  const doc = {
-    node: { name: 'bench-service', roles: ['worker'], data_dir: dir },
-    identity: { key_file: path.join(dir, 'identity.key') },
-    api: { public: '127.0.0.1:0', control: '127.0.0.1:0' },
-    jobs: { concurrency: 16, queue_size: 256 },
-    telemetry: { metrics: { enabled: false, listen: '127.0.0.1:0' }, log_level: 'silent' },
-    dashboard: { listen: '' },
-    mesh: { enabled: false },
+  const node = await startStandalone(ctx, 'service', {
     containers: [{
       id: 'echo-warm', image: 'inframind/nlp:1', digest: lock['inframind/nlp:1'], command: ['testserver'], mode: 'service',
       service: { port: 8080, startup_timeout_ms: 60_000 }, resources: { cpus: 1, memory: '128m', pids: 64 },
       timeout_ms: 10_000, input_schema: 'text', output_schema: 'text'
     }]
-  }
-  const node = await createNode({ config: parseConfig(stringify(doc), path.join(dir, 'config.yaml')), logger: silentLogger() })
-  await node.start()
+  })
   const client = connectNode(node.api.publicAddress())
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 })
   try {

@@ -7,7 +7,7 @@ const ON_MESH: ContainerLiveState = { state: 'mesh', restarts: 0, lastError: '' 
 
 /** Live state of each configured container (service lifecycle, image readiness, or run on the mesh), by id. */
 export function liveStates (c: ApiComponents): Map<string, ContainerLiveState> {
-  const live = new Map<string, ContainerLiveState>(c.runtime.containerStatuses().map((s) => [s.id, { state: s.state, restarts: s.restarts, lastError: s.lastError }]))
+  const live = new Map<string, ContainerLiveState>(c.runtime.containerStatuses().map((s) => [s.id, { state: s.state, restarts: s.restarts, lastError: s.lastError, pull: s.pull }]))
   for (const cfg of c.config.containers) if (!c.runsLocally(cfg.id)) live.set(cfg.id, ON_MESH)
   return live
 }

@@ -1,6 +1,7 @@
 import type { ContainerConfig } from '../config/types.ts'
 import type { JobRecord, StepRecord } from '../store/types.ts'
 import type { JobState } from '../types.ts'
+import type { ImageProgress } from '../runtime/types.ts'
 import { nodeIdFromPublicKey } from '../identity/index.ts'
 import type { ContainerInfo, Job, JobState as WireJobState, JobStep, JobSummary, SignedEnvelope } from '../protocol/generated.ts'
 
@@ -115,7 +116,7 @@ export function jobSummaryToWire (job: JobRecord): JobSummary {
   }
 }
 
-export interface ContainerLiveState { state: string, restarts: number, lastError: string }
+export interface ContainerLiveState { state: string, restarts: number, lastError: string, pull?: ImageProgress }
 
 export function containerToWire (c: ContainerConfig, imagePresent: boolean, live?: ContainerLiveState): ContainerInfo {
   return {
@@ -135,6 +136,8 @@ export function containerToWire (c: ContainerConfig, imagePresent: boolean, live
     restarts: live?.restarts ?? 0,
     external: c.external,
     lastError: live?.lastError ?? '',
-    generatesProofs: c.generatesProofs
+    generatesProofs: c.generatesProofs,
+    pullDoneBytes: live?.pull?.doneBytes ?? 0,
+    pullTotalBytes: live?.pull?.totalBytes ?? 0
   }
 }

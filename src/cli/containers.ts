@@ -1,7 +1,8 @@
 /**
  * `infra containers`: the containers a node serves and their state; with --wait, until every image is
- * fetched and every service is healthy (a bar per container on a TTY). `infra reputation`: what this
- * node's scheduler has recorded of each worker.
+ * fetched and every service is healthy (a bar per container on a TTY: the bytes of its image download
+ * while it is pulled, its state otherwise). `infra reputation`: what this node's scheduler has
+ * recorded of each worker.
  */
 import { connectControl } from '../api/client.ts'
 import type { ContainerInfo } from '../protocol/generated.ts'
@@ -9,7 +10,8 @@ import { str, UsageError, type ParsedArgs } from './args.ts'
 import { endpoints, reportRpcError, timeoutMs } from './client-commands.ts'
 import { formatDuration, shortDigest, table } from './format.ts'
 import type { CliIo } from './io.ts'
-import { containerProgress, containerStage } from './progress.ts'
+import { containerProgress, containerStage, pullText } from './progress.ts'
+import type { PullBytes } from './progress.ts'
 
 /** How often --wait asks the node again: a local call, and an image fetch takes seconds at least. */
 const POLL_MS = 500
@@ -18,7 +20,15 @@ const DEFAULT_WAIT_MS = 10 * 60_000
 
 function note (c: ContainerInfo): string {
   if (c.lastError !== '') return c.lastError.slice(0, 80)
-  return c.imagePresent || c.state === 'mesh' ? '' : 'image missing'
+  // A pulled image is on its way (its bytes say more than "missing"); a container past that stage has
+  // its image, whatever a status read of a moment ago said (image_present is up to a second old).
+  return c.imagePresent || c.state === 'pulling' || containerStage(c.state).at > 0 ? '' : 'image missing'
+}
+
+/** The download's bytes while the container is pulled and the node has heard from the fetch. */
+function pullOf (c: ContainerInfo): PullBytes | undefined {
+  if (c.state !== 'pulling' || (c.pullDoneBytes === 0 && c.pullTotalBytes === 0)) return undefined
+  return { doneBytes: c.pullDoneBytes, totalBytes: c.pullTotalBytes }
 }
 
 export function containerToJson (c: ContainerInfo): Record<string, unknown> {
@@ -38,14 +48,21 @@ export function containerToJson (c: ContainerInfo): Record<string, unknown> {
     external: c.external,
     generates_proofs: c.generatesProofs,
     description: c.description,
-    last_error: c.lastError
+    last_error: c.lastError,
+    pull_done_bytes: c.pullDoneBytes,
+    pull_total_bytes: c.pullTotalBytes
   }
+}
+
+function pullNote (c: ContainerInfo): string {
+  const pull = pullOf(c)
+  return pull === undefined ? note(c) : pullText(pull)
 }
 
 function print (list: ContainerInfo[], io: CliIo): void {
   if (list.length === 0) { io.out('no containers (add some under containers: in config.yaml)\n'); return }
   io.out(table(['ID', 'MODE', 'STATE', 'RESTARTS', 'IMAGE', 'DIGEST', 'NOTE'], list.map((c) => [
-    c.id, c.mode, c.state, String(c.restarts), c.image, shortDigest(c.digest), note(c)
+    c.id, c.mode, c.state, String(c.restarts), c.image, shortDigest(c.digest), pullNote(c)
   ])))
 }
 
@@ -65,7 +82,10 @@ export async function runContainers (args: ParsedArgs, io: CliIo): Promise<numbe
       const settled = (): boolean => list.every((c) => { const s = containerStage(c.state); return s.done || s.failed })
       try {
         for (;;) {
-          progress.update(list.map((c) => ({ id: c.id, state: c.state, image: c.image, note: note(c) })))
+          progress.update(list.map((c) => {
+            const pull = pullOf(c)
+            return { id: c.id, state: c.state, image: c.image, note: note(c), ...(pull === undefined ? {} : { pull }) }
+          }))
           if (settled() || Date.now() - started >= waitMs) break
           await new Promise((resolve) => setTimeout(resolve, POLL_MS))
           list = await client.listContainers({ timeoutMs: perCall })

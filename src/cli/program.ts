@@ -105,7 +105,7 @@ export function buildProgram (io: CliIo, argv: string[]): Built {
 
   nodeOptions(program.command('containers')
     .description('the containers this node serves: mode, state, image'), { json: true })
-    .option('--wait', 'wait until every image is fetched and every service healthy (exit 1 if not)')
+    .option('--wait', 'wait until every image is fetched (showing its download bytes) and every service healthy (exit 1 if not)')
     .option('--wait-timeout <ms>', 'give up waiting after MS (default 600000)')
     .action(act(async (a) => await (await import('./containers.ts')).runContainers(a, io)))
 

@@ -1,11 +1,12 @@
 /**
  * Progress for the waits of the CLI: a job's steps (`submit --wait`, `run`, `logs -f`) and containers
- * getting their images and starting (`containers --wait`). Bars (cli-progress) only on a TTY; to a
- * pipe or a log file, one plain line per change, so CI logs stay readable; nothing at all under
- * --json (the caller passes `quiet`). cli-progress is loaded only when a bar is drawn.
+ * getting their images and starting (`containers --wait`): a container being pulled shows the bytes
+ * of its image download, any other its state. Bars (cli-progress) only on a TTY; to a pipe or a log
+ * file, one plain line per change, so CI logs stay readable; nothing at all under --json (the caller
+ * passes `quiet`). cli-progress is loaded only when a bar is drawn.
  */
 import type { GenericFormatter } from 'cli-progress'
-import { formatDuration, stateName } from './format.ts'
+import { formatBytes, formatDuration, stateName } from './format.ts'
 
 export interface JobProgress {
   /** A job event: its wire or plain state and the event's detail ("step 2/3: resize", "verifying: ..."). */
@@ -13,7 +14,11 @@ export interface JobProgress {
   stop(finalLine?: string): void
 }
 
-export interface ContainerRow { id: string, state: string, image: string, note: string }
+/** Bytes of an image download; `totalBytes` 0 = not known yet. */
+export interface PullBytes { doneBytes: number, totalBytes: number }
+
+/** `pull`: set while the container is `pulling` and its download has started (ContainerInfo.pull_*_bytes). */
+export interface ContainerRow { id: string, state: string, image: string, note: string, pull?: PullBytes }
 
 export interface ContainerProgress {
   update(rows: ContainerRow[]): void
@@ -54,6 +59,23 @@ export function containerStage (state: string): { at: number, of: number, done: 
     case 'failed': return { at: 0, of: 3, done: false, failed: true }
     default: return { at: 0, of: 1, done: false, failed: false }
   }
+}
+
+/** "12.0 MiB of 40.0 MiB (30%)", or "12.0 MiB so far" while the total is unknown. */
+export function pullText (pull: PullBytes): string {
+  if (pull.totalBytes <= 0) return `${formatBytes(pull.doneBytes)} so far`
+  const pct = Math.floor(100 * Math.min(pull.doneBytes, pull.totalBytes) / pull.totalBytes)
+  return `${formatBytes(pull.doneBytes)} of ${formatBytes(pull.totalBytes)} (${pct}%)`
+}
+
+/**
+ * Which step of a download a plain line (off a TTY) is printed at: each tenth of a known total, each
+ * doubling past 1 MiB of an unknown one. A log gets a dozen lines per image, not one per poll.
+ */
+export function pullStep (pull: PullBytes): number {
+  if (pull.totalBytes > 0) return Math.floor(10 * Math.min(pull.doneBytes, pull.totalBytes) / pull.totalBytes)
+  const mib = pull.doneBytes / (1024 * 1024)
+  return mib < 1 ? 0 : 1 + Math.floor(Math.log2(mib))
 }
 
 const BAR = { barCompleteChar: '█', barIncompleteChar: '░', barsize: 24, hideCursor: true, clearOnComplete: true, fps: 8 }
@@ -99,7 +121,14 @@ export async function jobProgress (stream: NodeJS.WriteStream, jobId: string, st
   }
 }
 
-/** One bar per container (image fetched, service started, healthy); plain lines off a TTY. */
+/** The width of the moving block of a download whose size is not known yet. */
+const MARQUEE = 4
+
+/**
+ * One bar per container: the bytes of its image download while it is pulled (the bar fills to the
+ * total; a block moves back and forth while the total is unknown), else its stage (image fetched,
+ * service started, healthy). Plain lines off a TTY.
+ */
 export async function containerProgress (stream: NodeJS.WriteStream, opts: { quiet?: boolean } = {}): Promise<ContainerProgress> {
   if (opts.quiet === true) return { update: () => {}, stop: () => {} }
   if (stream.isTTY !== true) {
@@ -107,8 +136,11 @@ export async function containerProgress (stream: NodeJS.WriteStream, opts: { qui
     return {
       update: (rows) => {
         for (const r of rows) {
-          const line = `${r.state}${r.note !== '' ? ` (${r.note})` : ''}`
-          if (seen.get(r.id) !== line) { seen.set(r.id, line); stream.write(`container ${r.id}: ${line}\n`) }
+          const key = `${r.state}${r.note !== '' ? ` (${r.note})` : ''}`
+          const step = r.pull === undefined ? '' : `#${pullStep(r.pull)}`
+          if (seen.get(r.id) === key + step) continue
+          seen.set(r.id, key + step)
+          stream.write(`container ${r.id}: ${r.state}${r.pull !== undefined ? ` ${pullText(r.pull)}` : ''}${r.note !== '' ? ` (${r.note})` : ''}\n`)
         }
       },
       stop: (finalLine) => { if (finalLine !== undefined) stream.write(`${finalLine}\n`) }
@@ -116,11 +148,23 @@ export async function containerProgress (stream: NodeJS.WriteStream, opts: { qui
   }
   const { MultiBar } = await barsModule()
   const width = { id: 0 }
-  const format: GenericFormatter = (options, params, payload: { id: string, state: string, image: string, note: string }) => {
+  const format: GenericFormatter = (options, params, payload: { id: string, state: string, image: string, note: string, bytes: string, unsized: boolean }) => {
     const size = options.barsize ?? 24
-    const filled = Math.round(params.progress * size)
-    const bar = (options.barCompleteString ?? '').slice(0, filled) + (options.barIncompleteString ?? '').slice(0, size - filled)
-    return `${payload.id.padEnd(width.id)} ${bar} ${payload.state.padEnd(10)} ${payload.image}${payload.note !== '' ? `  ${payload.note}` : ''}`
+    const complete = options.barCompleteString ?? ''
+    const incomplete = options.barIncompleteString ?? ''
+    let bar: string
+    if (payload.unsized) {
+      // No total to fill towards: a block that moves on every redraw says the download goes on.
+      const span = size - MARQUEE
+      const tick = Math.floor(Date.now() / 125) % (2 * span)
+      const at = tick <= span ? tick : 2 * span - tick
+      bar = incomplete.slice(0, at) + complete.slice(0, MARQUEE) + incomplete.slice(0, size - at - MARQUEE)
+    } else {
+      const filled = Math.round(params.progress * size)
+      bar = complete.slice(0, filled) + incomplete.slice(0, size - filled)
+    }
+    const bytes = payload.bytes !== '' ? `${payload.bytes}  ` : ''
+    return `${payload.id.padEnd(width.id)} ${bar} ${payload.state.padEnd(10)} ${bytes}${payload.image}${payload.note !== '' ? `  ${payload.note}` : ''}`
   }
   const multi = new MultiBar({ ...BAR, clearOnComplete: false, stream, format })
   const bars = new Map<string, ReturnType<typeof multi.create>>()
@@ -128,15 +172,20 @@ export async function containerProgress (stream: NodeJS.WriteStream, opts: { qui
     update: (rows) => {
       width.id = Math.max(width.id, ...rows.map((r) => r.id.length))
       for (const r of rows) {
+        // A download with a known size fills by bytes; otherwise by stage (an unsized one draws the marquee).
         const stage = containerStage(r.state)
-        const payload = { id: r.id, state: r.state, image: r.image, note: r.note.slice(0, 60) }
+        const pull = r.pull
+        const sized = pull !== undefined && pull.totalBytes > 0
+        const total = sized ? pull.totalBytes : stage.of
+        const value = sized ? Math.min(pull.doneBytes, total) : stage.at
+        const payload = { id: r.id, state: r.state, image: r.image, note: r.note.slice(0, 60), bytes: pull === undefined ? '' : pullText(pull), unsized: pull !== undefined && !sized }
         let bar = bars.get(r.id)
         if (bar === undefined) {
-          bar = multi.create(stage.of, stage.at, payload)
+          bar = multi.create(total, value, payload)
           bars.set(r.id, bar)
         }
-        bar.setTotal(stage.of)
-        bar.update(stage.at, payload)
+        bar.setTotal(total)
+        bar.update(value, payload)
       }
     },
     stop: (finalLine) => {

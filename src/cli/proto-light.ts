@@ -6,10 +6,6 @@
  * every `infra` run. test/unit/cli-proto-light.test.ts holds it to the real loader: the same
  * services, method paths, encodings and decodings.
  */
-import { readdirSync } from 'node:fs'
-import path from 'node:path'
-import { createRequire } from 'node:module'
-import { fileURLToPath } from 'node:url'
 import protobuf from 'protobufjs'
 import type * as protoLoader from '@grpc/proto-loader'
 import { ProtocolLoadError, UnknownMessageTypeError } from '../protocol/errors.ts'
@@ -17,29 +13,9 @@ import { ProtocolLoadError, UnknownMessageTypeError } from '../protocol/errors.t
 /** The real loader's Root as JSON (`protoRoot().toJSON()`): the bundler writes it here (a JSON.parse of it). */
 declare const __INFRAMIND_PROTO_JSON__: protobuf.INamespace
 
-export const PROTO_ROOT = fileURLToPath(new URL('../../proto', import.meta.url))
-export const PROTO_DIR = 'inframind/v1'
-/** Where grpc-health-check keeps health.proto, found without running the package (which parses it). */
-export const HEALTH_PROTO: string = path.resolve(path.dirname(createRequire(import.meta.url).resolve('grpc-health-check')), '../../proto/health/v1/health.proto')
+import { LOADER_OPTIONS } from '../protocol/files.ts'
 
-export const LOADER_OPTIONS: protoLoader.Options = {
-  keepCase: false,
-  longs: Number,
-  enums: String,
-  defaults: true,
-  oneofs: true
-}
-
-export function protoFiles (): string[] {
-  const dir = path.join(PROTO_ROOT, PROTO_DIR)
-  let names: string[]
-  try {
-    names = readdirSync(dir)
-  } catch (err) {
-    throw new ProtocolLoadError(`cannot list ${dir}: ${(err as Error).message}`, { cause: err })
-  }
-  return names.filter((n) => n.endsWith('.proto')).sort().map((n) => `${PROTO_DIR}/${n}`)
-}
+export { PROTO_ROOT, PROTO_DIR, HEALTH_PROTO, LOADER_OPTIONS, protoFiles } from '../protocol/files.ts'
 
 export interface LightLoader {
   protoRoot(): protobuf.Root

@@ -17,6 +17,8 @@ import { fetchFromRegistry, fetchFromTar, reasonText } from './fetch.ts'
 import type { FetchContext } from './fetch.ts'
 import { readRecord, writeRecord } from './record.ts'
 import type { FetchSource, ImageRecordEntry } from './record.ts'
+import type { ProgressListener } from './progress.ts'
+import type { ImageProgress } from '../runtime/types.ts'
 
 export interface ImageCacheInit {
   /** Docker API socket; default: DOCKER_HOST when set, else /var/run/docker.sock (as the runtime). */
@@ -50,6 +52,10 @@ interface Flight {
   promise: Promise<Resolved>
   controller: AbortController
   waiters: number
+  /** The fetch's last (throttled) progress; undefined until a download starts. */
+  progress: ImageProgress | undefined
+  /** The onProgress of each waiting ensure() that asked for it. */
+  listeners: Set<ProgressListener>
 }
 
 export class DockerImageCache implements ImageCache {
@@ -124,8 +130,12 @@ export class DockerImageCache implements ImageCache {
     return { hits: this.#hits, misses: this.#misses, hitRatio: total === 0 ? 1 : this.#hits / total }
   }
 
-  async ensure (container: ContainerConfig, opts: { signal?: AbortSignal } = {}): Promise<string> {
-    return (await this.#ensure(container, opts.signal)).id
+  async ensure (container: ContainerConfig, opts: { signal?: AbortSignal, onProgress?: ProgressListener } = {}): Promise<string> {
+    return (await this.#ensure(container, opts.signal, opts.onProgress)).id
+  }
+
+  progress (container: ContainerConfig): ImageProgress | undefined {
+    return this.#flights.get(keyOf(container))?.progress
   }
 
   async prefetch (containers: ContainerConfig[]): Promise<PrefetchResult[]> {
@@ -138,7 +148,7 @@ export class DockerImageCache implements ImageCache {
       if (outcome === undefined) {
         const began = Date.now()
         try {
-          const resolved = await this.#ensure(container, undefined)
+          const resolved = await this.#ensure(container, undefined, undefined)
           outcome = { ok: true, source: resolved.origin, error: '' }
           this.#logger.info({ container: container.id, image: container.image, source: resolved.origin, ms: Date.now() - began }, 'image ready')
         } catch (err) {
@@ -159,7 +169,7 @@ export class DockerImageCache implements ImageCache {
     return await this.#evicting
   }
 
-  async #ensure (container: ContainerConfig, signal: AbortSignal | undefined): Promise<Resolved> {
+  async #ensure (container: ContainerConfig, signal: AbortSignal | undefined, onProgress: ProgressListener | undefined): Promise<Resolved> {
     this.#assertStarted()
     if (signal?.aborted === true) throw new ImageFetchAbortedError(container.image, reasonText(signal.reason))
     const key = keyOf(container)
@@ -172,6 +182,11 @@ export class DockerImageCache implements ImageCache {
     let flight = this.#flights.get(key)
     if (flight === undefined) flight = this.#launch(key, container)
     flight.waiters++
+    if (onProgress !== undefined) {
+      flight.listeners.add(onProgress)
+      // Joining a download under way: say at once how far it is, not only at its next report.
+      if (flight.progress !== undefined) tell(onProgress, flight.progress)
+    }
     try {
       const resolved = await waitFor(flight.promise, signal, container.image)
       if (resolved.origin === 'local') this.#hits++
@@ -183,6 +198,7 @@ export class DockerImageCache implements ImageCache {
       this.#misses++
       throw err
     } finally {
+      if (onProgress !== undefined) flight.listeners.delete(onProgress)
       flight.waiters--
       // Nobody waits any more (every caller gave up): stop fetching for no one.
       if (flight.waiters === 0 && this.#flights.get(key) === flight) {
@@ -194,7 +210,17 @@ export class DockerImageCache implements ImageCache {
 
   #launch (key: string, container: ContainerConfig): Flight {
     const controller = new AbortController()
-    const flight: Flight = { promise: this.#resolve(container, controller.signal), controller, waiters: 0 }
+    // The progress callback runs only after #resolve's first await, when `flight` is set.
+    const flight: Flight = {
+      promise: this.#resolve(container, controller.signal, (progress) => {
+        flight.progress = progress
+        for (const listener of flight.listeners) tell(listener, progress)
+      }),
+      controller,
+      waiters: 0,
+      progress: undefined,
+      listeners: new Set()
+    }
     flight.promise.catch(() => {}).finally(() => {
       if (this.#flights.get(key) === flight) this.#flights.delete(key)
     })
@@ -203,7 +229,7 @@ export class DockerImageCache implements ImageCache {
   }
 
   /** Local images, then the tar URL, then the registry; the pinned id is the only acceptable answer. */
-  async #resolve (container: ContainerConfig, signal: AbortSignal): Promise<Resolved> {
+  async #resolve (container: ContainerConfig, signal: AbortSignal, onProgress: ProgressListener): Promise<Resolved> {
     const { image, digest, source } = container
     try {
       const byTag = await this.#engine.inspect(image, signal)
@@ -233,11 +259,11 @@ export class DockerImageCache implements ImageCache {
         }
       }
       if (source.url !== '') {
-        const got = await attempt(`tar ${source.url}`, async (prev) => await fetchFromTar(ctx, container, prev, signal), 'tar')
+        const got = await attempt(`tar ${source.url}`, async (prev) => await fetchFromTar(ctx, container, prev, signal, onProgress), 'tar')
         if (got !== undefined) return got
       }
       if (source.pull) {
-        const got = await attempt(`registry pull of ${image}`, async (prev) => await fetchFromRegistry(ctx, container, prev, signal), 'registry')
+        const got = await attempt(`registry pull of ${image}`, async (prev) => await fetchFromRegistry(ctx, container, prev, signal, onProgress), 'registry')
         if (got !== undefined) return got
       }
       if (failure !== undefined) throw failure
@@ -326,6 +352,15 @@ export class DockerImageCache implements ImageCache {
 
   #assertStarted (): void {
     if (!this.#started) throw new ImageCacheNotStartedError()
+  }
+}
+
+/** One listener's failure never keeps the others (or the download) from going on. */
+function tell (listener: ProgressListener, progress: ImageProgress): void {
+  try {
+    listener(progress)
+  } catch {
+    // The listener's own problem; progress is advisory.
   }
 }
 

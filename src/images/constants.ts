@@ -25,3 +25,10 @@ export const RECORD_VERSION = 1
  * configs are a few KiB); anything larger is only hashed, never buffered.
  */
 export const TAR_METADATA_MAX_BYTES = 1024 * 1024
+
+/**
+ * A fetch reports its byte progress at most this often. Status readers poll (the CLI every 500 ms,
+ * the dashboard on its snapshots), so 4 reports a second is all they can show, and the cost per
+ * downloaded chunk stays one clock read and a comparison.
+ */
+export const IMAGE_PROGRESS_INTERVAL_MS = 250

@@ -3,6 +3,8 @@ import { createReadStream } from 'node:fs'
 import type { IncomingMessage } from 'node:http'
 import Dockerode from 'dockerode'
 import { EngineRequestError } from '../runtime/errors.ts'
+import { PullProgressTally } from './progress.ts'
+import type { ByteReport } from './progress.ts'
 
 export interface EngineImage {
   id: string
@@ -89,8 +91,12 @@ export class ImageEngine {
     }
   }
 
-  /** Registry pull of `image`; resolves when the engine reports the pull done, rejects with its error text. */
-  async pull (image: string, auth: RegistryAuth | undefined, signal: AbortSignal): Promise<void> {
+  /**
+   * Registry pull of `image`; resolves when the engine reports the pull done, rejects with its error text.
+   * `onProgress` hears the bytes downloaded over all layers (PullProgressTally) on every change: the
+   * caller throttles.
+   */
+  async pull (image: string, auth: RegistryAuth | undefined, signal: AbortSignal, onProgress?: ByteReport): Promise<void> {
     const { fromImage, tag } = splitReference(image)
     const res = await this.#dial({
       path: '/images/create?',
@@ -101,7 +107,12 @@ export class ImageEngine {
       abortSignal: signal,
       ...(auth === undefined ? {} : { authconfig: auth })
     }) as IncomingMessage
-    await readJsonLines(res, signal, () => {})
+    const tally = new PullProgressTally()
+    await readJsonLines(res, signal, (line) => {
+      if (onProgress === undefined || !tally.line(line)) return
+      const { doneBytes, totalBytes } = tally.progress()
+      onProgress(doneBytes, totalBytes)
+    })
   }
 
   async tag (id: string, ref: string): Promise<void> {

@@ -9,6 +9,8 @@ import type { Logger } from '../telemetry/logger.ts'
 import type { EngineImage, ImageEngine, RegistryAuth } from './engine.ts'
 import { splitReference } from './engine.ts'
 import { ImageFetchAbortedError, ImageFetchTimeoutError, ImageLoadError, RegistryPullError } from './errors.ts'
+import { ProgressThrottle } from './progress.ts'
+import type { ProgressListener } from './progress.ts'
 import { downloadTar } from './tar-source.ts'
 
 export interface FetchContext {
@@ -34,10 +36,18 @@ interface Before {
   tagId: string | undefined
 }
 
-export async function fetchFromTar (ctx: FetchContext, container: ContainerConfig, previous: EngineImage | undefined, signal: AbortSignal): Promise<Fetched> {
+/** `onProgress` hears the tar's bytes as they arrive (throttled); the last count stays while the engine loads it. */
+export async function fetchFromTar (ctx: FetchContext, container: ContainerConfig, previous: EngineImage | undefined, signal: AbortSignal, onProgress?: ProgressListener): Promise<Fetched> {
   const deadline = AbortSignal.any([signal, AbortSignal.timeout(ctx.pullTimeoutMs)])
   const began = Date.now()
-  const tar = await guard(ctx, container, 'tar download', signal, deadline, async () => await downloadTar(container, ctx.downloadDir, deadline))
+  const throttle = onProgress === undefined ? undefined : new ProgressThrottle(onProgress)
+  const tar = await guard(ctx, container, 'tar download', signal, deadline, async () => {
+    try {
+      return await downloadTar(container, ctx.downloadDir, deadline, throttle?.report.bind(throttle))
+    } finally {
+      throttle?.close()
+    }
+  })
   try {
     const downloadMs = Date.now() - began
     if (tar.images !== undefined) {
@@ -71,7 +81,8 @@ export async function fetchFromTar (ctx: FetchContext, container: ContainerConfi
   }
 }
 
-export async function fetchFromRegistry (ctx: FetchContext, container: ContainerConfig, previous: EngineImage | undefined, signal: AbortSignal): Promise<Fetched> {
+/** `onProgress` hears the bytes of the layers the engine downloads (throttled). */
+export async function fetchFromRegistry (ctx: FetchContext, container: ContainerConfig, previous: EngineImage | undefined, signal: AbortSignal, onProgress?: ProgressListener): Promise<Fetched> {
   const deadline = AbortSignal.any([signal, AbortSignal.timeout(ctx.pullTimeoutMs)])
   const { username, password } = container.source
   const auth: RegistryAuth | undefined = username === '' && password === ''
@@ -80,14 +91,17 @@ export async function fetchFromRegistry (ctx: FetchContext, container: Container
   const began = Date.now()
   const sizeBytes = await ctx.exclusive(async () => {
     const before = await snapshot(ctx, previous, deadline)
+    const throttle = onProgress === undefined ? undefined : new ProgressThrottle(onProgress)
     await guard(ctx, container, 'registry pull', signal, deadline, async () => {
       try {
-        await ctx.engine.pull(container.image, auth, deadline)
+        await ctx.engine.pull(container.image, auth, deadline, throttle?.report.bind(throttle))
       } catch (err) {
         if (deadline.aborted) throw err
         // Only the engine's text, scrubbed: the original error object stays out of logs and causes.
         const reason = scrub(engineText(err), [password, username])
         throw new RegistryPullError(container.image, reason, { imageDigest: container.digest })
+      } finally {
+        throttle?.close()
       }
     })
     return await verifyFetched(ctx, container, before, [container.image])

@@ -11,6 +11,7 @@ import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { ContainerConfig } from '../config/types.ts'
 import { ImageDownloadError, ImageTarHashMismatchError } from './errors.ts'
+import type { ByteReport } from './progress.ts'
 import { TarManifestReader } from './tar-manifest.ts'
 import type { TarImage } from './tar-manifest.ts'
 
@@ -28,8 +29,10 @@ export interface DownloadedTar {
  * Downloads `container.source.url` into `dir` and checks its sha256 against `source.sha256`.
  * Throws ImageTarHashMismatchError (file already deleted) or ImageDownloadError; an abort of
  * `signal` rejects with the signal's reason, so the caller can tell a timeout from a failure.
+ * `onProgress` hears the bytes received on every chunk (the caller throttles), against the
+ * Content-Length (0 when the server sends none, or a content-encoding makes it count other bytes).
  */
-export async function downloadTar (container: ContainerConfig, dir: string, signal: AbortSignal): Promise<DownloadedTar> {
+export async function downloadTar (container: ContainerConfig, dir: string, signal: AbortSignal, onProgress?: ByteReport): Promise<DownloadedTar> {
   const { url } = container.source
   const expected = container.source.sha256.toLowerCase()
   const path = join(dir, `${Date.now()}-${randomBytes(6).toString('hex')}.tar`)
@@ -50,9 +53,12 @@ export async function downloadTar (container: ContainerConfig, dir: string, sign
       await res.body?.cancel().catch(() => {})
       throw new ImageDownloadError(container.image, url, `the server answered HTTP ${res.status} ${res.statusText}`.trim(), { imageDigest: container.digest })
     }
+    const totalBytes = expectedLength(res.headers)
+    onProgress?.(0, totalBytes)
     const observe = new Transform({
       transform (chunk: Buffer, _encoding, done) {
         bytes += chunk.length
+        onProgress?.(bytes, totalBytes)
         hash.update(chunk)
         reader.write(chunk)
         done(null, chunk)
@@ -75,6 +81,14 @@ export async function downloadTar (container: ContainerConfig, dir: string, sign
     throw new ImageTarHashMismatchError(container.image, url, expected, actual, container.digest)
   }
   return { path, sha256: actual, bytes, images: reader.images(), dispose }
+}
+
+/** The body's size as the server announced it; fetch() decodes a content-encoding, so then it is unknown. */
+function expectedLength (headers: Headers): number {
+  const encoding = headers.get('content-encoding')
+  if (encoding !== null && encoding.trim().toLowerCase() !== 'identity') return 0
+  const length = Number(headers.get('content-length') ?? '')
+  return Number.isSafeInteger(length) && length > 0 ? length : 0
 }
 
 function describe (err: unknown): string {

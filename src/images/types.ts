@@ -1,5 +1,5 @@
 import type { ContainerConfig } from '../config/types.ts'
-import type { ImageResolver } from '../runtime/types.ts'
+import type { ImageProgress, ImageResolver } from '../runtime/types.ts'
 import type { Startable } from '../types.ts'
 
 export interface ImageCacheStats {
@@ -24,6 +24,8 @@ export interface ImageCache extends ImageResolver, Startable {
   /** Ensures every distinct image of `containers`; never throws, reports each result. */
   prefetch(containers: ContainerConfig[]): Promise<PrefetchResult[]>
   stats(): ImageCacheStats
+  /** The last byte progress of a fetch of `container`'s image under way (prefetch or a run's); undefined when none. */
+  progress(container: ContainerConfig): ImageProgress | undefined
   /** Removes unused images (never those of configured containers) past the disk budget; returns removed ids. */
   evict(): Promise<string[]>
 }

@@ -421,7 +421,7 @@ export interface ContainerInfo {
   mode: string
   /**
    * Service containers: pulling, starting, healthy, unhealthy, restarting, stopped, failed.
-   * One-shot containers: "ready" when the image is present, else "missing".
+   * One-shot containers: "ready" when the image is present, "pulling" while it is fetched, else "missing".
    * "mesh": this node admits jobs for it (a gateway) and workers on the mesh run them.
    */
   state: string
@@ -429,6 +429,13 @@ export interface ContainerInfo {
   external: boolean
   lastError: string
   generatesProofs: boolean
+  /**
+   * While state is "pulling" and the fetch has started: bytes of the image downloaded so far (the
+   * tar from source.url, or the layers of a registry pull) and the total. pull_total_bytes is 0 when
+   * the size is not known yet (no Content-Length; layers not all announced). Both 0 in other states.
+   */
+  pullDoneBytes: number
+  pullTotalBytes: number
 }
 
 export interface NodeInfo {

@@ -3,47 +3,13 @@
  * gossip, fetch, envelopes, receipts, the type generator) uses this Root, so no two parts of the
  * node can disagree about a message.
  */
-import { readdirSync } from 'node:fs'
 import path from 'node:path'
-import { createRequire } from 'node:module'
-import { fileURLToPath } from 'node:url'
 import protobuf from 'protobufjs'
 import * as protoLoader from '@grpc/proto-loader'
 import { ProtocolLoadError, UnknownMessageTypeError } from './errors.ts'
+import { HEALTH_PROTO, LOADER_OPTIONS, PROTO_ROOT, protoFiles } from './files.ts'
 
-/** proto/ at the repo root, found from this file so the node works from any working directory. */
-export const PROTO_ROOT = fileURLToPath(new URL('../../proto', import.meta.url))
-/** Our package's folder under PROTO_ROOT; every .proto in it is loaded, so a new file needs no code change. */
-export const PROTO_DIR = 'inframind/v1'
-
-const require = createRequire(import.meta.url)
-/** grpc.health.v1 ships with grpc-health-check; loaded with ours so reflection can describe the health service too. */
-export const HEALTH_PROTO: string = require('grpc-health-check').protoPath
-
-/**
- * How @grpc/proto-loader presents messages to handlers and clients: camelCase fields, enums as
- * value names, 64-bit ints as numbers (every uint64 we carry is a time, size or count far below
- * 2^53), bytes as Buffer, defaults filled in.
- */
-export const LOADER_OPTIONS: protoLoader.Options = {
-  keepCase: false,
-  longs: Number,
-  enums: String,
-  defaults: true,
-  oneofs: true
-}
-
-/** Our .proto files, relative to PROTO_ROOT, in a stable order. */
-export function protoFiles (): string[] {
-  const dir = path.join(PROTO_ROOT, PROTO_DIR)
-  let names: string[]
-  try {
-    names = readdirSync(dir)
-  } catch (err) {
-    throw new ProtocolLoadError(`cannot list ${dir}: ${(err as Error).message}`, { cause: err })
-  }
-  return names.filter((n) => n.endsWith('.proto')).sort().map((n) => `${PROTO_DIR}/${n}`)
-}
+export { PROTO_ROOT, PROTO_DIR, HEALTH_PROTO, LOADER_OPTIONS, protoFiles } from './files.ts'
 
 let root: protobuf.Root | undefined
 

@@ -125,7 +125,7 @@ class DockerRuntime implements Runtime {
       if (container.mode === 'service') {
         this.#services.set(container.id, new ServiceMonitor(serviceContext, container))
       } else {
-        this.#oneShot.set(container.id, { container, state: 'missing', lastError: 'not checked yet', checkedAtMs: 0 })
+        this.#oneShot.set(container.id, { container, state: 'missing', lastError: 'not checked yet', checkedAtMs: 0, pulling: false })
       }
     }
   }
@@ -196,8 +196,19 @@ class DockerRuntime implements Runtime {
       }
       const entry = this.#oneShot.get(id)
       if (entry === undefined) continue
-      // Cheap: a missing image is looked at again (one inspect, in the background) at most every few seconds.
-      if (entry.state === 'missing' && this.#started && now - entry.checkedAtMs >= ONESHOT_STATUS_REFRESH_MS) this.#checkOneShot(entry)
+      // The node's prefetch (or a run) fetches one-shot images through the image cache, not through
+      // this runtime: the cache says whether a fetch of this one is under way, and how far it is.
+      const pull = entry.state === 'missing' ? this.#images.progress?.(entry.container) : undefined
+      if (pull !== undefined) {
+        entry.pulling = true
+        statuses.push({ id: entry.container.id, mode: 'oneshot', state: 'pulling', restarts: 0, lastError: '', hostPort: 0, pull })
+        continue
+      }
+      // Cheap: a missing image is looked at again (one inspect, in the background) at most every few
+      // seconds, and at once when a fetch of it just ended.
+      const pulled = entry.pulling
+      entry.pulling = false
+      if (entry.state === 'missing' && this.#started && (pulled || now - entry.checkedAtMs >= ONESHOT_STATUS_REFRESH_MS)) this.#checkOneShot(entry)
       statuses.push({ id: entry.container.id, mode: 'oneshot', state: entry.state, restarts: 0, lastError: entry.lastError, hostPort: 0 })
     }
     return statuses
@@ -365,6 +376,8 @@ interface OneShotStatus {
   state: 'ready' | 'missing'
   lastError: string
   checkedAtMs: number
+  /** The last status read found a fetch of its image under way. */
+  pulling: boolean
 }
 
 /** Podman's Docker-compatible service names itself among the components of GET /version. */

@@ -14,5 +14,5 @@ export { schemaViolation, valueViolation, IO_SCHEMAS } from './schema.ts'
 export * from './errors.ts'
 export * from './constants.ts'
 export type {
-  Runtime, RuntimeStats, RunRequest, RunResult, ImageStatus, JobOrigin, ContainerState, ContainerStatus, ContainerEvent, ImageResolver
+  Runtime, RuntimeStats, RunRequest, RunResult, ImageStatus, JobOrigin, ContainerState, ContainerStatus, ContainerEvent, ImageResolver, ImageProgress
 } from './types.ts'

@@ -4,7 +4,7 @@
  * after service.maxRestarts restarts that never got it healthy again.
  */
 import type { ContainerConfig, ServiceConfig } from '../config/types.ts'
-import type { ContainerState, ContainerStatus, ImageResolver, RunRequest, RunResult } from './types.ts'
+import type { ContainerState, ContainerStatus, ImageProgress, ImageResolver, RunRequest, RunResult } from './types.ts'
 import { ServiceUnavailableError } from './errors.ts'
 import { assertSafeUser, SERVICE_HOST_IP } from './sandbox.ts'
 import { callService } from './service-call.ts'
@@ -30,6 +30,8 @@ export class ServiceMonitor {
   #restarts = 0
   #lastError = ''
   #hostPort = 0
+  /** The image fetch's last progress, while pulling (status reads show it; it is no state change). */
+  #pull: ImageProgress | undefined
   /** Set only while healthy: the hot path reads this one field. */
   #endpoint: ServiceEndpoint | undefined
   #stop = new AbortController()
@@ -43,7 +45,9 @@ export class ServiceMonitor {
   }
 
   status (): ContainerStatus {
-    return { id: this.container.id, mode: 'service', state: this.#state, restarts: this.#restarts, lastError: this.#lastError, hostPort: this.#hostPort }
+    const status: ContainerStatus = { id: this.container.id, mode: 'service', state: this.#state, restarts: this.#restarts, lastError: this.#lastError, hostPort: this.#hostPort }
+    if (this.#state === 'pulling' && this.#pull !== undefined) status.pull = this.#pull
+    return status
   }
 
   /** Starts the lifecycle in the background; never throws (failures end in state `failed`). */
@@ -82,7 +86,7 @@ export class ServiceMonitor {
       assertSafeUser(this.container)
       if (this.container.resources.gpu) await this.#ctx.assertGpu(this.container)
       await this.#ctx.assertOciRuntime(this.container)
-      imageId = await this.#ctx.images.ensure(this.container, { signal })
+      imageId = await this.#ctx.images.ensure(this.container, { signal, onProgress: (progress) => { this.#pull = progress } })
     } catch (err) {
       if (signal.aborted) return
       const message = (err as Error).message
@@ -136,6 +140,8 @@ export class ServiceMonitor {
 
   #set (state: ContainerState, detail: string, lastError?: string): void {
     this.#state = state
+    // A new pull starts from nothing; any other state has no pull to show.
+    this.#pull = undefined
     if (lastError !== undefined) this.#lastError = lastError
     this.#ctx.changed(this.status(), detail)
   }

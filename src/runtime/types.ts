@@ -49,7 +49,10 @@ export interface ImageStatus {
   digest: string
 }
 
-/** Service containers: pulling, starting, healthy, unhealthy, restarting, stopped, failed. One-shot: ready, missing. */
+/**
+ * Service containers: pulling, starting, healthy, unhealthy, restarting, stopped, failed. One-shot: ready,
+ * missing, and pulling while the image cache fetches its image (the node's prefetch, or a run's).
+ */
 export type ContainerState = 'pulling' | 'starting' | 'healthy' | 'unhealthy' | 'restarting' | 'stopped' | 'failed' | 'ready' | 'missing'
 
 export interface ContainerStatus {
@@ -60,6 +63,17 @@ export interface ContainerStatus {
   lastError: string
   /** Service containers: the 127.0.0.1 port the node calls (0 when not running). */
   hostPort: number
+  /** Only while `pulling`, once the fetch reported: bytes of the image downloaded so far. */
+  pull?: ImageProgress
+}
+
+/**
+ * How far an image fetch is: bytes of the tar downloaded, or of the layers a registry pull downloaded.
+ * `totalBytes` is 0 while the size is unknown (no Content-Length, layers not yet announced).
+ */
+export interface ImageProgress {
+  doneBytes: number
+  totalBytes: number
 }
 
 export interface ContainerEvent {
@@ -71,7 +85,13 @@ export interface ContainerEvent {
 
 /** Finds (or fetches) a container's image and returns its verified id (= the pinned digest). */
 export interface ImageResolver {
-  ensure(container: ContainerConfig, opts?: { signal?: AbortSignal }): Promise<string>
+  /**
+   * `onProgress` hears a fetch's progress (at most every IMAGE_PROGRESS_INTERVAL_MS, and the current
+   * value at once when joining a fetch already under way); never called when the image is local.
+   */
+  ensure(container: ContainerConfig, opts?: { signal?: AbortSignal, onProgress?: (progress: ImageProgress) => void }): Promise<string>
+  /** The last progress of a fetch of `container`'s image under way, whoever asked for it; undefined when none. */
+  progress?(container: ContainerConfig): ImageProgress | undefined
 }
 
 export interface RuntimeStats {

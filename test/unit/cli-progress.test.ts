@@ -1,5 +1,5 @@
 import test from 'ava'
-import { containerProgress, containerStage, jobFraction, jobProgress, stepOf } from '../../src/cli/progress.ts'
+import { containerProgress, containerStage, jobFraction, jobProgress, pullStep, pullText, stepOf } from '../../src/cli/progress.ts'
 
 /** A stream that records what is written; a TTY of 100 columns when `tty`. */
 function stream (tty: boolean): { s: NodeJS.WriteStream, text: () => string } {
@@ -78,4 +78,41 @@ test('on a TTY: a bar with the steps done, the state and the step; cleared at th
   c.stop()
   t.regex(rows.text(), /echo +█+ ready +inframind\/echo:1/)
   t.regex(rows.text(), /sentiment [█░]+ starting +inframind\/nlp:1/)
+})
+
+test('pullText and pullStep: bytes of a total, or so far; a plain line at each tenth or each doubling', (t) => {
+  const MiB = 1024 * 1024
+  t.is(pullText({ doneBytes: 3 * MiB, totalBytes: 12 * MiB }), '3.0 MiB of 12.0 MiB (25%)')
+  t.is(pullText({ doneBytes: 1536, totalBytes: 0 }), '1.5 KiB so far')
+  t.is(pullText({ doneBytes: 20, totalBytes: 10 }), '20 B of 10 B (100%)', 'never past 100%')
+  t.deepEqual([0, 1, 9.9, 10, 55, 100].map((pct) => pullStep({ doneBytes: pct, totalBytes: 100 })), [0, 0, 0, 1, 5, 10])
+  t.deepEqual([0, MiB - 1, MiB, 3 * MiB, 4 * MiB, 1024 * MiB].map((b) => pullStep({ doneBytes: b, totalBytes: 0 })), [0, 0, 1, 2, 3, 11])
+})
+
+test('containers being pulled: off a TTY a line per tenth of the download; on a TTY a byte bar, or a moving block while the size is unknown', async (t) => {
+  const KiB = 1024
+  const plain = stream(false)
+  const c = await containerProgress(plain.s)
+  for (const done of [0, 5, 10, 12, 19, 20, 100]) c.update([{ id: 'nlp', state: 'pulling', image: 'nlp:1', note: '', pull: { doneBytes: done * KiB, totalBytes: 100 * KiB } }])
+  c.update([{ id: 'nlp', state: 'starting', image: 'nlp:1', note: '' }])
+  c.stop()
+  t.is(plain.text(), [
+    'container nlp: pulling 0 B of 100.0 KiB (0%)',
+    'container nlp: pulling 10.0 KiB of 100.0 KiB (10%)',
+    'container nlp: pulling 20.0 KiB of 100.0 KiB (20%)',
+    'container nlp: pulling 100.0 KiB of 100.0 KiB (100%)',
+    'container nlp: starting', ''
+  ].join('\n'))
+
+  const tty = stream(true)
+  const bars = await containerProgress(tty.s)
+  bars.update([
+    { id: 'sized', state: 'pulling', image: 'a:1', note: '', pull: { doneBytes: 50 * KiB, totalBytes: 100 * KiB } },
+    { id: 'unsized', state: 'pulling', image: 'b:1', note: '', pull: { doneBytes: 3 * KiB, totalBytes: 0 } },
+    { id: 'plain', state: 'starting', image: 'c:1', note: '' }
+  ])
+  bars.stop()
+  t.regex(tty.text(), /sized +█{12}░{12} pulling +50\.0 KiB of 100\.0 KiB \(50%\) +a:1/, 'half the bytes, half the bar')
+  t.regex(tty.text(), /unsized ░*████░* pulling +3\.0 KiB so far +b:1/, 'a block of four, no fill')
+  t.regex(tty.text(), /plain +█{8}░{16} starting +c:1/, 'the state bar for the others')
 })

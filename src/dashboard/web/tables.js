@@ -39,7 +39,7 @@ function renderContainers () {
   const rows = [...containers.values()].map((c) => h('tr', { 'data-container': c.id, 'data-state': c.state },
     h('td', { class: 'mono' }, c.id, c.description ? h('div', { class: 'dim small' }, c.description) : null),
     h('td', {}, c.mode),
-    h('td', {}, h('span', { class: `cstate cstate-${c.state}` }, c.state)),
+    h('td', {}, h('span', { class: `cstate cstate-${c.state}` }, c.state), c.state === 'pulling' && c.pullDoneBytes > 0 ? ` ${bytes(c.pullDoneBytes)}${c.pullTotalBytes > 0 ? ` of ${bytes(c.pullTotalBytes)}` : ''}` : ''),
     h('td', { class: 'mono' }, c.image),
     h('td', { class: 'mono', title: c.digest }, shortHash(c.digest.replace(/^sha256:/, ''))),
     h('td', { class: 'num' }, String(c.restarts)),
