@@ -246,7 +246,11 @@ const PER_WAVE = 4
 test.after.always(async () => { await Promise.all(run.nodes.map(async (n) => await n.destroy())) })
 
 test.serial('cheat run: a mesh of a gateway, three workers (one cheating) and four validators', async (t) => {
-  const cheat = containerYaml('echo', { deterministic: true, command: ['sh', '-c', 'cat; echo tampered'] })
+  // 120 jobs of 3 runs each on a shared machine: a container start may take seconds when it is busy.
+  // The run is about catching the cheat, so a slow start must not fail a job by the container's timeout.
+  const patient = { deterministic: true, timeout_ms: 60_000 }
+  const echo = containerYaml('echo', patient)
+  const cheat = containerYaml('echo', { ...patient, command: ['sh', '-c', 'cat; echo tampered'] })
   const start = async (opts: Parameters<typeof startTestNode>[0]): Promise<TestNode> => {
     const n = await startTestNode(opts)
     run.nodes.push(n)
