@@ -113,3 +113,9 @@ export const FETCH_PER_PEER_PER_SECOND = 200
 export const FETCH_PER_PEER_BURST = 400
 /** Peers whose fetch rate is tracked (least recently seen evicted). */
 export const MAX_FETCH_TRACKED_PEERS = 1_024
+/**
+ * A node behind NAT starts only once its relay reservations are made (they are its only addresses):
+ * each may take this long. libp2p's 10 s default failed node starts on a busy 2-core machine; an edge
+ * node on a slow link is no faster.
+ */
+export const RELAY_RESERVATION_TIMEOUT_MS = 30_000

@@ -14,7 +14,7 @@ import type { ConnectionGater } from '@libp2p/interface'
 import type { MeshConfig, Role } from '../config/types.ts'
 import type { Identity } from '../identity/types.ts'
 import { DHT_PROTOCOL } from '../protocol/constants.ts'
-import { INBOUND_CONNECTIONS_PER_HOST_PER_S, PING_INTERVAL_MS, PNET_HANDSHAKE_TIMEOUT_MS } from './constants.ts'
+import { INBOUND_CONNECTIONS_PER_HOST_PER_S, PING_INTERVAL_MS, PNET_HANDSHAKE_TIMEOUT_MS, RELAY_RESERVATION_TIMEOUT_MS } from './constants.ts'
 import { peerScoreParams, peerScoreThresholds } from './scoring.ts'
 
 export interface MeshServices {
@@ -97,7 +97,7 @@ export async function createMeshLibp2p (config: MeshConfig, identity: Identity, 
   }
   if (roles.includes('relay')) services.relay = circuitRelayServer()
   // Every node can dial peers through relays; only nodes behind NAT listen through them.
-  const transports = [tcp(), circuitRelayTransport() as unknown as ReturnType<typeof tcp>]
+  const transports = [tcp(), circuitRelayTransport({ reservationCompletionTimeout: RELAY_RESERVATION_TIMEOUT_MS }) as unknown as ReturnType<typeof tcp>]
   const listen = [...config.listen]
   if (config.behindNat) {
     // Reserve a slot on each relay so peers can reach us through it.

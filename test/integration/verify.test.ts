@@ -256,8 +256,11 @@ test.serial('cheat run: a mesh of a gateway, three workers (one cheating) and fo
     run.nodes.push(n)
     return n
   }
-  const gateway = await start({ mesh: {}, node: { roles: ['scheduler', 'gateway'] }, containers: [echo] })
-  const join = { bootstrap: [meshAddr(gateway)] }
+  // Eight nodes share this test's one event loop for 120 jobs: on a machine whose cores are all busy
+  // a heartbeat can be seconds late, and a validator taken for lost mid-run is not what this tests.
+  const slowBeats = { heartbeat_interval_ms: 5_000 }
+  const gateway = await start({ mesh: slowBeats, node: { roles: ['scheduler', 'gateway'] }, containers: [echo] })
+  const join = { ...slowBeats, bootstrap: [meshAddr(gateway)] }
   const workers = await Promise.all([cheat, echo, echo].map(async (c) => await start({ mesh: join, containers: [c] })))
   // Four: a disputed job runs again checked by validators that did not judge the disputed result.
   const validators = await Promise.all([0, 1, 2, 3].map(async () => await start({ mesh: join, node: { roles: ['validator'] }, containers: [echo] })))
