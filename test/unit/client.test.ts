@@ -46,11 +46,13 @@ async function gateway (t: ExecutionContext, handlers: Handlers): Promise<FakeGa
   return { address: `127.0.0.1:${port}`, calls, kill }
 }
 
-/** An address where nothing listens (a gateway that is down). */
-async function deadAddress (t: ExecutionContext): Promise<string> {
-  const g = await gateway(t, {})
-  g.kill()
-  return g.address
+/**
+ * An address where nothing listens (a gateway that is down): port 1, which no test binds. A port
+ * freed by a killed server is not: the kernel hands it to the next server bound to port 0, often
+ * another test's, whose calls would then land here.
+ */
+function deadAddress (): string {
+  return '127.0.0.1:1'
 }
 
 function client (t: ExecutionContext, gateways: string[], opts: { timeoutMs?: number, watchProbeMs?: number } = {}): InframindClient {
@@ -79,7 +81,9 @@ function completing (output: string): Handlers {
   }
 }
 
-test('submit: a gateway answering UNAVAILABLE is skipped; the next gets the same client-made job id', async (t) => {
+// Every test here is serial: several kill a gateway mid-run, and a port that frees could be bound by
+// another test's gateway at once (the kernel reuses it for the next bind to port 0), crossing their calls.
+test.serial('submit: a gateway answering UNAVAILABLE is skipped; the next gets the same client-made job id', async (t) => {
   const a = await gateway(t, { SubmitJob: (_call, cb) => cb(unavailable()) })
   const b = await gateway(t, completing('x'))
   const c = client(t, [a.address, b.address])
@@ -93,7 +97,7 @@ test('submit: a gateway answering UNAVAILABLE is skipped; the next gets the same
   t.deepEqual(Buffer.from(b.calls[0].req.input), Buffer.from('hi'))
 })
 
-test('run: the gateway dies mid-WatchJob; the same job id is submitted to the next and one result comes back', async (t) => {
+test.serial('run: the gateway dies mid-WatchJob; the same job id is submitted to the next and one result comes back', async (t) => {
   let aWatching = false
   const a = await gateway(t, {
     SubmitJob: (call, cb) => cb(null, { jobId: call.request.jobId, state: 'JOB_STATE_PENDING', duplicate: false }),
@@ -121,7 +125,7 @@ test('run: the gateway dies mid-WatchJob; the same job id is submitted to the ne
   t.true(b.calls[0].req.deadlineMs <= 60_000 - 50 && b.calls[0].req.deadlineMs > 0, String(b.calls[0].req.deadlineMs))
 })
 
-test('watch: events come with the gateway they came from; after a failover the history restarts at the new gateway', async (t) => {
+test.serial('watch: events come with the gateway they came from; after a failover the history restarts at the new gateway', async (t) => {
   const a = await gateway(t, {
     SubmitJob: (call, cb) => cb(null, { jobId: call.request.jobId, state: 'JOB_STATE_PENDING', duplicate: false }),
     WatchJob: (call) => {
@@ -141,7 +145,7 @@ test('watch: events come with the gateway they came from; after a failover the h
   ])
 })
 
-test('run: a frozen gateway (stream silent, GetJob unanswered) is left for the next after the probe fails', async (t) => {
+test.serial('run: a frozen gateway (stream silent, GetJob unanswered) is left for the next after the probe fails', async (t) => {
   const a = await gateway(t, {
     SubmitJob: (call, cb) => cb(null, { jobId: call.request.jobId, state: 'JOB_STATE_PENDING', duplicate: false }),
     WatchJob: () => { /* never writes */ },
@@ -156,15 +160,15 @@ test('run: a frozen gateway (stream silent, GetJob unanswered) is left for the n
   t.is(a.calls.find((x) => x.method === 'SubmitJob')?.req.jobId, b.calls.find((x) => x.method === 'SubmitJob')?.req.jobId)
 })
 
-test('run: a gateway that is down from the start (connection refused) is skipped', async (t) => {
-  const dead = await deadAddress(t)
+test.serial('run: a gateway that is down from the start (connection refused) is skipped', async (t) => {
+  const dead = deadAddress()
   const b = await gateway(t, completing('ok'))
   const c = client(t, [dead, b.address])
   const job = await c.run({ containers: ['echo'], input: bytes('x') })
   t.is(Buffer.from(job.output).toString(), 'ok')
 })
 
-test('a refusal (INVALID_ARGUMENT) is the answer: no other gateway is asked', async (t) => {
+test.serial('a refusal (INVALID_ARGUMENT) is the answer: no other gateway is asked', async (t) => {
   const a = await gateway(t, { SubmitJob: (_call, cb) => cb({ code: grpc.status.INVALID_ARGUMENT, details: 'unknown container' }) })
   const b = await gateway(t, completing('never'))
   const c = client(t, [a.address, b.address])
@@ -173,7 +177,7 @@ test('a refusal (INVALID_ARGUMENT) is the answer: no other gateway is asked', as
   t.is(b.calls.length, 0)
 })
 
-test('a full gateway (RESOURCE_EXHAUSTED, GATEWAY_FULL) sends the job to the next; a message too large does not', async (t) => {
+test.serial('a full gateway (RESOURCE_EXHAUSTED, GATEWAY_FULL) sends the job to the next; a message too large does not', async (t) => {
   const md = new grpc.Metadata()
   md.set('inframind-error-code', 'GATEWAY_FULL')
   const full = await gateway(t, { SubmitJob: (_call, cb) => cb({ code: grpc.status.RESOURCE_EXHAUSTED, details: 'full', metadata: md }) })
@@ -185,7 +189,7 @@ test('a full gateway (RESOURCE_EXHAUSTED, GATEWAY_FULL) sends the job to the nex
   t.is(b.calls.length, 1)
 })
 
-test('every gateway down: the client goes round again, always with the same job id, until the caller stops it', async (t) => {
+test.serial('every gateway down: the client goes round again, always with the same job id, until the caller stops it', async (t) => {
   const a = await gateway(t, { SubmitJob: (_call, cb) => cb(unavailable()) })
   const b = await gateway(t, { SubmitJob: (_call, cb) => cb(unavailable('NO_WORKER')) })
   const c = client(t, [a.address, b.address])
@@ -197,7 +201,7 @@ test('every gateway down: the client goes round again, always with the same job 
   t.is(new Set([...a.calls, ...b.calls].map((x) => x.req.jobId)).size, 1)
 })
 
-test('every gateway down until the deadline: GatewaysUnavailableError with each gateway\'s last failure', async (t) => {
+test.serial('every gateway down until the deadline: GatewaysUnavailableError with each gateway\'s last failure', async (t) => {
   const a = await gateway(t, { SubmitJob: (_call, cb) => cb(unavailable()) })
   const b = await gateway(t, { SubmitJob: (_call, cb) => cb(unavailable('NO_WORKER')) })
   const c = client(t, [a.address, b.address])
@@ -212,7 +216,7 @@ test('every gateway down until the deadline: GatewaysUnavailableError with each 
   t.is(failures.get(b.address)?.details, 'NO_WORKER')
 })
 
-test('a gateway that never answers: each call is bounded, and the operation ends at its deadline naming the failure', async (t) => {
+test.serial('a gateway that never answers: each call is bounded, and the operation ends at its deadline naming the failure', async (t) => {
   const hung = await gateway(t, { SubmitJob: () => { /* never answers */ } })
   const c = client(t, [hung.address], { timeoutMs: 200 })
   const err = await t.throwsAsync(c.submit({ containers: ['echo'], input: bytes('x') }, { timeoutMs: 1000 }))
@@ -221,7 +225,7 @@ test('a gateway that never answers: each call is bounded, and the operation ends
   t.is(failure?.code, grpc.status.DEADLINE_EXCEEDED)
 })
 
-test('the caller\'s signal ends a wait at once with ClientAbortedError', async (t) => {
+test.serial('the caller\'s signal ends a wait at once with ClientAbortedError', async (t) => {
   const a = await gateway(t, {
     SubmitJob: (call, cb) => cb(null, { jobId: call.request.jobId, state: 'JOB_STATE_PENDING', duplicate: false }),
     WatchJob: () => { /* the job never ends */ },
@@ -237,7 +241,7 @@ test('the caller\'s signal ends a wait at once with ClientAbortedError', async (
   t.is(err?.name, 'ClientAbortedError')
 })
 
-test('get: a gateway that does not know the job is not the last word', async (t) => {
+test.serial('get: a gateway that does not know the job is not the last word', async (t) => {
   const a = await gateway(t, { GetJob: (_call, cb) => cb({ code: grpc.status.NOT_FOUND, details: 'no such job' }) })
   const b = await gateway(t, completing('there'))
   const c = client(t, [a.address, b.address])
@@ -256,7 +260,7 @@ function status (id: string, ownerId: string, request: SignedEnvelope | null, st
   return { subscription: { id, owner: ownerId, request: request !== null ? envelopeToWire(request) : null, createdAt: 1, activeAt: 61, acceptedBy: 'gw' }, state, currentInterval: 1, responses: [] }
 }
 
-test('createSubscription: the owner-signed request verifies and decodes; a failover sends the very same bytes', async (t) => {
+test.serial('createSubscription: the owner-signed request verifies and decodes; a failover sends the very same bytes', async (t) => {
   const a = await gateway(t, { CreateSubscription: (_call, cb) => cb(unavailable()) })
   const b = await gateway(t, {
     CreateSubscription: (call, cb) => {
@@ -282,7 +286,7 @@ test('createSubscription: the owner-signed request verifies and decodes; a failo
   t.deepEqual(res.subscription?.request !== null && res.subscription?.request !== undefined ? encodeEnvelope(res.subscription.request) : undefined, encodeEnvelope(sentB))
 })
 
-test('a request always expires (an hour by default) and names the id the coordinators derive from (owner key, nonce)', (t) => {
+test.serial('a request always expires (an hour by default) and names the id the coordinators derive from (owner key, nonce)', (t) => {
   const now = 1_800_000_000_000
   const { id, owner: ownerId, request } = openSubscriptionRequest(signSubscriptionRequest(owner, { ...spec, expiresAt: undefined }, now))
   t.is(request.expiresAt, 1_800_000_000 + 3600)
@@ -291,7 +295,7 @@ test('a request always expires (an hour by default) and names the id the coordin
   t.is(subscriptionIdOf(owner.publicKey, 'other'), subscriptionId(owner.publicKey, 'other'))
 })
 
-test('a request signed off-line is submitted as is by anyone; a tampered one does not verify', async (t) => {
+test.serial('a request signed off-line is submitted as is by anyone; a tampered one does not verify', async (t) => {
   const signed = signSubscriptionRequest(owner, spec)
   const g = await gateway(t, { CreateSubscription: (call, cb) => cb(null, status('sub-2', openSubscriptionRequest(envelopeFromWire(call.request)).owner, null)) })
   const c = client(t, [g.address])
@@ -303,7 +307,7 @@ test('a request signed off-line is submitted as is by anyone; a tampered one doe
   t.throws(() => openSubscriptionRequest(tampered), { name: 'InvalidSignedRequestError' })
 })
 
-test('cancelSubscription: signed by the owner, naming the subscription; the same signed cancel to each gateway tried', async (t) => {
+test.serial('cancelSubscription: signed by the owner, naming the subscription; the same signed cancel to each gateway tried', async (t) => {
   const g = await gateway(t, {
     CancelSubscription: (call, cb) => {
       const { owner: signer, cancel } = openSubscriptionCancel(envelopeFromWire(call.request))
@@ -324,7 +328,7 @@ test('cancelSubscription: signed by the owner, naming the subscription; the same
   t.is((err as grpc.ServiceError).code, grpc.status.PERMISSION_DENIED)
 })
 
-test('the client refuses a spec no gateway could accept, before signing', (t) => {
+test.serial('the client refuses a spec no gateway could accept, before signing', (t) => {
   t.throws(() => signSubscriptionRequest(owner, { ...spec, frequency: 0 }), { name: 'InvalidSubscriptionSpecError' })
   t.throws(() => signSubscriptionRequest(owner, { ...spec, period: 0, frequency: 2 }), { name: 'InvalidSubscriptionSpecError' })
   t.throws(() => signSubscriptionRequest(owner, { ...spec, nonce: '' }), { name: 'InvalidSubscriptionSpecError' })
@@ -342,7 +346,7 @@ function response (interval: number, index: number, output: string, ownerId = ow
 
 const wireResponse = (r: SubscriptionResponse): Record<string, unknown> => ({ ...r, outputHash: Buffer.from(r.outputHash), sealedOutput: Buffer.from(r.sealedOutput) })
 
-test('watchSubscription: responses across a gateway\'s death, each once; the owner opens each output', async (t) => {
+test.serial('watchSubscription: responses across a gateway\'s death, each once; the owner opens each output', async (t) => {
   const first = [response(1, 1, 'one-a'), response(1, 2, 'one-b'), response(2, 1, 'two-a')]
   const a = await gateway(t, {
     GetSubscription: (_call, cb) => cb(null, status('sub-1', owner.nodeId, null)),
@@ -367,7 +371,7 @@ test('watchSubscription: responses across a gateway\'s death, each once; the own
   t.is(b.calls.find((x) => x.method === 'WatchSubscription')?.req.fromInterval, 2)
 })
 
-test('openSubscriptionOutput: another key cannot open it; a wrong hash is caught; lazy responses carry none', (t) => {
+test.serial('openSubscriptionOutput: another key cannot open it; a wrong hash is caught; lazy responses carry none', (t) => {
   const r = response(1, 1, 'secret')
   t.throws(() => openSubscriptionOutput(identityFromSeed(new Uint8Array(32).fill(9)), r), { name: 'SealOpenError' })
   t.throws(() => openSubscriptionOutput(owner, { ...r, outputHash: new Uint8Array(32) }), { name: 'OutputHashMismatchError' })
@@ -378,7 +382,7 @@ function recordReply (kind: string, data: Uint8Array, hash?: string): Record<str
   return { record: { kind, data: Buffer.from(data), storedAtMs: 1000, jobId: 'j1', nodeIds: ['w1'] }, hash: hash ?? createHash('sha256').update(data).digest('hex'), archiveId: 'arch' }
 }
 
-test('getReceipt: by job id or by hash; a node without it (or not an archive) is skipped; bytes are checked against the hash', async (t) => {
+test.serial('getReceipt: by job id or by hash; a node without it (or not an archive) is skipped; bytes are checked against the hash', async (t) => {
   const data = encode('inframind.v1.SignedEnvelope', signSubscriptionRequest(owner, spec))
   const notArchive = await gateway(t, { GetReceipt: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED, details: 'not an archive' }) })
   const archive = await gateway(t, {
@@ -398,7 +402,7 @@ test('getReceipt: by job id or by hash; a node without it (or not an archive) is
   t.is(err?.name, 'RecordHashMismatchError')
 })
 
-test('listRecords: filters go on the wire; the page token comes back', async (t) => {
+test.serial('listRecords: filters go on the wire; the page token comes back', async (t) => {
   const data = bytes('raw output')
   const g = await gateway(t, { ListRecords: (_call, cb) => cb(null, { records: [recordReply('output', data)], nextPageToken: 'next-1' }) })
   const c = client(t, [g.address])
@@ -408,7 +412,7 @@ test('listRecords: filters go on the wire; the page token comes back', async (t)
   t.like(g.calls[0].req, { jobId: 'j1', nodeId: 'w1', sinceMs: 1000, untilMs: 5000, kind: 'output', pageSize: 10, pageToken: 't0' })
 })
 
-test('discover: gateways it returns are tried once the known ones fail', async (t) => {
+test.serial('discover: gateways it returns are tried once the known ones fail', async (t) => {
   const a = await gateway(t, { SubmitJob: (_call, cb) => cb(unavailable()) })
   const b = await gateway(t, completing('found'))
   let asked = 0
@@ -420,7 +424,7 @@ test('discover: gateways it returns are tried once the known ones fail', async (
   t.deepEqual(c.gateways(), [a.address, b.address])
 })
 
-test('close: idempotent; calls after it fail with ClientClosedError; no gateways at all is refused', async (t) => {
+test.serial('close: idempotent; calls after it fail with ClientClosedError; no gateways at all is refused', async (t) => {
   const g = await gateway(t, completing('x'))
   const c = inframindClient({ gateways: [g.address] })
   c.close()
